@@ -1,0 +1,1 @@
+//! Authenticity checks (placeholder; replaced by the auth work).

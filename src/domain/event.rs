@@ -1,0 +1,1 @@
+//! Typed inbound events (placeholder; replaced by the events work).

@@ -1,0 +1,7 @@
+//! Pure types and rules of the gateway: no axum, sqlx or reqwest here.
+//!
+//! Owns: entities and their ids (`entity`), the typed inbound events of both sides (`event`).
+//! May import: std, serde, serde_json, time, uuid.
+
+pub mod entity;
+pub mod event;
