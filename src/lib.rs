@@ -5,4 +5,9 @@
 //! (axum edge) < `startup` (wiring, the only place that picks implementations).
 
 pub mod auth;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod ledger;
+pub mod startup;
+pub mod sync;

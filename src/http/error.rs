@@ -1,0 +1,194 @@
+//! The one HTTP error type of the gateway, answered as `application/problem+json` (RFC 9457).
+//!
+//! Owns: `ApiError`, its status codes and problem bodies, and `RawBody` (the body extractor whose
+//! rejections are problems too, 413 over the limit).
+//! `detail` never contains a secret or a raw payload; internal errors are logged once here and
+//! answered with a generic detail.
+//! May import: std, axum, serde_json, tracing, crate::ledger.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::ledger::LedgerError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed; the detail names what is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or invalid credentials or signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 408: the request took longer than the request timeout.
+    #[error("the request took too long")]
+    RequestTimeout,
+    /// 413: the body is over the limit (in bytes).
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 503: the store could not commit; nothing was accepted, the sender should retry.
+    #[error("the store is unavailable; nothing was accepted, retry later")]
+    Unavailable,
+    /// 503: the gateway is up but cannot serve yet (store unreachable or not migrated).
+    #[error("{0}")]
+    NotReady(String),
+    /// 500: anything else; logged, never described to the client.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem `type`: a stable URN per kind of problem.
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid-request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::RequestTimeout => "request-timeout",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::Unavailable => "store-unavailable",
+            ApiError::NotReady(_) => "not-ready",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        // Whatever went wrong, the delivery is not committed: 503 tells the sender to retry,
+        // and never a 2xx. Log once, here, with the cause chain (no payloads in it).
+        let chain = anyhow::Error::from(e);
+        tracing::error!(error.cause_chain = ?chain, "store could not commit");
+        ApiError::Unavailable
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error.cause_chain = ?e, "internal error");
+        }
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": format!("urn:npd-monday-gateway:problem:{}", self.slug()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, ApiError::Unavailable) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// The raw request body, read up to the router's body limit. Over the limit: 413 problem.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(crate::config::DEFAULT_BODY_LIMIT_BYTES, |l| l.0);
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(limit))
+            }
+            Err(_) => Err(ApiError::BadRequest(
+                "the request body could not be read".into(),
+            )),
+        }
+    }
+}
+
+/// The configured body limit, put in request extensions so that `RawBody` can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problems_are_rfc9457_json_with_the_right_status() {
+        let cases = [
+            (
+                ApiError::BadRequest("field `data.id` is missing".into()),
+                400,
+                "field `data.id` is missing",
+            ),
+            (
+                ApiError::Unauthorized("bad signature".into()),
+                401,
+                "bad signature",
+            ),
+            (
+                ApiError::PayloadTooLarge(262_144),
+                413,
+                "the body is larger than 262144 bytes",
+            ),
+            (
+                ApiError::Unavailable,
+                503,
+                "the store is unavailable; nothing was accepted, retry later",
+            ),
+            (
+                ApiError::Internal(anyhow::anyhow!("secret-ish detail")),
+                500,
+                "internal error",
+            ),
+        ];
+        for (error, status, detail) in cases {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+            if status == 503 {
+                assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+            }
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(body["status"], status);
+            assert_eq!(body["detail"], detail);
+            assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:")));
+            assert!(body["title"].is_string());
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Group commit for the inbox: concurrent requests share one transaction and one fsync.
+//!
+//! Owns: `InboxWriter`, the only path by which ingress stores deliveries. A request hands its row
+//! to a writer task and waits; the writer takes every row waiting at that moment (up to
+//! `batch_max`), inserts them with one statement in one transaction, commits, and only then answers
+//! each request. Durability is unchanged (nobody is answered before the commit that holds its row);
+//! what changes is that N concurrent requests cost one commit instead of N. If a batch fails, its
+//! rows are retried one by one so a single bad row cannot fail its neighbours.
+//! May import: std, tokio, sqlx, tracing, crate::ledger.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::ledger::inbox::{
+    InsertOutcome, NewInboxEvent, insert_batch_postgres, insert_batch_sqlite,
+};
+use crate::ledger::{LedgerError, LedgerResult, Store};
+
+type Reply = oneshot::Sender<LedgerResult<InsertOutcome>>;
+
+/// Hands inbox rows to the group-commit writers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct InboxWriter {
+    queue: mpsc::Sender<(NewInboxEvent, Reply)>,
+}
+
+impl InboxWriter {
+    /// Starts `writers` writer tasks (one on SQLite, which has a single writer anyway). They stop
+    /// when every `InboxWriter` clone is dropped, after answering what is queued.
+    pub fn spawn(store: Store, batch_max: usize, writers: usize) -> InboxWriter {
+        let writers = match store {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => writers.max(1),
+        };
+        let batch_max = batch_max.max(1);
+        let (tx, rx) = mpsc::channel(batch_max * writers * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers {
+            tokio::spawn(run_writer(store.clone(), Arc::clone(&rx), batch_max));
+        }
+        InboxWriter { queue: tx }
+    }
+
+    /// Stores one delivery and returns once it is committed (or known to be a duplicate).
+    pub async fn insert(&self, event: NewInboxEvent) -> LedgerResult<InsertOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((event, reply))
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
+        answer.await.map_err(|_| LedgerError::WriterStopped)?
+    }
+}
+
+async fn run_writer(
+    store: Store,
+    queue: Arc<Mutex<mpsc::Receiver<(NewInboxEvent, Reply)>>>,
+    batch_max: usize,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        {
+            // One writer at a time gathers a batch: whatever is waiting right now, never waiting
+            // for more (waiting would add latency without adding durability).
+            let mut rx = queue.lock().await;
+            if rx.recv_many(&mut batch, batch_max).await == 0 {
+                return;
+            }
+        }
+        let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        match commit_batch(&store, &events).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if events.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch.size = events.len(), "group commit failed; retrying its rows one by one");
+                for (event, reply) in events.into_iter().zip(replies) {
+                    let result = commit_batch(&store, std::slice::from_ref(&event))
+                        .await
+                        .map(|mut o| o.pop().unwrap_or(InsertOutcome::Duplicate));
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        batch = Vec::with_capacity(batch_max);
+    }
+}
+
+/// One transaction for the whole batch; SQLite takes its write lock up front (`BEGIN IMMEDIATE`)
+/// so the commit cannot fail on a lock upgrade.
+async fn commit_batch(store: &Store, events: &[NewInboxEvent]) -> LedgerResult<Vec<InsertOutcome>> {
+    match store {
+        Store::Sqlite(pool) => {
+            let mut tx = pool.begin_with("begin immediate").await?;
+            let outcomes = insert_batch_sqlite(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        Store::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let outcomes = insert_batch_postgres(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+    }
+}

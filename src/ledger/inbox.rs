@@ -1,0 +1,193 @@
+//! The inbox: every accepted delivery from NPD or Monday, deduplicated on (source, delivery id).
+//!
+//! Owns: `inbox_events` rows, their insertion (one multi-row statement per group commit) and reads.
+//! May import: std, sqlx, crate::ledger, crate::domain.
+
+use std::collections::HashSet;
+
+use sqlx::{FromRow, QueryBuilder};
+
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
+use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+
+/// Where a delivery came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Npd,
+    Monday,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Npd => "npd",
+            Source::Monday => "monday",
+        }
+    }
+}
+
+/// A verified, parsed delivery about to be stored. Holds nothing secret: the payload is the body
+/// the sender signed (Monday's `shortLivedToken` travels in the JWT header, never in the body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInboxEvent {
+    pub source: Source,
+    /// `webhook-id` for NPD, `event.triggerUuid` for Monday: the dedupe key.
+    pub delivery_id: String,
+    /// `contact.updated`, `update_column_value`, ...
+    pub event_type: String,
+    pub entity_kind: Option<EntityKind>,
+    pub npd_id: Option<NpdId>,
+    pub board_id: Option<BoardId>,
+    pub monday_item_id: Option<MondayItemId>,
+    /// NPD's per-entity `version`.
+    pub entity_version: Option<i64>,
+    /// NPD `updated_at` or Monday `changedAt`, in ms.
+    pub occurred_at_ms: Option<i64>,
+    /// The raw body as received.
+    pub payload: String,
+    pub request_id: Option<String>,
+    /// When set, the event is stored already processed with outcome `ignored` and this reason
+    /// (an unmapped board or column, or an event type the gateway does not sync).
+    pub ignored_reason: Option<String>,
+}
+
+/// What storing one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// New; this is its inbox id.
+    Accepted(i64),
+    /// The same (source, delivery id) was already stored; nothing changed.
+    Duplicate,
+}
+
+/// One stored inbox row.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct InboxRow {
+    pub id: i64,
+    pub source: String,
+    pub delivery_id: String,
+    pub event_type: String,
+    pub entity_kind: Option<String>,
+    pub npd_id: Option<String>,
+    pub board_id: Option<String>,
+    pub monday_item_id: Option<String>,
+    pub entity_version: Option<i64>,
+    pub occurred_at: Option<i64>,
+    pub payload: String,
+    pub request_id: Option<String>,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub outcome_detail: Option<String>,
+}
+
+const INBOX_COLUMNS: &str = "id, source, delivery_id, event_type, entity_kind, npd_id, board_id, \
+     monday_item_id, entity_version, occurred_at, payload, request_id, received_at, processed_at, \
+     outcome, outcome_detail";
+
+/// Tells, for each of `events` in order, whether the insert returned its row: the first request for
+/// a (source, delivery id) gets the row, later ones in the same batch are duplicates of it.
+fn outcomes(events: &[NewInboxEvent], inserted: &[(i64, String, String)]) -> Vec<InsertOutcome> {
+    let mut taken: HashSet<(&str, &str)> = HashSet::new();
+    events
+        .iter()
+        .map(|e| {
+            let key = (e.source.as_str(), e.delivery_id.as_str());
+            let row = inserted
+                .iter()
+                .find(|(_, s, d)| s == key.0 && d == key.1)
+                .map(|(id, _, _)| *id);
+            match row {
+                Some(id) if taken.insert(key) => InsertOutcome::Accepted(id),
+                _ => InsertOutcome::Duplicate,
+            }
+        })
+        .collect()
+}
+
+/// Inserts `events` with one multi-row statement on the caller's connection (inside its
+/// transaction) and tells, for each, whether it was new. One function per backend, same SQL.
+macro_rules! insert_batch_fn {
+    ($name:ident, $db:ty, $conn:ty) => {
+        pub(crate) async fn $name(conn: &mut $conn, events: &[NewInboxEvent]) -> LedgerResult<Vec<InsertOutcome>> {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            let now = now_ms();
+            let mut qb: QueryBuilder<'_, $db> = QueryBuilder::new(
+                "insert into inbox_events (source, delivery_id, event_type, entity_kind, npd_id, \
+                 board_id, monday_item_id, entity_version, occurred_at, payload, request_id, \
+                 received_at, processed_at, outcome, outcome_detail, created_at, updated_at) ",
+            );
+            qb.push_values(events, |mut b, e| {
+                let ignored = e.ignored_reason.is_some();
+                b.push_bind(e.source.as_str())
+                    .push_bind(e.delivery_id.as_str())
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.entity_kind.map(|k| k.as_str()))
+                    .push_bind(e.npd_id.map(|id| id.to_string()))
+                    .push_bind(e.board_id.map(|id| id.to_string()))
+                    .push_bind(e.monday_item_id.map(|id| id.to_string()))
+                    .push_bind(e.entity_version)
+                    .push_bind(e.occurred_at_ms)
+                    .push_bind(e.payload.as_str())
+                    .push_bind(e.request_id.as_deref())
+                    .push_bind(now)
+                    .push_bind(ignored.then_some(now))
+                    .push_bind(ignored.then_some("ignored"))
+                    .push_bind(e.ignored_reason.as_deref())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.push(" on conflict (source, delivery_id) do nothing returning id, source, delivery_id");
+            let inserted: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            Ok(outcomes(events, &inserted))
+        }
+    };
+}
+insert_batch_fn!(insert_batch_sqlite, sqlx::Sqlite, sqlx::SqliteConnection);
+insert_batch_fn!(insert_batch_postgres, sqlx::Postgres, sqlx::PgConnection);
+
+impl Store {
+    /// The inbox row of one delivery, if stored.
+    pub async fn find_inbox_event(
+        &self,
+        source: Source,
+        delivery_id: &str,
+    ) -> LedgerResult<Option<InboxRow>> {
+        let sql = format!(
+            "select {INBOX_COLUMNS} from inbox_events where source = $1 and delivery_id = $2"
+        );
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, InboxRow>(&sql)
+                .bind(source.as_str())
+                .bind(delivery_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row)
+    }
+
+    /// All inbox rows of one source, oldest first (tests and diagnostics; bounded by `limit`).
+    pub async fn inbox_events(&self, source: Source, limit: i64) -> LedgerResult<Vec<InboxRow>> {
+        let sql = format!(
+            "select {INBOX_COLUMNS} from inbox_events where source = $1 order by id limit $2"
+        );
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, InboxRow>(&sql)
+                .bind(source.as_str())
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// How many inbox rows exist, in all.
+    pub async fn inbox_count(&self) -> LedgerResult<i64> {
+        let n = with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>("select count(*) from inbox_events").fetch_one(pool).await
+        })?;
+        Ok(n)
+    }
+}

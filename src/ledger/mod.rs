@@ -1,0 +1,156 @@
+//! The sync ledger: every SQL statement of the gateway lives under this module.
+//!
+//! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
+//! tables of DESIGN.md through one submodule per concern (`inbox`, `group_commit`).
+//! Statements are written once with `$n` placeholders and run on either backend through
+//! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
+//! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
+//! May import: std, sqlx, tokio, time, crate::domain, crate::config.
+
+pub mod group_commit;
+pub mod inbox;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{DatabaseBackend, DatabaseSettings};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$store`; the body is type-checked once
+/// per backend, so one statement text serves both.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::ledger::Store::Sqlite($pool) => $body,
+            $crate::ledger::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The ledger's database: SQLite (embedded, one process) or PostgreSQL (any number of replicas).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A failure of the store. Ingress answers 503 for any of them: nothing was acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the store is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("store error")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot apply migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the database location: {0}")]
+    Location(String),
+    #[error("the ingest writer has stopped")]
+    WriterStopped,
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => LedgerError::Unavailable(e),
+            other => LedgerError::Database(other),
+        }
+    }
+}
+
+pub type LedgerResult<T> = Result<T, LedgerError>;
+
+/// Milliseconds since the unix epoch: the one clock of the ledger.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens the store named by the settings. SQLite: the file and its folder are created on first
+    /// start, in WAL mode with `synchronous = FULL`, so a commit survives power loss, not only a crash.
+    pub async fn connect(settings: &DatabaseSettings) -> LedgerResult<Store> {
+        let backend = settings.backend().map_err(LedgerError::Location)?;
+        let url = settings.url.expose_secret();
+        match backend {
+            DatabaseBackend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let path = options.get_filename();
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| LedgerError::Location(format!("{}: {e}", dir.display())))?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout())
+                    .connect_with(options)
+                    .await?;
+                Ok(Store::Sqlite(pool))
+            }
+            DatabaseBackend::Postgres => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout())
+                    .connect_with(options)
+                    .await?;
+                Ok(Store::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        match self {
+            Store::Sqlite(_) => DatabaseBackend::Sqlite,
+            Store::Postgres(_) => DatabaseBackend::Postgres,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Store::Sqlite(_) => &SQLITE_MIGRATOR,
+            Store::Postgres(_) => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Applies every pending migration (idempotent; safe to run from several replicas at once,
+    /// sqlx takes a lock on Postgres).
+    pub async fn migrate(&self) -> LedgerResult<()> {
+        let migrator = self.migrator();
+        with_pool!(self, pool => migrator.run(pool).await)?;
+        Ok(())
+    }
+
+    /// Readiness: the store answers and every migration this binary knows has been applied.
+    pub async fn ready(&self) -> LedgerResult<bool> {
+        let applied: Vec<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("select version from _sqlx_migrations where success = true")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(self.migrator().iter().all(|m| applied.contains(&m.version)))
+    }
+
+    /// Closes every connection; pending group commits fail with `Unavailable`.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+}

@@ -1,0 +1,156 @@
+//! Wiring: builds the store, the writers, the state and the router, binds the listener, runs until
+//! stopped. The only place where concrete implementations are chosen.
+//!
+//! Owns: `Application`, logging set-up, signal handling.
+//! May import: everything in the crate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSettings, Settings};
+use crate::http::{self, AppState};
+use crate::ledger::Store;
+use crate::ledger::group_commit::InboxWriter;
+use crate::sync::ingest::Ingest;
+
+/// A built gateway, bound to its port, not yet serving.
+pub struct Application {
+    settings: Arc<Settings>,
+    store: Store,
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects the store, applies migrations, starts the ingest writers and binds the listener
+    /// (port 0 picks a free one: see `local_addr`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let store = Store::connect(&settings.database).await.with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                settings.database.redacted_url()
+            )
+        })?;
+        store.migrate().await.context("cannot apply migrations")?;
+        let writer = InboxWriter::spawn(
+            store.clone(),
+            settings.database.ingest_batch_max,
+            settings.database.ingest_writers,
+        );
+        let ingest = Ingest::new(Arc::clone(&settings), writer);
+        let state = AppState::new(Arc::clone(&settings), store.clone(), ingest);
+        warn_about_refused_sources(&state);
+        let router = http::router(state);
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.http.listen))?;
+        Ok(Application {
+            settings,
+            store,
+            listener,
+            router,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Cancelling this token stops the application as SIGTERM would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains in-flight requests (within the
+    /// configured grace) and closes the store.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(
+            listen = %addr,
+            store = ?self.store.backend(),
+            database = %self.settings.database.redacted_url(),
+            "npd-monday-gateway listening"
+        );
+        http::server::serve(
+            self.listener,
+            self.router,
+            self.settings.http.header_read_timeout(),
+            self.shutdown.clone(),
+            self.settings.http.shutdown_grace(),
+        )
+        .await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Says at start-up which deliveries will be refused, and why, so nobody has to guess from 401s.
+fn warn_about_refused_sources(state: &AppState) {
+    if state.npd_verifier.is_none() {
+        tracing::warn!("NPD_WEBHOOK_SECRET is not set: every NPD event will be refused with 401");
+    }
+    match (
+        state.monday_jwt.is_some(),
+        state.monday_path_token.is_some(),
+    ) {
+        (false, false) => tracing::warn!(
+            "neither MONDAY_SIGNING_SECRET nor MONDAY_WEBHOOK_TOKEN is set: every Monday delivery will be refused with 401"
+        ),
+        (false, true) => tracing::info!(
+            "MONDAY_SIGNING_SECRET is not set: Monday deliveries are accepted only on /webhooks/monday/{{token}}"
+        ),
+        _ => {}
+    }
+}
+
+/// Installs the global tracing subscriber (text or JSON lines). Safe to call more than once.
+pub fn init_tracing(log: &LogSettings) {
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
