@@ -1,0 +1,305 @@
+//! Test harness: spawns the real gateway on a random port against a real store (a temporary SQLite
+//! file, or a fresh schema in the PostgreSQL named by `GATEWAY_TEST_POSTGRES_URL`), and signs
+//! requests the way NPD and Monday do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use npd_monday_gateway::auth::monday_jwt::sign_hs256;
+use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
+use npd_monday_gateway::config::Settings;
+use npd_monday_gateway::domain::entity::BoardId;
+use npd_monday_gateway::ledger::Store;
+use npd_monday_gateway::startup::Application;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub const NPD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const NPD_SECRET_NEXT: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+pub const MONDAY_SIGNING_SECRET: &str = "test-monday-signing-secret";
+pub const MONDAY_PATH_TOKEN: &str = "path-token-0123456789abcdef";
+pub const CONTACTS_BOARD: u64 = 4_100_000_001;
+pub const ORGANIZATIONS_BOARD: u64 = 4_100_000_002;
+pub const PUBLIC_URL: &str = "https://gateway.example.com";
+
+/// Which store a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend when `GATEWAY_TEST_POSTGRES_URL` is set.
+    pub fn postgres() -> Option<Backend> {
+        std::env::var("GATEWAY_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(Backend::Postgres)
+    }
+}
+
+/// A database the test owns: a temporary SQLite file or a PostgreSQL schema, removed on drop.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path: PathBuf = dir.path().join("nested").join("gateway.db");
+                TestDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+            Backend::Postgres(base) => {
+                let schema = format!("gw_test_{}", uuid::Uuid::new_v4().simple());
+                let pool = sqlx::PgPool::connect(base)
+                    .await
+                    .expect("GATEWAY_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+                sqlx::query(&format!("create schema {schema}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create schema");
+                pool.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                TestDatabase {
+                    url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                    _dir: None,
+                    pg: Some((base.clone(), schema)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg.take() {
+            // Drop runs inside the test's runtime: clean up on a thread with a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                            let _ = sqlx::query(&format!("drop schema if exists {schema} cascade"))
+                                .execute(&pool)
+                                .await;
+                            pool.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings as the tests use them: random port, both sources' secrets, both boards.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    s.database.url = SecretString::from(database_url.to_owned());
+    s.database.max_connections = 4;
+    s.npd.webhook_secret = Some(SecretString::from(NPD_SECRET.to_owned()));
+    s.monday.signing_secret = Some(SecretString::from(MONDAY_SIGNING_SECRET.to_owned()));
+    s.monday.webhook_token = Some(SecretString::from(MONDAY_PATH_TOKEN.to_owned()));
+    s.monday.contacts_board_id = Some(BoardId(CONTACTS_BOARD));
+    s.monday.organizations_board_id = Some(BoardId(ORGANIZATIONS_BOARD));
+    s.http.public_url = Some(PUBLIC_URL.to_owned());
+    s.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into());
+    s
+}
+
+/// A running gateway.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _db: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: &Backend) -> TestApp {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let db = TestDatabase::create(backend).await;
+        let mut settings = test_settings(&db.url);
+        tweak(&mut settings);
+        if std::env::var("TEST_LOG").is_ok() {
+            npd_monday_gateway::startup::init_tracing(&settings.log);
+        }
+        let app = Application::build(settings).await.expect("gateway starts");
+        let addr = app.local_addr().expect("local addr");
+        let store = app.store().clone();
+        let shutdown = app.shutdown_token();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            addr,
+            store,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            shutdown,
+            _task: task,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts an NPD event signed now with the test secret.
+    pub async fn post_npd_signed(&self, webhook_id: &str, body: &str) -> reqwest::Response {
+        let ts = now();
+        let signature = sign_npd(NPD_SECRET, webhook_id, ts, body.as_bytes());
+        self.post_npd(webhook_id, &ts.to_string(), &signature, body)
+            .await
+    }
+
+    pub async fn post_npd(
+        &self,
+        webhook_id: &str,
+        ts: &str,
+        signature: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/npd/events"))
+            .header("content-type", "application/json")
+            .header("webhook-id", webhook_id)
+            .header("webhook-timestamp", ts)
+            .header("webhook-signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Posts a Monday delivery to `/webhooks/monday` with a valid JWT.
+    pub async fn post_monday_signed(&self, body: &str) -> reqwest::Response {
+        self.post_monday(
+            "/webhooks/monday",
+            Some(&monday_jwt(now() + 60, &monday_audience())),
+            body,
+        )
+        .await
+    }
+
+    pub async fn post_monday(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(auth) = authorization {
+            req = req.header("authorization", auth);
+        }
+        req.send().await.expect("request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn sign_npd(secret: &str, webhook_id: &str, ts: i64, body: &[u8]) -> String {
+    let secret = WebhookSecret::parse(secret).expect("test secret");
+    sign(&secret, webhook_id, ts, body)
+}
+
+pub fn monday_audience() -> String {
+    format!("{PUBLIC_URL}/webhooks/monday")
+}
+
+/// A Monday-shaped JWT signed with the test signing secret.
+pub fn monday_jwt(exp: i64, aud: &str) -> String {
+    sign_hs256(
+        MONDAY_SIGNING_SECRET.as_bytes(),
+        &json!({
+            "accountId": 1825529,
+            "userId": 4012689,
+            "aud": aud,
+            "exp": exp,
+            "iat": exp - 300,
+            "shortLivedToken": "SHORT_LIVED_TOKEN_SECRET_VALUE",
+        }),
+    )
+}
+
+/// A fixture file's text.
+pub fn fixture(path: &str) -> String {
+    let full = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
+    std::fs::read_to_string(format!("{full}{path}"))
+        .unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// Problem+json body of a response, asserting its content type and status field.
+pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Declares each listed `async fn name(backend: Backend)` as a test on SQLite and on PostgreSQL
+/// (the latter only when `GATEWAY_TEST_POSTGRES_URL` is set; CI sets it).
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match $crate::helpers::Backend::postgres() {
+                        Some(backend) => super::$name(backend).await,
+                        None => eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: one binary, one module per surface. Each test spawns the real gateway on a
+//! random port against a real store; most run on SQLite and on PostgreSQL (`store_tests!`).
+
+mod helpers;
+
+mod durability;
+mod http_limits;
+mod monday_ingress;
+mod npd_ingress;
