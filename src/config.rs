@@ -996,6 +996,46 @@ website = { column = "site", type = "link" }
     }
 
     #[test]
+    fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
+        let example = include_str!("../fixtures/gateway.example.toml");
+        let shipped = load(&[], Some(example)).expect("the example file loads as shipped");
+        assert_eq!(shipped.http.listen.to_string(), "127.0.0.1:8080");
+        // Uncomment every `# key = value` line: each must name a real key with a valid value.
+        let enabled: String = example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = load(&[], Some(&enabled)).expect("every documented key is valid");
+        assert!(s.npd.webhook_secret.is_some() && s.monday.webhook_token.is_some());
+        assert_eq!(
+            s.board_for(EntityKind::Contact),
+            Some(BoardId(4_100_000_001))
+        );
+        assert_eq!(
+            s.conflicts.policy(EntityKind::Contact, "email"),
+            ConflictPolicy::Manual
+        );
+        assert_eq!(
+            s.conflicts.policy(EntityKind::Organization, "website"),
+            ConflictPolicy::NpdWins
+        );
+        assert_eq!(
+            s.http.public_url.as_deref(),
+            Some("https://gateway.example.com")
+        );
+    }
+
+    #[test]
     fn monday_audience_is_built_from_the_public_url() {
         let s = load(
             &[("GATEWAY_PUBLIC_URL", "https://gateway.example.com/")],

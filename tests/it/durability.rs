@@ -1,19 +1,13 @@
 //! Durability: a 2xx means committed (kill -9 and restart), 503 and never 2xx when the store cannot
 //! commit, and group commit under concurrency loses and duplicates nothing.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use npd_monday_gateway::config::DatabaseSettings;
 use npd_monday_gateway::ledger::Store;
 use npd_monday_gateway::ledger::inbox::Source;
 use secrecy::SecretString;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    Backend, CONTACTS_BOARD, MONDAY_SIGNING_SECRET, NPD_SECRET, ORGANIZATIONS_BOARD, TestApp,
-    TestDatabase, fixture, now, problem, sign_npd,
+    Backend, GatewayProcess, NPD_SECRET, TestApp, TestDatabase, fixture, now, problem, sign_npd,
 };
 use crate::store_tests;
 
@@ -23,63 +17,10 @@ store_tests!(
     concurrent_deliveries_are_all_committed_once,
 );
 
-/// The gateway binary, started as an operator would, with its listen address read from its log.
-struct GatewayProcess {
-    child: Child,
-    addr: String,
-}
-
-impl GatewayProcess {
-    async fn start(database_url: &str) -> GatewayProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_DATABASE_URL", database_url)
-            .env("GATEWAY_LOG_FORMAT", "json")
-            .env("GATEWAY_LOG", "info")
-            .env("NPD_WEBHOOK_SECRET", NPD_SECRET)
-            .env("MONDAY_SIGNING_SECRET", MONDAY_SIGNING_SECRET)
-            .env("MONDAY_CONTACTS_BOARD_ID", CONTACTS_BOARD.to_string())
-            .env(
-                "MONDAY_ORGANIZATIONS_BOARD_ID",
-                ORGANIZATIONS_BOARD.to_string(),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the gateway binary");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(listen) = v.get("listen").and_then(|l| l.as_str())
-                {
-                    return listen.to_owned();
-                }
-            }
-            panic!("the gateway exited before listening");
-        })
-        .await
-        .expect("the gateway did not start listening within 30 s");
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        GatewayProcess { child, addr }
-    }
-
-    async fn kill_9(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let _ = self.child.wait().await;
-    }
-}
-
 async fn an_acknowledged_event_survives_kill_9_and_restart(backend: Backend) {
     // Arrange
     let db = TestDatabase::create(&backend).await;
-    let gateway = GatewayProcess::start(&db.url).await;
+    let gateway = GatewayProcess::start(&db.url, &[]).await;
     let client = reqwest::Client::new();
     let body = fixture("npd/contact.created.json");
     let ts = now();
@@ -101,7 +42,7 @@ async fn an_acknowledged_event_survives_kill_9_and_restart(backend: Backend) {
     gateway.kill_9().await;
 
     // Assert: a restarted gateway finds it, and the retry NPD would send is a duplicate.
-    let gateway = GatewayProcess::start(&db.url).await;
+    let gateway = GatewayProcess::start(&db.url, &[]).await;
     let store = open_store(&db.url).await;
     let row = store
         .find_inbox_event(Source::Npd, "msg_kill9")
@@ -129,7 +70,7 @@ async fn an_acknowledged_event_survives_kill_9_and_restart(backend: Backend) {
     store.close().await;
 }
 
-async fn open_store(url: &str) -> Store {
+pub async fn open_store(url: &str) -> Store {
     let settings = DatabaseSettings {
         url: SecretString::from(url.to_owned()),
         max_connections: 2,

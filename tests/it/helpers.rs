@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use npd_monday_gateway::auth::monday_jwt::sign_hs256;
@@ -14,6 +16,8 @@ use npd_monday_gateway::ledger::Store;
 use npd_monday_gateway::startup::Application;
 use secrecy::SecretString;
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 pub const NPD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -302,4 +306,99 @@ macro_rules! store_tests {
             )*
         }
     };
+}
+
+/// The gateway binary, started as an operator would (environment only), with its listen address
+/// read from its JSON log, and every log line kept for inspection.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub addr: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl GatewayProcess {
+    /// Starts `serve` on a random port with the test secrets; `extra` adds or overrides variables.
+    pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> GatewayProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GATEWAY_LISTEN", "127.0.0.1:0")
+            .env("GATEWAY_DATABASE_URL", database_url)
+            .env("GATEWAY_LOG_FORMAT", "json")
+            .env("GATEWAY_LOG", "info")
+            .env("NPD_WEBHOOK_SECRET", NPD_SECRET)
+            .env("MONDAY_SIGNING_SECRET", MONDAY_SIGNING_SECRET)
+            .env("MONDAY_CONTACTS_BOARD_ID", CONTACTS_BOARD.to_string())
+            .env(
+                "MONDAY_ORGANIZATIONS_BOARD_ID",
+                ORGANIZATIONS_BOARD.to_string(),
+            );
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the gateway binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let sink = Arc::clone(&logs);
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut addr_tx = Some(addr_tx);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(listen) = v.get("listen").and_then(|l| l.as_str())
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(listen.to_owned());
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(30), addr_rx)
+            .await
+            .expect("the gateway did not start listening within 30 s")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the gateway exited before listening: {:?}",
+                    logs.lock().map(|l| l.clone())
+                )
+            });
+        GatewayProcess { child, addr, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn kill_9(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit status.
+    pub async fn terminate(mut self, within: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the gateway did not exit within {within:?} of SIGTERM"))
+            .expect("wait");
+        // Let the log reader take the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let logs = self.logs.lock().expect("log lock").clone();
+        (status, logs)
+    }
 }

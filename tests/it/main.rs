@@ -7,3 +7,4 @@ mod durability;
 mod http_limits;
 mod monday_ingress;
 mod npd_ingress;
+mod operations;
