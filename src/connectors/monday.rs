@@ -1,0 +1,1 @@
+//! Monday GraphQL client (placeholder; replaced by the Monday work).

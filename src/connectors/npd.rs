@@ -1,0 +1,1 @@
+//! NPD REST client (placeholder; replaced by the NPD work).

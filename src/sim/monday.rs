@@ -1,0 +1,1 @@
+//! Monday simulator (placeholder; replaced by the Monday work).

@@ -1,0 +1,1 @@
+//! NPD simulator (placeholder; replaced by the NPD work).
