@@ -1,14 +1,17 @@
-//! How NPD fields map to Monday columns, per entity kind.
+//! How NPD fields map to Monday columns, per entity kind, and how their values convert.
 //!
 //! Owns: `ColumnType`, `ColumnMapping`, `EntityMapping`, the default mappings of CONTRACT.md and
-//! their validation. Value conversion between NPD and Monday formats also lives here.
-//! May import: std, serde, crate::domain::entity.
+//! their validation; `FieldValue`, the canonical form of a synced value (`ColumnType::canonical`),
+//! its conversion to and from Monday's column JSON (`to_monday`, `from_webhook`, `from_api_value`)
+//! and `MappingError`; `phone_country`; reading NPD snapshots and building/splitting item names.
+//! May import: std, serde, serde_json, thiserror, crate::domain.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::domain::entity::EntityKind;
 
@@ -61,6 +64,239 @@ impl FromStr for ColumnType {
                 )
             })
     }
+}
+
+/// A synced field's value in canonical form; `None` is empty or absent. Every mapped field is
+/// text-like.
+pub type FieldValue = Option<String>;
+
+/// Why a Monday column value could not be read. Messages name the column type and the expected
+/// shape, never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The JSON is not the shape a column of this type has.
+    #[error("a {column_type} column value has an unexpected shape, expected {expected}")]
+    UnexpectedShape {
+        column_type: ColumnType,
+        expected: &'static str,
+    },
+    /// The API's `value` string does not hold JSON.
+    #[error("a {column_type} column value from the API is not valid JSON")]
+    NotJson { column_type: ColumnType },
+}
+
+/// The placeholder item name used when every item-name field is empty.
+pub const UNNAMED_ITEM: &str = "Unnamed";
+
+/// Monday's limit on an item name, in characters.
+pub const ITEM_NAME_MAX_CHARS: usize = 255;
+
+impl ColumnType {
+    /// Canonical form used for every comparison, so Monday's reformatting of what the gateway
+    /// wrote never reads as a change:
+    /// - text and link: trimmed;
+    /// - email: trimmed and lower-cased;
+    /// - phone: E.164-like: whitespace, dashes, dots and parentheses removed, a leading `00`
+    ///   becomes `+`; a number without `+`/`00` keeps its digits, unprefixed (any other character
+    ///   is kept, so nothing the user typed is silently dropped);
+    /// - long text: `\r\n` (and a lone `\r`) become `\n`, trailing whitespace is removed, leading
+    ///   whitespace is kept.
+    ///
+    /// An empty result is `None`. Canonicalising a canonical value returns it unchanged.
+    pub fn canonical(self, raw: &str) -> FieldValue {
+        let value = match self {
+            ColumnType::Text | ColumnType::Link => raw.trim().to_owned(),
+            ColumnType::Email => raw.trim().to_lowercase(),
+            ColumnType::Phone => canonical_phone(raw),
+            ColumnType::LongText => raw
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .trim_end()
+                .to_owned(),
+        };
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// The JSON Monday expects for this column in `column_values` (FACTS §2.6): text `"v"`,
+    /// long text `{"text": v}`, email `{"email": v, "text": v}`, phone
+    /// `{"phone": v, "countryShortName": ISO2}` (the key is left out when `phone_country` does
+    /// not know the number), link `{"url": v, "text": v}`. `None` clears the column: JSON null.
+    pub fn to_monday(self, value: &FieldValue) -> Value {
+        let Some(v) = value else {
+            return Value::Null;
+        };
+        let text = || Value::String(v.clone());
+        match self {
+            ColumnType::Text => text(),
+            ColumnType::LongText => serde_json::json!({ "text": v }),
+            ColumnType::Email => serde_json::json!({ "email": v, "text": v }),
+            ColumnType::Link => serde_json::json!({ "url": v, "text": v }),
+            ColumnType::Phone => {
+                let mut object = Map::new();
+                object.insert("phone".into(), text());
+                if let Some(country) = phone_country(v) {
+                    object.insert("countryShortName".into(), country.into());
+                }
+                Value::Object(object)
+            }
+        }
+    }
+
+    /// A column's value as a webhook delivers it (`value` of `update_column_value`, or one entry
+    /// of `create_pulse` `columnValues`), canonicalised. Absent, `null` and `{}` are `Ok(None)`.
+    /// The API write formats of `to_monday` are accepted too (a bare string for text).
+    /// Webhook shapes: text `{"value"}`, long text `{"text", "changed_at"}`, email
+    /// `{"email", "text", "changed_at"}`, phone `{"phone", "countryShortName", "changed_at"}`,
+    /// link `{"url", "text", "changed_at"}`; the value key may be null (cleared).
+    pub fn from_webhook(self, value: Option<&Value>) -> Result<FieldValue, MappingError> {
+        let raw = match value {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(object)) if object.is_empty() => return Ok(None),
+            Some(Value::String(s)) if self == ColumnType::Text => s.as_str(),
+            Some(Value::Object(object)) => match object.get(self.value_key()) {
+                Some(Value::Null) => return Ok(None),
+                Some(Value::String(s)) => s.as_str(),
+                _ => return Err(self.unexpected_shape()),
+            },
+            Some(_) => return Err(self.unexpected_shape()),
+        };
+        Ok(self.canonical(raw))
+    }
+
+    /// A column's value as the GraphQL API returns it in `column_values { value }`: a JSON
+    /// *string* holding the stored JSON (`"{\"email\":\"a@b.c\",\"text\":\"a@b.c\"}"`,
+    /// `"\"plain text\""` for text), or null. Canonicalised; an empty string is `None`.
+    pub fn from_api_value(self, value: Option<&str>) -> Result<FieldValue, MappingError> {
+        let Some(raw) = value.filter(|raw| !raw.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let parsed: Value =
+            serde_json::from_str(raw).map_err(|_| MappingError::NotJson { column_type: self })?;
+        self.from_webhook(Some(&parsed))
+    }
+
+    /// The key of a column's JSON object that carries the value.
+    fn value_key(self) -> &'static str {
+        match self {
+            ColumnType::Text => "value",
+            ColumnType::LongText => "text",
+            ColumnType::Email => "email",
+            ColumnType::Phone => "phone",
+            ColumnType::Link => "url",
+        }
+    }
+
+    fn unexpected_shape(self) -> MappingError {
+        let expected = match self {
+            ColumnType::Text => "a string or an object with a string `value`",
+            ColumnType::LongText => "an object with a string `text`",
+            ColumnType::Email => "an object with a string `email`",
+            ColumnType::Phone => "an object with a string `phone`",
+            ColumnType::Link => "an object with a string `url`",
+        };
+        MappingError::UnexpectedShape {
+            column_type: self,
+            expected,
+        }
+    }
+}
+
+/// Whitespace, dashes, dots and parentheses removed; a leading `00` becomes `+`.
+fn canonical_phone(raw: &str) -> String {
+    let kept: String = raw
+        .chars()
+        .filter(|&c| {
+            !(c.is_whitespace()
+                || matches!(
+                    c,
+                    '-' | '.' | '(' | ')' | '\u{2010}'..='\u{2015}' | '\u{2212}'
+                ))
+        })
+        .collect();
+    match kept.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => kept,
+    }
+}
+
+/// Calling code -> ISO 3166 alpha-2 country; +1 is the whole NANP and reads as the US.
+const CALLING_CODES: &[(&str, &str)] = &[
+    ("1", "US"),
+    ("7", "RU"),
+    ("20", "EG"),
+    ("27", "ZA"),
+    ("30", "GR"),
+    ("31", "NL"),
+    ("32", "BE"),
+    ("33", "FR"),
+    ("34", "ES"),
+    ("36", "HU"),
+    ("39", "IT"),
+    ("40", "RO"),
+    ("41", "CH"),
+    ("43", "AT"),
+    ("44", "GB"),
+    ("45", "DK"),
+    ("46", "SE"),
+    ("47", "NO"),
+    ("48", "PL"),
+    ("49", "DE"),
+    ("51", "PE"),
+    ("52", "MX"),
+    ("54", "AR"),
+    ("55", "BR"),
+    ("56", "CL"),
+    ("57", "CO"),
+    ("60", "MY"),
+    ("61", "AU"),
+    ("62", "ID"),
+    ("63", "PH"),
+    ("64", "NZ"),
+    ("65", "SG"),
+    ("66", "TH"),
+    ("81", "JP"),
+    ("82", "KR"),
+    ("84", "VN"),
+    ("86", "CN"),
+    ("90", "TR"),
+    ("91", "IN"),
+    ("92", "PK"),
+    ("234", "NG"),
+    ("254", "KE"),
+    ("351", "PT"),
+    ("352", "LU"),
+    ("353", "IE"),
+    ("354", "IS"),
+    ("356", "MT"),
+    ("357", "CY"),
+    ("358", "FI"),
+    ("359", "BG"),
+    ("370", "LT"),
+    ("371", "LV"),
+    ("372", "EE"),
+    ("380", "UA"),
+    ("385", "HR"),
+    ("386", "SI"),
+    ("420", "CZ"),
+    ("421", "SK"),
+    ("852", "HK"),
+    ("966", "SA"),
+    ("971", "AE"),
+    ("972", "IL"),
+];
+
+/// ISO 3166 alpha-2 country of an E.164 number (`+` then digits) by its longest calling-code
+/// prefix: `+1` is "US" (NANP), `+44` "GB", `+353` "IE", ... `None` for a number without `+` or
+/// with an unknown code.
+pub fn phone_country(e164: &str) -> Option<&'static str> {
+    let digits = e164.strip_prefix('+')?;
+    (1..=3).rev().find_map(|len| {
+        let prefix = digits.get(..len)?;
+        CALLING_CODES
+            .iter()
+            .find(|(code, _)| *code == prefix)
+            .map(|(_, country)| *country)
+    })
 }
 
 /// One NPD field written to one Monday column.
@@ -129,6 +365,115 @@ impl EntityMapping {
         column_id == self.npd_id_column || self.field_for_column(column_id).is_some()
     }
 
+    /// Every synced field with the column type used to canonicalise it: the item-name fields (as
+    /// text) first, then `fields`. A field named in both is listed once, as an item-name field.
+    pub fn synced_fields(&self) -> Vec<(String, ColumnType)> {
+        let names = self
+            .item_name
+            .iter()
+            .map(|field| (field.clone(), ColumnType::Text));
+        let columns = self
+            .fields
+            .iter()
+            .filter(|(field, _)| !self.item_name.contains(field))
+            .map(|(field, mapping)| (field.clone(), mapping.column_type));
+        names.chain(columns).collect()
+    }
+
+    /// The column type of a synced field (item-name fields are text), `None` if not synced.
+    pub fn column_type_of(&self, field: &str) -> Option<ColumnType> {
+        if self.item_name.iter().any(|f| f == field) {
+            return Some(ColumnType::Text);
+        }
+        self.fields.get(field).map(|m| m.column_type)
+    }
+
+    /// The canonical values of every synced field, read from an NPD snapshot given as its JSON
+    /// `data` object. Missing, null and non-string fields are `None`.
+    pub fn npd_values(&self, snapshot: &Value) -> BTreeMap<String, FieldValue> {
+        self.synced_fields()
+            .into_iter()
+            .map(|(field, column_type)| {
+                let value = snapshot
+                    .get(&field)
+                    .and_then(Value::as_str)
+                    .and_then(|raw| column_type.canonical(raw));
+                (field, value)
+            })
+            .collect()
+    }
+
+    /// The Monday item name: the item-name fields' values joined with one space, empty ones
+    /// skipped; `UNNAMED_ITEM` when all are empty; at most `ITEM_NAME_MAX_CHARS` characters,
+    /// cut on a char boundary (and trailing whitespace of the cut removed).
+    pub fn item_name(&self, values: &BTreeMap<String, FieldValue>) -> String {
+        let parts: Vec<&str> = self
+            .item_name
+            .iter()
+            .filter_map(|field| values.get(field)?.as_deref())
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.is_empty() {
+            return UNNAMED_ITEM.to_owned();
+        }
+        let name = parts.join(" ");
+        match name.char_indices().nth(ITEM_NAME_MAX_CHARS) {
+            Some((cut, _)) => name[..cut].trim_end().to_owned(),
+            None => name,
+        }
+    }
+
+    /// The item-name fields from a Monday item name. With one field it gets the whole trimmed
+    /// name; with several, the first gets the first word, the last gets the rest and the ones
+    /// between get `None` ("Ada King Lovelace" -> first_name "Ada", last_name "King Lovelace";
+    /// "Ada" -> first_name "Ada", last_name `None`). The placeholder `UNNAMED_ITEM` gives `None`
+    /// for every field, so the gateway's own placeholder never syncs back as a name.
+    pub fn split_item_name(&self, name: &str) -> BTreeMap<String, FieldValue> {
+        let name = name.trim();
+        let name = if name == UNNAMED_ITEM { "" } else { name };
+        let mut values: BTreeMap<String, FieldValue> = self
+            .item_name
+            .iter()
+            .map(|field| (field.clone(), None))
+            .collect();
+        match self.item_name.as_slice() {
+            [] => {}
+            [only] => {
+                values.insert(only.clone(), ColumnType::Text.canonical(name));
+            }
+            [first, .., last] => {
+                let (head, rest) = name.split_once(char::is_whitespace).unwrap_or((name, ""));
+                values.insert(first.clone(), ColumnType::Text.canonical(head));
+                values.insert(last.clone(), ColumnType::Text.canonical(rest));
+            }
+        }
+        values
+    }
+
+    /// `column_values` for `create_item` / `change_multiple_column_values`: for each given field
+    /// with a column mapping, column id -> `ColumnType::to_monday`; item-name fields are skipped
+    /// (they are the item name, not columns); plus `npd_id_column` -> the NPD id as text when
+    /// `npd_id` is given.
+    pub fn monday_column_values(
+        &self,
+        values: &BTreeMap<String, FieldValue>,
+        npd_id: Option<&str>,
+    ) -> Map<String, Value> {
+        let mut columns: Map<String, Value> = values
+            .iter()
+            .filter(|(field, _)| !self.item_name.contains(field))
+            .filter_map(|(field, value)| {
+                let mapping = self.fields.get(field)?;
+                Some((mapping.column.clone(), mapping.column_type.to_monday(value)))
+            })
+            .collect();
+        if let Some(id) = npd_id {
+            columns.insert(self.npd_id_column.clone(), Value::String(id.to_owned()));
+        }
+        columns
+    }
+
     /// Every problem with this mapping for `kind`, as readable sentences.
     pub fn problems(&self, kind: EntityKind) -> Vec<String> {
         let section = format!("mapping.{}", kind.plural());
@@ -185,6 +530,746 @@ fn is_column_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn some(s: &str) -> FieldValue {
+        Some(s.to_owned())
+    }
+
+    /// The `event` object of a Monday fixture.
+    fn monday_event(body: &str) -> Value {
+        let body: Value = serde_json::from_str(body).expect("fixture is JSON");
+        body["event"].clone()
+    }
+
+    #[test]
+    fn canonical_forms_per_column_type() {
+        use ColumnType::*;
+        let cases: &[(&str, ColumnType, &str, Option<&str>)] = &[
+            (
+                "text is trimmed",
+                Text,
+                "  Chief Technology Officer \n",
+                Some("Chief Technology Officer"),
+            ),
+            (
+                "text keeps inner spaces and case",
+                Text,
+                "CTO  and Founder",
+                Some("CTO  and Founder"),
+            ),
+            ("empty text is none", Text, "", None),
+            ("blank text is none", Text, " \t\n ", None),
+            (
+                "email is trimmed and lower-cased",
+                Email,
+                "  Ada@Example.COM ",
+                Some("ada@example.com"),
+            ),
+            ("blank email is none", Email, "   ", None),
+            (
+                "phone loses its spaces",
+                Phone,
+                "+44 20 7946 0990",
+                Some("+442079460990"),
+            ),
+            (
+                "phone 00 prefix becomes plus",
+                Phone,
+                "0044 20 7946 0990",
+                Some("+442079460990"),
+            ),
+            (
+                "phone loses dashes dots and parentheses",
+                Phone,
+                "+1 (202) 555-0169",
+                Some("+12025550169"),
+            ),
+            (
+                "phone without prefix keeps its digits",
+                Phone,
+                "(202) 555-0169",
+                Some("2025550169"),
+            ),
+            (
+                "national phone keeps its trunk zero",
+                Phone,
+                "07975 777.666",
+                Some("07975777666"),
+            ),
+            (
+                "phone keeps what it cannot read",
+                Phone,
+                "+44 20 7946 0990 ext 12",
+                Some("+442079460990ext12"),
+            ),
+            ("blank phone is none", Phone, " - ", None),
+            (
+                "long text normalises line ends and trailing space",
+                LongText,
+                "a \r\nb  \n\n",
+                Some("a \nb"),
+            ),
+            (
+                "long text keeps leading whitespace",
+                LongText,
+                "  indented\r\nline",
+                Some("  indented\nline"),
+            ),
+            (
+                "long text turns a lone carriage return into a newline",
+                LongText,
+                "a\rb",
+                Some("a\nb"),
+            ),
+            ("blank long text is none", LongText, "\r\n \n", None),
+            (
+                "link is trimmed",
+                Link,
+                " https://analytical-engines.example ",
+                Some("https://analytical-engines.example"),
+            ),
+            ("empty link is none", Link, "", None),
+        ];
+        for (name, column_type, raw, expected) in cases {
+            assert_eq!(column_type.canonical(raw).as_deref(), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn values_for_monday_per_column_type() {
+        use ColumnType::*;
+        let cases = [
+            ("text is a bare string", Text, some("CTO"), json!("CTO")),
+            (
+                "long text is an object",
+                LongText,
+                some("Met at the expo"),
+                json!({"text": "Met at the expo"}),
+            ),
+            (
+                "email repeats the address as its text",
+                Email,
+                some("ada@example.com"),
+                json!({"email": "ada@example.com", "text": "ada@example.com"}),
+            ),
+            (
+                "phone carries its country",
+                Phone,
+                some("+442079460990"),
+                json!({"phone": "+442079460990", "countryShortName": "GB"}),
+            ),
+            (
+                "phone of the nanp is us",
+                Phone,
+                some("+12025550169"),
+                json!({"phone": "+12025550169", "countryShortName": "US"}),
+            ),
+            (
+                "phone of an unknown country has no country",
+                Phone,
+                some("+999123"),
+                json!({"phone": "+999123"}),
+            ),
+            (
+                "phone without prefix has no country",
+                Phone,
+                some("2025550169"),
+                json!({"phone": "2025550169"}),
+            ),
+            (
+                "link repeats the url as its text",
+                Link,
+                some("https://a.example"),
+                json!({"url": "https://a.example", "text": "https://a.example"}),
+            ),
+        ];
+        for (name, column_type, value, expected) in cases {
+            assert_eq!(column_type.to_monday(&value), expected, "{name}");
+        }
+        for column_type in ColumnType::ALL {
+            assert_eq!(
+                column_type.to_monday(&None),
+                Value::Null,
+                "{column_type}: none clears"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_values_of_the_real_fixtures_are_read() {
+        use ColumnType::*;
+        let cases = [
+            (
+                "email",
+                include_str!("../../fixtures/monday/update_column_value_email.json"),
+                Email,
+                some("ada.lovelace@example.com"),
+                some("ada@example.com"),
+            ),
+            (
+                "phone",
+                include_str!("../../fixtures/monday/update_column_value_phone.json"),
+                Phone,
+                some("+442079460991"),
+                some("+442079460990"),
+            ),
+            (
+                "text",
+                include_str!("../../fixtures/monday/update_column_value_text.json"),
+                Text,
+                some("Chief Technology Officer"),
+                some("CTO"),
+            ),
+            (
+                "long text",
+                include_str!("../../fixtures/monday/update_column_value_long_text.json"),
+                LongText,
+                some("Met at the expo. Wants a demo in December."),
+                some("Met at the expo"),
+            ),
+            (
+                "npd id text with a null previous value",
+                include_str!("../../fixtures/monday/update_column_value_npd_id.json"),
+                Text,
+                some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"),
+                None,
+            ),
+            (
+                "link",
+                include_str!("../../fixtures/monday/update_column_value_org_website.json"),
+                Link,
+                some("https://analytical-engines.example"),
+                None,
+            ),
+        ];
+        for (name, body, column_type, value, previous) in cases {
+            let event = monday_event(body);
+            assert_eq!(
+                column_type.from_webhook(event.get("value")),
+                Ok(value),
+                "{name}: value"
+            );
+            assert_eq!(
+                column_type.from_webhook(event.get("previousValue")),
+                Ok(previous),
+                "{name}: previousValue"
+            );
+        }
+    }
+
+    #[test]
+    fn create_pulse_column_values_are_read() {
+        let event = monday_event(include_str!("../../fixtures/monday/create_pulse_form.json"));
+        let columns = &event["columnValues"];
+        assert_eq!(
+            ColumnType::Text.from_webhook(columns.get("role_title")),
+            Ok(some("Rear Admiral"))
+        );
+        assert_eq!(
+            ColumnType::LongText.from_webhook(columns.get("notes")),
+            Ok(some("Signed up through the website form"))
+        );
+        assert_eq!(
+            ColumnType::Email.from_webhook(columns.get("email")),
+            Ok(None),
+            "a column the form left empty is absent"
+        );
+        let empty = monday_event(include_str!("../../fixtures/monday/create_pulse.json"));
+        assert_eq!(
+            ColumnType::Phone.from_webhook(empty["columnValues"].get("phone")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn empty_and_cleared_webhook_values_are_none() {
+        let people = monday_event(include_str!(
+            "../../fixtures/monday/update_column_value_people.json"
+        ));
+        for column_type in ColumnType::ALL {
+            assert_eq!(
+                column_type.from_webhook(None),
+                Ok(None),
+                "{column_type}: absent"
+            );
+            assert_eq!(
+                column_type.from_webhook(Some(&Value::Null)),
+                Ok(None),
+                "{column_type}: null"
+            );
+            assert_eq!(
+                column_type.from_webhook(Some(&json!({}))),
+                Ok(None),
+                "{column_type}: {{}}"
+            );
+            assert_eq!(
+                column_type.from_webhook(people.get("previousValue")),
+                Ok(None),
+                "{column_type}: the fixture's {{}} previous value"
+            );
+        }
+        let cleared = [
+            (ColumnType::Text, json!({"value": null})),
+            (
+                ColumnType::LongText,
+                json!({"text": "  ", "changed_at": "2026-11-26T09:35:02.781Z"}),
+            ),
+            (ColumnType::Email, json!({"email": null, "text": null})),
+            (
+                ColumnType::Phone,
+                json!({"phone": "", "countryShortName": ""}),
+            ),
+            (ColumnType::Link, json!({"url": null, "text": null})),
+        ];
+        for (column_type, value) in cleared {
+            assert_eq!(
+                column_type.from_webhook(Some(&value)),
+                Ok(None),
+                "{column_type}: {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_write_formats_are_accepted_as_webhook_values() {
+        use ColumnType::*;
+        let cases = [
+            ("bare text", Text, json!(" CTO "), some("CTO")),
+            (
+                "long text",
+                LongText,
+                json!({"text": "Notes"}),
+                some("Notes"),
+            ),
+            (
+                "email",
+                Email,
+                json!({"email": "Ada@Example.com", "text": "Ada"}),
+                some("ada@example.com"),
+            ),
+            (
+                "phone",
+                Phone,
+                json!({"phone": "+44 20 7946 0990", "countryShortName": "GB"}),
+                some("+442079460990"),
+            ),
+            (
+                "link",
+                Link,
+                json!({"url": "https://a.example", "text": "A"}),
+                some("https://a.example"),
+            ),
+        ];
+        for (name, column_type, value, expected) in cases {
+            assert_eq!(
+                column_type.from_webhook(Some(&value)),
+                Ok(expected),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn unexpected_webhook_shapes_are_refused_without_echoing_the_value() {
+        let status = monday_event(include_str!(
+            "../../fixtures/monday/update_column_value_status.json"
+        ));
+        let date = monday_event(include_str!(
+            "../../fixtures/monday/update_column_value_date.json"
+        ));
+        let cases = [
+            (
+                "a status label read as text",
+                ColumnType::Text,
+                status["value"].clone(),
+            ),
+            (
+                "a date read as long text",
+                ColumnType::LongText,
+                date["value"].clone(),
+            ),
+            (
+                "a bare string for an email",
+                ColumnType::Email,
+                json!("secret-ada@example.com"),
+            ),
+            (
+                "a number for a phone",
+                ColumnType::Phone,
+                json!({"phone": 442079460990_u64}),
+            ),
+            (
+                "text without its value key",
+                ColumnType::Text,
+                json!({"text": "secret"}),
+            ),
+            (
+                "link without a url",
+                ColumnType::Link,
+                json!({"text": "secret"}),
+            ),
+            ("an array", ColumnType::Link, json!(["secret"])),
+        ];
+        for (name, column_type, value) in cases {
+            let err = column_type.from_webhook(Some(&value)).expect_err(name);
+            assert!(
+                matches!(err, MappingError::UnexpectedShape { column_type: t, .. } if t == column_type),
+                "{name}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(column_type.as_str()), "{name}: {message}");
+            for leaked in ["secret", "Working on it", "2026-12-03", "442079460990"] {
+                assert!(!message.contains(leaked), "{name}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn api_values_are_read_from_their_json_strings() {
+        use ColumnType::*;
+        let cases: &[(&str, ColumnType, Option<&str>, Option<&str>)] = &[
+            ("text", Text, Some("\"plain text\""), Some("plain text")),
+            (
+                "email",
+                Email,
+                Some(
+                    r#"{"email":"A@b.c","text":"Test Contact","changed_at":"2026-03-21T08:42:31.539Z"}"#,
+                ),
+                Some("a@b.c"),
+            ),
+            (
+                "phone",
+                Phone,
+                Some(r#"{"phone":"+12025550169","countryShortName":"US"}"#),
+                Some("+12025550169"),
+            ),
+            (
+                "long text",
+                LongText,
+                Some(r#"{"text":"Line one\r\nLine two ","changed_at":"2026-03-21T08:42:31.539Z"}"#),
+                Some("Line one\nLine two"),
+            ),
+            (
+                "link",
+                Link,
+                Some(r#"{"url":"https://a.example","text":"A"}"#),
+                Some("https://a.example"),
+            ),
+            ("no value", Email, None, None),
+            ("json null", Text, Some("null"), None),
+            ("empty object", Phone, Some("{}"), None),
+            ("empty string", Link, Some(""), None),
+        ];
+        for (name, column_type, raw, expected) in cases {
+            assert_eq!(
+                column_type.from_api_value(*raw),
+                Ok(expected.map(str::to_owned)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            ColumnType::Text.from_api_value(Some("plain secret, not JSON")),
+            Err(MappingError::NotJson {
+                column_type: ColumnType::Text
+            })
+        );
+        let message = ColumnType::Email
+            .from_api_value(Some("{secret"))
+            .expect_err("not JSON")
+            .to_string();
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn phone_countries_by_longest_calling_code() {
+        let cases = [
+            ("nanp", "+12025550169", Some("US")),
+            ("united kingdom", "+442079460990", Some("GB")),
+            ("australia", "+61488870510", Some("AU")),
+            ("germany", "+4930123456", Some("DE")),
+            ("france", "+33123456789", Some("FR")),
+            ("spain", "+34912345678", Some("ES")),
+            ("italy", "+390612345678", Some("IT")),
+            ("netherlands", "+31201234567", Some("NL")),
+            ("belgium", "+3221234567", Some("BE")),
+            ("switzerland", "+41441234567", Some("CH")),
+            ("austria", "+4311234567", Some("AT")),
+            ("ireland over a shorter code", "+35312345678", Some("IE")),
+            ("sweden", "+46812345678", Some("SE")),
+            ("norway", "+4721234567", Some("NO")),
+            ("denmark", "+4532123456", Some("DK")),
+            ("finland", "+358912345678", Some("FI")),
+            ("poland", "+48221234567", Some("PL")),
+            ("portugal", "+351211234567", Some("PT")),
+            ("india", "+911123456789", Some("IN")),
+            ("japan", "+81312345678", Some("JP")),
+            ("china", "+861012345678", Some("CN")),
+            ("brazil", "+5511912345678", Some("BR")),
+            ("mexico", "+525512345678", Some("MX")),
+            ("south africa", "+27211234567", Some("ZA")),
+            ("new zealand", "+6491234567", Some("NZ")),
+            ("singapore", "+6561234567", Some("SG")),
+            ("israel", "+97221234567", Some("IL")),
+            ("united arab emirates", "+97141234567", Some("AE")),
+            ("russia", "+74951234567", Some("RU")),
+            ("turkey", "+902121234567", Some("TR")),
+            ("greece", "+302101234567", Some("GR")),
+            ("czechia", "+420212345678", Some("CZ")),
+            ("hungary", "+3611234567", Some("HU")),
+            ("romania", "+40211234567", Some("RO")),
+            ("no plus", "442079460990", None),
+            ("unknown code", "+999123", None),
+            ("plus alone", "+", None),
+            ("empty", "", None),
+        ];
+        for (name, number, expected) in cases {
+            assert_eq!(phone_country(number), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn npd_values_of_the_updated_contact_fixture() {
+        let event: Value =
+            serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
+                .expect("fixture is JSON");
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let values = mapping.npd_values(&event["data"]);
+        let expected: BTreeMap<String, FieldValue> = [
+            ("first_name", some("Ada")),
+            ("last_name", some("Lovelace")),
+            ("email", some("ada@example.com")),
+            ("phone", some("+442079460990")),
+            ("role_title", some("CTO")),
+            ("notes", some("Met at the expo")),
+        ]
+        .into_iter()
+        .map(|(field, value)| (field.to_owned(), value))
+        .collect();
+        assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn npd_values_treat_missing_null_and_non_strings_as_none() {
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let values = mapping.npd_values(&json!({
+            "first_name": "  Ada ",
+            "last_name": null,
+            "email": 42,
+            "phone": "0044 20 7946 0990",
+            "notes": ["a"],
+        }));
+        assert_eq!(values["first_name"], some("Ada"));
+        assert_eq!(values["last_name"], None);
+        assert_eq!(values["email"], None);
+        assert_eq!(values["phone"], some("+442079460990"));
+        assert_eq!(values["role_title"], None, "missing");
+        assert_eq!(values["notes"], None);
+        assert_eq!(values.len(), 6);
+    }
+
+    #[test]
+    fn synced_fields_list_item_name_fields_first_as_text() {
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let fields = mapping.synced_fields();
+        let expected = [
+            ("first_name", ColumnType::Text),
+            ("last_name", ColumnType::Text),
+            ("email", ColumnType::Email),
+            ("notes", ColumnType::LongText),
+            ("phone", ColumnType::Phone),
+            ("role_title", ColumnType::Text),
+        ];
+        let fields: Vec<(&str, ColumnType)> =
+            fields.iter().map(|(f, t)| (f.as_str(), *t)).collect();
+        assert_eq!(fields, expected);
+        assert_eq!(mapping.column_type_of("first_name"), Some(ColumnType::Text));
+        assert_eq!(mapping.column_type_of("phone"), Some(ColumnType::Phone));
+        assert_eq!(mapping.column_type_of("organization_id"), None);
+
+        let mut both = EntityMapping::default_for(EntityKind::Organization);
+        both.fields.insert(
+            "name".into(),
+            ColumnMapping {
+                column: "name_copy".into(),
+                column_type: ColumnType::LongText,
+            },
+        );
+        let names: Vec<String> = both.synced_fields().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(names, ["name", "industry", "notes", "website"]);
+        assert_eq!(both.column_type_of("name"), Some(ColumnType::Text));
+    }
+
+    fn names(first: FieldValue, last: FieldValue) -> BTreeMap<String, FieldValue> {
+        BTreeMap::from([
+            ("first_name".to_owned(), first),
+            ("last_name".to_owned(), last),
+        ])
+    }
+
+    #[test]
+    fn item_names_join_the_name_fields() {
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let cases = [
+            (
+                "both names",
+                names(some("Ada"), some("Lovelace")),
+                "Ada Lovelace",
+            ),
+            ("first name only", names(some("Ada"), None), "Ada"),
+            ("last name only", names(None, some("Lovelace")), "Lovelace"),
+            (
+                "blank names are skipped",
+                names(some("  "), some("Lovelace")),
+                "Lovelace",
+            ),
+            ("no names", names(None, None), "Unnamed"),
+            ("names missing from the map", BTreeMap::new(), "Unnamed"),
+        ];
+        for (name, values, expected) in cases {
+            assert_eq!(mapping.item_name(&values), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn item_names_stop_at_255_characters_on_a_char_boundary() {
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let long = "é".repeat(300);
+        let name = mapping.item_name(&names(Some(long), some("Lovelace")));
+        assert_eq!(name.chars().count(), 255);
+        assert!(name.chars().all(|c| c == 'é'));
+
+        let exact = "a".repeat(255);
+        assert_eq!(mapping.item_name(&names(Some(exact.clone()), None)), exact);
+
+        let cut_at_space = format!("{} Lovelace", "a".repeat(254));
+        assert_eq!(
+            mapping.item_name(&names(Some("a".repeat(254)), some("Lovelace"))),
+            cut_at_space[..254],
+            "the cut does not end in the separating space"
+        );
+    }
+
+    #[test]
+    fn item_names_split_into_the_name_fields() {
+        let contact = EntityMapping::default_for(EntityKind::Contact);
+        let cases = [
+            (
+                "first word and the rest",
+                "Ada King Lovelace",
+                names(some("Ada"), some("King Lovelace")),
+            ),
+            (
+                "two words",
+                "Ada Lovelace",
+                names(some("Ada"), some("Lovelace")),
+            ),
+            ("one word", "Ada", names(some("Ada"), None)),
+            (
+                "surrounding spaces",
+                "  Ada   Lovelace ",
+                names(some("Ada"), some("Lovelace")),
+            ),
+            ("empty", "   ", names(None, None)),
+            ("the placeholder", "Unnamed", names(None, None)),
+        ];
+        for (name, item_name, expected) in cases {
+            assert_eq!(contact.split_item_name(item_name), expected, "{name}");
+        }
+
+        let organization = EntityMapping::default_for(EntityKind::Organization);
+        assert_eq!(
+            organization.split_item_name(" Analytical Engines Ltd "),
+            BTreeMap::from([("name".to_owned(), some("Analytical Engines Ltd"))])
+        );
+
+        let mut three = contact.clone();
+        three.item_name = vec!["first_name".into(), "role_title".into(), "last_name".into()];
+        let split = three.split_item_name("Ada King Lovelace");
+        assert_eq!(split["first_name"], some("Ada"));
+        assert_eq!(split["role_title"], None);
+        assert_eq!(split["last_name"], some("King Lovelace"));
+    }
+
+    #[test]
+    fn item_names_round_trip() {
+        let contact = EntityMapping::default_for(EntityKind::Contact);
+        let cases = [
+            ("two names", names(some("Ada"), some("Lovelace"))),
+            (
+                "a two-word last name",
+                names(some("Ada"), some("King Lovelace")),
+            ),
+            ("first name only", names(some("Ada"), None)),
+            ("no names", names(None, None)),
+        ];
+        for (name, values) in cases {
+            let item_name = contact.item_name(&values);
+            assert_eq!(contact.split_item_name(&item_name), values, "{name}");
+        }
+        for item_name in ["Ada King Lovelace", "Ada", "Unnamed"] {
+            let split = contact.split_item_name(item_name);
+            assert_eq!(contact.item_name(&split), item_name);
+        }
+    }
+
+    #[test]
+    fn column_values_for_the_default_contact_mapping() {
+        let event: Value =
+            serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
+                .expect("fixture is JSON");
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let mut values = mapping.npd_values(&event["data"]);
+        let columns =
+            mapping.monday_column_values(&values, Some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"));
+        assert_eq!(
+            Value::Object(columns),
+            json!({
+                "email": {"email": "ada@example.com", "text": "ada@example.com"},
+                "phone": {"phone": "+442079460990", "countryShortName": "GB"},
+                "role_title": "CTO",
+                "notes": {"text": "Met at the expo"},
+                "npd_id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10",
+            })
+        );
+
+        values.retain(|field, _| field == "notes" || field == "last_name");
+        values.insert("notes".into(), None);
+        values.insert(
+            "organization_id".into(),
+            some("8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f"),
+        );
+        assert_eq!(
+            Value::Object(mapping.monday_column_values(&values, None)),
+            json!({"notes": null}),
+            "a cleared field is null; name and unmapped fields are not columns"
+        );
+    }
+
+    fn column_type() -> impl Strategy<Value = ColumnType> {
+        prop::sample::select(ColumnType::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_is_idempotent(column_type in column_type(), raw in "\\PC{0,24}|[ +0-9()\\r\\n.-]{0,16}") {
+            let once = column_type.canonical(&raw);
+            if let Some(value) = &once {
+                prop_assert_eq!(column_type.canonical(value), once.clone());
+            }
+        }
+
+        #[test]
+        fn values_written_to_monday_read_back_unchanged(column_type in column_type(), raw in "\\PC{0,24}|[ +0-9()\\r\\n.-]{0,16}") {
+            let value = column_type.canonical(&raw);
+            let written = column_type.to_monday(&value);
+            prop_assert_eq!(column_type.from_webhook(Some(&written)), Ok(value.clone()));
+            let stored = written.to_string();
+            prop_assert_eq!(column_type.from_api_value(Some(&stored)), Ok(value));
+        }
+    }
 
     #[test]
     fn default_mappings_are_valid() {
