@@ -1,1 +1,0 @@
-//! Monday GraphQL client (placeholder; replaced by the Monday work).

@@ -1,0 +1,387 @@
+//! The gateway's client of monday's GraphQL API.
+//!
+//! Owns: `MondayClient` (one POST per call, `Authorization: <token>` raw, `API-Version`,
+//! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout), the
+//! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
+//! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
+//! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
+//! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain}.
+
+pub mod documents;
+mod errors;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+
+use crate::config::MondaySettings;
+use crate::connectors::ConnectorError;
+use crate::domain::entity::{BoardId, MondayItemId};
+
+pub use errors::RateLimitState;
+
+/// `User-Agent` of every call.
+const USER_AGENT: &str = concat!("npd-monday-gateway/", env!("CARGO_PKG_VERSION"));
+
+/// An item as monday answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemSnapshot {
+    pub id: MondayItemId,
+    pub name: String,
+    pub board_id: Option<BoardId>,
+    /// "active" | "archived" | "deleted".
+    pub state: String,
+    /// Column id to value.
+    pub column_values: BTreeMap<String, ColumnValueSnapshot>,
+}
+
+/// One column value of an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnValueSnapshot {
+    /// GraphQL `ColumnType` name (text, long_text, email, ...).
+    pub column_type: String,
+    /// The API's `value`: a JSON-encoded string; None when the column is empty.
+    pub value: Option<String>,
+    /// The display text.
+    pub text: Option<String>,
+}
+
+/// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
+#[derive(Clone)]
+pub struct MondayClient {
+    http: reqwest::Client,
+    api_url: String,
+    api_version: String,
+    token: SecretString,
+    last_rate_limit: Arc<Mutex<Option<RateLimitState>>>,
+}
+
+impl fmt::Debug for MondayClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MondayClient")
+            .field("api_url", &self.api_url)
+            .field("api_version", &self.api_version)
+            .field("token", &format_args!("[REDACTED]"))
+            .finish()
+    }
+}
+
+/// Parses an `ID` answered as a string (or a number).
+fn parse_id<T: serde::de::DeserializeOwned>(
+    value: Option<&Value>,
+    what: &str,
+) -> Result<T, ConnectorError> {
+    value
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .ok_or_else(|| errors::unexpected(&format!("{what} is not a numeric id")))
+}
+
+fn str_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+impl MondayClient {
+    /// None when `settings.api_token` is None. Redirects are never followed; `timeout` bounds
+    /// each call (monday's own limit is 60 s).
+    pub fn new(settings: &MondaySettings, timeout: Duration) -> Option<MondayClient> {
+        let token = settings.api_token.clone()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(USER_AGENT)
+            .build();
+        let http = match http {
+            Ok(http) => http,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the HTTP client for monday");
+                return None;
+            }
+        };
+        Some(MondayClient {
+            http,
+            api_url: settings.api_url.clone(),
+            api_version: settings.api_version.clone(),
+            token,
+            last_rate_limit: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// What the last answer's `RateLimit` header said, if any answer carried one.
+    pub fn last_rate_limit(&self) -> Option<RateLimitState> {
+        *self
+            .last_rate_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// POSTs one document; the `data` object of a successful answer.
+    async fn execute(
+        &self,
+        document: &str,
+        variables: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Map<String, Value>, ConnectorError> {
+        let mut headers = HeaderMap::new();
+        let mut token =
+            HeaderValue::from_str(self.token.expose_secret()).map_err(|_| ConnectorError {
+                system: "monday",
+                class: crate::connectors::FailureClass::Permanent,
+                status: None,
+                code: None,
+                message: "the API token is not a valid header value".into(),
+                retry_after: None,
+            })?;
+        token.set_sensitive(true);
+        headers.insert(AUTHORIZATION, token);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(version) = HeaderValue::from_str(&self.api_version) {
+            headers.insert("api-version", version);
+        }
+        if let Some(key) = idempotency_key
+            && let Ok(key) = HeaderValue::from_str(key)
+        {
+            headers.insert("idempotency-key", key);
+        }
+        let body = json!({ "query": document, "variables": variables });
+        let response = self
+            .http
+            .post(&self.api_url)
+            .headers(headers)
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| errors::transport_error(&e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if let Some(state) = headers
+            .get("ratelimit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(RateLimitState::parse)
+        {
+            *self
+                .last_rate_limit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(state);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| errors::transport_error(&e))?;
+        let result = errors::interpret(status, &headers, &bytes);
+        if let Err(e) = &result {
+            tracing::debug!(status, class = %e.class, code = e.code.as_deref(), "monday call failed");
+        }
+        result
+    }
+
+    /// Creates an item with `column_values` (API write format, column id to value).
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    pub async fn create_item(
+        &self,
+        board: BoardId,
+        item_name: &str,
+        column_values: &Map<String, Value>,
+        idempotency_key: &str,
+    ) -> Result<MondayItemId, ConnectorError> {
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_name": item_name,
+            "column_values": Value::Object(column_values.clone()).to_string(),
+        });
+        let data = self
+            .execute(documents::CREATE_ITEM, variables, Some(idempotency_key))
+            .await?;
+        let item = data
+            .get("create_item")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| errors::unexpected("create_item answered null"))?;
+        let id: MondayItemId = parse_id(item.get("id"), "create_item.id")?;
+        tracing::Span::current().record("monday.item_id", tracing::field::display(id));
+        Ok(id)
+    }
+
+    /// Writes several columns at once. `column_values` may include "name" to rename the item
+    /// (monday accepts it in change_multiple_column_values).
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = %item))]
+    pub async fn change_multiple_column_values(
+        &self,
+        board: BoardId,
+        item: MondayItemId,
+        column_values: &Map<String, Value>,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_id": item.to_string(),
+            "column_values": Value::Object(column_values.clone()).to_string(),
+        });
+        let data = self
+            .execute(
+                documents::CHANGE_MULTIPLE_COLUMN_VALUES,
+                variables,
+                Some(idempotency_key),
+            )
+            .await?;
+        match data.get("change_multiple_column_values") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected(
+                "change_multiple_column_values answered null",
+            )),
+        }
+    }
+
+    /// Archives an item.
+    #[tracing::instrument(skip_all, fields(monday.board_id = tracing::field::Empty, monday.item_id = %item))]
+    pub async fn archive_item(
+        &self,
+        item: MondayItemId,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        let variables = json!({ "item_id": item.to_string() });
+        let data = self
+            .execute(documents::ARCHIVE_ITEM, variables, Some(idempotency_key))
+            .await?;
+        match data.get("archive_item") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected("archive_item answered null")),
+        }
+    }
+
+    /// items_page_by_column_values (limit 25) on one column and one value: the ids of the
+    /// matching items, active ones first.
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    pub async fn find_items_by_column(
+        &self,
+        board: BoardId,
+        column_id: &str,
+        value: &str,
+    ) -> Result<Vec<MondayItemId>, ConnectorError> {
+        let variables = json!({
+            "board_id": board.to_string(),
+            "column_id": column_id,
+            "value": value,
+        });
+        let data = self
+            .execute(documents::ITEMS_BY_COLUMN_VALUE, variables, None)
+            .await?;
+        let items = data
+            .get("items_page_by_column_values")
+            .and_then(|page| page.get("items"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| errors::unexpected("items_page_by_column_values without items"))?;
+        let mut found: Vec<(bool, MondayItemId)> = Vec::with_capacity(items.len());
+        for item in items {
+            let id = parse_id(item.get("id"), "items[].id")?;
+            let active = item
+                .get("state")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s == "active");
+            found.push((!active, id));
+        }
+        // Stable: active ones first, otherwise in monday's order.
+        found.sort_by_key(|(inactive, _)| *inactive);
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// One item with all its column values; None when monday does not return it.
+    #[tracing::instrument(skip_all, fields(monday.board_id = tracing::field::Empty, monday.item_id = %item))]
+    pub async fn get_item(
+        &self,
+        item: MondayItemId,
+    ) -> Result<Option<ItemSnapshot>, ConnectorError> {
+        let variables = json!({ "item_id": item.to_string() });
+        let data = self.execute(documents::GET_ITEM, variables, None).await?;
+        let items = match data.get("items") {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => return Ok(None),
+            Some(_) => return Err(errors::unexpected("items is not a list")),
+        };
+        let Some(found) = items.iter().find(|i| {
+            parse_id::<MondayItemId>(i.get("id"), "items[].id").is_ok_and(|id| id == item)
+        }) else {
+            return Ok(None);
+        };
+        let board_id = match found.get("board").and_then(|b| b.get("id")) {
+            Some(id) => Some(parse_id::<BoardId>(Some(id), "items[].board.id")?),
+            None => None,
+        };
+        if let Some(board) = board_id {
+            tracing::Span::current().record("monday.board_id", tracing::field::display(board));
+        }
+        let mut column_values = BTreeMap::new();
+        for cv in found
+            .get("column_values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = cv.get("id").and_then(Value::as_str) else {
+                return Err(errors::unexpected("a column value without id"));
+            };
+            column_values.insert(
+                id.to_owned(),
+                ColumnValueSnapshot {
+                    column_type: str_of(cv.get("type")).unwrap_or_default(),
+                    value: str_of(cv.get("value")),
+                    text: str_of(cv.get("text")),
+                },
+            );
+        }
+        Ok(Some(ItemSnapshot {
+            id: item,
+            name: str_of(found.get("name")).unwrap_or_default(),
+            board_id,
+            state: str_of(found.get("state")).unwrap_or_else(|| "active".into()),
+            column_values,
+        }))
+    }
+
+    /// The board's columns (id, type), None when the board does not exist.
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    pub async fn board_columns(
+        &self,
+        board: BoardId,
+    ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self
+            .execute(documents::BOARD_COLUMNS, variables, None)
+            .await?;
+        let boards = match data.get("boards") {
+            Some(Value::Array(boards)) => boards,
+            Some(Value::Null) | None => return Ok(None),
+            Some(_) => return Err(errors::unexpected("boards is not a list")),
+        };
+        let Some(found) = boards
+            .iter()
+            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board))
+        else {
+            return Ok(None);
+        };
+        let columns = found
+            .get("columns")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| !c.is_null())
+            .map(|c| {
+                (
+                    str_of(c.get("id")).unwrap_or_default(),
+                    str_of(c.get("type")).unwrap_or_default(),
+                )
+            })
+            .collect();
+        Ok(Some(columns))
+    }
+}

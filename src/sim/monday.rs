@@ -1,1 +1,0 @@
-//! Monday simulator (placeholder; replaced by the Monday work).

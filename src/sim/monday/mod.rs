@@ -1,0 +1,1135 @@
+//! The Monday simulator: an in-process axum server on a loopback port that answers monday's
+//! GraphQL API (`POST /v2`) the way the gateway can observe it, and fires signed board webhooks
+//! back at a target URL for every change, like the real monday.
+//!
+//! Owns: the public simulator API (`MondaySim`, `MondaySimConfig`, `MondayFaults`, the call and
+//! webhook logs), the HTTP edge (authentication, request shape, fault injection, idempotency keys,
+//! the per-minute request and complexity budget, rate-limit headers). Submodules: `schema`
+//! (document validation), `store` (boards, items, column value formats), `exec` (GraphQL
+//! execution), `webhooks` (event bodies and their delivery).
+//! May import: std, axum, tokio, reqwest, serde_json, apollo-compiler, time, rand, uuid, tracing,
+//! crate::{auth, domain}.
+
+mod exec;
+pub mod schema;
+mod store;
+mod webhooks;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use apollo_compiler::request::coerce_variable_values;
+use apollo_compiler::response::JsonMap;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::entity::{BoardId, MondayItemId};
+use store::{Change, Store};
+
+/// How long `timeout_next` holds a request (longer than monday's own 60 s limit).
+const TIMEOUT_HOLD: Duration = Duration::from_secs(65);
+/// The sliding budget window.
+const WINDOW: Duration = Duration::from_secs(60);
+/// The concurrency quota advertised in `RateLimit-Policy`.
+const CONCURRENCY_QUOTA: u64 = 250;
+/// The API version answered when the request names none.
+const DEFAULT_API_VERSION: &str = "2026-10";
+
+/// A column of a simulated board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimColumn {
+    pub id: String,
+    /// GraphQL `ColumnType` name: text, long_text, email, phone, link, status, date, people.
+    pub column_type: String,
+    pub title: String,
+}
+
+impl SimColumn {
+    pub fn new(id: &str, column_type: &str, title: &str) -> Self {
+        SimColumn {
+            id: id.to_owned(),
+            column_type: column_type.to_owned(),
+            title: title.to_owned(),
+        }
+    }
+}
+
+/// A simulated board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimBoard {
+    pub id: BoardId,
+    pub name: String,
+    pub columns: Vec<SimColumn>,
+}
+
+/// What the simulator is started with.
+#[derive(Debug, Clone)]
+pub struct MondaySimConfig {
+    /// The API token requests must carry in `Authorization` (raw or `Bearer <token>`).
+    pub api_token: String,
+    /// Signs each webhook's JWT (HS256).
+    pub signing_secret: String,
+    /// `userId` on webhooks for changes made through the API (the gateway's own writes), and `me { id }`.
+    pub integration_user_id: i64,
+    pub boards: Vec<SimBoard>,
+    /// Requests per sliding minute (default 5000).
+    pub requests_per_minute: u64,
+    /// Complexity points per sliding minute (default 5,000,000).
+    pub complexity_per_minute: u64,
+}
+
+impl MondaySimConfig {
+    /// Two boards with the gateway's default mapping: contacts (email: email, phone: phone,
+    /// role_title: text, notes: long_text, npd_id: text, status: status) and organizations
+    /// (website: link, industry: text, notes: long_text, npd_id: text).
+    pub fn contacts_and_organizations(contacts: BoardId, organizations: BoardId) -> Self {
+        MondaySimConfig {
+            api_token: "sim-monday-api-token".into(),
+            signing_secret: "sim-monday-signing-secret".into(),
+            integration_user_id: 71_000_099,
+            boards: vec![
+                SimBoard {
+                    id: contacts,
+                    name: "Contacts".into(),
+                    columns: vec![
+                        SimColumn::new("email", "email", "Email"),
+                        SimColumn::new("phone", "phone", "Phone"),
+                        SimColumn::new("role_title", "text", "Role"),
+                        SimColumn::new("notes", "long_text", "Notes"),
+                        SimColumn::new("npd_id", "text", "NPD id"),
+                        SimColumn::new("status", "status", "Status"),
+                    ],
+                },
+                SimBoard {
+                    id: organizations,
+                    name: "Organizations".into(),
+                    columns: vec![
+                        SimColumn::new("website", "link", "Website"),
+                        SimColumn::new("industry", "text", "Industry"),
+                        SimColumn::new("notes", "long_text", "Notes"),
+                        SimColumn::new("npd_id", "text", "NPD id"),
+                    ],
+                },
+            ],
+            requests_per_minute: 5000,
+            complexity_per_minute: 5_000_000,
+        }
+    }
+}
+
+/// The lifecycle state of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    Active,
+    Archived,
+    Deleted,
+}
+
+/// An item as the simulator keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimItem {
+    pub id: MondayItemId,
+    pub board_id: BoardId,
+    pub name: String,
+    pub state: ItemState,
+    /// Column id to value, in the API write format (FACTS.md §2.6); empty columns are absent.
+    pub column_values: BTreeMap<String, Value>,
+}
+
+/// One request the simulator received, and its answer.
+#[derive(Debug, Clone)]
+pub struct MondayCall {
+    /// The first top-level field, e.g. "create_item" ("" when the body or document did not parse).
+    pub operation: String,
+    pub query: String,
+    pub variables: Value,
+    pub idempotency_key: Option<String>,
+    pub authorization: Option<String>,
+    pub api_version: Option<String>,
+    pub status: u16,
+    pub response: Value,
+    /// Answered from the idempotency cache without executing.
+    pub replayed: bool,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+/// One webhook delivery attempt.
+#[derive(Debug, Clone)]
+pub struct SentWebhook {
+    /// `{"event": {...}}`.
+    pub body: Value,
+    /// The JWT sent in `Authorization`.
+    pub authorization: String,
+    /// The receiver's answer; None when the request failed.
+    pub status: Option<u16>,
+}
+
+/// A running simulator. Clones share it.
+#[derive(Clone)]
+pub struct MondaySim {
+    inner: Arc<Inner>,
+}
+
+/// Fault switches of a simulator.
+#[derive(Clone)]
+pub struct MondayFaults {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Status(u16),
+    Timeout,
+    RateLimit(u64),
+    Complexity(u64),
+    IdempotencyConflict,
+}
+
+enum Idempotency {
+    InFlight,
+    Done { status: u16, body: Value },
+}
+
+/// The sliding one-minute windows of requests and complexity points.
+struct Budget {
+    requests_per_minute: u64,
+    complexity_per_minute: u64,
+    requests: VecDeque<Instant>,
+    points: VecDeque<(Instant, u64)>,
+}
+
+impl Budget {
+    fn prune(&mut self, now: Instant) {
+        while self
+            .requests
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            self.requests.pop_front();
+        }
+        while self
+            .points
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+        {
+            self.points.pop_front();
+        }
+    }
+
+    /// Whole seconds until the window that started at `oldest` frees up (at least 1).
+    fn seconds_until_free(oldest: Option<Instant>, now: Instant) -> u64 {
+        oldest
+            .map_or(1, |t| {
+                let left = (t + WINDOW).saturating_duration_since(now);
+                left.as_secs() + u64::from(left.subsec_nanos() > 0)
+            })
+            .max(1)
+    }
+
+    /// Counts one request; Err(retry seconds) when the minute's requests are used up.
+    fn take_request(&mut self, now: Instant) -> Result<(), u64> {
+        self.prune(now);
+        if self.requests.len() as u64 >= self.requests_per_minute {
+            return Err(Self::seconds_until_free(
+                self.requests.front().copied(),
+                now,
+            ));
+        }
+        self.requests.push_back(now);
+        Ok(())
+    }
+
+    fn points_used(&self) -> u64 {
+        self.points.iter().map(|(_, p)| p).sum()
+    }
+
+    /// Charges `cost` points; Err(retry seconds) when the minute's budget cannot pay it.
+    fn take_points(&mut self, now: Instant, cost: u64) -> Result<(), u64> {
+        self.prune(now);
+        if self.points_used().saturating_add(cost) > self.complexity_per_minute {
+            return Err(Self::seconds_until_free(
+                self.points.front().map(|(t, _)| *t),
+                now,
+            ));
+        }
+        self.points.push_back((now, cost));
+        Ok(())
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` (FACTS.md §3.3).
+    fn headers(&mut self, now: Instant, in_flight: u64) -> (String, String) {
+        self.prune(now);
+        let policy = format!(
+            "\"minuteRate\";q={};w=60, \"concurrency\";q={CONCURRENCY_QUOTA};qu=\"concurrent-requests\", \"complexityMinute\";q={};w=60;qu=\"content-bytes\"",
+            self.requests_per_minute, self.complexity_per_minute
+        );
+        let minute_left = self
+            .requests_per_minute
+            .saturating_sub(self.requests.len() as u64);
+        let mut minute = format!("\"minuteRate\";r={minute_left}");
+        if minute_left == 0 {
+            let t = Self::seconds_until_free(self.requests.front().copied(), now);
+            minute.push_str(&format!(";t={t}"));
+        }
+        let points_left = self
+            .complexity_per_minute
+            .saturating_sub(self.points_used());
+        let mut complexity = format!("\"complexityMinute\";r={points_left}");
+        if let Some((t, _)) = self.points.front() {
+            let t = Self::seconds_until_free(Some(*t), now);
+            complexity.push_str(&format!(";t={t}"));
+        }
+        let concurrency = CONCURRENCY_QUOTA.saturating_sub(in_flight);
+        let rate = format!("{minute}, \"concurrency\";r={concurrency}, {complexity}");
+        (policy, rate)
+    }
+}
+
+struct SimState {
+    store: Store,
+    calls: Vec<MondayCall>,
+    /// (url, audience)
+    target: Option<(String, Option<String>)>,
+    idempotency: HashMap<String, Idempotency>,
+    budget: Budget,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    webhook_before_response: bool,
+    webhooks_enabled: bool,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    api_token: String,
+    integration_user_id: i64,
+    state: Mutex<SimState>,
+    jobs: mpsc::UnboundedSender<webhooks::Job>,
+    webhook_log: Arc<Mutex<Vec<SentWebhook>>>,
+    in_flight: AtomicU64,
+}
+
+/// An answer before the common headers are added.
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: Vec<(HeaderName, String)>,
+    replayed: bool,
+}
+
+impl Answer {
+    fn new(status: u16, body: Value) -> Self {
+        Answer {
+            status,
+            body,
+            headers: Vec::new(),
+            replayed: false,
+        }
+    }
+
+    fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn retry_after(self, seconds: u64) -> Self {
+        self.with_header(header::RETRY_AFTER, seconds.to_string())
+    }
+}
+
+/// A GraphQL error body `{"errors": [{message, extensions: {code, ..}}]}`.
+fn error_body(message: &str, code: &str, extra: Value) -> Value {
+    let mut extensions = Map::new();
+    extensions.insert("code".into(), json!(code));
+    if let Value::Object(extra) = extra {
+        extensions.extend(extra);
+    }
+    json!({ "errors": [{ "message": message, "extensions": extensions }] })
+}
+
+/// The answer a fault switch forces.
+fn fault_answer(fault: Fault) -> Answer {
+    match fault {
+        Fault::Status(500) => Answer::new(
+            500,
+            json!({
+                "error_message": "Internal server error",
+                "error_code": "INTERNAL_SERVER_ERROR",
+                "status_code": 500,
+                "errors": [{
+                    "message": "Internal server error",
+                    "extensions": { "code": "INTERNAL_SERVER_ERROR", "status_code": 500 },
+                }],
+            }),
+        ),
+        Fault::Status(423) => Answer::new(
+            423,
+            error_body(
+                "Resource is currently locked, please try again later",
+                "RESOURCE_LOCKED",
+                json!({ "status_code": 423 }),
+            ),
+        ),
+        Fault::Status(status) => {
+            let reason = StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            let code = reason.to_uppercase().replace([' ', '-'], "_");
+            Answer::new(
+                status,
+                error_body(reason, &code, json!({ "status_code": status })),
+            )
+        }
+        Fault::Timeout => Answer::new(
+            504,
+            error_body(
+                "Gateway Timeout",
+                "GATEWAY_TIMEOUT",
+                json!({ "status_code": 504 }),
+            ),
+        ),
+        Fault::RateLimit(seconds) => Answer::new(
+            429,
+            error_body(
+                "Rate Limit Exceeded",
+                "RATE_LIMIT_EXCEEDED",
+                json!({ "retry_in_seconds": seconds, "status_code": 429 }),
+            ),
+        )
+        .retry_after(seconds),
+        Fault::Complexity(seconds) => Answer::new(
+            200,
+            error_body(
+                "Complexity budget exhausted",
+                "COMPLEXITY_BUDGET_EXHAUSTED",
+                json!({ "retry_in_seconds": seconds }),
+            ),
+        ),
+        Fault::IdempotencyConflict => idempotency_conflict(),
+    }
+}
+
+fn idempotency_conflict() -> Answer {
+    Answer::new(
+        409,
+        error_body(
+            "A request with this idempotency key is currently being processed",
+            "IDEMPOTENCY_CONFLICT",
+            json!({}),
+        ),
+    )
+    .retry_after(1)
+}
+
+fn validation_failed(problems: &[schema::Problem], code: &str) -> Answer {
+    let errors: Vec<Value> = problems
+        .iter()
+        .map(|p| {
+            let mut error = json!({ "message": p.message, "extensions": { "code": code } });
+            if let Some((line, column)) = p.location {
+                error["locations"] = json!([{ "line": line, "column": column }]);
+            }
+            error
+        })
+        .collect();
+    Answer::new(200, json!({ "errors": errors }))
+}
+
+/// Holds an executed mutation's idempotency key in flight until the answer is sent; then (or
+/// when the request is abandoned, since the mutation ran anyway) caches the answer under it.
+struct InFlightKey<'a> {
+    inner: &'a Inner,
+    key: String,
+    status: u16,
+    body: Value,
+}
+
+impl Drop for InFlightKey<'_> {
+    fn drop(&mut self) {
+        let done = Idempotency::Done {
+            status: self.status,
+            body: std::mem::take(&mut self.body),
+        };
+        self.inner
+            .lock()
+            .idempotency
+            .insert(std::mem::take(&mut self.key), done);
+    }
+}
+
+/// Counts a request in flight while alive.
+struct InFlightRequest<'a>(&'a AtomicU64);
+
+impl Drop for InFlightRequest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn valid_api_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    v == "dev"
+        || (b.len() == 7
+            && b[4] == b'-'
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && matches!(&v[5..], "01" | "04" | "07" | "10"))
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        let Some(value) = authorization.map(str::trim) else {
+            return false;
+        };
+        let token = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => value,
+        };
+        !token.is_empty() && token == self.api_token
+    }
+
+    /// Queues the webhooks of `changes` (none when no target is set or webhooks are off); the
+    /// receivers resolve once each was delivered, when `wait`.
+    fn dispatch(
+        &self,
+        state: &SimState,
+        changes: &[Change],
+        user_id: i64,
+        wait: bool,
+    ) -> Vec<oneshot::Receiver<()>> {
+        let Some((url, audience)) = state.target.clone().filter(|_| state.webhooks_enabled) else {
+            return Vec::new();
+        };
+        let audience = audience.unwrap_or_else(|| url.clone());
+        let now = OffsetDateTime::now_utc();
+        let mut receivers = Vec::new();
+        for change in changes {
+            let board = match change {
+                Change::Created { board, .. }
+                | Change::ColumnChanged { board, .. }
+                | Change::Renamed { board, .. }
+                | Change::Archived { board, .. }
+                | Change::Deleted { board, .. } => *board,
+            };
+            let board_index = state.store.board_index(board).unwrap_or_default();
+            let (done, receiver) = if wait {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let job = webhooks::Job {
+                body: webhooks::event_body(change, user_id, board_index, now),
+                user_id,
+                url: url.clone(),
+                audience: audience.clone(),
+                done,
+            };
+            if self.jobs.send(job).is_ok()
+                && let Some(rx) = receiver
+            {
+                receivers.push(rx);
+            }
+        }
+        receivers
+    }
+
+    async fn handle(&self, headers: HeaderMap, body: Bytes) -> Response {
+        let at = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlightRequest(&self.in_flight);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let query = parsed
+            .as_ref()
+            .and_then(|b| b.get("query"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut call = MondayCall {
+            operation: schema::first_field_name(&query).unwrap_or_default(),
+            variables: parsed
+                .as_ref()
+                .and_then(|b| b.get("variables"))
+                .cloned()
+                .unwrap_or(Value::Null),
+            query,
+            idempotency_key: text("idempotency-key"),
+            authorization: text("authorization"),
+            api_version: text("api-version"),
+            status: 0,
+            response: Value::Null,
+            replayed: false,
+            at,
+        };
+
+        if !self.authorized(call.authorization.as_deref()) {
+            let answer = Answer::new(
+                401,
+                error_body("Not Authenticated", "NOT_AUTHENTICATED", json!({})),
+            );
+            return self.finish(call, answer, &request_id, None).await;
+        }
+
+        let taken = self.lock().budget.take_request(at);
+        if let Err(seconds) = taken {
+            let answer = Answer::new(
+                429,
+                error_body(
+                    "Minute limit rate exceeded",
+                    "RATE_LIMIT_EXCEEDED",
+                    json!({ "retry_in_seconds": seconds, "status_code": 429 }),
+                ),
+            )
+            .retry_after(seconds);
+            return self.finish(call, answer, &request_id, None).await;
+        }
+
+        let fault = self.lock().faults.pop_front();
+        if let Some(fault) = fault {
+            if let Fault::Timeout = fault {
+                let answer = fault_answer(fault);
+                call.status = answer.status;
+                call.response = answer.body.clone();
+                self.lock().calls.push(call.clone());
+                tokio::time::sleep(TIMEOUT_HOLD).await;
+                return self.respond(answer, &request_id, call.api_version.as_deref());
+            }
+            return self
+                .finish(call, fault_answer(fault), &request_id, None)
+                .await;
+        }
+
+        let Some(Value::Object(request)) = parsed else {
+            let answer = if serde_json::from_slice::<Value>(&body).is_err() {
+                Answer::new(
+                    400,
+                    error_body(
+                        "Invalid JSON in the request body",
+                        "JsonParseException",
+                        json!({ "status_code": 400 }),
+                    ),
+                )
+            } else {
+                Answer::new(
+                    400,
+                    error_body(
+                        "Bad request: the body must be a JSON object",
+                        "BadRequest",
+                        json!({ "status_code": 400 }),
+                    ),
+                )
+            };
+            return self.finish(call, answer, &request_id, None).await;
+        };
+        let Some(query) = request.get("query").and_then(Value::as_str) else {
+            let answer = Answer::new(
+                400,
+                error_body(
+                    "Bad request: the body must carry the GraphQL document under `query`",
+                    "BadRequest",
+                    json!({ "status_code": 400 }),
+                ),
+            );
+            return self.finish(call, answer, &request_id, None).await;
+        };
+        let variables = match request.get("variables") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(v)) => v.clone(),
+            Some(_) => {
+                let answer = Answer::new(
+                    400,
+                    error_body(
+                        "Bad request: `variables` must be a JSON object",
+                        "BadRequest",
+                        json!({ "status_code": 400 }),
+                    ),
+                );
+                return self.finish(call, answer, &request_id, None).await;
+            }
+        };
+        if let Some(version) = call.api_version.as_deref()
+            && !valid_api_version(version)
+        {
+            let answer = Answer::new(
+                200,
+                error_body(
+                    "Invalid API version. Versions look like 2026-10",
+                    "InvalidVersionException",
+                    json!({ "status_code": 400 }),
+                ),
+            );
+            return self.finish(call, answer, &request_id, None).await;
+        }
+
+        let doc = match schema::check_document(query) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let code = match e {
+                    schema::DocumentError::Parse(_) => "GRAPHQL_PARSE_FAILED",
+                    schema::DocumentError::Invalid(_) => "GRAPHQL_VALIDATION_FAILED",
+                };
+                let answer = validation_failed(e.problems(), code);
+                return self.finish(call, answer, &request_id, None).await;
+            }
+        };
+        let operation_name = request.get("operationName").and_then(Value::as_str);
+        let operation = match doc.operations.get(operation_name) {
+            Ok(op) => op,
+            Err(e) => {
+                let problem = schema::Problem {
+                    message: e.message().to_string(),
+                    location: None,
+                };
+                let answer = validation_failed(&[problem], "GRAPHQL_VALIDATION_FAILED");
+                return self.finish(call, answer, &request_id, None).await;
+            }
+        };
+        let coerced = serde_json::from_value::<JsonMap>(Value::Object(variables))
+            .map_err(|e| e.to_string())
+            .and_then(|raw| {
+                coerce_variable_values(schema::subset_schema(), operation, &raw)
+                    .map_err(|e| e.message().to_string())
+            })
+            .and_then(|valid| serde_json::to_value(&*valid).map_err(|e| e.to_string()));
+        let variables = match coerced {
+            Ok(Value::Object(v)) => v,
+            Ok(_) => Map::new(),
+            Err(message) => {
+                let problem = schema::Problem {
+                    message,
+                    location: None,
+                };
+                let answer = validation_failed(&[problem], "GRAPHQL_VALIDATION_FAILED");
+                return self.finish(call, answer, &request_id, None).await;
+            }
+        };
+        let req = exec::Request {
+            doc: &doc,
+            operation,
+            variables: &variables,
+        };
+        let key = call
+            .idempotency_key
+            .clone()
+            .filter(|k| req.is_mutation() && !k.is_empty());
+
+        // Idempotency, budget and execution in one critical section.
+        let gate = {
+            let mut state = self.lock();
+            let cached = key
+                .as_ref()
+                .and_then(|key| match state.idempotency.get(key) {
+                    Some(Idempotency::Done { status, body }) => {
+                        let mut answer = Answer::new(*status, body.clone())
+                            .with_header(HeaderName::from_static("idempotency-replayed"), "true");
+                        answer.replayed = true;
+                        Some(answer)
+                    }
+                    Some(Idempotency::InFlight) => Some(idempotency_conflict()),
+                    None => None,
+                });
+            if let Some(answer) = cached {
+                Err(answer)
+            } else if let Err(seconds) = state.budget.take_points(at, req.cost()) {
+                Err(Answer::new(
+                    429,
+                    error_body(
+                        "Complexity budget exhausted",
+                        "COMPLEXITY_BUDGET_EXHAUSTED",
+                        json!({ "retry_in_seconds": seconds, "status_code": 429 }),
+                    ),
+                )
+                .retry_after(seconds))
+            } else {
+                if let Some(key) = &key {
+                    state.idempotency.insert(key.clone(), Idempotency::InFlight);
+                }
+                let outcome = exec::execute(
+                    &mut state.store,
+                    &req,
+                    self.integration_user_id,
+                    OffsetDateTime::now_utc(),
+                );
+                let wait = state.webhook_before_response;
+                let receivers =
+                    self.dispatch(&state, &outcome.changes, self.integration_user_id, wait);
+                Ok((outcome, receivers))
+            }
+        };
+        let (outcome, receivers) = match gate {
+            Ok(run) => run,
+            Err(answer) => return self.finish(call, answer, &request_id, None).await,
+        };
+        let mut body = outcome.body;
+        body.insert("extensions".into(), json!({ "request_id": request_id }));
+        let body = Value::Object(body);
+        // From here on the answer is cached even if the request is abandoned (the mutation ran).
+        // Created outside the critical section: its Drop locks.
+        let guard = key.map(|key| InFlightKey {
+            inner: self,
+            key,
+            status: 200,
+            body: body.clone(),
+        });
+        for rx in receivers {
+            let _ = rx.await;
+        }
+        self.finish(call, Answer::new(200, body), &request_id, guard)
+            .await
+    }
+
+    /// Records the call, waits the configured latency, then answers (and only then releases an
+    /// idempotency key held in flight).
+    async fn finish(
+        &self,
+        mut call: MondayCall,
+        mut answer: Answer,
+        request_id: &str,
+        guard: Option<InFlightKey<'_>>,
+    ) -> Response {
+        if let Value::Object(body) = &mut answer.body
+            && !body.contains_key("extensions")
+        {
+            body.insert("extensions".into(), json!({ "request_id": request_id }));
+        }
+        call.status = answer.status;
+        call.response = answer.body.clone();
+        call.replayed = answer.replayed;
+        let api_version = call.api_version.clone();
+        let latency = {
+            let mut state = self.lock();
+            state.calls.push(call);
+            state.latency
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        drop(guard);
+        self.respond(answer, request_id, api_version.as_deref())
+    }
+
+    /// The HTTP response with monday's common headers.
+    fn respond(&self, answer: Answer, request_id: &str, api_version: Option<&str>) -> Response {
+        let (policy, rate) = {
+            let in_flight = self.in_flight.load(Ordering::SeqCst);
+            self.lock().budget.headers(Instant::now(), in_flight)
+        };
+        // A replayed answer keeps the request id it was first given.
+        let request_id = answer
+            .body
+            .pointer("/extensions/request_id")
+            .and_then(Value::as_str)
+            .unwrap_or(request_id)
+            .to_owned();
+        let status =
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, answer.body.to_string()).into_response();
+        let headers = response.headers_mut();
+        let mut set = |name: HeaderName, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        set(header::CONTENT_TYPE, "application/json; charset=utf-8");
+        set(HeaderName::from_static("ratelimit-policy"), &policy);
+        set(HeaderName::from_static("ratelimit"), &rate);
+        set(HeaderName::from_static("x-request-id"), &request_id);
+        set(
+            HeaderName::from_static("api-version"),
+            api_version
+                .filter(|v| valid_api_version(v))
+                .unwrap_or(DEFAULT_API_VERSION),
+        );
+        for (name, value) in answer.headers {
+            set(name, &value);
+        }
+        response
+    }
+}
+
+async fn handle(
+    AxumState(inner): AxumState<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    inner.handle(headers, body).await
+}
+
+impl MondaySim {
+    /// Binds 127.0.0.1:0 and starts serving `POST /v2` and delivering webhooks.
+    pub async fn start(config: MondaySimConfig) -> std::io::Result<MondaySim> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let webhook_log = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(webhooks::deliver_all(
+            receiver,
+            client,
+            config.signing_secret.as_bytes().to_vec(),
+            webhook_log.clone(),
+        ));
+        let inner = Arc::new(Inner {
+            addr,
+            api_token: config.api_token.clone(),
+            integration_user_id: config.integration_user_id,
+            state: Mutex::new(SimState {
+                store: Store::new(config.boards.clone()),
+                calls: Vec::new(),
+                target: None,
+                idempotency: HashMap::new(),
+                budget: Budget {
+                    requests_per_minute: config.requests_per_minute,
+                    complexity_per_minute: config.complexity_per_minute,
+                    requests: VecDeque::new(),
+                    points: VecDeque::new(),
+                },
+                faults: VecDeque::new(),
+                latency: Duration::ZERO,
+                webhook_before_response: false,
+                webhooks_enabled: true,
+            }),
+            jobs,
+            webhook_log,
+            in_flight: AtomicU64::new(0),
+        });
+        let app = Router::new()
+            .route("/v2", post(handle))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "the Monday simulator stopped serving");
+            }
+        });
+        Ok(MondaySim { inner })
+    }
+
+    /// "http://127.0.0.1:PORT/v2" (the MONDAY_API_URL).
+    pub fn api_url(&self) -> String {
+        format!("http://{}/v2", self.inner.addr)
+    }
+
+    /// Where board webhooks are delivered, and the `aud` their JWT carries (None: the url).
+    /// None url: no deliveries.
+    pub fn set_webhook_target(&self, url: Option<String>, audience: Option<String>) {
+        self.inner.lock().target = url.map(|url| (url, audience));
+    }
+
+    /// Every request received so far, in order of answer.
+    pub fn calls(&self) -> Vec<MondayCall> {
+        self.inner.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.inner.lock().calls.clear();
+    }
+
+    /// The items of `board` in any state (deleted ones included), by id.
+    pub fn items(&self, board: BoardId) -> Vec<SimItem> {
+        self.inner
+            .lock()
+            .store
+            .items()
+            .filter(|s| s.item.board_id == board)
+            .map(|s| s.item.clone())
+            .collect()
+    }
+
+    pub fn item(&self, id: MondayItemId) -> Option<SimItem> {
+        self.inner.lock().store.item(id).map(|s| s.item.clone())
+    }
+
+    /// Every webhook delivery attempt so far, in order.
+    pub fn webhooks(&self) -> Vec<SentWebhook> {
+        self.inner
+            .webhook_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies a simulated human's edit and waits until its webhooks were delivered.
+    async fn user_write(
+        &self,
+        write: impl FnOnce(&mut Store, OffsetDateTime) -> Result<Vec<Change>, store::FieldError>,
+        what: &str,
+    ) {
+        let receivers = {
+            let mut state = self.inner.lock();
+            match write(&mut state.store, OffsetDateTime::now_utc()) {
+                Ok(changes) => self
+                    .inner
+                    .dispatch(&state, &changes, webhooks::HUMAN_USER_ID, true),
+                Err(e) => {
+                    tracing::warn!(code = e.code, message = %e.message, "simulated user {what} refused");
+                    Vec::new()
+                }
+            }
+        };
+        for rx in receivers {
+            let _ = rx.await;
+        }
+    }
+
+    /// As a human in monday's UI (userId 4012689): sets one column (value in the API write
+    /// format; null clears) and fires `update_column_value`. Returns once the webhooks were delivered.
+    pub async fn user_change_column(&self, item: MondayItemId, column_id: &str, value: Value) {
+        let mut values = Map::new();
+        values.insert(column_id.to_owned(), value);
+        self.user_write(
+            |store, now| store.change_columns(None, item, &Value::Object(values), now),
+            "column change",
+        )
+        .await;
+    }
+
+    /// As a human: renames the item and fires `update_name`.
+    pub async fn user_rename_item(&self, item: MondayItemId, name: &str) {
+        let values = json!({ "name": name });
+        self.user_write(
+            |store, now| store.change_columns(None, item, &values, now),
+            "rename",
+        )
+        .await;
+    }
+
+    /// As a human: creates an item and fires `create_pulse`.
+    ///
+    /// Panics when the board does not exist or a value is invalid (a mistake in the test).
+    pub async fn user_create_item(
+        &self,
+        board: BoardId,
+        name: &str,
+        column_values: Map<String, Value>,
+    ) -> MondayItemId {
+        let (id, receivers) = {
+            let mut state = self.inner.lock();
+            let created = state.store.create_item(
+                board,
+                name,
+                &Value::Object(column_values),
+                OffsetDateTime::now_utc(),
+            );
+            let (id, changes) = match created {
+                Ok(created) => created,
+                Err(e) => panic!(
+                    "user_create_item on board {board}: {} ({})",
+                    e.message, e.code
+                ),
+            };
+            let receivers = self
+                .inner
+                .dispatch(&state, &changes, webhooks::HUMAN_USER_ID, true);
+            (id, receivers)
+        };
+        for rx in receivers {
+            let _ = rx.await;
+        }
+        id
+    }
+
+    /// As a human: archives the item and fires `archive_pulse`.
+    pub async fn user_archive_item(&self, item: MondayItemId) {
+        self.user_write(|store, _| store.set_state(item, true), "archive")
+            .await;
+    }
+
+    /// As a human: deletes the item and fires `delete_pulse`.
+    pub async fn user_delete_item(&self, item: MondayItemId) {
+        self.user_write(|store, _| store.set_state(item, false), "delete")
+            .await;
+    }
+
+    pub fn faults(&self) -> MondayFaults {
+        MondayFaults {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl MondayFaults {
+    fn push(&self, n: usize, fault: Fault) {
+        self.inner
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// The next `n` requests answer HTTP `status` with monday's error body; nothing is executed.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.push(n, Fault::Status(status));
+    }
+
+    /// The next `n` requests are held ~65 s (the client times out first), then answered 504;
+    /// nothing is executed.
+    pub fn timeout_next(&self, n: usize) {
+        self.push(n, Fault::Timeout);
+    }
+
+    /// The next `n` requests answer 429 with `Retry-After` and `RATE_LIMIT_EXCEEDED`.
+    pub fn rate_limit_next(&self, n: usize, retry_after_secs: u64) {
+        self.push(n, Fault::RateLimit(retry_after_secs));
+    }
+
+    /// The next `n` requests answer HTTP 200 with `COMPLEXITY_BUDGET_EXHAUSTED` and `retry_in_seconds`.
+    pub fn complexity_exhausted_next(&self, n: usize, retry_in_seconds: u64) {
+        self.push(n, Fault::Complexity(retry_in_seconds));
+    }
+
+    /// The next `n` requests answer 409 `IDEMPOTENCY_CONFLICT` with `Retry-After: 1`.
+    pub fn idempotency_conflict_next(&self, n: usize) {
+        self.push(n, Fault::IdempotencyConflict);
+    }
+
+    /// Every answer is delayed by `d` (zero: no delay).
+    pub fn set_latency(&self, d: Duration) {
+        self.inner.lock().latency = d;
+    }
+
+    /// Deliver a mutation's webhooks (and wait for them) before answering it.
+    pub fn set_webhook_before_response(&self, on: bool) {
+        self.inner.lock().webhook_before_response = on;
+    }
+
+    /// Turns webhook deliveries on or off (events of changes made while off are never sent).
+    pub fn set_webhooks_enabled(&self, on: bool) {
+        self.inner.lock().webhooks_enabled = on;
+    }
+
+    /// Forgets every cached idempotent answer, as if 30 minutes passed.
+    pub fn drop_idempotency_cache(&self) {
+        self.inner
+            .lock()
+            .idempotency
+            .retain(|_, v| matches!(v, Idempotency::InFlight));
+    }
+}
