@@ -124,6 +124,11 @@ pub struct MondaySettings {
     pub organizations_board_id: Option<BoardId>,
     /// Leeway on a JWT's `exp`, in seconds (at most 10).
     pub jwt_leeway_secs: i64,
+    /// Requests per minute the gateway allows itself (Monday: 1,000 on most plans, 2,500 Pro,
+    /// 5,000 Enterprise). Routine sync keeps a fifth in reserve for admin pushes.
+    pub requests_per_minute: u64,
+    /// Complexity points per minute the gateway allows itself (Monday: 5,000,000 for app tokens).
+    pub complexity_per_minute: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -142,10 +147,45 @@ pub struct ConflictSettings {
     pub organizations: BTreeMap<String, ConflictPolicy>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyncSettings {
     /// Create an NPD contact for a Monday item created without an `npd_id` (else it is only reported).
     pub create_in_npd: bool,
+    /// Backoff ceiling of the first retry; it doubles per attempt (full jitter below it).
+    pub retry_base_ms: u64,
+    /// Largest backoff ceiling.
+    pub retry_cap_ms: u64,
+    /// Attempts before a job goes to the dead letters.
+    pub max_attempts: i64,
+    /// How long a claimed job is leased to its worker before another may take it.
+    pub lease_ms: u64,
+    /// Jobs one process runs at once.
+    pub dispatch_concurrency: usize,
+    /// How often idle workers look for new work (they are also woken by new events).
+    pub poll_interval_ms: u64,
+    /// Timeout of one call to Monday's API (Monday's own limit is 60 s).
+    pub monday_timeout_ms: u64,
+    /// Timeout of one call to NPD's API.
+    pub npd_timeout_ms: u64,
+    /// Admin requests allowed per token per minute (then 429).
+    pub admin_requests_per_minute: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            create_in_npd: false,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            max_attempts: 10,
+            lease_ms: 60_000,
+            dispatch_concurrency: 4,
+            poll_interval_ms: 250,
+            monday_timeout_ms: 30_000,
+            npd_timeout_ms: 15_000,
+            admin_requests_per_minute: 120,
+        }
+    }
 }
 
 /// Why settings could not be loaded. Messages never contain secret values.
@@ -201,6 +241,8 @@ impl Default for Settings {
                 contacts_board_id: None,
                 organizations_board_id: None,
                 jwt_leeway_secs: monday_jwt::DEFAULT_LEEWAY_SECS,
+                requests_per_minute: 1_000,
+                complexity_per_minute: 5_000_000,
             },
             mapping: MappingSettings {
                 contacts: EntityMapping::default_for(EntityKind::Contact),
@@ -274,6 +316,8 @@ struct FileMonday {
     contacts_board_id: Option<toml::Value>,
     organizations_board_id: Option<toml::Value>,
     jwt_leeway_secs: Option<i64>,
+    requests_per_minute: Option<u64>,
+    complexity_per_minute: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +341,15 @@ struct FileConflicts {
 #[serde(deny_unknown_fields)]
 struct FileSync {
     create_in_npd: Option<bool>,
+    retry_base_ms: Option<u64>,
+    retry_cap_ms: Option<u64>,
+    max_attempts: Option<i64>,
+    lease_ms: Option<u64>,
+    dispatch_concurrency: Option<usize>,
+    poll_interval_ms: Option<u64>,
+    monday_timeout_ms: Option<u64>,
+    npd_timeout_ms: Option<u64>,
+    admin_requests_per_minute: Option<u32>,
 }
 
 impl Settings {
@@ -415,6 +468,11 @@ impl Settings {
             }
         }
         set_some(&mut self.monday.jwt_leeway_secs, m.jwt_leeway_secs);
+        set_some(&mut self.monday.requests_per_minute, m.requests_per_minute);
+        set_some(
+            &mut self.monday.complexity_per_minute,
+            m.complexity_per_minute,
+        );
 
         if let Some(c) = f.mapping.contacts {
             self.mapping.contacts = c;
@@ -450,7 +508,20 @@ impl Settings {
                 }
             }
         }
-        set_some(&mut self.sync.create_in_npd, f.sync.create_in_npd);
+        let y = f.sync;
+        set_some(&mut self.sync.create_in_npd, y.create_in_npd);
+        set_some(&mut self.sync.retry_base_ms, y.retry_base_ms);
+        set_some(&mut self.sync.retry_cap_ms, y.retry_cap_ms);
+        set_some(&mut self.sync.max_attempts, y.max_attempts);
+        set_some(&mut self.sync.lease_ms, y.lease_ms);
+        set_some(&mut self.sync.dispatch_concurrency, y.dispatch_concurrency);
+        set_some(&mut self.sync.poll_interval_ms, y.poll_interval_ms);
+        set_some(&mut self.sync.monday_timeout_ms, y.monday_timeout_ms);
+        set_some(&mut self.sync.npd_timeout_ms, y.npd_timeout_ms);
+        set_some(
+            &mut self.sync.admin_requests_per_minute,
+            y.admin_requests_per_minute,
+        );
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) {
@@ -577,6 +648,12 @@ impl Settings {
                 );
             }
         }
+        if self.monday.requests_per_minute == 0 || self.monday.complexity_per_minute == 0 {
+            problems.push(
+                "monday.requests_per_minute and monday.complexity_per_minute must be positive"
+                    .into(),
+            );
+        }
         if !(0..=10).contains(&self.monday.jwt_leeway_secs) {
             problems.push("monday.jwt_leeway_secs must be between 0 and 10".into());
         }
@@ -585,6 +662,33 @@ impl Settings {
         {
             problems.push(
                 "MONDAY_CONTACTS_BOARD_ID and MONDAY_ORGANIZATIONS_BOARD_ID must differ".into(),
+            );
+        }
+        let y = &self.sync;
+        if y.retry_base_ms == 0 || y.retry_cap_ms < y.retry_base_ms {
+            problems
+                .push("sync.retry_base_ms must be positive and at most sync.retry_cap_ms".into());
+        }
+        if y.max_attempts < 1 {
+            problems.push("sync.max_attempts must be at least 1".into());
+        }
+        if y.lease_ms < 1_000 || y.lease_ms <= y.monday_timeout_ms.max(y.npd_timeout_ms) {
+            problems.push(
+                "sync.lease_ms must exceed the Monday and NPD call timeouts (a lease must outlive its call)".into(),
+            );
+        }
+        if y.dispatch_concurrency == 0
+            || y.poll_interval_ms == 0
+            || y.admin_requests_per_minute == 0
+        {
+            problems.push(
+                "sync.dispatch_concurrency, sync.poll_interval_ms and sync.admin_requests_per_minute must be positive"
+                    .into(),
+            );
+        }
+        if y.monday_timeout_ms == 0 || y.monday_timeout_ms > 60_000 || y.npd_timeout_ms == 0 {
+            problems.push(
+                "sync.monday_timeout_ms must be 1..=60000 and sync.npd_timeout_ms positive".into(),
             );
         }
         for kind in EntityKind::ALL {
@@ -694,6 +798,25 @@ impl MondaySettings {
             audience,
             self.jwt_leeway_secs,
         ))
+    }
+}
+
+impl SyncSettings {
+    pub fn retry_policy(&self) -> crate::sync::retry::RetryPolicy {
+        crate::sync::retry::RetryPolicy {
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_millis(self.retry_cap_ms),
+            max_attempts: self.max_attempts,
+        }
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn monday_timeout(&self) -> Duration {
+        Duration::from_millis(self.monday_timeout_ms)
+    }
+    pub fn npd_timeout(&self) -> Duration {
+        Duration::from_millis(self.npd_timeout_ms)
     }
 }
 

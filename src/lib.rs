@@ -9,9 +9,11 @@
 pub mod auth;
 pub mod config;
 pub mod connectors;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ledger;
 pub mod sim;
 pub mod startup;
 pub mod sync;
+pub mod worker;

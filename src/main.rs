@@ -1,4 +1,5 @@
-//! The `npd-monday-gateway` command line: `serve`, `migrate`, `check-config`.
+//! The `npd-monday-gateway` command line: `serve`, `migrate`, `demo`, `push-contact`,
+//! `admin-token create`, `check-config`.
 //!
 //! Exit codes: 0 success, 2 bad usage or configuration, 1 any other failure.
 //! May import: clap, anyhow, tokio, the library.
@@ -7,10 +8,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use npd_monday_gateway::auth::admin_token;
 use npd_monday_gateway::config::Settings;
-use npd_monday_gateway::domain::entity::EntityKind;
+use npd_monday_gateway::connectors::monday::MondayClient;
+use npd_monday_gateway::connectors::npd::NpdClient;
+use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use npd_monday_gateway::ledger::Store;
 use npd_monday_gateway::startup::{self, Application};
+use npd_monday_gateway::sync::push::{PushError, Pusher};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,8 +39,32 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Validate the configuration and print what it amounts to (secrets never printed).
+    /// Validate the configuration and print what it amounts to (secrets never printed); when
+    /// Monday is configured, also check that the mapped boards and columns exist.
     CheckConfig,
+    /// Run the gateway with Monday and NPD simulators on loopback and print a scripted round trip.
+    Demo,
+    /// Queue a forced push of one NPD contact to Monday, as the admin endpoint does (a running
+    /// `serve` sends it).
+    PushContact {
+        /// The contact's NPD id (a UUID).
+        contact_id: String,
+    },
+    /// Manage admin tokens.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminTokenCommand {
+    /// Create a token and print it once; only its SHA-256 is stored.
+    Create {
+        /// A unique name for the token (it appears in the audit log).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,11 +76,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Command::CheckConfig = cli.command {
-        print_config_report(&settings);
-        return ExitCode::SUCCESS;
+    let mut log = settings.log.clone();
+    if matches!(cli.command, Command::Demo) && std::env::var("GATEWAY_LOG").is_err() {
+        // The demo prints its own account; the gateway's routine logs would drown it.
+        log.filter = "warn".into();
     }
-    startup::init_tracing(&settings.log);
+    startup::init_tracing(&log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,11 +96,18 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
-            Command::CheckConfig => Ok(()),
+            Command::CheckConfig => check_config(settings).await,
+            Command::Demo => npd_monday_gateway::demo::run_demo()
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::PushContact { contact_id } => push_contact(settings, &contact_id).await,
+            Command::AdminToken {
+                command: AdminTokenCommand::Create { name },
+            } => create_admin_token(settings, &name).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!(error.cause_chain = ?e, "{e:#}");
             eprintln!("error: {e:#}");
@@ -77,22 +116,153 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let app = Application::build(settings).await?;
     let stop = app.shutdown_token();
     tokio::spawn(async move {
         startup::shutdown_signal().await;
         stop.cancel();
     });
-    app.run_until_stopped().await
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(settings: Settings) -> anyhow::Result<()> {
+async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&settings.database).await?;
     store.migrate().await?;
     store.close().await;
     println!("migrations applied to {}", settings.database.redacted_url());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<ExitCode> {
+    let Ok(id) = NpdId::parse(contact_id) else {
+        eprintln!("error: `{contact_id}` is not a UUID");
+        return Ok(ExitCode::from(2));
+    };
+    let settings = Arc::new(settings);
+    let store = open_store(&settings).await?;
+    let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
+    let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd);
+    let result = pusher.push(EntityKind::Contact, id, "cli", None).await;
+    store.close().await;
+    match result {
+        Ok(q) => {
+            println!("contact {id}: {}", q.message);
+            if let Some(job) = q.job_id {
+                println!(
+                    "queued as job {job}; a running `serve` sends it (see GET /api/v1/contacts/{id}/sync)"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(PushError::NotConfigured(m)) => {
+            eprintln!("error: {m}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn create_admin_token(settings: Settings, name: &str) -> anyhow::Result<ExitCode> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        eprintln!("error: --name must be 1 to 100 characters");
+        return Ok(ExitCode::from(2));
+    }
+    let store = open_store(&settings).await?;
+    let token = admin_token::generate();
+    let created = store
+        .insert_admin_token(name, &admin_token::hash(&token))
+        .await?;
+    store.close().await;
+    if !created {
+        eprintln!("error: an admin token named `{name}` exists already");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{token}");
+    eprintln!("admin token `{name}` created; it is shown this once, only its SHA-256 is stored");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
+    print_config_report(&settings);
+    let Some(client) = MondayClient::new(&settings.monday, settings.sync.monday_timeout()) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut ok = true;
+    for kind in EntityKind::ALL {
+        let Some(board) = settings.board_for(kind) else {
+            continue;
+        };
+        match client.board_columns(board).await {
+            Ok(None) => {
+                println!(
+                    "problem: {} board {board} does not exist on Monday",
+                    kind.plural()
+                );
+                ok = false;
+            }
+            Ok(Some(columns)) => {
+                let mapping = settings.mapping.for_kind(kind);
+                let mut wanted: Vec<(&str, Option<&str>)> =
+                    vec![(mapping.npd_id_column.as_str(), Some("text"))];
+                wanted.extend(
+                    mapping
+                        .fields
+                        .values()
+                        .map(|c| (c.column.as_str(), Some(c.column_type.as_str()))),
+                );
+                for (column, column_type) in wanted {
+                    match columns.iter().find(|(id, _)| id == column) {
+                        None => {
+                            println!(
+                                "problem: column `{column}` is missing on {} board {board}",
+                                kind.plural()
+                            );
+                            ok = false;
+                        }
+                        Some((_, t)) if column_type.is_some_and(|w| w != t) => {
+                            println!(
+                                "problem: column `{column}` on {} board {board} is of type {t}, the mapping says {}",
+                                kind.plural(),
+                                column_type.unwrap_or_default()
+                            );
+                            ok = false;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                if ok {
+                    println!(
+                        "  {} board {board}: every mapped column exists with its type",
+                        kind.plural()
+                    );
+                }
+            }
+            Err(e) => {
+                println!(
+                    "problem: cannot read {} board {board} from Monday: {e}",
+                    kind.plural()
+                );
+                ok = false;
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn print_config_report(s: &Settings) {

@@ -13,10 +13,16 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings, Settings};
+use crate::connectors::monday::MondayClient;
+use crate::connectors::npd::NpdClient;
 use crate::http::{self, AppState};
 use crate::ledger::Store;
 use crate::ledger::group_commit::InboxWriter;
+use crate::sync::dispatch::Dispatcher;
 use crate::sync::ingest::Ingest;
+use crate::sync::process::Processor;
+use crate::sync::push::Pusher;
+use crate::worker::{Wake, Workers};
 
 /// A built gateway, bound to its port, not yet serving.
 pub struct Application {
@@ -25,6 +31,9 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     shutdown: CancellationToken,
+    processor: Processor,
+    dispatcher: Dispatcher,
+    wake: Wake,
 }
 
 impl Application {
@@ -44,8 +53,31 @@ impl Application {
             settings.database.ingest_batch_max,
             settings.database.ingest_writers,
         );
-        let ingest = Ingest::new(Arc::clone(&settings), writer);
-        let state = AppState::new(Arc::clone(&settings), store.clone(), ingest);
+        let wake = Wake::default();
+        let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
+        let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
+        let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
+        let processor = Processor::new(Arc::clone(&settings), store.clone());
+        let worker = format!(
+            "gw-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&settings),
+            store.clone(),
+            monday,
+            npd.clone(),
+            worker,
+        );
+        let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd);
+        let state = AppState::new(
+            Arc::clone(&settings),
+            store.clone(),
+            ingest,
+            pusher,
+            wake.clone(),
+        );
         warn_about_refused_sources(&state);
         let router = http::router(state);
         let listener = TcpListener::bind(settings.http.listen)
@@ -57,6 +89,9 @@ impl Application {
             listener,
             router,
             shutdown: CancellationToken::new(),
+            processor,
+            dispatcher,
+            wake,
         })
     }
 
@@ -66,6 +101,11 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The handle that wakes (and pauses) this application's workers.
+    pub fn wake(&self) -> Wake {
+        self.wake.clone()
     }
 
     /// Cancelling this token stops the application as SIGTERM would.
@@ -83,14 +123,28 @@ impl Application {
             database = %self.settings.database.redacted_url(),
             "npd-monday-gateway listening"
         );
-        http::server::serve(
-            self.listener,
-            self.router,
-            self.settings.http.header_read_timeout(),
-            self.shutdown.clone(),
+        let sync = &self.settings.sync;
+        let workers = Workers::spawn(
+            self.processor,
+            self.dispatcher,
+            self.wake,
+            sync.dispatch_concurrency,
+            sync.poll_interval(),
+            std::time::Duration::from_millis(sync.lease_ms),
             self.settings.http.shutdown_grace(),
-        )
-        .await;
+            self.shutdown.clone(),
+        );
+        // HTTP and the workers drain side by side within the same grace period.
+        tokio::join!(
+            http::server::serve(
+                self.listener,
+                self.router,
+                self.settings.http.header_read_timeout(),
+                self.shutdown.clone(),
+                self.settings.http.shutdown_grace(),
+            ),
+            workers.join(),
+        );
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

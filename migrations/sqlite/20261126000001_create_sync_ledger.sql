@@ -47,19 +47,13 @@ create table entities (
 );
 
 create table field_state (
-    entity_id          bigint  not null references entities (id) on delete cascade,
-    field              text    not null,
-    base_value         text,
-    npd_value          text,
-    npd_changed_at     bigint,
-    monday_value       text,
-    monday_changed_at  bigint,
-    pending_value      text,
-    pending_target     text             check (pending_target in ('monday', 'npd')),
-    pending_job_id     bigint,
-    pending_since      bigint,
-    created_at         bigint  not null,
-    updated_at         bigint  not null,
+    entity_id   bigint  not null references entities (id) on delete cascade,
+    field       text    not null,
+    -- The field's merge state as JSON (domain::reconcile::FieldState): base (last agreed value),
+    -- each side's last known value and source time, who wrote it, and the write in flight.
+    state       text    not null,
+    created_at  bigint  not null,
+    updated_at  bigint  not null,
     constraint field_state_pkey primary key (entity_id, field)
 );
 

@@ -5,6 +5,7 @@
 //! Error messages never contain a token or a request body.
 //! May import: std, reqwest, serde, serde_json, secrecy, tracing, crate::{config, domain}.
 
+pub mod budget;
 pub mod monday;
 pub mod npd;
 

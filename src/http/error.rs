@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 404: no such resource.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
     /// 405: the route exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -39,6 +42,9 @@ pub enum ApiError {
     /// 503: the store could not commit; nothing was accepted, the sender should retry.
     #[error("the store is unavailable; nothing was accepted, retry later")]
     Unavailable,
+    /// 502: a remote system (NPD's API) could not answer a question the request depends on.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: the gateway is up but cannot serve yet (store unreachable or not migrated).
     #[error("{0}")]
     NotReady(String),
@@ -54,8 +60,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -68,10 +76,12 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Conflict(_) => "conflict",
             ApiError::RequestTimeout => "request-timeout",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Unavailable => "store-unavailable",
             ApiError::NotReady(_) => "not-ready",
+            ApiError::BadGateway(_) => "bad-gateway",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -5,6 +5,7 @@
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
 //! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, ledger, sync}.
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod monday;
@@ -33,6 +34,8 @@ use crate::auth::standard_webhooks::Verifier;
 use crate::config::Settings;
 use crate::ledger::Store;
 use crate::sync::ingest::Ingest;
+use crate::sync::push::Pusher;
+use crate::worker::Wake;
 use error::{ApiError, BodyLimit};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,10 +52,21 @@ pub struct AppState {
     pub monday_jwt: Option<MondayJwtVerifier>,
     /// `MONDAY_WEBHOOK_TOKEN`, for `/webhooks/monday/{token}`.
     pub monday_path_token: Option<SecretString>,
+    /// Forced pushes requested by admins.
+    pub pusher: Pusher,
+    pub admin_limiter: Arc<admin::AdminRateLimiter>,
+    /// Wakes the workers when an admin action queued work.
+    pub wake: Wake,
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, store: Store, ingest: Ingest) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        ingest: Ingest,
+        pusher: Pusher,
+        wake: Wake,
+    ) -> Self {
         let npd_verifier = settings.npd.verifier();
         let monday_jwt = settings
             .monday
@@ -65,6 +79,9 @@ impl AppState {
             npd_verifier,
             monday_jwt,
             monday_path_token,
+            pusher,
+            admin_limiter: Arc::default(),
+            wake,
         }
     }
 }
@@ -82,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(npd::router())
         .merge(monday::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

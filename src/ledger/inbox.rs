@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use sqlx::{FromRow, QueryBuilder};
 
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
+use crate::ledger::tx::{Tx, with_tx};
 use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
 
 /// Where a delivery came from.
@@ -187,6 +188,52 @@ impl Store {
     pub async fn inbox_count(&self) -> LedgerResult<i64> {
         let n = with_pool!(self, pool => {
             sqlx::query_scalar::<_, i64>("select count(*) from inbox_events").fetch_one(pool).await
+        })?;
+        Ok(n)
+    }
+}
+
+/// The oldest unprocessed inbox rows, in arrival order (the caller holds the processing lock).
+pub async fn next_unprocessed(tx: &mut Tx, limit: i64) -> LedgerResult<Vec<InboxRow>> {
+    let sql = format!(
+        "select {INBOX_COLUMNS} from inbox_events where processed_at is null order by id limit $1"
+    );
+    let rows = with_tx!(tx, conn => {
+        sqlx::query_as::<_, InboxRow>(&sql).bind(limit).fetch_all(conn).await
+    })?;
+    Ok(rows)
+}
+
+/// Records what processing decided for an inbox row.
+pub async fn mark_processed(
+    tx: &mut Tx,
+    id: i64,
+    outcome: &str,
+    detail: Option<&str>,
+) -> LedgerResult<()> {
+    let now = now_ms();
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "update inbox_events set processed_at = $2, outcome = $3, outcome_detail = $4, updated_at = $2 where id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(outcome)
+        .bind(detail)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+impl Store {
+    /// How many inbox rows still wait for processing.
+    pub async fn unprocessed_count(&self) -> LedgerResult<i64> {
+        let n = with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>("select count(*) from inbox_events where processed_at is null")
+                .fetch_one(pool)
+                .await
         })?;
         Ok(n)
     }

@@ -7,8 +7,15 @@
 //! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
 //! May import: std, sqlx, tokio, time, crate::domain, crate::config.
 
+pub mod admin;
+pub mod conflicts;
+pub mod entities;
 pub mod group_commit;
+pub mod history;
 pub mod inbox;
+pub mod jobs;
+pub mod stats;
+pub mod tx;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,6 +64,8 @@ pub enum LedgerError {
     Location(String),
     #[error("the ingest writer has stopped")]
     WriterStopped,
+    #[error("ledger data is not what this version expects: {0}")]
+    Corrupt(String),
 }
 
 impl From<sqlx::Error> for LedgerError {

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use crate::config::Settings;
 use crate::domain::event::{MondayEvent, MondayEventKind, NpdEvent};
 use crate::ledger::LedgerResult;
@@ -20,11 +22,25 @@ use crate::ledger::inbox::{InsertOutcome, NewInboxEvent, Source};
 pub struct Ingest {
     settings: Arc<Settings>,
     writer: InboxWriter,
+    /// Woken after a new event is committed, so processing starts at once.
+    processing: Arc<Notify>,
 }
 
 impl Ingest {
-    pub fn new(settings: Arc<Settings>, writer: InboxWriter) -> Self {
-        Ingest { settings, writer }
+    pub fn new(settings: Arc<Settings>, writer: InboxWriter, processing: Arc<Notify>) -> Self {
+        Ingest {
+            settings,
+            writer,
+            processing,
+        }
+    }
+
+    async fn store(&self, row: NewInboxEvent) -> LedgerResult<InsertOutcome> {
+        let outcome = self.writer.insert(row).await?;
+        if matches!(outcome, InsertOutcome::Accepted(_)) {
+            self.processing.notify_one();
+        }
+        Ok(outcome)
     }
 
     /// Stores an NPD event under its `webhook-id`.
@@ -35,8 +51,7 @@ impl Ingest {
         raw_body: &[u8],
         request_id: Option<String>,
     ) -> LedgerResult<InsertOutcome> {
-        self.writer
-            .insert(npd_inbox_row(webhook_id, event, raw_body, request_id))
+        self.store(npd_inbox_row(webhook_id, event, raw_body, request_id))
             .await
     }
 

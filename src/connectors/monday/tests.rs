@@ -30,6 +30,8 @@ fn settings(sim: &MondaySim) -> MondaySettings {
         contacts_board_id: Some(CONTACTS),
         organizations_board_id: Some(ORGANIZATIONS),
         jwt_leeway_secs: 10,
+        requests_per_minute: 1_000,
+        complexity_per_minute: 5_000_000,
     }
 }
 
@@ -99,6 +101,8 @@ fn new_needs_a_token_and_debug_never_shows_it() {
         contacts_board_id: None,
         organizations_board_id: None,
         jwt_leeway_secs: 10,
+        requests_per_minute: 1_000,
+        complexity_per_minute: 5_000_000,
     };
     assert!(MondayClient::new(&s, Duration::from_secs(1)).is_none());
     s.api_token = Some(SecretString::from("super-secret-monday-token"));
@@ -532,6 +536,8 @@ async fn a_connection_refused_is_retryable_without_a_status() {
         contacts_board_id: None,
         organizations_board_id: None,
         jwt_leeway_secs: 10,
+        requests_per_minute: 1_000,
+        complexity_per_minute: 5_000_000,
     };
     let client = MondayClient::new(&s, Duration::from_secs(2)).expect("configured");
     let err = client.board_columns(CONTACTS).await.expect_err("refused");

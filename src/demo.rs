@@ -1,0 +1,365 @@
+//! A whole world on loopback: the gateway with the Monday and NPD simulators wired to it, and the
+//! scripted round trip that `npd-monday-gateway demo` prints.
+//!
+//! Owns: `World` (used by `demo` and by the end-to-end tests, so both exercise the same wiring)
+//! and `run_demo`.
+//! May import: everything in the crate (like `startup`, it chooses implementations).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::domain::entity::{BoardId, ContactSnapshot, MondayItemId, NpdId};
+use crate::ledger::Store;
+use crate::ledger::inbox::Source;
+use crate::sim::monday::{MondaySim, MondaySimConfig};
+use crate::sim::npd::{NpdSim, NpdSimConfig};
+use crate::startup::Application;
+use crate::worker::Wake;
+
+pub const CONTACTS_BOARD: BoardId = BoardId(4_100_000_001);
+pub const ORGANIZATIONS_BOARD: BoardId = BoardId(4_100_000_002);
+/// The Monday user id the simulator puts on webhooks of the gateway's own writes.
+pub const INTEGRATION_USER_ID: i64 = 71_000_001;
+
+/// The gateway, running, with both simulators pointed at it and it at them.
+pub struct World {
+    pub monday: MondaySim,
+    pub npd: NpdSim,
+    pub store: Store,
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    /// Wakes and pauses the gateway's workers.
+    pub wake: Wake,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl World {
+    /// Starts both simulators and a gateway on `database_url`, with settings fit for fast tests
+    /// (short retries and polls); `tweak` may change any of them.
+    pub async fn start(
+        database_url: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<World> {
+        let monday_token = format!("monday-token-{}", uuid::Uuid::new_v4().simple());
+        let signing_secret = format!("monday-signing-{}", uuid::Uuid::new_v4().simple());
+        let npd_token = format!("npd-token-{}", uuid::Uuid::new_v4().simple());
+        let npd_secret = format!("whsec_{}", base64_of(uuid::Uuid::new_v4().as_bytes()));
+        let admin_token = crate::auth::admin_token::generate();
+
+        let mut monday_config =
+            MondaySimConfig::contacts_and_organizations(CONTACTS_BOARD, ORGANIZATIONS_BOARD);
+        monday_config.api_token = monday_token.clone();
+        monday_config.signing_secret = signing_secret.clone();
+        monday_config.integration_user_id = INTEGRATION_USER_ID;
+        let monday = MondaySim::start(monday_config)
+            .await
+            .context("start the Monday simulator")?;
+        let npd = NpdSim::start(NpdSimConfig {
+            api_token: Some(npd_token.clone()),
+            webhook_secret: npd_secret.clone(),
+        })
+        .await
+        .context("start the NPD simulator")?;
+
+        let mut s = Settings::default();
+        s.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        s.http.shutdown_grace_ms = 3_000;
+        s.database.url = SecretString::from(database_url.to_owned());
+        s.database.max_connections = 8;
+        s.admin.token = Some(SecretString::from(admin_token.clone()));
+        s.npd.webhook_secret = Some(SecretString::from(npd_secret));
+        s.npd.api_url = Some(npd.url());
+        s.npd.api_token = Some(SecretString::from(npd_token));
+        s.monday.api_url = monday.api_url();
+        s.monday.api_token = Some(SecretString::from(monday_token));
+        s.monday.signing_secret = Some(SecretString::from(signing_secret));
+        s.monday.contacts_board_id = Some(CONTACTS_BOARD);
+        s.monday.organizations_board_id = Some(ORGANIZATIONS_BOARD);
+        s.sync.retry_base_ms = 50;
+        s.sync.retry_cap_ms = 1_000;
+        s.sync.poll_interval_ms = 20;
+        s.sync.monday_timeout_ms = 3_000;
+        s.sync.npd_timeout_ms = 3_000;
+        s.sync.lease_ms = 10_000;
+        s.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+        tweak(&mut s);
+
+        let app = Application::build(s).await.context("start the gateway")?;
+        let addr = app.local_addr()?;
+        let store = app.store().clone();
+        let shutdown = app.shutdown_token();
+        let wake = app.wake();
+        let task = tokio::spawn(app.run_until_stopped());
+        monday.set_webhook_target(Some(format!("http://{addr}/webhooks/monday")), None);
+        npd.set_event_target(Some(format!("http://{addr}/api/v1/npd/events")));
+        Ok(World {
+            monday,
+            npd,
+            store,
+            addr,
+            admin_token,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(40))
+                .build()?,
+            wake,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until every accepted event is processed, no job is open, and nothing new arrived for
+    /// a few polls (the simulators deliver their webhooks and events asynchronously).
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = 0;
+        let mut last = (-1, -1, -1);
+        while Instant::now() < deadline {
+            let now = (
+                self.store.inbox_count().await?,
+                self.store.unprocessed_count().await?,
+                self.store.open_job_count().await?,
+            );
+            if now.1 == 0 && now.2 == 0 && now == last {
+                quiet += 1;
+                if quiet >= 4 {
+                    return Ok(());
+                }
+            } else {
+                quiet = 0;
+            }
+            last = now;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        bail!(
+            "not settled after {timeout:?}: {} unprocessed events, {} open jobs",
+            last.1,
+            last.2
+        )
+    }
+
+    /// `POST` an admin route with the bootstrap token.
+    pub async fn admin_post(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?)
+    }
+
+    /// `GET` an admin route with the bootstrap token.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?)
+    }
+
+    /// Stops the gateway as SIGTERM would and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A contact as NPD's users would create it.
+pub fn sample_contact(id: NpdId) -> ContactSnapshot {
+    ContactSnapshot {
+        id,
+        version: 1,
+        sync_enabled: true,
+        monday_id: None,
+        first_name: Some("Ada".into()),
+        last_name: Some("Lovelace".into()),
+        email: Some("ada@example.com".into()),
+        phone: Some("+442079460990".into()),
+        role_title: Some("CTO".into()),
+        notes: Some("Met at the expo".into()),
+        organization_id: None,
+        updated_at: None,
+    }
+}
+
+/// Runs the scripted round trip on a fresh world and prints what happened. Fails (non-zero exit)
+/// if any step does not happen as it should.
+pub async fn run_demo() -> anyhow::Result<()> {
+    let path = std::env::temp_dir().join(format!(
+        "npd-monday-gateway-demo-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let url = format!("sqlite://{}", path.display());
+    let result = demo_steps(&url).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    result
+}
+
+async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
+    let world = World::start(database_url, |_| {}).await?;
+    let settle = Duration::from_secs(20);
+    println!(
+        "npd-monday-gateway demo: the gateway, a Monday simulator and an NPD simulator on loopback"
+    );
+    println!("  gateway  http://{}", world.addr);
+    println!("  Monday   {}", world.monday.api_url());
+    println!("  NPD      {}", world.npd.url());
+    println!();
+
+    // 1. NPD creates a contact.
+    let id = NpdId(uuid::Uuid::new_v4());
+    let event = world.npd.create_contact(sample_contact(id)).await;
+    println!(
+        "1. NPD created contact Ada Lovelace ({id}); its contact.created event got HTTP {}",
+        show(event.status)
+    );
+    world.settle(settle).await?;
+    let item = world
+        .store
+        .entity_by_npd(crate::domain::entity::EntityKind::Contact, id)
+        .await?
+        .and_then(|e| e.monday_item_id)
+        .context("no Monday item was linked to the new contact")?;
+    let item_id: MondayItemId = item.parse()?;
+    let monday_item = world
+        .monday
+        .item(item_id)
+        .context("the Monday item does not exist")?;
+    println!(
+        "   -> Monday item {item} \"{}\" created on board {CONTACTS_BOARD} with {} columns",
+        monday_item.name,
+        monday_item.column_values.len()
+    );
+    let npd_contact = world.npd.contact(id).context("NPD lost the contact")?;
+    println!(
+        "   -> NPD now holds monday_id {} (written back with PATCH)",
+        npd_contact
+            .monday_id
+            .map(|m| m.to_string())
+            .unwrap_or_default()
+    );
+    if npd_contact.monday_id != Some(item_id) {
+        bail!("NPD did not receive the Monday item id");
+    }
+
+    // 2. A Monday user edits a mapped column.
+    world.npd.clear_calls();
+    world.monday.clear_calls();
+    world
+        .monday
+        .user_change_column(item_id, "role_title", json!("Chief Technology Officer"))
+        .await;
+    println!("2. A Monday user changed the Role column to \"Chief Technology Officer\"");
+    world.settle(settle).await?;
+    let patches: Vec<_> = world
+        .npd
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    let Some(patch) = patches.first() else {
+        bail!("NPD received no PATCH for the Monday edit");
+    };
+    println!(
+        "   -> NPD received PATCH {} {} (X-Sync-Origin: {})",
+        patch.path,
+        patch
+            .body
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default(),
+        patch
+            .headers
+            .get("x-sync-origin")
+            .cloned()
+            .unwrap_or_default()
+    );
+    let role = world.npd.contact(id).and_then(|c| c.role_title);
+    if role.as_deref() != Some("Chief Technology Officer") {
+        bail!("NPD's role_title is {role:?}");
+    }
+
+    // 3. The echoes: NPD's event after the PATCH, and Monday's webhooks of the gateway's writes.
+    let monday_writes = world
+        .monday
+        .calls()
+        .iter()
+        .filter(|c| c.operation != "items_page_by_column_values")
+        .count();
+    let echoes = world
+        .store
+        .inbox_events(Source::Npd, 1_000)
+        .await?
+        .into_iter()
+        .filter(|r| r.outcome.as_deref() == Some("echo"))
+        .count();
+    println!(
+        "3. NPD sent contact.updated after the PATCH: recorded as an echo ({echoes} NPD echoes so far)"
+    );
+    println!("   -> Monday received {monday_writes} calls since the edit: nothing bounced back");
+    if monday_writes != 0 {
+        bail!("the echo bounced back to Monday");
+    }
+
+    // 4. An admin forces a push.
+    let response = world
+        .admin_post(&format!("/api/v1/contacts/{id}/sync-to-monday?wait=true"))
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    println!("4. Admin POST /api/v1/contacts/{id}/sync-to-monday?wait=true -> HTTP {status}");
+    println!("   {body}");
+    if body["outcome"] != json!("synced") {
+        bail!("the manual push did not sync");
+    }
+    world.settle(settle).await?;
+    let status: Value = world
+        .admin_get(&format!("/api/v1/contacts/{id}/sync"))
+        .await?
+        .json()
+        .await?;
+    println!();
+    println!("History of the contact (newest first), from GET /api/v1/contacts/{id}/sync:");
+    for h in status["history"].as_array().into_iter().flatten().take(12) {
+        println!(
+            "   {:<9} {}",
+            h["kind"].as_str().unwrap_or_default(),
+            h["reason"].as_str().unwrap_or_default()
+        );
+    }
+    println!();
+    println!("demo finished: every step happened as expected");
+    world.stop().await;
+    Ok(())
+}
+
+fn show(status: Option<u16>) -> String {
+    status.map_or_else(|| "none".to_owned(), |s| s.to_string())
+}

@@ -1,0 +1,172 @@
+//! Conflicts: a field both sides changed to different values under the `manual` policy, waiting
+//! for an admin.
+//!
+//! Owns: `conflicts` rows (at most one open per entity and field).
+//! May import: sqlx, crate::ledger.
+
+use sqlx::FromRow;
+
+use crate::ledger::tx::{Tx, with_tx};
+use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ConflictRow {
+    pub id: i64,
+    pub entity_id: i64,
+    pub field: String,
+    pub base_value: Option<String>,
+    pub npd_value: Option<String>,
+    pub monday_value: Option<String>,
+    pub policy: String,
+    pub status: String,
+    pub resolution: Option<String>,
+    pub resolved_value: Option<String>,
+    pub resolved_by: Option<String>,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+}
+
+const CONFLICT_COLUMNS: &str = "id, entity_id, field, base_value, npd_value, monday_value, policy, status, \
+     resolution, resolved_value, resolved_by, opened_at, resolved_at";
+
+/// The values of a conflict as the ledger shows them (canonical field values).
+#[derive(Debug, Clone)]
+pub struct ConflictValues<'a> {
+    pub base: Option<&'a str>,
+    pub npd: Option<&'a str>,
+    pub monday: Option<&'a str>,
+}
+
+/// Opens a conflict on a field, or refreshes the values of the one already open.
+pub async fn open(
+    tx: &mut Tx,
+    entity_id: i64,
+    field: &str,
+    v: &ConflictValues<'_>,
+    policy: &str,
+) -> LedgerResult<i64> {
+    let now = now_ms();
+    let existing: Option<i64> = with_tx!(tx, conn => {
+        sqlx::query_scalar("select id from conflicts where entity_id = $1 and field = $2 and status = 'open'")
+            .bind(entity_id)
+            .bind(field)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    if let Some(id) = existing {
+        with_tx!(tx, conn => {
+            sqlx::query(
+                "update conflicts set base_value = $2, npd_value = $3, monday_value = $4, updated_at = $5 where id = $1",
+            )
+            .bind(id)
+            .bind(v.base)
+            .bind(v.npd)
+            .bind(v.monday)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        return Ok(id);
+    }
+    let id = with_tx!(tx, conn => {
+        sqlx::query_scalar(
+            "insert into conflicts (entity_id, field, base_value, npd_value, monday_value, policy, status, \
+             opened_at, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $7) returning id",
+        )
+        .bind(entity_id)
+        .bind(field)
+        .bind(v.base)
+        .bind(v.npd)
+        .bind(v.monday)
+        .bind(policy)
+        .bind(now)
+        .fetch_one(conn)
+        .await
+    })?;
+    Ok(id)
+}
+
+/// The open conflict of a field, if any.
+pub async fn open_for_field(
+    tx: &mut Tx,
+    entity_id: i64,
+    field: &str,
+) -> LedgerResult<Option<ConflictRow>> {
+    let sql = format!(
+        "select {CONFLICT_COLUMNS} from conflicts where entity_id = $1 and field = $2 and status = 'open'"
+    );
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, ConflictRow>(&sql).bind(entity_id).bind(field).fetch_optional(conn).await
+    })?;
+    Ok(row)
+}
+
+pub async fn find(tx: &mut Tx, id: i64) -> LedgerResult<Option<ConflictRow>> {
+    let sql = format!("select {CONFLICT_COLUMNS} from conflicts where id = $1");
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, ConflictRow>(&sql).bind(id).fetch_optional(conn).await
+    })?;
+    Ok(row)
+}
+
+/// Closes an open conflict with the chosen resolution (`npd`, `monday` or `value`).
+pub async fn close(
+    tx: &mut Tx,
+    id: i64,
+    resolution: &str,
+    value: Option<&str>,
+    resolved_by: &str,
+) -> LedgerResult<bool> {
+    let now = now_ms();
+    let done = with_tx!(tx, conn => {
+        sqlx::query(
+            "update conflicts set status = 'resolved', resolution = $2, resolved_value = $3, resolved_by = $4, \
+             resolved_at = $5, updated_at = $5 where id = $1 and status = 'open'",
+        )
+        .bind(id)
+        .bind(resolution)
+        .bind(value)
+        .bind(resolved_by)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+impl Store {
+    /// Conflicts in a status (`open` or `resolved`), oldest first, bounded by `limit`.
+    pub async fn conflicts(&self, status: &str, limit: i64) -> LedgerResult<Vec<ConflictRow>> {
+        let sql = format!(
+            "select {CONFLICT_COLUMNS} from conflicts where status = $1 order by id limit $2"
+        );
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, ConflictRow>(&sql).bind(status).bind(limit).fetch_all(pool).await
+        })?;
+        Ok(rows)
+    }
+
+    /// Open conflicts of one entity.
+    pub async fn entity_conflicts(&self, entity_id: i64) -> LedgerResult<Vec<ConflictRow>> {
+        let sql = format!(
+            "select {CONFLICT_COLUMNS} from conflicts where entity_id = $1 and status = 'open' order by id"
+        );
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, ConflictRow>(&sql).bind(entity_id).fetch_all(pool).await
+        })?;
+        Ok(rows)
+    }
+}
+
+/// How many conflicts of an entity are open.
+pub async fn open_count(tx: &mut Tx, entity_id: i64) -> LedgerResult<i64> {
+    let n = with_tx!(tx, conn => {
+        sqlx::query_scalar::<_, i64>("select count(*) from conflicts where entity_id = $1 and status = 'open'")
+            .bind(entity_id)
+            .fetch_one(conn)
+            .await
+    })?;
+    Ok(n)
+}

@@ -1,0 +1,352 @@
+//! Entities (one row per synced contact or organization) and their per-field merge state.
+//!
+//! Owns: `entities` and `field_state` rows. A field's state is the JSON of
+//! `domain::reconcile::FieldState`, read and written whole.
+//! May import: std, sqlx, serde_json, crate::ledger, crate::domain.
+
+use std::collections::BTreeMap;
+
+use sqlx::FromRow;
+
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
+use crate::domain::reconcile::FieldState;
+use crate::ledger::tx::{Tx, with_tx};
+use crate::ledger::{LedgerError, LedgerResult, Store, now_ms, with_pool};
+
+/// One `entities` row.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct EntityRow {
+    pub id: i64,
+    pub kind: String,
+    pub npd_id: Option<String>,
+    pub monday_item_id: Option<String>,
+    pub board_id: Option<String>,
+    pub npd_version: Option<i64>,
+    pub npd_snapshot: Option<String>,
+    pub monday_snapshot: Option<String>,
+    pub sync_enabled: bool,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub deleted_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl EntityRow {
+    pub fn entity_kind(&self) -> LedgerResult<EntityKind> {
+        self.kind
+            .parse()
+            .map_err(|e: String| LedgerError::Corrupt(format!("entity {}: {e}", self.id)))
+    }
+
+    pub fn npd_id(&self) -> Option<NpdId> {
+        self.npd_id.as_deref().and_then(|s| NpdId::parse(s).ok())
+    }
+
+    pub fn monday_item_id(&self) -> Option<MondayItemId> {
+        self.monday_item_id.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    pub fn board_id(&self) -> Option<BoardId> {
+        self.board_id.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// Sync status of an entity, as shown to admins.
+pub mod status {
+    /// Known, waiting for its first successful write.
+    pub const PENDING: &str = "pending";
+    /// Both sides hold what the ledger expects.
+    pub const SYNCED: &str = "synced";
+    /// A write went to the dead letters; `last_error` says why.
+    pub const FAILED: &str = "failed";
+    /// A field waits for an admin to settle a conflict.
+    pub const CONFLICT: &str = "conflict";
+    /// Deleted in NPD (and archived in Monday).
+    pub const DELETED: &str = "deleted";
+    /// A Monday item with no NPD record, or an NPD record whose item is gone.
+    pub const UNLINKED: &str = "unlinked";
+    /// `sync_enabled: false` in NPD.
+    pub const DISABLED: &str = "disabled";
+}
+
+const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_snapshot, \
+     monday_snapshot, sync_enabled, status, last_error, deleted_at, created_at, updated_at";
+
+/// A new entity row.
+#[derive(Debug, Clone)]
+pub struct NewEntity {
+    pub kind: EntityKind,
+    pub npd_id: Option<NpdId>,
+    pub monday_item_id: Option<MondayItemId>,
+    pub board_id: Option<BoardId>,
+    pub sync_enabled: bool,
+    pub status: &'static str,
+}
+
+pub async fn find_by_npd(
+    tx: &mut Tx,
+    kind: EntityKind,
+    npd_id: NpdId,
+) -> LedgerResult<Option<EntityRow>> {
+    let sql = format!("select {ENTITY_COLUMNS} from entities where kind = $1 and npd_id = $2");
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, EntityRow>(&sql)
+            .bind(kind.as_str())
+            .bind(npd_id.to_string())
+            .fetch_optional(conn)
+            .await
+    })?;
+    Ok(row)
+}
+
+pub async fn find_by_item(tx: &mut Tx, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
+    let sql = format!("select {ENTITY_COLUMNS} from entities where monday_item_id = $1");
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, EntityRow>(&sql)
+            .bind(item.to_string())
+            .fetch_optional(conn)
+            .await
+    })?;
+    Ok(row)
+}
+
+pub async fn find_by_id(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>> {
+    let sql = format!("select {ENTITY_COLUMNS} from entities where id = $1");
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, EntityRow>(&sql).bind(id).fetch_optional(conn).await
+    })?;
+    Ok(row)
+}
+
+/// Locks an entity for the rest of the transaction and returns its current row. Every
+/// read-modify-write of an entity's field states (processing an event, recording a job's outcome,
+/// an admin's resolution) takes this lock first, so on PostgreSQL, where those run in parallel,
+/// none overwrites another's committed state. SQLite's write transactions are serial already.
+pub async fn lock(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>> {
+    let sql = match tx {
+        Tx::Sqlite(_) => format!("select {ENTITY_COLUMNS} from entities where id = $1"),
+        Tx::Postgres(_) => {
+            format!("select {ENTITY_COLUMNS} from entities where id = $1 for update")
+        }
+    };
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, EntityRow>(&sql).bind(id).fetch_optional(conn).await
+    })?;
+    Ok(row)
+}
+
+pub async fn insert(tx: &mut Tx, e: &NewEntity) -> LedgerResult<EntityRow> {
+    let now = now_ms();
+    let sql = format!(
+        "insert into entities (kind, npd_id, monday_item_id, board_id, sync_enabled, status, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $7) returning {ENTITY_COLUMNS}"
+    );
+    let row = with_tx!(tx, conn => {
+        sqlx::query_as::<_, EntityRow>(&sql)
+            .bind(e.kind.as_str())
+            .bind(e.npd_id.map(|id| id.to_string()))
+            .bind(e.monday_item_id.map(|id| id.to_string()))
+            .bind(e.board_id.map(|id| id.to_string()))
+            .bind(e.sync_enabled)
+            .bind(e.status)
+            .bind(now)
+            .fetch_one(conn)
+            .await
+    })?;
+    Ok(row)
+}
+
+/// Records the newest NPD snapshot of an entity.
+pub async fn record_npd_snapshot(
+    tx: &mut Tx,
+    id: i64,
+    version: i64,
+    snapshot: &str,
+    sync_enabled: bool,
+) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "update entities set npd_version = $2, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(snapshot)
+        .bind(sync_enabled)
+        .bind(now_ms())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Records the last known Monday item (name and synced column values) as JSON.
+pub async fn record_monday_snapshot(tx: &mut Tx, id: i64, snapshot: &str) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query("update entities set monday_snapshot = $2, updated_at = $3 where id = $1")
+            .bind(id)
+            .bind(snapshot)
+            .bind(now_ms())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Links an entity to a Monday item, or unlinks it (`None`).
+pub async fn set_link(
+    tx: &mut Tx,
+    id: i64,
+    item: Option<MondayItemId>,
+    board: Option<BoardId>,
+) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query("update entities set monday_item_id = $2, board_id = $3, updated_at = $4 where id = $1")
+            .bind(id)
+            .bind(item.map(|i| i.to_string()))
+            .bind(board.map(|b| b.to_string()))
+            .bind(now_ms())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Records the NPD id of an entity that started as a Monday item (`[sync] create_in_npd`).
+pub async fn set_npd_id(tx: &mut Tx, id: i64, npd_id: NpdId) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query("update entities set npd_id = $2, updated_at = $3 where id = $1")
+            .bind(id)
+            .bind(npd_id.to_string())
+            .bind(now_ms())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Sets the admin-visible status; `last_error` is replaced (None clears it).
+pub async fn set_status(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    last_error: Option<&str>,
+) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query("update entities set status = $2, last_error = $3, updated_at = $4 where id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(last_error)
+            .bind(now_ms())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn mark_deleted(tx: &mut Tx, id: i64, version: i64) -> LedgerResult<()> {
+    let now = now_ms();
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "update entities set status = 'deleted', deleted_at = $2, npd_version = $3, updated_at = $2 where id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Every field's merge state of an entity.
+pub async fn load_fields(
+    tx: &mut Tx,
+    entity_id: i64,
+) -> LedgerResult<BTreeMap<String, FieldState>> {
+    let rows: Vec<(String, String)> = with_tx!(tx, conn => {
+        sqlx::query_as("select field, state from field_state where entity_id = $1")
+            .bind(entity_id)
+            .fetch_all(conn)
+            .await
+    })?;
+    rows.into_iter()
+        .map(|(field, state)| {
+            serde_json::from_str(&state)
+                .map(|s| (field.clone(), s))
+                .map_err(|e| LedgerError::Corrupt(format!("field_state {entity_id}/{field}: {e}")))
+        })
+        .collect()
+}
+
+pub async fn save_field(
+    tx: &mut Tx,
+    entity_id: i64,
+    field: &str,
+    state: &FieldState,
+) -> LedgerResult<()> {
+    let json = serde_json::to_string(state).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+    let now = now_ms();
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "insert into field_state (entity_id, field, state, created_at, updated_at) values ($1, $2, $3, $4, $4) \
+             on conflict (entity_id, field) do update set state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(entity_id)
+        .bind(field)
+        .bind(json)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+impl Store {
+    /// The entity of an NPD record, if the gateway knows it.
+    pub async fn entity_by_npd(
+        &self,
+        kind: EntityKind,
+        npd_id: NpdId,
+    ) -> LedgerResult<Option<EntityRow>> {
+        let sql = format!("select {ENTITY_COLUMNS} from entities where kind = $1 and npd_id = $2");
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, EntityRow>(&sql)
+                .bind(kind.as_str())
+                .bind(npd_id.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row)
+    }
+
+    /// The entity linked to a Monday item, if any.
+    pub async fn entity_by_item(&self, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
+        let sql = format!("select {ENTITY_COLUMNS} from entities where monday_item_id = $1");
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, EntityRow>(&sql)
+                .bind(item.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row)
+    }
+
+    /// Every field's merge state of an entity (read-only view).
+    pub async fn entity_fields(
+        &self,
+        entity_id: i64,
+    ) -> LedgerResult<BTreeMap<String, FieldState>> {
+        let mut tx = self.begin_read().await?;
+        let fields = load_fields(&mut tx, entity_id).await;
+        tx.rollback().await?;
+        fields
+    }
+}

@@ -1,0 +1,86 @@
+//! One transaction over either backend.
+//!
+//! Owns: `Tx` and `with_tx!`, so ledger functions that take part in a larger unit of work (process
+//! one event, complete one job) are written once for both stores.
+//! May import: sqlx, crate::ledger.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::ledger::{LedgerResult, Store};
+
+/// An open transaction on SQLite (begun `IMMEDIATE`, holding the write lock) or PostgreSQL.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's concrete connection.
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::ledger::tx::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::ledger::tx::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl Store {
+    /// Begins a write transaction. On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`),
+    /// so the transaction cannot fail later on a lock upgrade.
+    pub async fn begin(&self) -> LedgerResult<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("begin immediate").await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Store {
+    /// Begins a transaction for consistent reads (SQLite: deferred, takes no write lock).
+    pub async fn begin_read(&self) -> LedgerResult<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    pub async fn rollback(self) -> LedgerResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> LedgerResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Serialises a unit of work across every replica sharing a PostgreSQL database (a
+    /// transaction-scoped advisory lock, released at commit). Returns false when another replica
+    /// holds it. On SQLite the transaction's write lock already serialises, so it is always true.
+    pub async fn try_exclusive(&mut self, key: i64) -> LedgerResult<bool> {
+        match self {
+            Tx::Sqlite(_) => Ok(true),
+            Tx::Postgres(t) => Ok(sqlx::query_scalar::<_, bool>(
+                "select pg_try_advisory_xact_lock($1)",
+            )
+            .bind(key)
+            .fetch_one(&mut **t)
+            .await?),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Admin views and actions that are not pushes: an entity's sync status with the reasons behind
+//! it, and the dead letters with their replay.
+//!
+//! Owns: `SyncStatus`, `sync_status`, `dead_letters`, `replay_dead_letter`.
+//! May import: std, crate::{domain, ledger}.
+
+use std::collections::BTreeMap;
+
+use crate::domain::entity::{EntityKind, NpdId};
+use crate::domain::reconcile::FieldState;
+use crate::ledger::conflicts::ConflictRow;
+use crate::ledger::entities::EntityRow;
+use crate::ledger::history::HistoryRow;
+use crate::ledger::jobs::{JobRow, state};
+use crate::ledger::{LedgerResult, Store};
+
+/// Everything an admin needs to see why an entity synced or not.
+#[derive(Debug, Clone)]
+pub struct SyncStatus {
+    pub entity: EntityRow,
+    pub fields: BTreeMap<String, FieldState>,
+    /// Pending and leased jobs, oldest first.
+    pub open_jobs: Vec<JobRow>,
+    /// Dead jobs of this entity, newest first.
+    pub dead_jobs: Vec<JobRow>,
+    pub conflicts: Vec<ConflictRow>,
+    /// The last 50 history entries, newest first.
+    pub history: Vec<HistoryRow>,
+}
+
+pub async fn sync_status(
+    store: &Store,
+    kind: EntityKind,
+    id: NpdId,
+) -> LedgerResult<Option<SyncStatus>> {
+    let Some(entity) = store.entity_by_npd(kind, id).await? else {
+        return Ok(None);
+    };
+    let fields = store.entity_fields(entity.id).await?;
+    let jobs = store.entity_jobs(entity.id, 200).await?;
+    let mut open_jobs: Vec<JobRow> = jobs
+        .iter()
+        .filter(|j| j.state == state::PENDING || j.state == state::LEASED)
+        .cloned()
+        .collect();
+    open_jobs.sort_by_key(|j| j.id);
+    let dead_jobs = jobs
+        .into_iter()
+        .filter(|j| j.state == state::DEAD)
+        .collect();
+    let conflicts = store.entity_conflicts(entity.id).await?;
+    let history = store.history(entity.id, 50).await?;
+    Ok(Some(SyncStatus {
+        entity,
+        fields,
+        open_jobs,
+        dead_jobs,
+        conflicts,
+        history,
+    }))
+}
+
+/// The dead letters, oldest first.
+pub async fn dead_letters(store: &Store, limit: i64) -> LedgerResult<Vec<JobRow>> {
+    store.jobs_in_state(state::DEAD, limit).await
+}
+
+/// Puts a dead job back in the queue. False when no dead job has that id.
+pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
+    store.replay_dead_job(id).await
+}

@@ -1,0 +1,129 @@
+//! Resolve: an admin settles a conflict (a field both sides changed under the `manual` policy).
+//!
+//! Owns: `resolve_conflict`. The chosen value (NPD's, Monday's, or one given by the admin, in the
+//! field's canonical form) becomes each side's pending write where it differs, the writes are
+//! enqueued on the normal path, and the conflict closes, all in one transaction.
+//! May import: std, crate::{config, domain, ledger, sync}.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::mapping::FieldValue;
+use crate::domain::reconcile::{self, Side};
+use crate::ledger::conflicts::{self, ConflictRow};
+use crate::ledger::entities::{self, status};
+use crate::ledger::{LedgerError, Store};
+use crate::sync::outbox::{self, ADMIN_PRIORITY, Operation};
+use crate::sync::process::record;
+
+/// What the admin chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    Npd,
+    Monday,
+    /// A value of the admin's own (None clears the field on both sides).
+    Value(FieldValue),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no conflict {0}")]
+    NotFound(i64),
+    #[error("conflict {0} is already resolved")]
+    AlreadyResolved(i64),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// A settled conflict: the value chosen and the sides it is being written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub conflict: ConflictRow,
+    pub value: FieldValue,
+    pub pushed_to: Vec<Side>,
+}
+
+pub async fn resolve_conflict(
+    store: &Store,
+    settings: &Arc<Settings>,
+    id: i64,
+    take: Take,
+    actor: &str,
+    request_id: Option<&str>,
+) -> Result<Resolved, ResolveError> {
+    let mut tx = store.begin().await?;
+    let conflict = conflicts::find(&mut tx, id)
+        .await?
+        .ok_or(ResolveError::NotFound(id))?;
+    if conflict.status != "open" {
+        tx.rollback().await?;
+        return Err(ResolveError::AlreadyResolved(id));
+    }
+    let entity = entities::lock(&mut tx, conflict.entity_id)
+        .await?
+        .ok_or_else(|| LedgerError::Corrupt(format!("conflict {id} names no entity")))?;
+    let kind = entity.entity_kind()?;
+    let fields = entities::load_fields(&mut tx, entity.id).await?;
+    let state = fields.get(&conflict.field).cloned().unwrap_or_default();
+    let (resolution, value) = match take {
+        Take::Npd => ("npd", state.npd.clone()),
+        Take::Monday => ("monday", state.monday.clone()),
+        Take::Value(v) => {
+            let column_type = settings
+                .mapping
+                .for_kind(kind)
+                .column_type_of(&conflict.field)
+                .unwrap_or(crate::domain::mapping::ColumnType::Text);
+            ("value", v.and_then(|raw| column_type.canonical(&raw)))
+        }
+    };
+    let (pushes, next) = reconcile::resolve(&state, &value);
+    if next != state {
+        entities::save_field(&mut tx, entity.id, &conflict.field, &next).await?;
+    }
+    let mut pushed_to = Vec::new();
+    for (side, _) in &pushes {
+        let operation = match side {
+            Side::Monday => Operation::PushItem,
+            Side::Npd => Operation::PatchNpd,
+        };
+        outbox::ensure(&mut tx, &entity, operation, ADMIN_PRIORITY, request_id).await?;
+        pushed_to.push(*side);
+    }
+    conflicts::close(&mut tx, id, resolution, value.as_deref(), actor).await?;
+    let still_open = conflicts::open_count(&mut tx, entity.id).await?;
+    if still_open == 0 && entity.status == status::CONFLICT {
+        entities::set_status(&mut tx, entity.id, status::PENDING, None).await?;
+    }
+    let sides = pushed_to
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    record(
+        &mut tx,
+        &entity,
+        None,
+        None,
+        "resolved",
+        format!(
+            "conflict on {} resolved by {actor}: took {resolution} ({}){}",
+            conflict.field,
+            value.as_deref().unwrap_or("<empty>"),
+            if sides.is_empty() {
+                String::new()
+            } else {
+                format!(", written to {sides}")
+            }
+        ),
+        None,
+    )
+    .await?;
+    let conflict = conflicts::find(&mut tx, id).await?.unwrap_or(conflict);
+    tx.commit().await?;
+    Ok(Resolved {
+        conflict,
+        value,
+        pushed_to,
+    })
+}

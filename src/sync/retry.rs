@@ -1,0 +1,162 @@
+//! The one retry policy of the gateway: exponential backoff with full jitter, the remote's own
+//! `Retry-After` / `retry_in_seconds` honoured, and a cap on attempts.
+//!
+//! Owns: `RetryPolicy` and `Verdict`. Whether an error is worth retrying is decided once, by the
+//! connectors (`ConnectorError::class`); when, here.
+//! May import: std, rand, crate::connectors.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::connectors::{ConnectorError, FailureClass};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first attempt's backoff ceiling; it doubles with each attempt.
+    pub base: Duration,
+    /// The largest backoff ceiling.
+    pub cap: Duration,
+    /// Attempts before a job goes to the dead letters.
+    pub max_attempts: i64,
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try again after this delay.
+    RetryAfter(Duration),
+    /// Give up: the reason goes to the dead letter.
+    Dead(String),
+}
+
+impl RetryPolicy {
+    /// The backoff before attempt `attempt + 1`, `attempt` counting from 1: uniform in
+    /// `[0, min(cap, base * 2^(attempt-1))]` (full jitter, so retries of many jobs do not march in
+    /// step), and never shorter than what the remote asked for.
+    pub fn delay(
+        &self,
+        attempt: i64,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.cap);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        let jittered = Duration::from_millis(rng.random_range(0..=ceiling_ms));
+        jittered.max(retry_after.unwrap_or_default())
+    }
+
+    /// The verdict after attempt number `attempts` failed with `error`.
+    pub fn verdict(&self, attempts: i64, error: &ConnectorError, rng: &mut impl Rng) -> Verdict {
+        match error.class {
+            FailureClass::Retryable if attempts < self.max_attempts => {
+                Verdict::RetryAfter(self.delay(attempts, error.retry_after, rng))
+            }
+            FailureClass::Retryable => {
+                Verdict::Dead(format!("gave up after {attempts} attempts: {error}"))
+            }
+            FailureClass::Permanent | FailureClass::NotFound => Verdict::Dead(error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(300),
+            max_attempts: 10,
+        }
+    }
+
+    fn error(class: FailureClass, retry_after: Option<Duration>) -> ConnectorError {
+        ConnectorError {
+            system: "monday",
+            class,
+            status: Some(503),
+            code: None,
+            message: "unavailable".into(),
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_class_and_the_attempt_cap() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let cases = [
+            ("retryable, attempts left", FailureClass::Retryable, 3, true),
+            (
+                "retryable, last attempt",
+                FailureClass::Retryable,
+                10,
+                false,
+            ),
+            (
+                "permanent, first attempt",
+                FailureClass::Permanent,
+                1,
+                false,
+            ),
+            ("not found", FailureClass::NotFound, 1, false),
+        ];
+        for (name, class, attempts, retry) in cases {
+            let verdict = policy().verdict(attempts, &error(class, None), &mut rng);
+            assert_eq!(
+                matches!(verdict, Verdict::RetryAfter(_)),
+                retry,
+                "{name}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ceiling_doubles_per_attempt_up_to_the_cap() {
+        // With a seeded rng, the maximum over many draws approaches each attempt's ceiling.
+        let mut rng = StdRng::seed_from_u64(1);
+        for (attempt, ceiling_ms) in [
+            (1, 500),
+            (2, 1_000),
+            (3, 2_000),
+            (10, 256_000),
+            (11, 300_000),
+            (40, 300_000),
+        ] {
+            let max = (0..2_000)
+                .map(|_| policy().delay(attempt, None, &mut rng).as_millis())
+                .max()
+                .unwrap_or_default();
+            assert!(max <= ceiling_ms, "attempt {attempt}: {max} > {ceiling_ms}");
+            assert!(
+                max * 10 >= ceiling_ms * 9,
+                "attempt {attempt}: jitter never neared the ceiling ({max})"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn delays_stay_within_the_ceiling_and_honour_retry_after(
+            attempt in 1i64..50,
+            retry_after_ms in proptest::option::of(0u64..600_000),
+            seed in any::<u64>(),
+        ) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let retry_after = retry_after_ms.map(Duration::from_millis);
+            let d = policy().delay(attempt, retry_after, &mut rng);
+            let floor = retry_after.unwrap_or_default();
+            prop_assert!(d >= floor);
+            prop_assert!(d <= policy().cap.max(floor));
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
+//! dispatcher (jobs to Monday and NPD, several at once) and the lease reaper.
+//!
+//! Owns: `Workers` (spawning, waking, graceful stop). On stop the dispatcher claims nothing new,
+//! lets in-flight jobs finish within the grace period, and releases the leases of any it had to
+//! abandon so another worker (or this one after a restart) picks them up at once.
+//! May import: std, tokio, tokio-util, tracing, crate::{config, ledger, sync}.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::jobs::JobRow;
+use crate::sync::dispatch::Dispatcher;
+use crate::sync::process::Processor;
+
+/// Wakes workers early when new work exists (they also poll), and holds processing while an
+/// operator (or a test that needs two deliveries to meet in the inbox) pauses it.
+#[derive(Debug, Clone, Default)]
+pub struct Wake {
+    pub process: Arc<Notify>,
+    pub dispatch: Arc<Notify>,
+    processing_paused: Arc<AtomicBool>,
+}
+
+impl Wake {
+    /// Holds inbox processing (ingress keeps accepting; dispatch keeps sending what is queued).
+    pub fn pause_processing(&self) {
+        self.processing_paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume_processing(&self) {
+        self.processing_paused.store(false, Ordering::SeqCst);
+        self.process.notify_one();
+    }
+
+    fn processing_paused(&self) -> bool {
+        self.processing_paused.load(Ordering::SeqCst)
+    }
+}
+
+/// The running loops.
+pub struct Workers {
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Starts the processor, the dispatcher (with `concurrency` jobs at once) and the reaper.
+    #[expect(clippy::too_many_arguments, reason = "wiring: each is one setting")]
+    pub fn spawn(
+        processor: Processor,
+        dispatcher: Dispatcher,
+        wake: Wake,
+        concurrency: usize,
+        poll: Duration,
+        lease: Duration,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> Workers {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(process_loop(
+            processor,
+            wake.clone(),
+            poll,
+            shutdown.clone(),
+        ));
+        tasks.spawn(dispatch_loop(
+            dispatcher.clone(),
+            wake,
+            concurrency,
+            poll,
+            grace,
+            shutdown.clone(),
+        ));
+        tasks.spawn(reap_loop(dispatcher, lease, shutdown));
+        Workers { tasks }
+    }
+
+    /// Waits for every loop to end (they end when the shutdown token is cancelled).
+    pub async fn join(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn process_loop(
+    processor: Processor,
+    wake: Wake,
+    poll: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let batch = if wake.processing_paused() {
+            Ok(0)
+        } else {
+            processor.process_batch(200).await
+        };
+        match batch {
+            Ok(0) => {}
+            Ok(_) => {
+                wake.dispatch.notify_one();
+                continue;
+            }
+            Err(e) => tracing::warn!(error = %e, "processing failed; will retry"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wake.process.notified() => {},
+            () = tokio::time::sleep(poll) => {},
+        }
+    }
+}
+
+async fn dispatch_loop(
+    dispatcher: Dispatcher,
+    wake: Wake,
+    concurrency: usize,
+    poll: Duration,
+    grace: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, JobRow> = HashMap::new();
+    loop {
+        while let Some(done) = running.try_join_next_with_id() {
+            forget(&mut in_flight, done);
+            // A job finished: the next job of its entity may be runnable now.
+            wake.dispatch.notify_one();
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let free = concurrency.saturating_sub(running.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match dispatcher.claim(i64::try_from(free).unwrap_or(1)).await {
+                Ok(jobs) => {
+                    claimed = jobs.len();
+                    for job in jobs {
+                        let d = dispatcher.clone();
+                        let j = job.clone();
+                        let handle = running.spawn(async move {
+                            if let Err(e) = d.run(j.clone()).await {
+                                tracing::warn!(job.id = j.id, error = %e, "recording a job outcome failed; its lease will expire");
+                            }
+                        });
+                        in_flight.insert(handle.id(), job);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
+            }
+        }
+        if claimed > 0 && running.len() < concurrency {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {},
+            () = wake.dispatch.notified() => {},
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                forget(&mut in_flight, done);
+                wake.dispatch.notify_one();
+            },
+            () = tokio::time::sleep(poll) => {},
+        }
+    }
+    // Graceful stop: in-flight calls get the grace period, then their leases are released.
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = running.join_next_with_id() => match next {
+                Some(done) => forget(&mut in_flight, done),
+                None => return,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    running.abort_all();
+    let store = dispatcher.store().clone();
+    for job in in_flight.into_values() {
+        if let Some(token) = job.lease_token
+            && let Err(e) = store.release_lease(job.id, token).await
+        {
+            tracing::warn!(job.id = job.id, error = %e, "could not release a lease; it will expire");
+        }
+    }
+}
+
+fn forget(
+    in_flight: &mut HashMap<tokio::task::Id, JobRow>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let id = match done {
+        Ok((id, ())) => id,
+        Err(e) => e.id(),
+    };
+    in_flight.remove(&id);
+}
+
+async fn reap_loop(dispatcher: Dispatcher, lease: Duration, shutdown: CancellationToken) {
+    let every = (lease / 4).max(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {},
+        }
+        match dispatcher.store().reap_expired_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "expired leases returned to the queue"),
+            Err(e) => tracing::warn!(error = %e, "lease reaper failed"),
+        }
+    }
+}
