@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod conflicts;
 mod durability;
 mod http_limits;
 mod monday_ingress;
 mod npd_ingress;
 mod operations;
+mod roundtrip;
