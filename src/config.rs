@@ -66,6 +66,9 @@ pub struct DatabaseSettings {
     pub ingest_writers: usize,
     /// How long a request waits for a pool connection before the store counts as unavailable (503).
     pub acquire_timeout_ms: u64,
+    /// PostgreSQL only: a session left idle inside a transaction this long is ended by the
+    /// server, releasing its locks (a replica frozen mid-transaction cannot stall the others).
+    pub idle_in_transaction_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +132,9 @@ pub struct MondaySettings {
     pub requests_per_minute: u64,
     /// Complexity points per minute the gateway allows itself (Monday: 5,000,000 for app tokens).
     pub complexity_per_minute: u64,
+    /// The Monday user id the API token acts as. Webhooks carrying it are the gateway's own
+    /// writes coming back. Learned with `me { id }` at start when unset.
+    pub integration_user_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +226,7 @@ impl Default for Settings {
                 ingest_batch_max: 256,
                 ingest_writers: 4,
                 acquire_timeout_ms: 2_000,
+                idle_in_transaction_timeout_ms: 30_000,
             },
             admin: AdminSettings::default(),
             log: LogSettings {
@@ -243,6 +250,7 @@ impl Default for Settings {
                 jwt_leeway_secs: monday_jwt::DEFAULT_LEEWAY_SECS,
                 requests_per_minute: 1_000,
                 complexity_per_minute: 5_000_000,
+                integration_user_id: None,
             },
             mapping: MappingSettings {
                 contacts: EntityMapping::default_for(EntityKind::Contact),
@@ -294,6 +302,7 @@ struct FileGateway {
     ingest_batch_max: Option<usize>,
     ingest_writers: Option<usize>,
     database_acquire_timeout_ms: Option<u64>,
+    database_idle_in_transaction_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -318,6 +327,7 @@ struct FileMonday {
     jwt_leeway_secs: Option<i64>,
     requests_per_minute: Option<u64>,
     complexity_per_minute: Option<u64>,
+    integration_user_id: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -420,6 +430,10 @@ impl Settings {
             &mut self.database.acquire_timeout_ms,
             g.database_acquire_timeout_ms,
         );
+        set_some(
+            &mut self.database.idle_in_transaction_timeout_ms,
+            g.database_idle_in_transaction_timeout_ms,
+        );
 
         let n = f.npd;
         if n.webhook_secret.is_some() {
@@ -473,6 +487,9 @@ impl Settings {
             &mut self.monday.complexity_per_minute,
             m.complexity_per_minute,
         );
+        if m.integration_user_id.is_some() {
+            self.monday.integration_user_id = m.integration_user_id;
+        }
 
         if let Some(c) = f.mapping.contacts {
             self.mapping.contacts = c;

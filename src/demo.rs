@@ -41,19 +41,25 @@ pub struct World {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-impl World {
-    /// Starts both simulators and a gateway on `database_url`, with settings fit for fast tests
-    /// (short retries and polls); `tweak` may change any of them.
-    pub async fn start(
-        database_url: &str,
-        tweak: impl FnOnce(&mut Settings),
-    ) -> anyhow::Result<World> {
+/// Both simulators, with the secrets and tokens a gateway needs to talk to them.
+pub struct Sims {
+    pub monday: MondaySim,
+    pub npd: NpdSim,
+    monday_token: String,
+    signing_secret: String,
+    npd_token: String,
+    npd_secret: String,
+    admin_token: String,
+}
+
+impl Sims {
+    /// Starts both simulators with fresh random credentials.
+    pub async fn start() -> anyhow::Result<Sims> {
         let monday_token = format!("monday-token-{}", uuid::Uuid::new_v4().simple());
         let signing_secret = format!("monday-signing-{}", uuid::Uuid::new_v4().simple());
         let npd_token = format!("npd-token-{}", uuid::Uuid::new_v4().simple());
         let npd_secret = format!("whsec_{}", base64_of(uuid::Uuid::new_v4().as_bytes()));
         let admin_token = crate::auth::admin_token::generate();
-
         let mut monday_config =
             MondaySimConfig::contacts_and_organizations(CONTACTS_BOARD, ORGANIZATIONS_BOARD);
         monday_config.api_token = monday_token.clone();
@@ -68,19 +74,41 @@ impl World {
         })
         .await
         .context("start the NPD simulator")?;
+        Ok(Sims {
+            monday,
+            npd,
+            monday_token,
+            signing_secret,
+            npd_token,
+            npd_secret,
+            admin_token,
+        })
+    }
 
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The NPD webhook secret the NPD simulator signs with (tests sign their own events with it).
+    pub fn npd_secret(&self) -> &str {
+        &self.npd_secret
+    }
+
+    /// Gateway settings pointing at both simulators, tuned for fast tests: short retries, polls,
+    /// timeouts and leases.
+    pub fn settings(&self, database_url: &str) -> Settings {
         let mut s = Settings::default();
         s.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         s.http.shutdown_grace_ms = 3_000;
         s.database.url = SecretString::from(database_url.to_owned());
         s.database.max_connections = 8;
-        s.admin.token = Some(SecretString::from(admin_token.clone()));
-        s.npd.webhook_secret = Some(SecretString::from(npd_secret));
-        s.npd.api_url = Some(npd.url());
-        s.npd.api_token = Some(SecretString::from(npd_token));
-        s.monday.api_url = monday.api_url();
-        s.monday.api_token = Some(SecretString::from(monday_token));
-        s.monday.signing_secret = Some(SecretString::from(signing_secret));
+        s.admin.token = Some(SecretString::from(self.admin_token.clone()));
+        s.npd.webhook_secret = Some(SecretString::from(self.npd_secret.clone()));
+        s.npd.api_url = Some(self.npd.url());
+        s.npd.api_token = Some(SecretString::from(self.npd_token.clone()));
+        s.monday.api_url = self.monday.api_url();
+        s.monday.api_token = Some(SecretString::from(self.monday_token.clone()));
+        s.monday.signing_secret = Some(SecretString::from(self.signing_secret.clone()));
         s.monday.contacts_board_id = Some(CONTACTS_BOARD);
         s.monday.organizations_board_id = Some(ORGANIZATIONS_BOARD);
         s.sync.retry_base_ms = 50;
@@ -90,19 +118,73 @@ impl World {
         s.sync.npd_timeout_ms = 3_000;
         s.sync.lease_ms = 10_000;
         s.log.filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
-        tweak(&mut s);
+        s
+    }
 
+    /// The same settings as environment variables and a TOML file, for a gateway process.
+    pub fn process_config(
+        &self,
+        database_url: &str,
+        listen: &str,
+        lease_ms: u64,
+        timeout_ms: u64,
+    ) -> (Vec<(String, String)>, String) {
+        let env = vec![
+            ("GATEWAY_LISTEN".into(), listen.to_owned()),
+            ("GATEWAY_DATABASE_URL".into(), database_url.to_owned()),
+            ("GATEWAY_ADMIN_TOKEN".into(), self.admin_token.clone()),
+            ("NPD_WEBHOOK_SECRET".into(), self.npd_secret.clone()),
+            ("NPD_API_URL".into(), self.npd.url()),
+            ("NPD_API_TOKEN".into(), self.npd_token.clone()),
+            ("MONDAY_API_URL".into(), self.monday.api_url()),
+            ("MONDAY_API_TOKEN".into(), self.monday_token.clone()),
+            ("MONDAY_SIGNING_SECRET".into(), self.signing_secret.clone()),
+            (
+                "MONDAY_CONTACTS_BOARD_ID".into(),
+                CONTACTS_BOARD.to_string(),
+            ),
+            (
+                "MONDAY_ORGANIZATIONS_BOARD_ID".into(),
+                ORGANIZATIONS_BOARD.to_string(),
+            ),
+        ];
+        let toml = format!(
+            "[gateway]\nshutdown_grace_ms = 3000\n\n[sync]\nretry_base_ms = 50\nretry_cap_ms = 1000\n\
+             poll_interval_ms = 20\nmonday_timeout_ms = {timeout_ms}\nnpd_timeout_ms = {timeout_ms}\nlease_ms = {lease_ms}\n"
+        );
+        (env, toml)
+    }
+
+    /// Points both simulators' deliveries at gateways.
+    pub fn deliver_to(&self, monday_webhooks: &str, npd_events: &str) {
+        self.monday
+            .set_webhook_target(Some(format!("{monday_webhooks}/webhooks/monday")), None);
+        self.npd
+            .set_event_target(Some(format!("{npd_events}/api/v1/npd/events")));
+    }
+}
+
+impl World {
+    /// Starts both simulators and a gateway on `database_url`, with settings fit for fast tests
+    /// (short retries and polls); `tweak` may change any of them.
+    pub async fn start(
+        database_url: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<World> {
+        let sims = Sims::start().await?;
+        let mut s = sims.settings(database_url);
+        tweak(&mut s);
         let app = Application::build(s).await.context("start the gateway")?;
         let addr = app.local_addr()?;
         let store = app.store().clone();
         let shutdown = app.shutdown_token();
         let wake = app.wake();
         let task = tokio::spawn(app.run_until_stopped());
-        monday.set_webhook_target(Some(format!("http://{addr}/webhooks/monday")), None);
-        npd.set_event_target(Some(format!("http://{addr}/api/v1/npd/events")));
+        sims.deliver_to(&format!("http://{addr}"), &format!("http://{addr}"));
+        let admin_token = sims.admin_token.clone();
         Ok(World {
-            monday,
-            npd,
+            monday: sims.monday,
+            npd: sims.npd,
             store,
             addr,
             admin_token,

@@ -17,6 +17,7 @@ use npd_monday_gateway::connectors::npd::NpdClient;
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use npd_monday_gateway::ledger::Store;
 use npd_monday_gateway::startup::{self, Application};
+use npd_monday_gateway::sync::process::OwnMondayUser;
 use npd_monday_gateway::sync::push::{PushError, Pusher};
 
 #[derive(Debug, Parser)]
@@ -149,7 +150,12 @@ async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<Ex
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
     let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
-    let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd);
+    let pusher = Pusher::new(
+        Arc::clone(&settings),
+        store.clone(),
+        npd,
+        OwnMondayUser::default(),
+    );
     let result = pusher.push(EntityKind::Contact, id, "cli", None).await;
     store.close().await;
     match result {

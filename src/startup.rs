@@ -20,7 +20,7 @@ use crate::ledger::Store;
 use crate::ledger::group_commit::InboxWriter;
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::ingest::Ingest;
-use crate::sync::process::Processor;
+use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
 use crate::worker::{Wake, Workers};
 
@@ -57,12 +57,27 @@ impl Application {
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
         let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
         let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
-        let processor = Processor::new(Arc::clone(&settings), store.clone());
+        let own_monday_user = OwnMondayUser::default();
+        let processor = Processor::new(
+            Arc::clone(&settings),
+            store.clone(),
+            own_monday_user.clone(),
+        );
         let worker = format!(
             "gw-{}-{}",
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let shutdown = CancellationToken::new();
+        if let Some(client) = monday.clone()
+            && own_monday_user.get().is_none()
+        {
+            tokio::spawn(learn_own_monday_user(
+                client,
+                own_monday_user.clone(),
+                shutdown.clone(),
+            ));
+        }
         let dispatcher = Dispatcher::new(
             Arc::clone(&settings),
             store.clone(),
@@ -70,7 +85,7 @@ impl Application {
             npd.clone(),
             worker,
         );
-        let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd);
+        let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd, own_monday_user);
         let state = AppState::new(
             Arc::clone(&settings),
             store.clone(),
@@ -88,7 +103,7 @@ impl Application {
             store,
             listener,
             router,
-            shutdown: CancellationToken::new(),
+            shutdown,
             processor,
             dispatcher,
             wake,
@@ -148,6 +163,34 @@ impl Application {
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Asks Monday which user the API token acts as (retrying every 30 s until it answers), so that
+/// webhooks of the gateway's own writes are known as such.
+async fn learn_own_monday_user(
+    client: MondayClient,
+    own: OwnMondayUser,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match client.me().await {
+            Ok(id) => {
+                own.set(id);
+                tracing::info!(
+                    monday.user_id = id,
+                    "the gateway writes to Monday as this user"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot learn the gateway's Monday user yet; retrying in 30 s")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {},
+        }
     }
 }
 

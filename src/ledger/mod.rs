@@ -115,7 +115,10 @@ impl Store {
                 Ok(Store::Sqlite(pool))
             }
             DatabaseBackend::Postgres => {
-                let options = PgConnectOptions::from_str(url)?;
+                let options = PgConnectOptions::from_str(url)?.options([(
+                    "idle_in_transaction_session_timeout",
+                    format!("{}ms", settings.idle_in_transaction_timeout_ms),
+                )]);
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout())

@@ -305,7 +305,10 @@ impl Dispatcher {
         entity: &EntityRow,
         work: &Work,
     ) -> Result<Value, ConnectorError> {
-        let key = job.idempotency_key.as_str();
+        // One key per job and mutation: stable across the job's retries, and distinct between
+        // the create and the update a retried create may turn into (an item adopted by its
+        // npd_id), since Monday answers a reused key with the first answer whatever the request.
+        let key_of = |mutation: &str| format!("{}:{mutation}", job.idempotency_key);
         let kind = entity
             .entity_kind()
             .map_err(|e| local_error("monday", e.to_string()))?;
@@ -345,7 +348,9 @@ impl Dispatcher {
                             .collect();
                         let columns = mapping.monday_column_values(&filled, Some(&npd_id));
                         self.spend(CREATE_POINTS, job).await;
-                        let created = monday.create_item(board, &name, &columns, key).await;
+                        let created = monday
+                            .create_item(board, &name, &columns, &key_of("create_item"))
+                            .await;
                         self.observe(monday);
                         let created = created?;
                         Ok(
@@ -364,7 +369,12 @@ impl Dispatcher {
                         if !columns.is_empty() {
                             self.spend(MUTATION_POINTS, job).await;
                             let changed = monday
-                                .change_multiple_column_values(board, item, &columns, key)
+                                .change_multiple_column_values(
+                                    board,
+                                    item,
+                                    &columns,
+                                    &key_of("change_multiple_column_values"),
+                                )
                                 .await;
                             self.observe(monday);
                             changed?;
@@ -383,7 +393,7 @@ impl Dispatcher {
                 match entity.monday_item_id() {
                     Some(item) => {
                         self.spend(MUTATION_POINTS, job).await;
-                        let archived = monday.archive_item(item, key).await;
+                        let archived = monday.archive_item(item, &key_of("archive_item")).await;
                         self.observe(monday);
                         match archived {
                             Ok(()) => Ok(json!({"archived": item.to_string()})),
@@ -406,7 +416,7 @@ impl Dispatcher {
                     .iter()
                     .map(|(f, v)| (f.clone(), v.clone().map_or(Value::Null, Value::String)))
                     .collect();
-                npd.patch(kind, id, &body, key).await?;
+                npd.patch(kind, id, &body, &job.idempotency_key).await?;
                 Ok(json!({"patched": values.keys().collect::<Vec<_>>()}))
             }
             Work::WriteLink { monday_id } => {
@@ -417,7 +427,7 @@ impl Dispatcher {
                 let id = npd_id_of(entity)?;
                 let body =
                     Map::from_iter([("monday_id".to_owned(), Value::String(monday_id.clone()))]);
-                npd.patch(kind, id, &body, key).await?;
+                npd.patch(kind, id, &body, &job.idempotency_key).await?;
                 Ok(json!({"monday_id": monday_id}))
             }
             Work::CreateNpdContact { values } => {
@@ -432,7 +442,7 @@ impl Dispatcher {
                 if let Some(item) = &entity.monday_item_id {
                     body.insert("monday_id".into(), Value::String(item.clone()));
                 }
-                let id = npd.create_contact(&body, key).await?;
+                let id = npd.create_contact(&body, &job.idempotency_key).await?;
                 Ok(json!({"npd_id": id.to_string()}))
             }
         }

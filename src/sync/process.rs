@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::{Value, json};
 
@@ -50,16 +51,39 @@ impl Outcome {
     }
 }
 
+/// The Monday user the gateway's API token acts as, once known (configured, or learned with
+/// `me { id }`). Webhooks it authored are the gateway's own writes coming back.
+#[derive(Debug, Clone, Default)]
+pub struct OwnMondayUser(Arc<AtomicI64>);
+
+impl OwnMondayUser {
+    pub fn set(&self, id: i64) {
+        self.0.store(id, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::SeqCst)).filter(|id| *id != 0)
+    }
+}
+
 /// The processing use case.
 #[derive(Debug, Clone)]
 pub struct Processor {
     settings: Arc<Settings>,
     store: Store,
+    own_monday_user: OwnMondayUser,
 }
 
 impl Processor {
-    pub fn new(settings: Arc<Settings>, store: Store) -> Self {
-        Processor { settings, store }
+    pub fn new(settings: Arc<Settings>, store: Store, own_monday_user: OwnMondayUser) -> Self {
+        if let Some(id) = settings.monday.integration_user_id {
+            own_monday_user.set(id);
+        }
+        Processor {
+            settings,
+            store,
+            own_monday_user,
+        }
     }
 
     /// Processes up to `limit` unprocessed events in one transaction. Returns how many were
@@ -557,6 +581,9 @@ impl Processor {
             }
         };
         let at = event.changed_at_ms().or_else(|| event.trigger_time.map(ms));
+        // A delivery the gateway's own Monday user authored is one of its writes coming back,
+        // perhaps late and out of order: it may confirm a write, never count as a person's edit.
+        let ours = event.user_id.is_some() && event.user_id == self.own_monday_user.get();
         self.reconcile(
             tx,
             &entity,
@@ -567,7 +594,7 @@ impl Processor {
             Some(row.id),
             0,
             row.request_id.as_deref(),
-            None,
+            ours.then_some("the gateway's own write came back"),
         )
         .await
     }
@@ -646,7 +673,9 @@ impl Processor {
 
     /// Runs the merge for each changed field, saves the new field states, opens conflicts,
     /// enqueues the writes, writes one history entry, and says what became of the event.
-    /// `echo_hint` names a write of the gateway that the event reflects when no field changed.
+    /// `echo_hint` names a write of the gateway that the event reflects: when no field changed,
+    /// the event is an echo; for a Monday delivery (authored by the gateway's own user), no
+    /// field may be read as changed at all.
     #[expect(clippy::too_many_arguments, reason = "the parts of one decision")]
     async fn reconcile(
         &self,
@@ -667,7 +696,18 @@ impl Processor {
             let state = fields.get(&field).cloned().unwrap_or_default();
             let policy = self.settings.conflicts.policy(kind, &field);
             let change = Change { side, value, at_ms };
-            let (decision, new_state) = decide(&state, &change, policy);
+            let (mut decision, mut new_state) = decide(&state, &change, policy);
+            if side == Side::Monday
+                && echo_hint.is_some()
+                && !matches!(
+                    decision,
+                    Decision::Echo | Decision::Unchanged | Decision::Stale
+                )
+            {
+                // An older write of the gateway's: the side's newer value is already known.
+                decision = Decision::Echo;
+                new_state = state.clone();
+            }
             if new_state != state {
                 entities::save_field(tx, entity.id, &field, &new_state).await?;
             }

@@ -16,7 +16,7 @@ use crate::ledger::entities::{self, status};
 use crate::ledger::jobs::state;
 use crate::ledger::{LedgerError, Store};
 use crate::sync::outbox::{self, ADMIN_PRIORITY};
-use crate::sync::process::{Processor, record};
+use crate::sync::process::{OwnMondayUser, Processor, record};
 
 /// Why a push could not be queued.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +69,13 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(settings: Arc<Settings>, store: Store, npd: Option<NpdClient>) -> Self {
-        let processor = Processor::new(Arc::clone(&settings), store.clone());
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        npd: Option<NpdClient>,
+        own_monday_user: OwnMondayUser,
+    ) -> Self {
+        let processor = Processor::new(Arc::clone(&settings), store.clone(), own_monday_user);
         Pusher {
             settings,
             store,

@@ -68,6 +68,14 @@ pub const BOARD_COLUMNS: &str = r#"query BoardColumns($board_id: ID!) {
   }
 }"#;
 
+/// The user the API token acts as: the `userId` Monday puts on the webhooks of the gateway's own
+/// writes, which is how an echo is told from a person's edit.
+pub const ME: &str = r#"query Me {
+  me {
+    id
+  }
+}"#;
+
 /// (name, document) of every document above.
 pub const ALL: &[(&str, &str)] = &[
     ("CREATE_ITEM", CREATE_ITEM),
@@ -79,4 +87,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("ITEMS_BY_COLUMN_VALUE", ITEMS_BY_COLUMN_VALUE),
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
+    ("ME", ME),
 ];

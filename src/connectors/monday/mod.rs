@@ -384,4 +384,12 @@ impl MondayClient {
             .collect();
         Ok(Some(columns))
     }
+
+    /// The id of the user the API token acts as (`me { id }`).
+    pub async fn me(&self) -> Result<i64, ConnectorError> {
+        let data = self.execute(documents::ME, json!({}), None).await?;
+        str_of(data.get("me").and_then(|m| m.get("id")))
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| errors::unexpected("me.id is missing"))
+    }
 }

@@ -32,6 +32,7 @@ fn settings(sim: &MondaySim) -> MondaySettings {
         jwt_leeway_secs: 10,
         requests_per_minute: 1_000,
         complexity_per_minute: 5_000_000,
+        integration_user_id: None,
     }
 }
 
@@ -74,7 +75,7 @@ fn every_document_validates_against_the_schemas() {
             " only (monday's schema.graphql is not beside the project)"
         }
     );
-    assert_eq!(documents::ALL.len(), 6);
+    assert_eq!(documents::ALL.len(), 7);
     for (name, document) in documents::ALL {
         validate_document(document).unwrap_or_else(|e| panic!("{name} is invalid:\n{e}"));
     }
@@ -103,6 +104,7 @@ fn new_needs_a_token_and_debug_never_shows_it() {
         jwt_leeway_secs: 10,
         requests_per_minute: 1_000,
         complexity_per_minute: 5_000_000,
+        integration_user_id: None,
     };
     assert!(MondayClient::new(&s, Duration::from_secs(1)).is_none());
     s.api_token = Some(SecretString::from("super-secret-monday-token"));
@@ -538,6 +540,7 @@ async fn a_connection_refused_is_retryable_without_a_status() {
         jwt_leeway_secs: 10,
         requests_per_minute: 1_000,
         complexity_per_minute: 5_000_000,
+        integration_user_id: None,
     };
     let client = MondayClient::new(&s, Duration::from_secs(2)).expect("configured");
     let err = client.board_columns(CONTACTS).await.expect_err("refused");
@@ -987,4 +990,11 @@ fn the_rate_limit_header_is_parsed() {
         })
     );
     assert_eq!(RateLimitState::parse("garbage"), None);
+}
+
+#[tokio::test]
+async fn me_names_the_user_the_token_acts_as() {
+    let (_sim, client) = start().await;
+    let me = client.me().await.expect("me");
+    assert_eq!(me, sim_config().integration_user_id);
 }
