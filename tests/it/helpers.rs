@@ -319,23 +319,45 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts `serve` on a random port with the test secrets; `extra` adds or overrides variables.
     pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> GatewayProcess {
+        let mut env: Vec<(String, String)> = vec![
+            ("GATEWAY_LISTEN".into(), "127.0.0.1:0".into()),
+            ("GATEWAY_DATABASE_URL".into(), database_url.into()),
+            ("GATEWAY_LOG".into(), "info".into()),
+            ("NPD_WEBHOOK_SECRET".into(), NPD_SECRET.into()),
+            ("MONDAY_SIGNING_SECRET".into(), MONDAY_SIGNING_SECRET.into()),
+            (
+                "MONDAY_CONTACTS_BOARD_ID".into(),
+                CONTACTS_BOARD.to_string(),
+            ),
+            (
+                "MONDAY_ORGANIZATIONS_BOARD_ID".into(),
+                ORGANIZATIONS_BOARD.to_string(),
+            ),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        GatewayProcess::spawn(&env, None).await
+    }
+
+    /// Starts `serve` with exactly this environment (plus PATH and JSON logs) and config file.
+    pub async fn spawn(
+        env: &[(String, String)],
+        config: Option<&std::path::Path>,
+    ) -> GatewayProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"));
         command
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_DATABASE_URL", database_url)
             .env("GATEWAY_LOG_FORMAT", "json")
-            .env("GATEWAY_LOG", "info")
-            .env("NPD_WEBHOOK_SECRET", NPD_SECRET)
-            .env("MONDAY_SIGNING_SECRET", MONDAY_SIGNING_SECRET)
-            .env("MONDAY_CONTACTS_BOARD_ID", CONTACTS_BOARD.to_string())
-            .env(
-                "MONDAY_ORGANIZATIONS_BOARD_ID",
-                ORGANIZATIONS_BOARD.to_string(),
-            );
-        for (k, v) in extra {
+            .env("GATEWAY_LOG", "info");
+        if let Some(path) = config {
+            command.env("GATEWAY_CONFIG", path);
+        }
+        for (k, v) in env {
             command.env(k, v);
         }
         let mut child = command
@@ -372,6 +394,24 @@ impl GatewayProcess {
                 )
             });
         GatewayProcess { child, addr, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`, ...) with kill(1).
+    pub async fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lock").clone()
     }
 
     pub fn url(&self, path: &str) -> String {

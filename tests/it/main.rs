@@ -9,4 +9,5 @@ mod http_limits;
 mod monday_ingress;
 mod npd_ingress;
 mod operations;
+mod replicas;
 mod roundtrip;

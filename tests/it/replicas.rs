@@ -1,0 +1,578 @@
+//! The delivery engine with real processes: several replicas sharing one PostgreSQL database,
+//! kill -9 at random moments, and a worker frozen past its lease (SIGSTOP) whose late outcome
+//! the fence refuses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
+use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, sample_contact};
+use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
+use npd_monday_gateway::ledger::Store;
+use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::sim::monday::MondaySim;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::durability::open_store;
+use crate::helpers::{Backend, GatewayProcess, TestDatabase};
+use crate::store_tests;
+
+store_tests!(kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_postgres_share_the_work_and_run_no_job_twice() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    replicas_share_the_work(backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_paused_past_its_lease_cannot_complete_its_stale_job() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    paused_worker_is_fenced(backend).await;
+}
+
+/// A config file for gateway processes, kept alive as long as the value.
+fn config_file(toml: &str) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(toml.as_bytes()).expect("write config");
+    f
+}
+
+/// Waits until the ledger has processed everything and no job is open, stable for a few polls.
+async fn settle(store: &Store, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = (-1, -1, -1);
+    let mut quiet = 0;
+    while Instant::now() < deadline {
+        let now = (
+            store.inbox_count().await.expect("count"),
+            store.unprocessed_count().await.expect("unprocessed"),
+            store.open_job_count().await.expect("open jobs"),
+        );
+        if now.1 == 0 && now.2 == 0 && now == last {
+            quiet += 1;
+            if quiet >= 5 {
+                return;
+            }
+        } else {
+            quiet = 0;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "not settled after {timeout:?}: {} unprocessed, {} open jobs",
+        last.1, last.2
+    );
+}
+
+/// Executed mutations per idempotency key: more than one means a job ran twice.
+fn doubled_keys(monday: &MondaySim) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for c in monday.calls() {
+        let executed = matches!(
+            c.operation.as_str(),
+            "create_item" | "change_multiple_column_values" | "archive_item"
+        ) && c.status == 200
+            && !c.replayed
+            && c.response.get("errors").is_none();
+        if executed {
+            *seen
+                .entry(c.idempotency_key.unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn role_of(monday: &MondaySim, item: MondayItemId) -> Value {
+    monday
+        .item(item)
+        .map(|i| {
+            i.column_values
+                .get("role_title")
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
+        .unwrap_or(Value::Null)
+}
+
+async fn item_of(store: &Store, id: NpdId) -> Option<MondayItemId> {
+    store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .and_then(|e| e.monday_item_id)
+        .and_then(|i| i.parse().ok())
+}
+
+async fn replicas_share_the_work(backend: Backend) {
+    // Arrange: three gateways on one database; NPD events reach the first, Monday webhooks the
+    // second; all three process and dispatch.
+    const CONTACTS: usize = 200;
+    let db = TestDatabase::create(&backend).await;
+    let sims = Sims::start().await.expect("sims");
+    let (env, toml) = sims.process_config(&db.url, "127.0.0.1:0", 8_000, 3_000);
+    let config = config_file(&toml);
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(GatewayProcess::spawn(&env, Some(config.path())).await);
+    }
+    sims.deliver_to(
+        &format!("http://{}", gateways[1].addr),
+        &format!("http://{}", gateways[0].addr),
+    );
+    let store = open_store(&db.url).await;
+    let ids: Vec<NpdId> = (0..CONTACTS).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+
+    // Act: 200 creates, then per contact 6 NPD updates and 3 Monday edits, interleaved.
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(CONTACTS / 8) {
+        let npd = sims.npd.clone();
+        let chunk = chunk.to_vec();
+        tasks.spawn(async move {
+            for id in chunk {
+                assert_eq!(
+                    npd.create_contact(sample_contact(id)).await.status,
+                    Some(202)
+                );
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.expect("creates");
+    }
+    settle(&store, Duration::from_secs(120)).await;
+    let mut items = HashMap::new();
+    for id in &ids {
+        items.insert(*id, item_of(&store, *id).await.expect("linked"));
+    }
+    for chunk in ids.chunks(CONTACTS / 8) {
+        let npd = sims.npd.clone();
+        let monday = sims.monday.clone();
+        let chunk: Vec<(NpdId, MondayItemId)> = chunk.iter().map(|id| (*id, items[id])).collect();
+        tasks.spawn(async move {
+            for (id, item) in chunk {
+                for step in 1..=6 {
+                    npd.update_contact(id, |c| c.role_title = Some(format!("r{step}")))
+                        .await;
+                    if step % 2 == 0 {
+                        let address = format!("e{}-{}@example.com", step / 2, id.0.simple());
+                        monday
+                            .user_change_column(
+                                item,
+                                "email",
+                                json!({"email": address, "text": address}),
+                            )
+                            .await;
+                    }
+                }
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.expect("updates");
+    }
+    settle(&store, Duration::from_secs(180)).await;
+
+    // Assert: both sides at the newest state for every contact.
+    for id in &ids {
+        let item = items[id];
+        assert_eq!(
+            role_of(&sims.monday, item),
+            json!("r6"),
+            "Monday role of {id}"
+        );
+        let email = sims.npd.contact(*id).and_then(|c| c.email);
+        assert_eq!(
+            email,
+            Some(format!("e3-{}@example.com", id.0.simple())),
+            "NPD email of {id}"
+        );
+    }
+    // At most one create_item per contact, one item each, and no job executed twice.
+    let created = sims
+        .monday
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.operation == "create_item"
+                && c.status == 200
+                && !c.replayed
+                && c.response.get("errors").is_none()
+        })
+        .count();
+    assert_eq!(created, CONTACTS);
+    assert_eq!(sims.monday.items(CONTACTS_BOARD).len(), CONTACTS);
+    assert!(
+        doubled_keys(&sims.monday).is_empty(),
+        "a job ran twice: {:?}",
+        doubled_keys(&sims.monday)
+    );
+    let jobs = store.all_jobs().await.expect("jobs");
+    assert!(
+        jobs.iter().all(|j| j.state == "done"),
+        "every job done: {:?}",
+        jobs.iter()
+            .filter(|j| j.state != "done")
+            .collect::<Vec<_>>()
+    );
+    let keys: HashSet<&str> = jobs.iter().map(|j| j.idempotency_key.as_str()).collect();
+    assert_eq!(keys.len(), jobs.len(), "every job has its own key");
+    let mut sent_per_job: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in &ids {
+        let entity = store
+            .entity_by_npd(EntityKind::Contact, *id)
+            .await
+            .expect("q")
+            .expect("entity");
+        for h in store.history(entity.id, 10_000).await.expect("history") {
+            if h.kind == "sent"
+                && let Some(job) = h.job_id
+            {
+                *sent_per_job.entry(job).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        sent_per_job.values().all(|n| *n == 1),
+        "a job completed twice"
+    );
+    let by_worker = leased_by(&db.url).await;
+    assert!(
+        by_worker.len() >= 2,
+        "the replicas shared the work: {by_worker:?}"
+    );
+    eprintln!(
+        "jobs per replica: {by_worker:?}; events: {}",
+        store.inbox_count().await.expect("count")
+    );
+}
+
+/// Jobs completed per worker (the `leased_by` of done jobs).
+async fn leased_by(url: &str) -> BTreeMap<String, i64> {
+    let pool = sqlx::PgPool::connect(url).await.expect("pg");
+    let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
+        "select leased_by, count(*) from outbox_jobs where state = 'done' group by leased_by",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("query");
+    pool.close().await;
+    rows.into_iter()
+        .map(|(w, n)| (w.unwrap_or_default(), n))
+        .collect()
+}
+
+async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing(
+    backend: Backend,
+) {
+    // Arrange: one gateway on a fixed port, so the simulators and the senders find it after
+    // each restart; short leases so a killed worker's jobs come back quickly.
+    const CONTACTS: usize = 100;
+    const VERSIONS: i64 = 10;
+    let db = TestDatabase::create(&backend).await;
+    let sims = Sims::start().await.expect("sims");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let (env, toml) = sims.process_config(&db.url, &listen, 2_500, 1_500);
+    let config = config_file(&toml);
+    let gateway = Arc::new(tokio::sync::Mutex::new(Some(
+        GatewayProcess::spawn(&env, Some(config.path())).await,
+    )));
+    let base = format!("http://{listen}");
+    sims.deliver_to(&base, &base);
+    let ids: Vec<NpdId> = (0..CONTACTS).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    for id in &ids {
+        sims.npd.insert_contact(sample_contact(*id));
+    }
+    // This test is the only sender of NPD events: the simulator's own echo of the monday_id
+    // write-back would otherwise compete with the test's versions.
+    sims.npd.faults().set_emit_on_patch(false);
+
+    // Act: 1,000 signed NPD events (each contact created, then 9 versioned updates), sent by 4
+    // senders that retry until acknowledged, while the gateway is killed 10 times.
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let secret = WebhookSecret::parse(sims.npd_secret()).expect("secret");
+    let mut senders = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(CONTACTS / 4) {
+        let chunk = chunk.to_vec();
+        let acknowledged = Arc::clone(&acknowledged);
+        let secret = secret.clone();
+        let url = format!("{base}/api/v1/npd/events");
+        senders.spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
+            for id in chunk {
+                for version in 1..=VERSIONS {
+                    let mut data = serde_json::to_value(sample_contact(id)).expect("json");
+                    data["version"] = json!(version);
+                    data["role_title"] = json!(format!("r{version:02}"));
+                    let at = time::OffsetDateTime::now_utc();
+                    data["updated_at"] = json!(
+                        at.format(&time::format_description::well_known::Rfc3339)
+                            .expect("fmt")
+                    );
+                    let kind = if version == 1 {
+                        "contact.created"
+                    } else {
+                        "contact.updated"
+                    };
+                    let body = json!({"type": kind, "timestamp": data["updated_at"], "data": data})
+                        .to_string();
+                    let webhook_id = format!("evt_{}_{version}", id.0.simple());
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+                        let response = client
+                            .post(&url)
+                            .header("webhook-id", &webhook_id)
+                            .header("webhook-timestamp", ts.to_string())
+                            .header(
+                                "webhook-signature",
+                                sign(&secret, &webhook_id, ts, body.as_bytes()),
+                            )
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        if matches!(&response, Ok(r) if r.status().as_u16() == 202) {
+                            acknowledged
+                                .lock()
+                                .expect("lock")
+                                .insert(webhook_id.clone());
+                            break;
+                        }
+                        assert!(Instant::now() < deadline, "{webhook_id} never acknowledged");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+    let killer = {
+        let gateway = Arc::clone(&gateway);
+        let env = env.clone();
+        let config_path = config.path().to_owned();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                let pause = rand::rng().random_range(150..700);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let mut slot = gateway.lock().await;
+                if let Some(running) = slot.take() {
+                    running.kill_9().await;
+                }
+                *slot = Some(GatewayProcess::spawn(&env, Some(&config_path)).await);
+            }
+        })
+    };
+    while let Some(s) = senders.join_next().await {
+        s.expect("sender");
+    }
+    killer.await.expect("killer");
+    let store = open_store(&db.url).await;
+    settle(&store, Duration::from_secs(120)).await;
+
+    // Assert: nothing acknowledged is missing, every job ended, no duplicate item, newest state.
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert_eq!(acknowledged.len(), CONTACTS * VERSIONS as usize);
+    let stored: HashSet<String> = store
+        .inbox_events(Source::Npd, 1_000_000)
+        .await
+        .expect("inbox")
+        .into_iter()
+        .map(|r| r.delivery_id)
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost: {lost:?}",
+        lost.len()
+    );
+    let jobs = store.all_jobs().await.expect("jobs");
+    assert!(
+        jobs.iter().all(|j| j.state == "done" || j.state == "dead"),
+        "open jobs remain"
+    );
+    assert_eq!(
+        sims.monday.items(CONTACTS_BOARD).len(),
+        CONTACTS,
+        "duplicate or missing Monday items"
+    );
+    for id in &ids {
+        let item = item_of(&store, *id).await.expect("linked");
+        if role_of(&sims.monday, item) != json!(format!("r{VERSIONS:02}")) {
+            print_entity(&store, *id).await;
+        }
+        assert_eq!(
+            role_of(&sims.monday, item),
+            json!(format!("r{VERSIONS:02}")),
+            "newest state of {id}"
+        );
+    }
+    let dead = jobs.iter().filter(|j| j.state == "dead").count();
+    assert_eq!(dead, 0, "no job should die of a crash");
+    eprintln!(
+        "{} events acknowledged, 0 lost; {} jobs, all done",
+        acknowledged.len(),
+        jobs.len()
+    );
+    if let Some(g) = gateway.lock().await.take() {
+        g.kill_9().await;
+    }
+}
+
+async fn paused_worker_is_fenced(backend: Backend) {
+    // Arrange: two replicas; Monday answers slowly, leases are short.
+    let db = TestDatabase::create(&backend).await;
+    let sims = Sims::start().await.expect("sims");
+    let (env, toml) = sims.process_config(&db.url, "127.0.0.1:0", 3_000, 2_500);
+    let config = config_file(&toml);
+    let a = GatewayProcess::spawn(&env, Some(config.path())).await;
+    let b = GatewayProcess::spawn(&env, Some(config.path())).await;
+    sims.deliver_to(&format!("http://{}", a.addr), &format!("http://{}", a.addr));
+    sims.monday
+        .faults()
+        .set_latency(Duration::from_millis(1_500));
+    let store = open_store(&db.url).await;
+
+    // Act: a contact's create is claimed by one replica, which is frozen past its lease.
+    let id = NpdId(uuid::Uuid::new_v4());
+    sims.npd.create_contact(sample_contact(id)).await;
+    let (job, holder) = loop {
+        let leased = store.jobs_in_state("leased", 10).await.expect("jobs");
+        if let Some(job) = leased.into_iter().find(|j| j.operation == "push_item") {
+            let pid = worker_pid(&db.url, job.id).await;
+            break (job, pid);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Freeze it while its call to Monday is under way (no transaction is open then).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sims
+        .monday
+        .calls()
+        .iter()
+        .any(|c| c.operation == "create_item")
+    {
+        assert!(Instant::now() < deadline, "the holder never called Monday");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let frozen = if holder == a.pid() { &a } else { &b };
+    frozen.signal("STOP").await;
+    // The other replica takes the job over once the lease has expired, and completes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = store.job(job.id).await.expect("job").expect("exists");
+        if now.state == "done" {
+            assert!(
+                now.lease_token.unwrap_or(0) > job.lease_token.unwrap_or(0),
+                "taken over under a new token"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job was not taken over: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    frozen.signal("CONT").await;
+    // Give the thawed worker time to finish its call and try to record it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // Assert: its late outcome was refused; one completion, one item.
+    let refused = frozen
+        .logs()
+        .iter()
+        .any(|l| l.contains("lease lost: outcome refused by the fence"));
+    assert!(
+        refused,
+        "the stale worker's completion was not refused by the fence"
+    );
+    let entity = store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("q")
+        .expect("entity");
+    let sent = store
+        .history(entity.id, 100)
+        .await
+        .expect("history")
+        .into_iter()
+        .filter(|h| h.kind == "sent" && h.job_id == Some(job.id))
+        .count();
+    assert_eq!(sent, 1, "the job completed exactly once");
+    assert_eq!(
+        sims.monday.items(CONTACTS_BOARD).len(),
+        1,
+        "Monday saw at most a same-key replay"
+    );
+    assert!(doubled_keys(&sims.monday).is_empty());
+}
+
+/// The process id in a leased job's worker name (`gw-<pid>-<suffix>`).
+async fn worker_pid(url: &str, job: i64) -> u32 {
+    let pool = sqlx::PgPool::connect(url).await.expect("pg");
+    let by: Option<String> = sqlx::query_scalar("select leased_by from outbox_jobs where id = $1")
+        .bind(job)
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    pool.close().await;
+    by.and_then(|w| w.split('-').nth(1).and_then(|p| p.parse().ok()))
+        .expect("worker pid")
+}
+
+/// The ledger's account of one contact, printed when an assertion about it is about to fail.
+async fn print_entity(store: &Store, id: NpdId) {
+    let Ok(Some(entity)) = store.entity_by_npd(EntityKind::Contact, id).await else {
+        return;
+    };
+    for h in store
+        .history(entity.id, 200)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .rev()
+    {
+        eprintln!(
+            "{} job={:?} inbox={:?} {} {}",
+            h.kind,
+            h.job_id,
+            h.inbox_event_id,
+            h.reason,
+            h.detail.clone().unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "role_title: {:?}",
+        store
+            .entity_fields(entity.id)
+            .await
+            .ok()
+            .and_then(|f| f.get("role_title").cloned())
+    );
+    for j in store.entity_jobs(entity.id, 100).await.unwrap_or_default() {
+        eprintln!(
+            "job {} {} {} attempts={} payload={} err={:?}",
+            j.id, j.operation, j.state, j.attempts, j.payload, j.last_error
+        );
+    }
+}
