@@ -191,11 +191,11 @@ async fn bare_server(store: Store) -> SocketAddr {
                    created_at, updated_at) values ('npd', $1, 'contact.updated', $2, $3, $3, $3) \
                    on conflict (source, delivery_id) do nothing";
         let result = match &store {
-            Store::Sqlite(pool) => sqlx::query(sql)
+            Store::Sqlite(sqlite) => sqlx::query(sql)
                 .bind(&id)
                 .bind(&payload)
                 .bind(now)
-                .execute(pool)
+                .execute(&sqlite.pool)
                 .await
                 .map(|_| ()),
             Store::Postgres(pool) => sqlx::query(sql)

@@ -55,6 +55,12 @@ pub struct Sims {
 impl Sims {
     /// Starts both simulators with fresh random credentials.
     pub async fn start() -> anyhow::Result<Sims> {
+        Sims::start_with(|_| {}).await
+    }
+
+    /// Starts both simulators; `monday` may change the Monday simulator's configuration (its
+    /// per-minute budget, say).
+    pub async fn start_with(monday: impl FnOnce(&mut MondaySimConfig)) -> anyhow::Result<Sims> {
         let monday_token = format!("monday-token-{}", uuid::Uuid::new_v4().simple());
         let signing_secret = format!("monday-signing-{}", uuid::Uuid::new_v4().simple());
         let npd_token = format!("npd-token-{}", uuid::Uuid::new_v4().simple());
@@ -65,6 +71,7 @@ impl Sims {
         monday_config.api_token = monday_token.clone();
         monday_config.signing_secret = signing_secret.clone();
         monday_config.integration_user_id = INTEGRATION_USER_ID;
+        monday(&mut monday_config);
         let monday = MondaySim::start(monday_config)
             .await
             .context("start the Monday simulator")?;
@@ -171,7 +178,15 @@ impl World {
         database_url: &str,
         tweak: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<World> {
-        let sims = Sims::start().await?;
+        World::with_sims(Sims::start().await?, database_url, tweak).await
+    }
+
+    /// Starts a gateway on `database_url` wired to `sims`.
+    pub async fn with_sims(
+        sims: Sims,
+        database_url: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<World> {
         let mut s = sims.settings(database_url);
         tweak(&mut s);
         let app = Application::build(s).await.context("start the gateway")?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod monday;
 pub mod npd;
+pub mod openapi;
 pub mod server;
 
 use std::sync::Arc;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(npd::router())
         .merge(monday::router())
         .merge(admin::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -11,7 +11,7 @@ use sqlx::FromRow;
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
 use crate::domain::reconcile::FieldState;
 use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerError, LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::{LedgerError, LedgerResult, Store, now_ms};
 
 /// One `entities` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -125,7 +125,7 @@ pub async fn find_by_id(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>>
 /// none overwrites another's committed state. SQLite's write transactions are serial already.
 pub async fn lock(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>> {
     let sql = match tx {
-        Tx::Sqlite(_) => format!("select {ENTITY_COLUMNS} from entities where id = $1"),
+        Tx::Sqlite(..) => format!("select {ENTITY_COLUMNS} from entities where id = $1"),
         Tx::Postgres(_) => {
             format!("select {ENTITY_COLUMNS} from entities where id = $1 for update")
         }
@@ -316,27 +316,18 @@ impl Store {
         kind: EntityKind,
         npd_id: NpdId,
     ) -> LedgerResult<Option<EntityRow>> {
-        let sql = format!("select {ENTITY_COLUMNS} from entities where kind = $1 and npd_id = $2");
-        let row = with_pool!(self, pool => {
-            sqlx::query_as::<_, EntityRow>(&sql)
-                .bind(kind.as_str())
-                .bind(npd_id.to_string())
-                .fetch_optional(pool)
-                .await
-        })?;
-        Ok(row)
+        let mut tx = self.begin_read().await?;
+        let row = find_by_npd(&mut tx, kind, npd_id).await;
+        tx.rollback().await?;
+        row
     }
 
     /// The entity linked to a Monday item, if any.
     pub async fn entity_by_item(&self, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
-        let sql = format!("select {ENTITY_COLUMNS} from entities where monday_item_id = $1");
-        let row = with_pool!(self, pool => {
-            sqlx::query_as::<_, EntityRow>(&sql)
-                .bind(item.to_string())
-                .fetch_optional(pool)
-                .await
-        })?;
-        Ok(row)
+        let mut tx = self.begin_read().await?;
+        let row = find_by_item(&mut tx, item).await;
+        tx.rollback().await?;
+        row
     }
 
     /// Every field's merge state of an entity (read-only view).

@@ -98,8 +98,9 @@ async fn run_writer(
 /// so the commit cannot fail on a lock upgrade.
 async fn commit_batch(store: &Store, events: &[NewInboxEvent]) -> LedgerResult<Vec<InsertOutcome>> {
     match store {
-        Store::Sqlite(pool) => {
-            let mut tx = pool.begin_with("begin immediate").await?;
+        Store::Sqlite(sqlite) => {
+            let _turn = sqlite.write_turn().await;
+            let mut tx = sqlite.pool.begin_with("begin immediate").await?;
             let outcomes = insert_batch_sqlite(&mut tx, events).await?;
             tx.commit().await?;
             Ok(outcomes)

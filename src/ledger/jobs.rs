@@ -244,8 +244,9 @@ impl Store {
         };
         let mut rows = match self {
             // SQLite: the write lock of BEGIN IMMEDIATE makes the claim exclusive.
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("begin immediate").await?;
+            Store::Sqlite(sqlite) => {
+                let _turn = sqlite.write_turn().await;
+                let mut tx = sqlite.pool.begin_with("begin immediate").await?;
                 let rows = sqlx::query_as::<_, JobRow>(&update(pick))
                     .bind(now)
                     .bind(limit)
@@ -325,7 +326,7 @@ impl Store {
     pub async fn all_jobs(&self) -> LedgerResult<Vec<JobRow>> {
         let sql = format!("select {JOB_COLUMNS} from outbox_jobs order by id");
         let rows =
-            with_pool!(self, pool => { sqlx::query_as::<_, JobRow>(&sql).fetch_all(pool).await })?;
+            with_pool!(self, pool => sqlx::query_as::<_, JobRow>(&sql).fetch_all(pool).await)?;
         Ok(rows)
     }
 

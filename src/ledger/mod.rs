@@ -18,6 +18,7 @@ pub mod stats;
 pub mod tx;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -37,7 +38,10 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::ledger::Store::Sqlite($pool) => $body,
+            $crate::ledger::Store::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             $crate::ledger::Store::Postgres($pool) => $body,
         }
     };
@@ -47,8 +51,25 @@ pub(crate) use with_pool;
 /// The ledger's database: SQLite (embedded, one process) or PostgreSQL (any number of replicas).
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteStore),
     Postgres(PgPool),
+}
+
+/// SQLite and the queue its writers wait in. SQLite has one writer at a time; left to itself, a
+/// writer that finds the lock taken sleeps in growing steps (its busy handler), so an ingest
+/// commit could wait behind processing for far longer than the processing took. Every write
+/// transaction of this process takes `writer` first instead: a fair FIFO hand-over, no sleeps.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub pool: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// Waits for this process's turn to write.
+    pub async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.writer).lock_owned().await
+    }
 }
 
 /// A failure of the store. Ingress answers 503 for any of them: nothing was acknowledged.
@@ -112,7 +133,10 @@ impl Store {
                     .acquire_timeout(settings.acquire_timeout())
                     .connect_with(options)
                     .await?;
-                Ok(Store::Sqlite(pool))
+                Ok(Store::Sqlite(SqliteStore {
+                    pool,
+                    writer: Arc::default(),
+                }))
             }
             DatabaseBackend::Postgres => {
                 let options = PgConnectOptions::from_str(url)?.options([(

@@ -5,12 +5,14 @@
 //! May import: sqlx, crate::ledger.
 
 use sqlx::{Postgres, Sqlite, Transaction};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::ledger::{LedgerResult, Store};
 
-/// An open transaction on SQLite (begun `IMMEDIATE`, holding the write lock) or PostgreSQL.
+/// An open transaction on SQLite (a write transaction holds this process's write turn and is
+/// begun `IMMEDIATE`, so it holds SQLite's write lock) or PostgreSQL.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, Option<OwnedMutexGuard<()>>),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -18,7 +20,7 @@ pub enum Tx {
 macro_rules! with_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
-            $crate::ledger::tx::Tx::Sqlite(t) => {
+            $crate::ledger::tx::Tx::Sqlite(t, _) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -36,7 +38,10 @@ impl Store {
     /// so the transaction cannot fail later on a lock upgrade.
     pub async fn begin(&self) -> LedgerResult<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("begin immediate").await?),
+            Store::Sqlite(sqlite) => {
+                let turn = sqlite.write_turn().await;
+                Tx::Sqlite(sqlite.pool.begin_with("begin immediate").await?, Some(turn))
+            }
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -46,7 +51,7 @@ impl Store {
     /// Begins a transaction for consistent reads (SQLite: deferred, takes no write lock).
     pub async fn begin_read(&self) -> LedgerResult<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Sqlite(sqlite) => Tx::Sqlite(sqlite.pool.begin().await?, None),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -55,7 +60,7 @@ impl Store {
 impl Tx {
     pub async fn rollback(self) -> LedgerResult<()> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Sqlite(t, _turn) => t.rollback().await?,
             Tx::Postgres(t) => t.rollback().await?,
         }
         Ok(())
@@ -63,7 +68,7 @@ impl Tx {
 
     pub async fn commit(self) -> LedgerResult<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _turn) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -74,7 +79,7 @@ impl Tx {
     /// holds it. On SQLite the transaction's write lock already serialises, so it is always true.
     pub async fn try_exclusive(&mut self, key: i64) -> LedgerResult<bool> {
         match self {
-            Tx::Sqlite(_) => Ok(true),
+            Tx::Sqlite(..) => Ok(true),
             Tx::Postgres(t) => Ok(sqlx::query_scalar::<_, bool>(
                 "select pg_try_advisory_xact_lock($1)",
             )

@@ -717,15 +717,10 @@ impl Dispatcher {
         side: Side,
         values: &BTreeMap<String, FieldValue>,
     ) -> LedgerResult<()> {
-        let fields = entities::load_fields(tx, entity.id).await?;
-        for (field, value) in values {
-            let state = fields.get(field).cloned().unwrap_or_default();
-            let next = confirm(&state, side, value);
-            if next != state {
-                entities::save_field(tx, entity.id, field, &next).await?;
-            }
-        }
-        Ok(())
+        update_fields(tx, entity, values, |state, value| {
+            confirm(state, side, value)
+        })
+        .await
     }
 
     /// A job died: its values are no longer in flight.
@@ -735,16 +730,29 @@ impl Dispatcher {
             Work::PatchNpd { values } => (Side::Npd, values),
             _ => return Ok(()),
         };
-        let fields = entities::load_fields(tx, entity.id).await?;
-        for (field, value) in values {
-            let state = fields.get(field).cloned().unwrap_or_default();
-            let next = abandon(&state, side, value);
-            if next != state {
-                entities::save_field(tx, entity.id, field, &next).await?;
-            }
-        }
-        Ok(())
+        update_fields(tx, entity, values, |state, value| {
+            abandon(state, side, value)
+        })
+        .await
     }
+}
+
+/// Applies `step` to the state of each field in `values`, saving the ones that changed.
+async fn update_fields(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    values: &BTreeMap<String, FieldValue>,
+    step: impl Fn(&FieldState, &FieldValue) -> FieldState,
+) -> LedgerResult<()> {
+    let fields = entities::load_fields(tx, entity.id).await?;
+    for (field, value) in values {
+        let state = fields.get(field).cloned().unwrap_or_default();
+        let next = step(&state, value);
+        if next != state {
+            entities::save_field(tx, entity.id, field, &next).await?;
+        }
+    }
+    Ok(())
 }
 
 /// After a successful write: `synced`, unless a conflict still waits for an admin.

@@ -473,63 +473,43 @@ impl Processor {
             return self.unknown_item(tx, row, event, kind, item).await;
         };
         let entity = locked(tx, entity).await?;
-        match event.kind {
-            MondayEventKind::ItemArchived => {
-                let reason = if entity.status == status::DELETED {
-                    return Ok(Outcome::new(
-                        "echo",
-                        "the gateway archived this item after NPD deleted the record",
-                    ));
-                } else {
-                    format!("Monday item {item} was archived in Monday; NPD is not changed")
-                };
-                record(
-                    tx,
-                    &entity,
-                    Some(row.id),
-                    None,
-                    "reported",
-                    reason.clone(),
-                    None,
-                )
-                .await?;
-                return Ok(Outcome::new("applied", reason));
+        // Changes to the item itself are reported; NPD is never changed by them.
+        let reported = match event.kind {
+            MondayEventKind::ItemArchived if entity.status == status::DELETED => {
+                return Ok(Outcome::new(
+                    "echo",
+                    "the gateway archived this item after NPD deleted the record",
+                ));
             }
+            MondayEventKind::ItemArchived => Some(format!(
+                "Monday item {item} was archived in Monday; NPD is not changed"
+            )),
             MondayEventKind::ItemDeleted => {
                 entities::set_link(tx, entity.id, None, None).await?;
                 if entity.status != status::DELETED {
                     entities::set_status(tx, entity.id, status::UNLINKED, None).await?;
                 }
-                let reason = format!(
+                Some(format!(
                     "Monday item {item} was deleted in Monday: the link is removed; NPD is not changed"
-                );
-                record(
-                    tx,
-                    &entity,
-                    Some(row.id),
-                    None,
-                    "reported",
-                    reason.clone(),
-                    None,
-                )
-                .await?;
-                return Ok(Outcome::new("applied", reason));
+                ))
             }
             MondayEventKind::ItemRestored => {
-                let reason = format!("Monday item {item} was restored in Monday");
-                record(
-                    tx,
-                    &entity,
-                    Some(row.id),
-                    None,
-                    "reported",
-                    reason.clone(),
-                    None,
-                )
-                .await?;
-                return Ok(Outcome::new("applied", reason));
+                Some(format!("Monday item {item} was restored in Monday"))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(reason) = reported {
+            record(
+                tx,
+                &entity,
+                Some(row.id),
+                None,
+                "reported",
+                reason.clone(),
+                None,
+            )
+            .await?;
+            return Ok(Outcome::new("applied", reason));
         }
         if entity.npd_id.is_none() {
             return Ok(Outcome::new(

@@ -19,6 +19,10 @@ use crate::ledger::jobs::JobRow;
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::process::Processor;
 
+/// Inbox events processed per transaction: large enough to amortise commits, small enough that
+/// ingest (which shares SQLite's single writer) never waits long behind processing.
+const PROCESS_BATCH: i64 = 50;
+
 /// Wakes workers early when new work exists (they also poll), and holds processing while an
 /// operator (or a test that needs two deliveries to meet in the inbox) pauses it.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +104,7 @@ async fn process_loop(
         let batch = if wake.processing_paused() {
             Ok(0)
         } else {
-            processor.process_batch(200).await
+            processor.process_batch(PROCESS_BATCH).await
         };
         match batch {
             Ok(0) => {}

@@ -12,7 +12,7 @@ use npd_monday_gateway::ledger::inbox::Source;
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, TestDatabase, created_contact};
 use crate::store_tests;
 
 store_tests!(
@@ -32,22 +32,6 @@ async fn world_with(backend: &Backend, policy: ConflictPolicy) -> (World, TestDa
         .await
         .expect("world");
     (world, db)
-}
-
-async fn created_contact(world: &World) -> (NpdId, MondayItemId) {
-    let id = NpdId(uuid::Uuid::new_v4());
-    world.npd.create_contact(sample_contact(id)).await;
-    world.settle(SETTLE).await.expect("settled");
-    let item = world
-        .store
-        .entity_by_npd(EntityKind::Contact, id)
-        .await
-        .expect("query")
-        .and_then(|e| e.monday_item_id)
-        .expect("linked")
-        .parse()
-        .expect("item id");
-    (id, item)
 }
 
 fn monday_email(world: &World, item: MondayItemId) -> Option<String> {

@@ -442,3 +442,33 @@ impl GatewayProcess {
         (status, logs)
     }
 }
+
+/// Creates the sample contact in the world's NPD and waits until it is on Monday; returns its id
+/// and its Monday item.
+pub async fn created_contact(
+    world: &npd_monday_gateway::demo::World,
+) -> (
+    npd_monday_gateway::domain::entity::NpdId,
+    npd_monday_gateway::domain::entity::MondayItemId,
+) {
+    use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
+    let id = NpdId(uuid::Uuid::new_v4());
+    world
+        .npd
+        .create_contact(npd_monday_gateway::demo::sample_contact(id))
+        .await;
+    world
+        .settle(Duration::from_secs(60))
+        .await
+        .expect("settled");
+    let item = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .and_then(|e| e.monday_item_id)
+        .expect("linked")
+        .parse()
+        .expect("item id");
+    (id, item)
+}

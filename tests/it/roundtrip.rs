@@ -11,7 +11,7 @@ use npd_monday_gateway::ledger::inbox::Source;
 use npd_monday_gateway::sim::monday::MondayCall;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, TestDatabase, created_contact};
 use crate::store_tests;
 
 store_tests!(
@@ -25,6 +25,7 @@ store_tests!(
     unmapped_columns_and_boards_are_recorded_as_ignored,
     echoes_are_recognised_even_when_the_webhook_beats_the_answer,
     monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing,
+    timeouts_and_idempotency_conflicts_are_retried_under_the_same_key,
     permanent_monday_errors_become_dead_letters_and_replay_succeeds,
     npd_failures_are_retried,
     the_manual_push_endpoint_answers_as_the_contract_says,
@@ -37,23 +38,6 @@ async fn world(backend: &Backend) -> (World, TestDatabase) {
     let db = TestDatabase::create(backend).await;
     let world = World::start(&db.url, |_| {}).await.expect("world starts");
     (world, db)
-}
-
-/// Creates the sample contact in NPD and waits until it is on Monday; returns its id and item.
-async fn created_contact(world: &World) -> (NpdId, MondayItemId) {
-    let id = NpdId(uuid::Uuid::new_v4());
-    world.npd.create_contact(sample_contact(id)).await;
-    world.settle(SETTLE).await.expect("settled");
-    let item = world
-        .store
-        .entity_by_npd(EntityKind::Contact, id)
-        .await
-        .expect("query")
-        .and_then(|e| e.monday_item_id)
-        .expect("linked")
-        .parse()
-        .expect("item id");
-    (id, item)
 }
 
 fn mutations(world: &World) -> Vec<MondayCall> {
@@ -845,5 +829,50 @@ async fn the_manual_push_creates_a_contact_the_gateway_never_saw(backend: Backen
         .filter(|c| c.operation == "create_item")
         .count();
     assert_eq!(creates, 1);
+    assert_no_double_effects(&world);
+}
+
+async fn timeouts_and_idempotency_conflicts_are_retried_under_the_same_key(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| s.sync.monday_timeout_ms = 1_000)
+        .await
+        .expect("world");
+    let (id, item) = created_contact(&world).await;
+    world.monday.clear_calls();
+    // The next two requests fail: the first never answers, the second is a concurrent duplicate.
+    let faults = world.monday.faults();
+    faults.timeout_next(1);
+    faults.idempotency_conflict_next(1);
+
+    world
+        .npd
+        .update_contact(id, |c| c.role_title = Some("Countess".into()))
+        .await;
+    world.settle(SETTLE).await.expect("settled");
+
+    let attempts: Vec<MondayCall> = world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "change_multiple_column_values")
+        .collect();
+    let statuses: Vec<u16> = attempts.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, vec![504, 409, 200], "timeout, conflict, success");
+    let keys: std::collections::HashSet<_> =
+        attempts.iter().map(|c| c.idempotency_key.clone()).collect();
+    assert_eq!(keys.len(), 1, "one key for every attempt of the job");
+    // After the timeout the client had waited its 1 s; after the 409, Retry-After: 1 was honoured.
+    for pair in attempts.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= Duration::from_millis(950),
+            "retried {gap:?} after a {}",
+            pair[0].status
+        );
+    }
+    assert_eq!(
+        world.monday.item(item).expect("item").column_values["role_title"],
+        json!("Countess")
+    );
     assert_no_double_effects(&world);
 }
