@@ -2,7 +2,9 @@
 //! connections, for the gateway and for a bare baseline in the same run, on SQLite and (when
 //! `GATEWAY_TEST_POSTGRES_URL` or `GATEWAY_BENCH_POSTGRES_URL` is set) on PostgreSQL.
 //!
-//! The baseline is the simplest durable server one could write: an axum route that inserts the
+//! The gateway runs twice: as an ingress-only replica (`[sync] run_workers = false`), and with its
+//! processor running (it then records every accepted event as well, sharing the store's writer
+//! with ingress). The baseline is the simplest durable server one could write: an axum route that inserts the
 //! body into the same `inbox_events` table of the same store (same pool, same durability settings)
 //! with one autocommit `insert` per request, and answers 202. It skips signature checks and
 //! parsing, so it is a generous baseline. Both servers receive the same pre-signed requests.
@@ -237,58 +239,47 @@ async fn postgres_schema(base: &str, name: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{name}")
 }
 
-async fn run_backend(
-    label: &str,
-    gateway_url: String,
-    bare_url: String,
-    o: &Options,
-) -> Vec<Report> {
-    // Gateway.
-    let app = Application::build(settings(&gateway_url))
-        .await
-        .expect("gateway");
-    let gateway_addr = app.local_addr().expect("addr");
-    let stop = app.shutdown_token();
-    let gateway = tokio::spawn(app.run_until_stopped());
+/// One store: the bare baseline, the gateway as an ingress-only replica, and the gateway with its
+/// processor running too (here it processes every accepted event while the load goes on), each
+/// on a database of its own.
+async fn run_backend(label: &str, urls: [String; 3], o: &Options) -> Vec<Report> {
+    let [bare_url, ingress_url, full_url] = urls;
     // Baseline: its own database of the same kind, migrated by the same code, same pool settings.
     let bare_store = Store::connect(&settings(&bare_url).database)
         .await
         .expect("bare store");
     bare_store.migrate().await.expect("migrate bare store");
     let bare_addr = bare_server(bare_store.clone()).await;
-
     let mut reports = Vec::new();
-    for (name, addr) in [
-        ("bare insert per request", bare_addr),
-        ("gateway (verify + parse + group commit)", gateway_addr),
-    ] {
-        let tag = format!(
-            "{label}_{}",
-            if name.starts_with("bare") {
-                "bare"
-            } else {
-                "gw"
-            }
-        );
-        let _ = load(
-            addr,
-            prepare(&format!("{tag}_warm"), o.warmup),
-            o.concurrency,
-        )
-        .await;
-        let (per_sec, latencies, errors) =
-            load(addr, prepare(&tag, o.requests), o.concurrency).await;
-        reports.push(report(
-            format!("{label:<8} {name}"),
-            per_sec,
-            latencies,
-            errors,
-        ));
-    }
-    stop.cancel();
-    let _ = gateway.await;
+    reports.push(measure(label, "bare insert per request", bare_addr, o).await);
     bare_store.close().await;
+    for (name, url, workers) in [
+        ("gateway, ingress only", ingress_url, false),
+        ("gateway, processing running", full_url, true),
+    ] {
+        let mut s = settings(&url);
+        s.sync.run_workers = workers;
+        let app = Application::build(s).await.expect("gateway");
+        let addr = app.local_addr().expect("addr");
+        let stop = app.shutdown_token();
+        let gateway = tokio::spawn(app.run_until_stopped());
+        reports.push(measure(label, name, addr, o).await);
+        stop.cancel();
+        let _ = gateway.await;
+    }
     reports
+}
+
+async fn measure(label: &str, name: &str, addr: SocketAddr, o: &Options) -> Report {
+    let tag = format!("{label}_{}", name.replace([' ', ','], "_"));
+    let _ = load(
+        addr,
+        prepare(&format!("{tag}_warm"), o.warmup),
+        o.concurrency,
+    )
+    .await;
+    let (per_sec, latencies, errors) = load(addr, prepare(&tag, o.requests), o.concurrency).await;
+    report(format!("{label:<8} {name}"), per_sec, latencies, errors)
 }
 
 fn main() {
@@ -305,16 +296,26 @@ fn main() {
         let mut all = Vec::new();
         let dir = tempfile::tempdir().expect("temp dir");
         let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-        all.push(run_backend("sqlite", sqlite("gateway.db"), sqlite("bare.db"), &o).await);
+        all.push(
+            run_backend(
+                "sqlite",
+                [sqlite("bare.db"), sqlite("ingress.db"), sqlite("full.db")],
+                &o,
+            )
+            .await,
+        );
         let pg = std::env::var("GATEWAY_BENCH_POSTGRES_URL")
             .or_else(|_| std::env::var("GATEWAY_TEST_POSTGRES_URL"))
             .ok()
             .filter(|u| !u.is_empty());
         match pg {
             Some(base) => {
-                let gw = postgres_schema(&base, "gw_bench_gateway").await;
-                let bare = postgres_schema(&base, "gw_bench_bare").await;
-                all.push(run_backend("postgres", gw, bare, &o).await);
+                let urls = [
+                    postgres_schema(&base, "gw_bench_bare").await,
+                    postgres_schema(&base, "gw_bench_ingress").await,
+                    postgres_schema(&base, "gw_bench_full").await,
+                ];
+                all.push(run_backend("postgres", urls, &o).await);
             }
             None => println!("(PostgreSQL skipped: set GATEWAY_TEST_POSTGRES_URL or GATEWAY_BENCH_POSTGRES_URL)"),
         }
@@ -333,14 +334,16 @@ fn main() {
             );
         }
         println!();
-        for pair in &all {
-            if let [bare, gw] = pair.as_slice() {
-                println!(
-                    "{}: gateway/bare throughput ratio {:.2}x, p99 ratio {:.2}x",
-                    gw.name.split_whitespace().next().unwrap_or("?"),
-                    gw.per_sec / bare.per_sec,
-                    gw.p99.as_secs_f64() / bare.p99.as_secs_f64()
-                );
+        for runs in &all {
+            if let [bare, gateways @ ..] = runs.as_slice() {
+                for gw in gateways {
+                    println!(
+                        "{}: throughput ratio {:.2}x, p99 ratio {:.2}x against the bare server",
+                        gw.name,
+                        gw.per_sec / bare.per_sec,
+                        gw.p99.as_secs_f64() / bare.p99.as_secs_f64()
+                    );
+                }
             }
         }
     });

@@ -175,6 +175,9 @@ pub struct SyncSettings {
     pub npd_timeout_ms: u64,
     /// Admin requests allowed per token per minute (then 429).
     pub admin_requests_per_minute: u32,
+    /// Whether this process runs the processor and dispatcher. `false` makes an ingress-only
+    /// replica (other replicas on the same PostgreSQL database do the work).
+    pub run_workers: bool,
 }
 
 impl Default for SyncSettings {
@@ -190,6 +193,7 @@ impl Default for SyncSettings {
             monday_timeout_ms: 30_000,
             npd_timeout_ms: 15_000,
             admin_requests_per_minute: 120,
+            run_workers: true,
         }
     }
 }
@@ -360,6 +364,7 @@ struct FileSync {
     monday_timeout_ms: Option<u64>,
     npd_timeout_ms: Option<u64>,
     admin_requests_per_minute: Option<u32>,
+    run_workers: Option<bool>,
 }
 
 impl Settings {
@@ -539,6 +544,7 @@ impl Settings {
             &mut self.sync.admin_requests_per_minute,
             y.admin_requests_per_minute,
         );
+        set_some(&mut self.sync.run_workers, y.run_workers);
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) {

@@ -139,16 +139,23 @@ impl Application {
             "npd-monday-gateway listening"
         );
         let sync = &self.settings.sync;
-        let workers = Workers::spawn(
-            self.processor,
-            self.dispatcher,
-            self.wake,
-            sync.dispatch_concurrency,
-            sync.poll_interval(),
-            std::time::Duration::from_millis(sync.lease_ms),
-            self.settings.http.shutdown_grace(),
-            self.shutdown.clone(),
-        );
+        let workers = sync.run_workers.then(|| {
+            Workers::spawn(
+                self.processor,
+                self.dispatcher,
+                self.wake,
+                sync.dispatch_concurrency,
+                sync.poll_interval(),
+                std::time::Duration::from_millis(sync.lease_ms),
+                self.settings.http.shutdown_grace(),
+                self.shutdown.clone(),
+            )
+        });
+        if workers.is_none() {
+            tracing::info!(
+                "[sync] run_workers = false: ingress only, other replicas process and dispatch"
+            );
+        }
         // HTTP and the workers drain side by side within the same grace period.
         tokio::join!(
             http::server::serve(
@@ -158,7 +165,11 @@ impl Application {
                 self.shutdown.clone(),
                 self.settings.http.shutdown_grace(),
             ),
-            workers.join(),
+            async {
+                if let Some(workers) = workers {
+                    workers.join().await;
+                }
+            },
         );
         self.store.close().await;
         tracing::info!("stopped");

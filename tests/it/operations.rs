@@ -11,7 +11,96 @@ use crate::helpers::{
 };
 use crate::store_tests;
 
-store_tests!(sigterm_exits_0_promptly_and_logs_hold_no_secret);
+store_tests!(
+    sigterm_exits_0_promptly_and_logs_hold_no_secret,
+    an_admin_token_made_on_the_command_line_works_and_only_its_hash_is_stored,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_a_round_trip_on_a_fresh_machine_and_exits_0() {
+    // No configuration at all: only PATH, in a fresh working directory.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"))
+        .arg("demo")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in [
+        "1. NPD created contact",
+        "2. A Monday user changed",
+        "3. NPD sent contact.updated",
+        "4. Admin POST",
+        "demo finished",
+    ] {
+        assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
+    }
+}
+
+async fn an_admin_token_made_on_the_command_line_works_and_only_its_hash_is_stored(
+    backend: Backend,
+) {
+    let db = TestDatabase::create(&backend).await;
+    let create = |name: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"))
+            .args(["admin-token", "create", "--name", name])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GATEWAY_DATABASE_URL", &db.url)
+            .env("GATEWAY_LOG", "warn")
+            .output()
+    };
+    let output = create("ops").await.expect("run admin-token create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(token.starts_with("gwa_"), "printed: {token}");
+    let again = create("ops").await.expect("run admin-token create");
+    assert_eq!(again.status.code(), Some(1), "a taken name is refused");
+
+    // The token authenticates against a gateway on the same store; only its hash is kept.
+    let world = npd_monday_gateway::demo::World::start(&db.url, |_| {})
+        .await
+        .expect("world");
+    let response = world
+        .client
+        .get(world.url("/api/v1/dead-letters"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let audit = world.store.audit_log(10).await.expect("audit");
+    assert!(
+        audit.iter().any(|a| a.actor == "ops"),
+        "the call is audited under the token's name"
+    );
+    let stored = crate::durability::open_store(&db.url).await;
+    let hash = npd_monday_gateway::auth::admin_token::hash(&token);
+    assert_eq!(
+        stored.admin_token_name(&hash).await.expect("q").as_deref(),
+        Some("ops")
+    );
+    assert_eq!(
+        stored.admin_token_name(&token).await.expect("q"),
+        None,
+        "the token itself is not stored"
+    );
+    let dump = format!("{:?}", stored.audit_log(100).await.expect("audit"));
+    assert!(!dump.contains(&token), "nor audited");
+    stored.close().await;
+}
 
 const ADMIN_TOKEN: &str = "gwa_admin-token-that-must-never-be-logged";
 

@@ -83,6 +83,11 @@ fn assert_no_double_effects(world: &World) {
     );
 }
 
+/// The outcome of the newest of `outcomes`.
+fn last_outcome(outcomes: &[(String, Option<String>)]) -> Option<&str> {
+    outcomes.last().and_then(|o| o.1.as_deref())
+}
+
 async fn inbox_outcomes(world: &World, source: Source) -> Vec<(String, Option<String>)> {
     world
         .store
@@ -264,7 +269,7 @@ async fn an_npd_delete_archives_the_item(backend: Backend) {
     assert_eq!(entity.status, "deleted");
     let monday = inbox_outcomes(&world, Source::Monday).await;
     assert_eq!(
-        monday.last().and_then(|o| o.1.clone()).as_deref(),
+        last_outcome(&monday),
         Some("echo"),
         "archive webhook: {monday:?}"
     );
@@ -409,17 +414,9 @@ async fn a_monday_edit_becomes_one_npd_patch_with_only_that_field(backend: Backe
         mutations(&world)
     );
     let npd = inbox_outcomes(&world, Source::Npd).await;
-    assert_eq!(
-        npd.last().and_then(|o| o.1.clone()).as_deref(),
-        Some("echo"),
-        "{npd:?}"
-    );
+    assert_eq!(last_outcome(&npd), Some("echo"), "{npd:?}");
     let monday = inbox_outcomes(&world, Source::Monday).await;
-    assert_eq!(
-        monday.last().and_then(|o| o.1.clone()).as_deref(),
-        Some("applied"),
-        "{monday:?}"
-    );
+    assert_eq!(last_outcome(&monday), Some("applied"), "{monday:?}");
 }
 
 async fn a_monday_rename_patches_only_the_name_part_that_changed(backend: Backend) {
