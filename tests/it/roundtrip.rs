@@ -30,6 +30,7 @@ store_tests!(
     npd_failures_are_retried,
     the_manual_push_endpoint_answers_as_the_contract_says,
     the_manual_push_creates_a_contact_the_gateway_never_saw,
+    when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -872,4 +873,69 @@ async fn timeouts_and_idempotency_conflicts_are_retried_under_the_same_key(backe
         json!("Countess")
     );
     assert_no_double_effects(&world);
+}
+
+async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(backend: Backend) {
+    // A budget of 10 requests a minute: routine sync may use 8, admin pushes the last 2.
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| s.monday.requests_per_minute = 10)
+        .await
+        .expect("world");
+    let routine: Vec<NpdId> = (0..5).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    for id in &routine {
+        world.npd.create_contact(sample_contact(*id)).await;
+    }
+    // Four creates (a lookup and a create_item each) spend the routine share; the fifth waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while world.monday.items(CONTACTS_BOARD).len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "routine sync did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        world.monday.items(CONTACTS_BOARD).len(),
+        4,
+        "routine sync stopped at its share"
+    );
+
+    let admin = NpdId(uuid::Uuid::new_v4());
+    world.npd.insert_contact(sample_contact(admin));
+    let response = world
+        .admin_post(&format!(
+            "/api/v1/contacts/{admin}/sync-to-monday?wait=true"
+        ))
+        .await
+        .expect("post");
+
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["outcome"],
+        json!("synced"),
+        "the admin push used the reserve: {body}"
+    );
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 5);
+    let mut waiting = 0;
+    for id in &routine {
+        if world
+            .store
+            .entity_by_npd(EntityKind::Contact, *id)
+            .await
+            .expect("q")
+            .and_then(|e| e.monday_item_id)
+            .is_none()
+        {
+            waiting += 1;
+        }
+    }
+    assert_eq!(
+        waiting, 1,
+        "one routine contact still waits for the next minute"
+    );
+    assert!(
+        world.monday.calls().iter().all(|c| c.status != 429),
+        "the budget kept Monday from refusing"
+    );
 }
