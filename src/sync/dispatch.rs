@@ -620,28 +620,13 @@ impl Dispatcher {
                 )
                 .await?;
                 // The new link goes back to NPD, after (never before) it is committed here.
-                let npd_knows = entity
-                    .npd_snapshot
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                    .and_then(|v| {
-                        v.get("monday_id").and_then(|m| {
-                            m.as_str()
-                                .map(str::to_owned)
-                                .or_else(|| m.as_u64().map(|n| n.to_string()))
-                        })
-                    });
-                if item.is_some()
-                    && entity.npd_id.is_some()
-                    && self.settings.npd.api_url.is_some()
-                    && npd_knows.as_deref() != Some(item_text.as_str())
-                {
+                if linked_now && let Some(item) = item {
                     let fresh = entities::find_by_id(tx, entity.id).await?.unwrap_or(entity);
-                    outbox::enqueue(
+                    outbox::write_link_back(
                         tx,
+                        &self.settings,
                         &fresh,
-                        Operation::WriteLink,
-                        json!({}),
+                        item,
                         job.priority,
                         job.request_id.as_deref(),
                     )

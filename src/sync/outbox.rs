@@ -3,7 +3,7 @@
 //! Owns: `Operation` (what a job does), `ensure` (enqueue unless an unsent job of the same entity
 //! and operation exists: that job will carry the new values too, since a job's payload is computed
 //! from the field states when it is first sent) and the retry budget of new jobs.
-//! May import: serde_json, crate::ledger.
+//! May import: serde_json, crate::{config, domain, ledger}.
 
 use serde_json::json;
 
@@ -137,4 +137,50 @@ pub async fn ensure_forced_push(
         request_id,
     )
     .await
+}
+
+/// Queues the write-back of a new link to NPD (`PATCH … {"monday_id"}`), unless NPD already holds
+/// it, the record has no NPD id, or NPD's API is not configured. Called wherever an entity gets
+/// linked, after the link is written in the same transaction.
+pub async fn write_link_back(
+    tx: &mut Tx,
+    settings: &crate::config::Settings,
+    entity: &EntityRow,
+    item: crate::domain::entity::MondayItemId,
+    priority: i64,
+    request_id: Option<&str>,
+) -> LedgerResult<()> {
+    let npd_holds = entity
+        .npd_snapshot
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| {
+            serde_json::from_value::<crate::domain::entity::MondayItemId>(
+                v.get("monday_id")?.clone(),
+            )
+            .ok()
+        });
+    if entity.npd_id.is_none() || settings.npd.api_url.is_none() || npd_holds == Some(item) {
+        return Ok(());
+    }
+    if jobs::find_unsent(
+        tx,
+        entity.id,
+        Operation::WriteLink.target(),
+        Operation::WriteLink.as_str(),
+    )
+    .await?
+    .is_none()
+    {
+        enqueue(
+            tx,
+            entity,
+            Operation::WriteLink,
+            json!({}),
+            priority,
+            request_id,
+        )
+        .await?;
+    }
+    Ok(())
 }

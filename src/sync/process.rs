@@ -456,6 +456,8 @@ impl Processor {
                 && e.monday_item_id.is_none()
             {
                 entities::set_link(tx, e.id, Some(item), event.board_id).await?;
+                outbox::write_link_back(tx, &self.settings, &e, item, 0, row.request_id.as_deref())
+                    .await?;
                 record(
                     tx,
                     &e,
