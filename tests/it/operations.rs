@@ -114,6 +114,8 @@ async fn sigterm_exits_0_promptly_and_logs_hold_no_secret(backend: Backend) {
             ("GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN),
             ("MONDAY_WEBHOOK_TOKEN", MONDAY_PATH_TOKEN),
             ("MONDAY_API_TOKEN", "monday-api-token-never-logged"),
+            // Tests never leave the machine: Monday is a closed loopback port here.
+            ("MONDAY_API_URL", "http://127.0.0.1:9/v2"),
             ("GATEWAY_PUBLIC_URL", "https://gateway.example.com"),
         ],
     )
