@@ -94,10 +94,7 @@ impl Budget {
         if spent.reported.is_some_and(|r| now >= r.until) {
             spent.reported = None;
         }
-        let share = |limit: u64| match urgency {
-            Urgency::Routine => limit - limit / 5,
-            Urgency::Admin => limit,
-        };
+        let share = |limit: u64| self.share(limit, urgency);
         let used_requests = spent.calls.len() as u64;
         let used_points: u64 = spent.calls.iter().map(|(_, p)| p).sum();
         // Monday's count covers every replica; ours only this one. Trust whichever is tighter.
@@ -126,23 +123,44 @@ impl Budget {
         Err(oldest.max(reported).max(Duration::from_millis(5)))
     }
 
-    /// Who may call now: `Some(Routine)` when a routine call of `points` fits, `Some(Admin)` when
-    /// only an admin's does, `None` when nothing fits. Records nothing.
-    pub fn room(&self, points: u64) -> Option<Urgency> {
+    /// Who may start work of `calls` requests and `points` complexity now: `Some(Routine)` when
+    /// routine sync may, `Some(Admin)` when only an admin's push may, `None` when nothing fits.
+    /// Records nothing.
+    pub fn room(&self, calls: u64, points: u64) -> Option<Urgency> {
         let now = Instant::now();
+        let spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let live = spent
+            .calls
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) < WINDOW);
+        let (used_requests, used_points) =
+            live.fold((0u64, 0u64), |(n, p), (_, pts)| (n + 1, p + pts));
+        let reported = spent.reported.filter(|r| now < r.until);
+        let requests = used_requests.max(
+            reported
+                .and_then(|r| r.requests_remaining)
+                .map_or(0, |left| self.requests_per_minute.saturating_sub(left)),
+        );
+        let points_used = used_points.max(
+            reported
+                .and_then(|r| r.points_remaining)
+                .map_or(0, |left| self.points_per_minute.saturating_sub(left)),
+        );
         [Urgency::Routine, Urgency::Admin]
             .into_iter()
-            .find(|urgency| self.fits(points, *urgency, now))
+            .find(|urgency| {
+                requests + calls <= self.share(self.requests_per_minute, *urgency)
+                    && points_used.saturating_add(points)
+                        <= self.share(self.points_per_minute, *urgency).max(points)
+            })
     }
 
-    fn fits(&self, points: u64, urgency: Urgency, now: Instant) -> bool {
-        let probe = self.try_spend(points, urgency, now).is_ok();
-        if probe {
-            // Undo the probe's record.
-            let mut spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            spent.calls.pop_back();
+    /// The part of `limit` a call of this urgency may use.
+    fn share(&self, limit: u64, urgency: Urgency) -> u64 {
+        match urgency {
+            Urgency::Routine => limit - limit / 5,
+            Urgency::Admin => limit,
         }
-        probe
     }
 
     /// Takes in Monday's own report of what remains (its `RateLimit` header).
@@ -240,13 +258,20 @@ mod tests {
     fn room_says_who_may_call_without_spending() {
         let budget = Budget::new(5, 1_000_000);
         let now = Instant::now();
-        assert_eq!(budget.room(1), Some(Urgency::Routine));
-        for _ in 0..4 {
+        assert_eq!(budget.room(1, 1), Some(Urgency::Routine));
+        for _ in 0..3 {
             budget.try_spend(1, Urgency::Routine, now).expect("fits");
         }
-        assert_eq!(budget.room(1), Some(Urgency::Admin));
+        assert_eq!(
+            budget.room(1, 1),
+            Some(Urgency::Routine),
+            "one routine call left"
+        );
+        assert_eq!(budget.room(2, 2), Some(Urgency::Admin), "but not two");
+        budget.try_spend(1, Urgency::Routine, now).expect("fits");
+        assert_eq!(budget.room(1, 1), Some(Urgency::Admin));
         budget.try_spend(1, Urgency::Admin, now).expect("fits");
-        assert_eq!(budget.room(1), None);
+        assert_eq!(budget.room(1, 1), None);
         assert_eq!(budget.spent(), (5, 5));
     }
 

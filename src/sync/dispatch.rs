@@ -124,7 +124,8 @@ impl Dispatcher {
     /// on its lease waiting for the budget.
     pub async fn claim(&self, limit: i64) -> LedgerResult<Vec<JobRow>> {
         let lease_ms = i64::try_from(self.settings.sync.lease_ms).unwrap_or(i64::MAX);
-        let monday_min_priority = match self.budget.room(CREATE_POINTS) {
+        // Room for a whole job: at most a lookup and a create.
+        let monday_min_priority = match self.budget.room(2, QUERY_POINTS + CREATE_POINTS) {
             Some(Urgency::Routine) => i64::MIN,
             Some(Urgency::Admin) => ADMIN_PRIORITY,
             None => i64::MAX,

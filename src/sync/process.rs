@@ -450,25 +450,35 @@ impl Processor {
         let mut entity = entities::find_by_item(tx, item).await?;
         if entity.is_none() && event.kind == MondayEventKind::ItemCreated {
             // The webhook of the gateway's own create_item may arrive before the create is recorded:
-            // the item carries the NPD id in its npd_id column, so link it now.
+            // the item carries the NPD id in its npd_id column, so link it now. The check is made
+            // under the entity's lock: the create job's outcome may be linking it at this moment.
             if let Some(npd_id) = created_npd_id(event, &mapping.npd_id_column)
                 && let Some(e) = entities::find_by_npd(tx, kind, npd_id).await?
-                && e.monday_item_id.is_none()
             {
-                entities::set_link(tx, e.id, Some(item), event.board_id).await?;
-                outbox::write_link_back(tx, &self.settings, &e, item, 0, row.request_id.as_deref())
+                let e = locked(tx, e).await?;
+                if e.monday_item_id.is_none() {
+                    entities::set_link(tx, e.id, Some(item), event.board_id).await?;
+                    outbox::write_link_back(
+                        tx,
+                        &self.settings,
+                        &e,
+                        item,
+                        0,
+                        row.request_id.as_deref(),
+                    )
                     .await?;
-                record(
-                    tx,
-                    &e,
-                    Some(row.id),
-                    None,
-                    "linked",
-                    format!("linked to Monday item {item} by its npd_id column"),
-                    None,
-                )
-                .await?;
-                entity = entities::find_by_id(tx, e.id).await?;
+                    record(
+                        tx,
+                        &e,
+                        Some(row.id),
+                        None,
+                        "linked",
+                        format!("linked to Monday item {item} by its npd_id column"),
+                        None,
+                    )
+                    .await?;
+                }
+                entity = entities::find_by_item(tx, item).await?;
             }
         }
         let Some(entity) = entity else {
