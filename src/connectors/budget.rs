@@ -94,23 +94,7 @@ impl Budget {
         if spent.reported.is_some_and(|r| now >= r.until) {
             spent.reported = None;
         }
-        let share = |limit: u64| self.share(limit, urgency);
-        let used_requests = spent.calls.len() as u64;
-        let used_points: u64 = spent.calls.iter().map(|(_, p)| p).sum();
-        // Monday's count covers every replica; ours only this one. Trust whichever is tighter.
-        let reported_requests = spent
-            .reported
-            .and_then(|r| r.requests_remaining)
-            .map(|left| self.requests_per_minute.saturating_sub(left));
-        let reported_points = spent
-            .reported
-            .and_then(|r| r.points_remaining)
-            .map(|left| self.points_per_minute.saturating_sub(left));
-        let requests = used_requests.max(reported_requests.unwrap_or(0));
-        let points_used = used_points.max(reported_points.unwrap_or(0));
-        let fits = requests < share(self.requests_per_minute)
-            && points_used.saturating_add(points) <= share(self.points_per_minute).max(points);
-        if fits {
+        if self.fits(self.counted(&spent, now), 1, points, urgency) {
             spent.calls.push_back((now, points));
             return Ok(());
         }
@@ -129,30 +113,41 @@ impl Budget {
     pub fn room(&self, calls: u64, points: u64) -> Option<Urgency> {
         let now = Instant::now();
         let spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let live = spent
-            .calls
-            .iter()
-            .filter(|(t, _)| now.duration_since(*t) < WINDOW);
-        let (used_requests, used_points) =
-            live.fold((0u64, 0u64), |(n, p), (_, pts)| (n + 1, p + pts));
-        let reported = spent.reported.filter(|r| now < r.until);
-        let requests = used_requests.max(
-            reported
-                .and_then(|r| r.requests_remaining)
-                .map_or(0, |left| self.requests_per_minute.saturating_sub(left)),
-        );
-        let points_used = used_points.max(
-            reported
-                .and_then(|r| r.points_remaining)
-                .map_or(0, |left| self.points_per_minute.saturating_sub(left)),
-        );
+        let counted = self.counted(&spent, now);
         [Urgency::Routine, Urgency::Admin]
             .into_iter()
-            .find(|urgency| {
-                requests + calls <= self.share(self.requests_per_minute, *urgency)
-                    && points_used.saturating_add(points)
-                        <= self.share(self.points_per_minute, *urgency).max(points)
-            })
+            .find(|urgency| self.fits(counted, calls, points, *urgency))
+    }
+
+    /// Requests and points that count against the window at `now`: this process's calls of the
+    /// last minute, or what Monday reported spent (which covers every replica), whichever is more.
+    fn counted(&self, spent: &Spent, now: Instant) -> (u64, u64) {
+        let (own_requests, own_points) = own(spent, now);
+        let reported = spent.reported.filter(|r| now < r.until);
+        let reported_requests = reported
+            .and_then(|r| r.requests_remaining)
+            .map_or(0, |left| self.requests_per_minute.saturating_sub(left));
+        let reported_points = reported
+            .and_then(|r| r.points_remaining)
+            .map_or(0, |left| self.points_per_minute.saturating_sub(left));
+        (
+            own_requests.max(reported_requests),
+            own_points.max(reported_points),
+        )
+    }
+
+    /// Whether `calls` more requests costing `points` fit in the share of `urgency`. A single call
+    /// dearer than the whole share still fits an empty window (it could never fit otherwise).
+    fn fits(
+        &self,
+        (requests, points_used): (u64, u64),
+        calls: u64,
+        points: u64,
+        urgency: Urgency,
+    ) -> bool {
+        requests + calls <= self.share(self.requests_per_minute, urgency)
+            && points_used.saturating_add(points)
+                <= self.share(self.points_per_minute, urgency).max(points)
     }
 
     /// The part of `limit` a call of this urgency may use.
@@ -178,14 +173,18 @@ impl Budget {
 
     /// Requests and points spent in the last minute by this process.
     pub fn spent(&self) -> (u64, u64) {
-        let now = Instant::now();
         let spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let live = spent
-            .calls
-            .iter()
-            .filter(|(t, _)| now.duration_since(*t) < WINDOW);
-        live.fold((0, 0), |(n, p), (_, points)| (n + 1, p + points))
+        own(&spent, Instant::now())
     }
+}
+
+/// This process's requests and points of the last minute.
+fn own(spent: &Spent, now: Instant) -> (u64, u64) {
+    spent
+        .calls
+        .iter()
+        .filter(|(t, _)| now.duration_since(*t) < WINDOW)
+        .fold((0, 0), |(n, p), (_, points)| (n + 1, p + points))
 }
 
 #[cfg(test)]

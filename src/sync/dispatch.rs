@@ -576,20 +576,11 @@ impl Dispatcher {
         work: &Work,
         answer: &Value,
     ) -> LedgerResult<()> {
-        let entity = entity.clone();
-        match work {
-            Work::Nothing => {
-                record(
-                    tx,
-                    &entity,
-                    None,
-                    Some(job.id),
-                    "sent",
-                    format!("{}: nothing left to send", job.operation),
-                    None,
-                )
-                .await?;
-            }
+        let fields = |values: &BTreeMap<String, FieldValue>| {
+            values.keys().cloned().collect::<Vec<_>>().join(", ")
+        };
+        let (reason, detail) = match work {
+            Work::Nothing => (format!("{}: nothing left to send", job.operation), None),
             Work::PushItem { values, .. } => {
                 let item: Option<MondayItemId> =
                     answer["item_id"].as_str().and_then(|s| s.parse().ok());
@@ -599,30 +590,13 @@ impl Dispatcher {
                 if linked_now {
                     entities::set_link(tx, entity.id, item, board).await?;
                 }
-                self.confirm_all(tx, &entity, Side::Monday, values).await?;
-                mark_synced(tx, &entity).await?;
-                let what = if answer["created"] == json!(true) {
-                    "created"
-                } else {
-                    "updated"
-                };
-                let item_text = item.map(|i| i.to_string()).unwrap_or_default();
-                record(
-                    tx,
-                    &entity,
-                    None,
-                    Some(job.id),
-                    "sent",
-                    format!(
-                        "Monday item {item_text} {what}: {}",
-                        values.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                    Some(answer.clone()),
-                )
-                .await?;
+                self.confirm_all(tx, entity, Side::Monday, values).await?;
+                mark_synced(tx, entity).await?;
                 // The new link goes back to NPD, after (never before) it is committed here.
                 if linked_now && let Some(item) = item {
-                    let fresh = entities::find_by_id(tx, entity.id).await?.unwrap_or(entity);
+                    let fresh = entities::find_by_id(tx, entity.id)
+                        .await?
+                        .unwrap_or_else(|| entity.clone());
                     outbox::write_link_back(
                         tx,
                         &self.settings,
@@ -633,67 +607,43 @@ impl Dispatcher {
                     )
                     .await?;
                 }
-            }
-            Work::ArchiveItem => {
-                record(
-                    tx,
-                    &entity,
-                    None,
-                    Some(job.id),
-                    "sent",
-                    "Monday item archived".into(),
+                let what = if answer["created"] == json!(true) {
+                    "created"
+                } else {
+                    "updated"
+                };
+                let item = item.map(|i| i.to_string()).unwrap_or_default();
+                (
+                    format!("Monday item {item} {what}: {}", fields(values)),
                     Some(answer.clone()),
                 )
-                .await?;
             }
+            Work::ArchiveItem => ("Monday item archived".to_owned(), Some(answer.clone())),
             Work::PatchNpd { values } => {
-                self.confirm_all(tx, &entity, Side::Npd, values).await?;
-                mark_synced(tx, &entity).await?;
-                record(
-                    tx,
-                    &entity,
-                    None,
-                    Some(job.id),
-                    "sent",
-                    format!(
-                        "NPD patched: {}",
-                        values.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                    None,
-                )
-                .await?;
+                self.confirm_all(tx, entity, Side::Npd, values).await?;
+                mark_synced(tx, entity).await?;
+                (format!("NPD patched: {}", fields(values)), None)
             }
             Work::WriteLink { monday_id } => {
-                record(
-                    tx,
-                    &entity,
-                    None,
-                    Some(job.id),
-                    "sent",
-                    format!("monday_id {monday_id} written back to NPD"),
-                    None,
-                )
-                .await?;
+                (format!("monday_id {monday_id} written back to NPD"), None)
             }
             Work::CreateNpdContact { values } => {
-                if let Some(id) = answer["npd_id"].as_str().and_then(|s| NpdId::parse(s).ok()) {
-                    crate::ledger::entities::set_npd_id(tx, entity.id, id).await?;
-                    self.confirm_all(tx, &entity, Side::Npd, values).await?;
-                    mark_synced(tx, &entity).await?;
-                    record(
-                        tx,
-                        &entity,
-                        None,
-                        Some(job.id),
-                        "sent",
-                        format!("NPD contact {id} created from the Monday item"),
-                        None,
-                    )
-                    .await?;
-                }
+                let id = answer["npd_id"]
+                    .as_str()
+                    .and_then(|s| NpdId::parse(s).ok())
+                    .ok_or_else(|| {
+                        LedgerError::Corrupt(format!("job {}: NPD answered no id", job.id))
+                    })?;
+                entities::set_npd_id(tx, entity.id, id).await?;
+                self.confirm_all(tx, entity, Side::Npd, values).await?;
+                mark_synced(tx, entity).await?;
+                (
+                    format!("NPD contact {id} created from the Monday item"),
+                    None,
+                )
             }
-        }
-        Ok(())
+        };
+        record(tx, entity, None, Some(job.id), "sent", reason, detail).await
     }
 
     async fn confirm_all(
