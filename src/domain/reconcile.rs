@@ -105,6 +105,10 @@ impl fmt::Display for Side {
 pub struct Pending {
     /// The value being written (`None` clears the field).
     pub value: FieldValue,
+    /// The write has gone out (a job sent it): should a newer decision replace it, it may still
+    /// land, and its report must then be known as the gateway's own.
+    #[serde(default)]
+    pub sent: bool,
 }
 
 /// What the ledger knows of one field of one entity.
@@ -133,7 +137,17 @@ pub struct FieldState {
     pub pending_npd: Option<Pending>,
     /// The gateway's write to Monday in flight, if any.
     pub pending_monday: Option<Pending>,
+    /// Earlier writes to NPD that had gone out when a newer decision replaced or cancelled them,
+    /// before they were known to have landed, oldest first (at most `SUPERSEDED_KEPT`). They may
+    /// still land: NPD then reports them, and that report is the gateway's own write coming
+    /// back, not an edit. (A write replaced before it went out is never sent.)
+    pub superseded_npd: Vec<FieldValue>,
+    /// The same for Monday.
+    pub superseded_monday: Vec<FieldValue>,
 }
+
+/// How many superseded writes per side are remembered.
+const SUPERSEDED_KEPT: usize = 8;
 
 impl FieldState {
     /// A field both sides hold as `value` and agree on, with nothing known of its history (as
@@ -216,19 +230,65 @@ impl FieldState {
         *at = (*at).max(at_ms);
     }
 
-    fn set_pending(&mut self, side: Side, value: Option<FieldValue>) {
-        let pending = value.map(|value| Pending { value });
+    fn pending_slot(&mut self, side: Side) -> &mut Option<Pending> {
         match side {
-            Side::Npd => self.pending_npd = pending,
-            Side::Monday => self.pending_monday = pending,
+            Side::Npd => &mut self.pending_npd,
+            Side::Monday => &mut self.pending_monday,
         }
     }
 
-    /// Clears `side`'s pending write when it is the write of `value`.
-    fn clear_pending_of(&mut self, side: Side, value: &FieldValue) {
-        if self.pending(side).is_some_and(|p| &p.value == value) {
-            self.set_pending(side, None);
+    fn superseded_mut(&mut self, side: Side) -> &mut Vec<FieldValue> {
+        match side {
+            Side::Npd => &mut self.superseded_npd,
+            Side::Monday => &mut self.superseded_monday,
         }
+    }
+
+    /// Earlier writes to `side` that may still land, oldest first.
+    pub fn superseded(&self, side: Side) -> &[FieldValue] {
+        match side {
+            Side::Npd => &self.superseded_npd,
+            Side::Monday => &self.superseded_monday,
+        }
+    }
+
+    /// Replaces (or, with `None`, cancels) the write in flight to `side`. A replaced or cancelled
+    /// write that had gone out may still land, so it is remembered as superseded.
+    fn set_pending(&mut self, side: Side, value: Option<FieldValue>) {
+        let replaced = std::mem::replace(
+            self.pending_slot(side),
+            value.clone().map(|value| Pending { value, sent: false }),
+        );
+        if let Some(old) = replaced
+            && old.sent
+            && Some(&old.value) != value.as_ref()
+        {
+            let list = self.superseded_mut(side);
+            list.retain(|v| v != &old.value);
+            list.push(old.value);
+            if list.len() > SUPERSEDED_KEPT {
+                list.remove(0);
+            }
+        }
+    }
+
+    /// The write of `value` to `side` landed: it is no longer in flight, and neither is any
+    /// write before it (writes to one entity land in order).
+    fn landed(&mut self, side: Side, value: &FieldValue) {
+        if self.pending(side).is_some_and(|p| &p.value == value) {
+            *self.pending_slot(side) = None;
+            self.superseded_mut(side).clear();
+        } else if let Some(at) = self.superseded(side).iter().position(|v| v == value) {
+            self.superseded_mut(side).drain(..=at);
+        }
+    }
+
+    /// The write of `value` to `side` will never land (it died): forget it.
+    fn dropped(&mut self, side: Side, value: &FieldValue) {
+        if self.pending(side).is_some_and(|p| &p.value == value) {
+            *self.pending_slot(side) = None;
+        }
+        self.superseded_mut(side).retain(|v| v != value);
     }
 }
 
@@ -308,9 +368,10 @@ impl Decision {
 /// Rules, in order:
 /// 1. **Stale**: `change.at_ms` and the side's source time are both known and `at_ms` is older:
 ///    nothing changes.
-/// 2. **Echo of a write in flight**: the side's pending write carries `change.value`: the side
-///    holds it (by the gateway), the pending write is done, the base moves when the other side
-///    holds it too.
+/// 2. **Echo of a write in flight**: the side's pending write, or an earlier write to it that a
+///    newer decision superseded (it may have been sent already), carries `change.value`: the
+///    side holds it (by the gateway), that write and any before it are done (a newer pending
+///    write stays), the base moves when the other side holds it too.
 /// 3. **Same as known**: `Echo` when the gateway wrote the known value, else `Unchanged`; only
 ///    the side's source time moves forward.
 /// 4. **The side changed**: it now holds `change.value` (not by the gateway), and any write in
@@ -347,10 +408,14 @@ pub fn decide(
     let mut next = state.clone();
     next.advance_at(side, change.at_ms);
 
-    // 2. Echo of a write in flight.
-    if state.pending(side).is_some_and(|p| &p.value == value) {
+    // 2. Echo of a write in flight, or of an earlier write a newer decision superseded that
+    //    landed all the same (its report is the gateway's own write coming back, not an edit;
+    //    the newer write in flight stays).
+    if state.pending(side).is_some_and(|p| &p.value == value)
+        || state.superseded(side).contains(value)
+    {
         next.set_value(side, value.clone(), true);
-        next.set_pending(side, None);
+        next.landed(side, value);
         if state.value(other_side) == value {
             next.base = value.clone();
         }
@@ -434,9 +499,20 @@ fn newer(side: Side, at: Option<i64>, other_at: Option<i64>) -> Side {
 pub fn confirm(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
     let mut next = state.clone();
     next.set_value(to, value.clone(), true);
-    next.clear_pending_of(to, value);
+    next.landed(to, value);
     if state.value(to.other()) == value {
         next.base = value.clone();
+    }
+    next
+}
+
+/// The write of `value` to `to` is going out now (recorded before the call).
+pub fn mark_sent(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
+    let mut next = state.clone();
+    if let Some(p) = next.pending_slot(to)
+        && &p.value == value
+    {
+        p.sent = true;
     }
     next
 }
@@ -445,7 +521,7 @@ pub fn confirm(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
 /// nothing else changes.
 pub fn abandon(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
     let mut next = state.clone();
-    next.clear_pending_of(to, value);
+    next.dropped(to, value);
     next
 }
 
@@ -480,7 +556,10 @@ mod tests {
     }
 
     fn pending(s: &str) -> Option<Pending> {
-        Some(Pending { value: v(s) })
+        Some(Pending {
+            value: v(s),
+            sent: false,
+        })
     }
 
     fn change(side: Side, value: &str, at: i64) -> Change {
@@ -797,12 +876,80 @@ mod tests {
                 monday_by_gateway: true,
                 pending_npd: None,
                 pending_monday: None,
+                ..FieldState::default()
             }
         );
         assert!(state.is_settled());
 
         let confirmed = confirm(&state, Side::Monday, &v("X"));
         assert_eq!(confirmed, state, "a confirm after the echo changes nothing");
+    }
+
+    #[test]
+    fn a_sent_write_replaced_before_it_was_confirmed_is_still_an_echo_when_it_lands() {
+        // Monday changes A -> B -> C; the write of B to NPD has gone out when C is decided.
+        let start = FieldState::agreed(v("A"));
+        let (_, state) = decide(
+            &start,
+            &change(Side::Monday, "B", 10),
+            ConflictPolicy::LatestWins,
+        );
+        let state = mark_sent(&state, Side::Npd, &v("B"));
+        let (decision, state) = decide(
+            &state,
+            &change(Side::Monday, "C", 20),
+            ConflictPolicy::LatestWins,
+        );
+        assert!(
+            matches!(decision, Decision::Push { to: Side::Npd, .. }),
+            "{decision:?}"
+        );
+        assert_eq!(state.superseded(Side::Npd), &[v("B")]);
+
+        // NPD then reports B (the older write landed, before C): the gateway's own, not an edit.
+        let (decision, state) = decide(
+            &state,
+            &change(Side::Npd, "B", 30),
+            ConflictPolicy::LatestWins,
+        );
+        assert_eq!(decision, Decision::Echo);
+        assert_eq!(
+            state.pending_npd.as_ref().map(|p| &p.value),
+            Some(&v("C")),
+            "the newer write stays"
+        );
+        assert!(state.superseded(Side::Npd).is_empty());
+
+        // C lands: both sides agree on C.
+        let state = confirm(&state, Side::Npd, &v("C"));
+        assert_eq!(
+            (state.base.clone(), state.npd.clone(), state.monday.clone()),
+            (v("C"), v("C"), v("C"))
+        );
+        assert!(state.is_settled());
+    }
+
+    #[test]
+    fn a_write_replaced_before_it_went_out_is_not_remembered() {
+        let start = FieldState::agreed(v("A"));
+        let (_, state) = decide(
+            &start,
+            &change(Side::Monday, "B", 10),
+            ConflictPolicy::LatestWins,
+        );
+        let (_, state) = decide(
+            &state,
+            &change(Side::Monday, "C", 20),
+            ConflictPolicy::LatestWins,
+        );
+        assert!(state.superseded(Side::Npd).is_empty(), "B was never sent");
+        // So a person setting NPD to B is an edit, not an echo.
+        let (decision, _) = decide(
+            &state,
+            &change(Side::Npd, "B", 30),
+            ConflictPolicy::LatestWins,
+        );
+        assert_ne!(decision, Decision::Echo);
     }
 
     #[test]
@@ -960,7 +1107,10 @@ mod tests {
             assert_eq!(decision, push(winner.other(), winning, reason), "{name}");
             assert_eq!(
                 after.pending(winner.other()),
-                Some(&Pending { value: v(winning) }),
+                Some(&Pending {
+                    value: v(winning),
+                    sent: false
+                }),
                 "{name}"
             );
             assert_eq!(after.pending(winner), None, "{name}");
@@ -1243,7 +1393,13 @@ mod tests {
             vec![(Monday, None), (Npd, None)],
             "an admin may clear the field"
         );
-        assert_eq!(state.pending_npd, Some(Pending { value: None }));
+        assert_eq!(
+            state.pending_npd,
+            Some(Pending {
+                value: None,
+                sent: false
+            })
+        );
     }
 
     #[test]
@@ -1293,7 +1449,10 @@ mod tests {
         );
 
         let state = FieldState {
-            pending_npd: Some(Pending { value: None }),
+            pending_npd: Some(Pending {
+                value: None,
+                sent: false,
+            }),
             pending_monday: pending("X"),
             npd_by_gateway: true,
             ..known("B", "N", "M")
@@ -1369,7 +1528,8 @@ mod tests {
 
     fn any_state() -> impl Strategy<Value = FieldState> {
         let time = || prop::option::of(0i64..5);
-        let write = || prop::option::of(small_value().prop_map(|value| Pending { value }));
+        let write =
+            || prop::option::of(small_value().prop_map(|value| Pending { value, sent: false }));
         (
             (small_value(), small_value(), small_value()),
             (time(), time()),
@@ -1387,6 +1547,7 @@ mod tests {
                     monday_by_gateway: mbg,
                     pending_npd: pn,
                     pending_monday: pm,
+                    ..FieldState::default()
                 },
             )
     }
@@ -1442,7 +1603,7 @@ mod tests {
                 state = decide(&state, &changes[i], policy).1;
             }
             for side in Side::ALL {
-                if let Some(Pending { value }) = state.pending(side).cloned() {
+                if let Some(Pending { value, .. }) = state.pending(side).cloned() {
                     state = confirm(&state, side, &value);
                     let echo = Change { side, value, at_ms: Some(1_000_000) };
                     let (decision, next) = decide(&state, &echo, policy);

@@ -28,7 +28,7 @@ use crate::connectors::npd::NpdClient;
 use crate::connectors::{ConnectorError, FailureClass};
 use crate::domain::entity::{BoardId, MondayItemId, NpdId};
 use crate::domain::mapping::FieldValue;
-use crate::domain::reconcile::{FieldState, Pending, Side, abandon, confirm};
+use crate::domain::reconcile::{FieldState, Pending, Side, abandon, confirm, mark_sent};
 use crate::ledger::entities::{self, EntityRow, status};
 use crate::ledger::jobs::{self, JobRow};
 use crate::ledger::tx::Tx;
@@ -223,6 +223,23 @@ impl Dispatcher {
                 work
             }
         };
+        // From here the values are going out: should a newer decision replace them before they
+        // are confirmed, their reports must still be known as the gateway's own.
+        match &work {
+            Work::PushItem { values, .. } => {
+                update_fields(&mut tx, &entity, values, |state, value| {
+                    mark_sent(state, Side::Monday, value)
+                })
+                .await?;
+            }
+            Work::PatchNpd { values } => {
+                update_fields(&mut tx, &entity, values, |state, value| {
+                    mark_sent(state, Side::Npd, value)
+                })
+                .await?;
+            }
+            _ => {}
+        }
         tx.commit().await?;
         Ok(Some((work, entity)))
     }
@@ -260,6 +277,7 @@ impl Dispatcher {
                         // Record the write before the call, so its echo is recognised.
                         state.pending_monday = Some(Pending {
                             value: value.clone(),
+                            sent: false,
                         });
                         entities::save_field(tx, entity.id, &field, &state).await?;
                     }
