@@ -33,6 +33,9 @@ create table entities (
     monday_item_id   text,
     board_id         text,
     npd_version      bigint,
+    -- The NPD version the gateway's own last write produced (from NPD's answer): the event NPD
+    -- sends for it is an echo, and anything older is stale.
+    npd_echo_version bigint,
     npd_snapshot     text,
     monday_snapshot  text,
     sync_enabled     boolean not null default true,

@@ -22,6 +22,7 @@ pub struct EntityRow {
     pub monday_item_id: Option<String>,
     pub board_id: Option<String>,
     pub npd_version: Option<i64>,
+    pub npd_echo_version: Option<i64>,
     pub npd_snapshot: Option<String>,
     pub monday_snapshot: Option<String>,
     pub sync_enabled: bool,
@@ -70,7 +71,7 @@ pub mod status {
     pub const DISABLED: &str = "disabled";
 }
 
-const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_snapshot, \
+const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_echo_version, npd_snapshot, \
      monday_snapshot, sync_enabled, status, last_error, deleted_at, created_at, updated_at";
 
 /// A new entity row.
@@ -167,12 +168,31 @@ pub async fn record_npd_snapshot(
 ) -> LedgerResult<()> {
     with_tx!(tx, conn => {
         sqlx::query(
-            "update entities set npd_version = $2, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
+            "update entities set npd_version = case when npd_version is null or npd_version < $2 then $2 \
+             else npd_version end, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
         )
         .bind(id)
         .bind(version)
         .bind(snapshot)
         .bind(sync_enabled)
+        .bind(now_ms())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Records the NPD version the gateway's own write produced: later events must be newer, and
+/// the event of exactly this version is that write's echo.
+pub async fn record_npd_write(tx: &mut Tx, id: i64, version: i64) -> LedgerResult<()> {
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "update entities set npd_version = case when npd_version is null or npd_version < $2 \
+             then $2 else npd_version end, npd_echo_version = $2, updated_at = $3 where id = $1",
+        )
+        .bind(id)
+        .bind(version)
         .bind(now_ms())
         .execute(conn)
         .await

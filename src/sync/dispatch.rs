@@ -435,8 +435,10 @@ impl Dispatcher {
                     .iter()
                     .map(|(f, v)| (f.clone(), v.clone().map_or(Value::Null, Value::String)))
                     .collect();
-                npd.patch(kind, id, &body, &job.idempotency_key).await?;
-                Ok(json!({"patched": values.keys().collect::<Vec<_>>()}))
+                let answer = npd.patch(kind, id, &body, &job.idempotency_key).await?;
+                Ok(
+                    json!({"patched": values.keys().collect::<Vec<_>>(), "npd_version": answer.get("version")}),
+                )
             }
             Work::WriteLink { monday_id } => {
                 let npd = self
@@ -446,8 +448,8 @@ impl Dispatcher {
                 let id = npd_id_of(entity)?;
                 let body =
                     Map::from_iter([("monday_id".to_owned(), Value::String(monday_id.clone()))]);
-                npd.patch(kind, id, &body, &job.idempotency_key).await?;
-                Ok(json!({"monday_id": monday_id}))
+                let answer = npd.patch(kind, id, &body, &job.idempotency_key).await?;
+                Ok(json!({"monday_id": monday_id, "npd_version": answer.get("version")}))
             }
             Work::CreateNpdContact { values } => {
                 let npd = self
@@ -661,6 +663,11 @@ impl Dispatcher {
                 )
             }
         };
+        // NPD answered with the version its record now has: the event it sends for this write
+        // is an echo, and any event older than it is stale (however late it arrives).
+        if let Some(version) = answer.get("npd_version").and_then(Value::as_i64) {
+            entities::record_npd_write(tx, entity.id, version).await?;
+        }
         record(tx, entity, None, Some(job.id), "sent", reason, detail).await
     }
 

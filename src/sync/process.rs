@@ -229,8 +229,15 @@ impl Processor {
                 e
             }
         };
+        // Older than what is known is stale. The one exception is the event of the gateway's own
+        // last write when nothing newer is known (NPD answered the PATCH with that version): it is
+        // processed like any other, since NPD's full snapshot may also carry changes made just
+        // before the write, whose own events are now stale.
+        let own_write =
+            entity.npd_echo_version == Some(version) && entity.npd_version == Some(version);
         if let Some(last) = entity.npd_version
             && version <= last
+            && !own_write
         {
             let reason = format!("version {version} is not newer than the applied version {last}");
             record(

@@ -196,6 +196,9 @@ async fn replicas_share_the_work(backend: Backend) {
             "Monday role of {id}"
         );
         let email = sims.npd.contact(*id).and_then(|c| c.email);
+        if email != Some(format!("e3-{}@example.com", id.0.simple())) {
+            print_entity(&store, *id).await;
+        }
         assert_eq!(
             email,
             Some(format!("e3-{}@example.com", id.0.simple())),
