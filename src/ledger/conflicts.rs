@@ -46,14 +46,7 @@ pub async fn open(
     policy: &str,
 ) -> LedgerResult<i64> {
     let now = now_ms();
-    let existing: Option<i64> = with_tx!(tx, conn => {
-        sqlx::query_scalar("select id from conflicts where entity_id = $1 and field = $2 and status = 'open'")
-            .bind(entity_id)
-            .bind(field)
-            .fetch_optional(&mut *conn)
-            .await
-    })?;
-    if let Some(id) = existing {
+    if let Some(id) = open_for_field(tx, entity_id, field).await?.map(|c| c.id) {
         with_tx!(tx, conn => {
             sqlx::query(
                 "update conflicts set base_value = $2, npd_value = $3, monday_value = $4, updated_at = $5 where id = $1",

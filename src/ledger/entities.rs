@@ -201,20 +201,6 @@ pub async fn record_npd_write(tx: &mut Tx, id: i64, version: i64) -> LedgerResul
     Ok(())
 }
 
-/// Records the last known Monday item (name and synced column values) as JSON.
-pub async fn record_monday_snapshot(tx: &mut Tx, id: i64, snapshot: &str) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update entities set monday_snapshot = $2, updated_at = $3 where id = $1")
-            .bind(id)
-            .bind(snapshot)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    Ok(())
-}
-
 /// Links an entity to a Monday item, or unlinks it (`None`).
 pub async fn set_link(
     tx: &mut Tx,
@@ -338,14 +324,6 @@ impl Store {
     ) -> LedgerResult<Option<EntityRow>> {
         let mut tx = self.begin_read().await?;
         let row = find_by_npd(&mut tx, kind, npd_id).await;
-        tx.rollback().await?;
-        row
-    }
-
-    /// The entity linked to a Monday item, if any.
-    pub async fn entity_by_item(&self, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
-        let mut tx = self.begin_read().await?;
-        let row = find_by_item(&mut tx, item).await;
         tx.rollback().await?;
         row
     }

@@ -162,11 +162,6 @@ impl Dispatcher {
         }
     }
 
-    /// This process's Monday budget.
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
-    }
-
     /// Runs one claimed job to its recorded outcome.
     #[tracing::instrument(skip_all, fields(job.id = job.id, job.operation = %job.operation, job.attempt = job.attempts))]
     pub async fn run(&self, job: JobRow) -> LedgerResult<JobEnd> {
