@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::entity::{BoardId, ContactSnapshot, MondayItemId, NpdId};
+use crate::domain::entity::{BoardId, ContactSnapshot, NpdId, Side};
 use crate::ledger::Store;
-use crate::ledger::inbox::Source;
+use crate::domain::state::InboxOutcome;
 use crate::sim::monday::{MondaySim, MondaySimConfig};
 use crate::sim::npd::{NpdSim, NpdSimConfig};
 use crate::startup::Application;
@@ -344,7 +344,7 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
         .await?
         .and_then(|e| e.monday_item_id)
         .context("no Monday item was linked to the new contact")?;
-    let item_id: MondayItemId = item.parse()?;
+    let item_id = item;
     let monday_item = world
         .monday
         .item(item_id)
@@ -412,10 +412,10 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
         .count();
     let echoes = world
         .store
-        .inbox_events(Source::Npd, 1_000)
+        .inbox_events(Side::Npd, 1_000)
         .await?
         .into_iter()
-        .filter(|r| r.outcome.as_deref() == Some("echo"))
+        .filter(|r| r.outcome == Some(InboxOutcome::Echo))
         .count();
     println!(
         "3. NPD sent contact.updated after the PATCH: recorded as an echo ({echoes} NPD echoes so far)"

@@ -15,10 +15,11 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, LogSettings, Settings};
 use crate::connectors::monday::MondayClient;
 use crate::connectors::npd::NpdClient;
+use crate::connectors::{MondayApi, NpdApi};
 use crate::http::{self, AppState};
 use crate::ledger::Store;
 use crate::ledger::group_commit::InboxWriter;
-use crate::sync::dispatch::Dispatcher;
+use crate::sync::dispatch::{Dispatcher, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
@@ -55,8 +56,7 @@ impl Application {
         );
         let wake = Wake::default();
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
-        let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
-        let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
+        let remotes = remotes(&settings);
         let own_monday_user = OwnMondayUser::default();
         let processor = Processor::new(
             Arc::clone(&settings),
@@ -69,7 +69,7 @@ impl Application {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let shutdown = CancellationToken::new();
-        if let Some(client) = monday.clone()
+        if let Some(client) = remotes.monday.clone()
             && own_monday_user.get().is_none()
         {
             tokio::spawn(learn_own_monday_user(
@@ -78,14 +78,8 @@ impl Application {
                 shutdown.clone(),
             ));
         }
-        let dispatcher = Dispatcher::new(
-            Arc::clone(&settings),
-            store.clone(),
-            monday,
-            npd.clone(),
-            worker,
-        );
-        let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd, own_monday_user);
+        let pusher = Pusher::new(processor.clone(), remotes.npd.clone());
+        let dispatcher = Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker);
         let state = AppState::new(
             Arc::clone(&settings),
             store.clone(),
@@ -177,10 +171,20 @@ impl Application {
     }
 }
 
+/// The clients of Monday and NPD the settings configure (`None` where they do not).
+pub fn remotes(settings: &Settings) -> Remotes {
+    let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
+    let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
+    Remotes {
+        monday: monday.map(|c| Arc::new(c) as Arc<dyn MondayApi>),
+        npd: npd.map(|c| Arc::new(c) as Arc<dyn NpdApi>),
+    }
+}
+
 /// Asks Monday which user the API token acts as (retrying every 30 s until it answers), so that
 /// webhooks of the gateway's own writes are known as such.
 async fn learn_own_monday_user(
-    client: MondayClient,
+    client: Arc<dyn MondayApi>,
     own: OwnMondayUser,
     shutdown: CancellationToken,
 ) {

@@ -1,16 +1,26 @@
 //! Outbound clients: Monday's GraphQL API (`monday`) and NPD's REST API (`npd`).
 //!
-//! Owns: `ConnectorError`, the one error both clients return, classified once for the retry
-//! policy: retryable (with an optional server-given delay), permanent, or not found.
-//! Error messages never contain a token or a request body.
-//! May import: std, reqwest, serde, serde_json, secrecy, tracing, crate::{config, domain}.
+//! Owns: the traits the use cases call the two systems through (`MondayApi`, `NpdApi`: typed
+//! arguments and answers, so `sync` can be tested against in-memory fakes), and
+//! `ConnectorError`, the one error both clients return, classified once for the retry policy:
+//! retryable (with an optional server-given delay), permanent, or not found. Error messages never
+//! contain a token or a request body.
+//! May import: std, async-trait, reqwest, serde, serde_json, secrecy, tracing, crate::{config, domain}.
 
 pub mod budget;
 pub mod monday;
 pub mod npd;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::mapping::ColumnValues;
+use crate::domain::record::{NpdRecord, NpdValue};
+use monday::{ItemSnapshot, RateLimitState};
 
 /// How a failed call should be treated by the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +48,8 @@ impl fmt::Display for FailureClass {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{system} {class} error{}: {message}", .code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
 pub struct ConnectorError {
-    /// `monday` or `npd`.
-    pub system: &'static str,
+    /// The system that failed (or that the call was for).
+    pub system: Side,
     pub class: FailureClass,
     /// HTTP status, when a response arrived.
     pub status: Option<u16>,
@@ -55,4 +65,95 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         self.class == FailureClass::Retryable
     }
+}
+
+impl ConnectorError {
+    /// A failure found before any call was made (nothing configured, no id to call with): it
+    /// cannot get better by retrying.
+    pub fn local(system: Side, message: impl Into<String>) -> Self {
+        ConnectorError {
+            system,
+            class: FailureClass::Permanent,
+            status: None,
+            code: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// The fields of an NPD write (`PATCH`, `POST`): name to value, `Null` clearing a field.
+pub type NpdFields = BTreeMap<String, NpdValue>;
+
+/// What the gateway asks of Monday's GraphQL API.
+#[async_trait]
+pub trait MondayApi: Send + Sync + fmt::Debug {
+    /// `create_item` with every column value; the new item's id.
+    async fn create_item(
+        &self,
+        board: BoardId,
+        item_name: &str,
+        columns: &ColumnValues,
+        idempotency_key: &str,
+    ) -> Result<MondayItemId, ConnectorError>;
+
+    /// One `change_multiple_column_values` (a `name` entry renames the item).
+    async fn change_multiple_column_values(
+        &self,
+        board: BoardId,
+        item: MondayItemId,
+        columns: &ColumnValues,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
+
+    async fn archive_item(
+        &self,
+        item: MondayItemId,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
+
+    /// The items of `board` whose column `column_id` holds `value`.
+    async fn find_items_by_column(
+        &self,
+        board: BoardId,
+        column_id: &str,
+        value: &str,
+    ) -> Result<Vec<MondayItemId>, ConnectorError>;
+
+    async fn get_item(&self, item: MondayItemId) -> Result<Option<ItemSnapshot>, ConnectorError>;
+
+    /// The board's columns as (id, type); `None` when the board does not exist.
+    async fn board_columns(
+        &self,
+        board: BoardId,
+    ) -> Result<Option<Vec<(String, String)>>, ConnectorError>;
+
+    /// The id of the user the API token acts as.
+    async fn me(&self) -> Result<i64, ConnectorError>;
+
+    /// What the last answer's `RateLimit` header said, if any answer carried one.
+    fn last_rate_limit(&self) -> Option<RateLimitState>;
+}
+
+/// What the gateway asks of NPD's REST API.
+#[async_trait]
+pub trait NpdApi: Send + Sync + fmt::Debug {
+    /// The record, `None` when NPD does not have it.
+    async fn get(&self, kind: EntityKind, id: NpdId) -> Result<Option<NpdRecord>, ConnectorError>;
+
+    /// Writes only `fields`; the version NPD's record has after the write, when NPD says.
+    async fn patch(
+        &self,
+        kind: EntityKind,
+        id: NpdId,
+        fields: &NpdFields,
+        idempotency_key: &str,
+    ) -> Result<Option<i64>, ConnectorError>;
+
+    /// Creates a contact; its new id.
+    async fn create_contact(
+        &self,
+        fields: &NpdFields,
+        idempotency_key: &str,
+    ) -> Result<NpdId, ConnectorError>;
 }

@@ -22,10 +22,11 @@ use serde_json::{Map, Value};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::config::NpdSettings;
-use crate::connectors::{ConnectorError, FailureClass};
-use crate::domain::entity::{EntityKind, NpdId};
+use crate::connectors::{ConnectorError, FailureClass, NpdApi, NpdFields};
+use crate::domain::entity::{EntityKind, NpdId, Side};
+use crate::domain::record::NpdRecord;
 
-const SYSTEM: &str = "npd";
+const SYSTEM: Side = Side::Npd;
 /// Longest connection set-up, whatever the call timeout.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most bytes read of any answer.
@@ -250,6 +251,48 @@ async fn read_bounded(mut response: Response) -> Result<(Vec<u8>, bool), reqwest
         body.extend_from_slice(&chunk);
     }
     Ok((body, false))
+}
+
+#[async_trait::async_trait]
+impl NpdApi for NpdClient {
+    async fn get(&self, kind: EntityKind, id: NpdId) -> Result<Option<NpdRecord>, ConnectorError> {
+        let Some(Value::Object(object)) = NpdClient::get(self, kind, id).await? else {
+            return Ok(None);
+        };
+        NpdRecord::from_object(kind, object).map(Some).map_err(|e| {
+            permanent(&format!(
+                "NPD answered a {kind} that does not parse at `{}`",
+                e.0.path()
+            ))
+        })
+    }
+
+    async fn patch(
+        &self,
+        kind: EntityKind,
+        id: NpdId,
+        fields: &NpdFields,
+        idempotency_key: &str,
+    ) -> Result<Option<i64>, ConnectorError> {
+        let answer = NpdClient::patch(self, kind, id, &to_object(fields), idempotency_key).await?;
+        Ok(answer.get("version").and_then(Value::as_i64))
+    }
+
+    async fn create_contact(
+        &self,
+        fields: &NpdFields,
+        idempotency_key: &str,
+    ) -> Result<NpdId, ConnectorError> {
+        NpdClient::create_contact(self, &to_object(fields), idempotency_key).await
+    }
+}
+
+/// The JSON object of a write's fields.
+fn to_object(fields: &NpdFields) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+        .collect()
 }
 
 /// A 2xx answer's body as JSON (`Null` when empty).
@@ -692,7 +735,7 @@ mod tests {
                 .await
                 .expect_err("a failure");
 
-            assert_eq!(err.system, "npd");
+            assert_eq!(err.system, Side::Npd);
             assert_eq!(err.class, class, "status {status}");
             assert_eq!(err.status, Some(status));
             assert_eq!(err.retry_after, retry_after, "status {status}");

@@ -1,6 +1,6 @@
 //! Synced entities and their typed identifiers.
 //!
-//! Owns: `EntityKind`, the id newtypes (`NpdId`, `MondayItemId`, `BoardId`) and the NPD snapshots
+//! Owns: `EntityKind`, `Side` (which of the two systems), the id newtypes (`NpdId`, `MondayItemId`, `BoardId`) and the NPD snapshots
 //! (`ContactSnapshot`, `OrganizationSnapshot`) exactly as NPD sends them in an event's `data`.
 //! May import: std, serde, time, uuid. Nothing from the gateway's other layers.
 
@@ -56,6 +56,53 @@ impl FromStr for EntityKind {
     }
 }
 
+/// One of the two synced systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Npd,
+    Monday,
+}
+
+impl Side {
+    pub const ALL: [Side; 2] = [Side::Npd, Side::Monday];
+
+    /// The stable name used in the ledger and in history: "npd" or "monday".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Npd => "npd",
+            Side::Monday => "monday",
+        }
+    }
+
+    /// The side across the gateway.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Npd => Side::Monday,
+            Side::Monday => Side::Npd,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Side {
+    type Err = crate::domain::names::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Side::ALL
+            .into_iter()
+            .find(|side| side.as_str() == s)
+            .ok_or_else(|| crate::domain::names::UnknownName {
+                what: "side",
+                name: s.to_owned(),
+            })
+    }
+}
+
 /// An NPD record id (a UUID). Cannot be confused with a Monday id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -65,6 +112,13 @@ impl NpdId {
     /// Parses a UUID in any of the textual forms `uuid` accepts (hyphenated is canonical).
     pub fn parse(s: &str) -> Result<Self, uuid::Error> {
         Uuid::parse_str(s).map(NpdId)
+    }
+}
+
+impl FromStr for NpdId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NpdId::parse(s)
     }
 }
 
@@ -195,6 +249,11 @@ pub struct OrganizationSnapshot {
     pub notes: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
+}
+
+/// Unix epoch milliseconds of a time (saturating): the one clock unit of the ledger.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// `sync_enabled` absent means the record syncs: NPD opts records out explicitly.

@@ -13,8 +13,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::domain::record::NpdRecord;
 use crate::domain::entity::{
-    BoardId, ContactSnapshot, EntityKind, MondayItemId, NpdId, OrganizationSnapshot,
+    BoardId, EntityKind, MondayItemId, NpdId,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -239,8 +240,8 @@ impl fmt::Display for NpdEventType {
 /// The `data` of an NPD event: the full snapshot, or only the identity of a deleted record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NpdData {
-    Contact(ContactSnapshot),
-    Organization(OrganizationSnapshot),
+    /// The record as it is now (`*.created`, `*.updated`).
+    Record(NpdRecord),
     Deleted { id: NpdId, version: i64 },
 }
 
@@ -284,21 +285,18 @@ impl NpdEvent {
 
         let data = match root.remove("data") {
             None => return Err(EventParseError::missing("data")),
-            Some(v @ Value::Object(_)) => v,
+            Some(Value::Object(map)) => map,
             Some(_) => return Err(EventParseError::wrong_type("data", "an object")),
         };
 
-        let data = match event_type {
-            NpdEventType::ContactCreated | NpdEventType::ContactUpdated => {
-                NpdData::Contact(decode(data, "data")?)
-            }
-            NpdEventType::OrganizationCreated | NpdEventType::OrganizationUpdated => {
-                NpdData::Organization(decode(data, "data")?)
-            }
-            NpdEventType::ContactDeleted | NpdEventType::OrganizationDeleted => {
-                let DeletedData { id, version } = decode(data, "data")?;
-                NpdData::Deleted { id, version }
-            }
+        let data = if event_type.is_delete() {
+            let DeletedData { id, version } = decode(Value::Object(data), "data")?;
+            NpdData::Deleted { id, version }
+        } else {
+            NpdData::Record(
+                NpdRecord::from_object(event_type.entity_kind(), data)
+                    .map_err(|e| describe("data", &e.0))?,
+            )
         };
 
         Ok(NpdEvent {
@@ -310,16 +308,14 @@ impl NpdEvent {
 
     pub fn npd_id(&self) -> NpdId {
         match &self.data {
-            NpdData::Contact(c) => c.id,
-            NpdData::Organization(o) => o.id,
+            NpdData::Record(r) => r.id,
             NpdData::Deleted { id, .. } => *id,
         }
     }
 
     pub fn version(&self) -> i64 {
         match &self.data {
-            NpdData::Contact(c) => c.version,
-            NpdData::Organization(o) => o.version,
+            NpdData::Record(r) => r.version,
             NpdData::Deleted { version, .. } => *version,
         }
     }
@@ -331,8 +327,7 @@ impl NpdEvent {
     /// data.updated_at, else the envelope timestamp.
     pub fn updated_at(&self) -> Option<OffsetDateTime> {
         let from_data = match &self.data {
-            NpdData::Contact(c) => c.updated_at,
-            NpdData::Organization(o) => o.updated_at,
+            NpdData::Record(r) => r.updated_at,
             NpdData::Deleted { .. } => None,
         };
         from_data.or(self.timestamp)
@@ -1250,28 +1245,28 @@ mod tests {
         assert_eq!(created.entity_kind(), EntityKind::Contact);
         assert_eq!((created.npd_id(), created.version()), (contact_id, 1));
         assert_eq!(created.timestamp, Some(ts("2026-11-20T08:00:00Z")));
-        let NpdData::Contact(c) = &created.data else {
+        let NpdData::Record(c) = &created.data else {
             panic!("contact.created carries a contact snapshot");
         };
         assert!(c.sync_enabled);
         assert_eq!(c.monday_id, None);
-        assert_eq!(c.first_name.as_deref(), Some("Ada"));
-        assert_eq!(c.last_name.as_deref(), Some("Lovelace"));
-        assert_eq!(c.email.as_deref(), Some("ada@example.com"));
-        assert_eq!(c.phone.as_deref(), Some("+442079460990"));
-        assert_eq!(c.role_title.as_deref(), Some("Engineer"));
-        assert_eq!(c.notes, None);
-        assert_eq!(c.organization_id, Some(org_id));
+        assert_eq!(c.text("first_name"), Some("Ada"));
+        assert_eq!(c.text("last_name"), Some("Lovelace"));
+        assert_eq!(c.text("email"), Some("ada@example.com"));
+        assert_eq!(c.text("phone"), Some("+442079460990"));
+        assert_eq!(c.text("role_title"), Some("Engineer"));
+        assert_eq!(c.text("notes"), None);
+        assert_eq!(c.text("organization_id"), Some(org_id.to_string().as_str()));
         assert_eq!(created.updated_at(), Some(ts("2026-11-20T07:59:59Z")));
 
         let updated = npd_event(npd!("contact.updated.json"));
         assert_eq!(updated.event_type, NpdEventType::ContactUpdated);
         assert_eq!((updated.npd_id(), updated.version()), (contact_id, 7));
-        let NpdData::Contact(c) = &updated.data else {
+        let NpdData::Record(c) = &updated.data else {
             panic!("contact.updated carries a contact snapshot");
         };
-        assert_eq!(c.role_title.as_deref(), Some("CTO"));
-        assert_eq!(c.notes.as_deref(), Some("Met at the expo"));
+        assert_eq!(c.text("role_title"), Some("CTO"));
+        assert_eq!(c.text("notes"), Some("Met at the expo"));
         assert_eq!(updated.updated_at(), Some(ts("2026-11-26T09:59:58Z")));
 
         let deleted = npd_event(npd!("contact.deleted.json"));
@@ -1290,27 +1285,27 @@ mod tests {
         assert_eq!(created.event_type, NpdEventType::OrganizationCreated);
         assert_eq!(created.entity_kind(), EntityKind::Organization);
         assert_eq!((created.npd_id(), created.version()), (org_id, 1));
-        let NpdData::Organization(o) = &created.data else {
+        let NpdData::Record(o) = &created.data else {
             panic!("organization.created carries an organization snapshot");
         };
         assert!(o.sync_enabled);
-        assert_eq!(o.name.as_deref(), Some("Analytical Engines Ltd"));
+        assert_eq!(o.text("name"), Some("Analytical Engines Ltd"));
         assert_eq!(
-            o.website.as_deref(),
+            o.text("website"),
             Some("https://analytical-engines.example")
         );
-        assert_eq!(o.industry.as_deref(), Some("Computing"));
-        assert_eq!(o.notes, None);
+        assert_eq!(o.text("industry"), Some("Computing"));
+        assert_eq!(o.text("notes"), None);
         assert_eq!(o.updated_at, Some(ts("2026-11-19T15:29:58Z")));
 
         let updated = npd_event(npd!("organization.updated.json"));
         assert_eq!(updated.event_type, NpdEventType::OrganizationUpdated);
         assert_eq!((updated.npd_id(), updated.version()), (org_id, 4));
-        let NpdData::Organization(o) = &updated.data else {
+        let NpdData::Record(o) = &updated.data else {
             panic!("organization.updated carries an organization snapshot");
         };
-        assert_eq!(o.industry.as_deref(), Some("Computing hardware"));
-        assert_eq!(o.notes.as_deref(), Some("Key account since 1843"));
+        assert_eq!(o.text("industry"), Some("Computing hardware"));
+        assert_eq!(o.text("notes"), Some("Key account since 1843"));
 
         let deleted = npd_event(npd!("organization.deleted.json"));
         assert_eq!(deleted.event_type, NpdEventType::OrganizationDeleted);
@@ -1350,7 +1345,7 @@ mod tests {
             r#"{{"type": "contact.updated", "timestamp": "2026-11-26T10:00:00Z", "data": {{"id": "{CONTACT_ID}", "version": 2, "future_field": [1]}}}}"#
         );
         let e = NpdEvent::parse(body.as_bytes()).expect("parses");
-        let NpdData::Contact(c) = &e.data else {
+        let NpdData::Record(c) = &e.data else {
             panic!("contact snapshot");
         };
         assert!(c.sync_enabled);

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::domain::record::NpdRecord;
 use crate::domain::entity::EntityKind;
 
 /// The Monday column types the gateway can write (Monday's GraphQL `ColumnType` names).
@@ -299,6 +300,27 @@ pub fn phone_country(e164: &str) -> Option<&'static str> {
     })
 }
 
+/// The `column_values` argument of `create_item` and `change_multiple_column_values`: column id
+/// to the JSON Monday expects for that column (`ColumnType::to_monday`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnValues(pub Map<String, Value>);
+
+impl ColumnValues {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Renames the item too (`name` is a pseudo-column of `change_multiple_column_values`).
+    pub fn set_item_name(&mut self, name: &str) {
+        self.0.insert("name".into(), Value::String(name.to_owned()));
+    }
+
+    /// The JSON-encoded string GraphQL's `JSON` argument takes.
+    pub fn to_json_string(&self) -> String {
+        Value::Object(self.0.clone()).to_string()
+    }
+}
+
 /// One NPD field written to one Monday column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,15 +410,14 @@ impl EntityMapping {
         self.fields.get(field).map(|m| m.column_type)
     }
 
-    /// The canonical values of every synced field, read from an NPD snapshot given as its JSON
-    /// `data` object. Missing, null and non-string fields are `None`.
-    pub fn npd_values(&self, snapshot: &Value) -> BTreeMap<String, FieldValue> {
+    /// The canonical values of every synced field, read from an NPD record. Missing, null and
+    /// non-string fields are `None`.
+    pub fn npd_values(&self, record: &NpdRecord) -> BTreeMap<String, FieldValue> {
         self.synced_fields()
             .into_iter()
             .map(|(field, column_type)| {
-                let value = snapshot
-                    .get(&field)
-                    .and_then(Value::as_str)
+                let value = record
+                    .text(&field)
                     .and_then(|raw| column_type.canonical(raw));
                 (field, value)
             })
@@ -459,7 +480,7 @@ impl EntityMapping {
         &self,
         values: &BTreeMap<String, FieldValue>,
         npd_id: Option<&str>,
-    ) -> Map<String, Value> {
+    ) -> ColumnValues {
         let mut columns: Map<String, Value> = values
             .iter()
             .filter(|(field, _)| !self.item_name.contains(field))
@@ -471,7 +492,7 @@ impl EntityMapping {
         if let Some(id) = npd_id {
             columns.insert(self.npd_id_column.clone(), Value::String(id.to_owned()));
         }
-        columns
+        ColumnValues(columns)
     }
 
     /// Every problem with this mapping for `kind`, as readable sentences.
@@ -533,6 +554,8 @@ mod tests {
 
     use proptest::prelude::*;
     use serde_json::json;
+
+    use crate::domain::record::NpdValue;
 
     fn some(s: &str) -> FieldValue {
         Some(s.to_owned())
@@ -1030,13 +1053,21 @@ mod tests {
         }
     }
 
+    /// The contact record of an event's `data`.
+    fn record_of(data: &Value) -> NpdRecord {
+        let Value::Object(map) = data.clone() else {
+            panic!("data is an object");
+        };
+        NpdRecord::from_object(EntityKind::Contact, map).expect("a valid contact")
+    }
+
     #[test]
     fn npd_values_of_the_updated_contact_fixture() {
         let event: Value =
             serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
                 .expect("fixture is JSON");
         let mapping = EntityMapping::default_for(EntityKind::Contact);
-        let values = mapping.npd_values(&event["data"]);
+        let values = mapping.npd_values(&record_of(&event["data"]));
         let expected: BTreeMap<String, FieldValue> = [
             ("first_name", some("Ada")),
             ("last_name", some("Lovelace")),
@@ -1054,13 +1085,18 @@ mod tests {
     #[test]
     fn npd_values_treat_missing_null_and_non_strings_as_none() {
         let mapping = EntityMapping::default_for(EntityKind::Contact);
-        let values = mapping.npd_values(&json!({
-            "first_name": "  Ada ",
-            "last_name": null,
-            "email": 42,
-            "phone": "0044 20 7946 0990",
-            "notes": ["a"],
-        }));
+        let mut record = record_of(&json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1}));
+        record.fields = [
+            ("first_name", NpdValue::Text("  Ada ".into())),
+            ("last_name", NpdValue::Null),
+            ("email", NpdValue::Number(42.into())),
+            ("phone", NpdValue::Text("0044 20 7946 0990".into())),
+            ("notes", NpdValue::List(vec!["a".into()])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let values = mapping.npd_values(&record);
         assert_eq!(values["first_name"], some("Ada"));
         assert_eq!(values["last_name"], None);
         assert_eq!(values["email"], None);
@@ -1221,11 +1257,11 @@ mod tests {
             serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
                 .expect("fixture is JSON");
         let mapping = EntityMapping::default_for(EntityKind::Contact);
-        let mut values = mapping.npd_values(&event["data"]);
+        let mut values = mapping.npd_values(&record_of(&event["data"]));
         let columns =
             mapping.monday_column_values(&values, Some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"));
         assert_eq!(
-            Value::Object(columns),
+            Value::Object(columns.0),
             json!({
                 "email": {"email": "ada@example.com", "text": "ada@example.com"},
                 "phone": {"phone": "+442079460990", "countryShortName": "GB"},
@@ -1242,7 +1278,7 @@ mod tests {
             some("8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f"),
         );
         assert_eq!(
-            Value::Object(mapping.monday_column_values(&values, None)),
+            Value::Object(mapping.monday_column_values(&values, None).0),
             json!({"notes": null}),
             "a cleared field is null; name and unmapped fields are not columns"
         );

@@ -1,11 +1,18 @@
 //! Pure types and rules of the gateway: no axum, sqlx or reqwest here.
 //!
-//! Owns: entities and their ids (`entity`), the typed inbound events of both sides (`event`), the
-//! field-to-column mapping and value conversion (`mapping`), and the field-level three-way merge
-//! with its conflict policies (`reconcile`).
+//! Owns: entities, their ids and the two sides (`entity`), an NPD record as one typed value
+//! (`record`), the typed inbound events of both sides (`event`), the field-to-column mapping and
+//! value conversion (`mapping`), the field-level three-way merge with its conflict policies
+//! (`reconcile`), the states the ledger records (`state`, named through `names`), and what an
+//! outbox job is (`job`).
 //! May import: std, serde, serde_json, serde_path_to_error, thiserror, time, uuid.
+
+pub mod names;
 
 pub mod entity;
 pub mod event;
+pub mod job;
 pub mod mapping;
 pub mod reconcile;
+pub mod record;
+pub mod state;

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::entity::Side;
 use crate::domain::mapping::FieldValue;
 
 /// How a field is settled when NPD and Monday both changed it, to different values, since the base.
@@ -61,40 +62,6 @@ impl FromStr for ConflictPolicy {
             .ok_or_else(|| {
                 format!("unknown conflict policy `{s}` (expected npd_wins, monday_wins, latest_wins or manual)")
             })
-    }
-}
-
-/// One of the two synced systems.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Npd,
-    Monday,
-}
-
-impl Side {
-    pub const ALL: [Side; 2] = [Side::Npd, Side::Monday];
-
-    /// The stable name used in the ledger and in history: "npd" or "monday".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Npd => "npd",
-            Side::Monday => "monday",
-        }
-    }
-
-    /// The side across the gateway.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Npd => Side::Monday,
-            Side::Monday => Side::Npd,
-        }
-    }
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -21,13 +21,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{admin_token, constant_time_eq};
-use crate::domain::entity::{EntityKind, NpdId};
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
+use crate::domain::state::ConflictStatus;
 use crate::http::error::ApiError;
 use crate::http::{AppState, request_id_of};
 use crate::ledger::admin::AuditEntry;
 use crate::ledger::jobs::JobRow;
 use crate::sync::admin as admin_use;
-use crate::sync::push::{PushError, PushOutcome};
+use crate::sync::push::{PushError, PushOutcome, PushQueued, Requester};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -119,17 +120,15 @@ impl FromRequestParts<AppState> for Admin {
             {
                 Ok(Some(name)) => name,
                 Ok(None) => {
-                    let _ = state
-                        .store
-                        .audit(&AuditEntry {
-                            actor: "unknown",
-                            action: "authenticate",
-                            target: None,
-                            request_id: request_id.as_deref(),
-                            outcome: "denied",
-                            detail: Some("invalid admin token"),
-                        })
-                        .await;
+                    let entry = AuditEntry {
+                        actor: "unknown",
+                        action: "authenticate",
+                        target: None,
+                        request_id: request_id.as_deref(),
+                        outcome: "denied",
+                        detail: Some("invalid admin token"),
+                    };
+                    admin_use::audit(&state.store, &entry).await;
                     return Err(unauthorized("invalid admin token"));
                 }
                 Err(e) => return Err(ApiError::from(e).into_response()),
@@ -223,74 +222,33 @@ async fn push(
         Some(_) => return Err(ApiError::BadRequest("`wait` must be true or false".into())),
     };
     let action = format!("{kind}.sync-to-monday");
-    let id = match NpdId::parse(&raw_id) {
-        Ok(id) => id,
-        Err(_) => {
-            audit(
-                &state,
-                &admin,
-                &action,
-                None,
-                "rejected",
-                Some("malformed id"),
-            )
-            .await;
-            return Err(ApiError::BadRequest(format!("{kind} id must be a UUID")));
-        }
+    let Ok(id) = NpdId::parse(&raw_id) else {
+        audit(&state, &admin, &action, None, "rejected", Some("malformed id")).await;
+        return Err(ApiError::BadRequest(format!("{kind} id must be a UUID")));
     };
     let target = id.to_string();
-    let queued = match state
-        .pusher
-        .push(kind, id, &admin.actor, admin.request_id.as_deref())
-        .await
-    {
+    let by = Requester {
+        actor: &admin.actor,
+        request_id: admin.request_id.as_deref(),
+    };
+    let queued = match state.pusher.push(kind, id, by).await {
         Ok(q) => q,
         Err(e) => {
-            let (outcome, error) = match e {
-                PushError::NotConfigured(m) => ("rejected", ApiError::BadRequest(m)),
-                e @ (PushError::NotFound { .. } | PushError::Deleted { .. }) => {
-                    ("not_found", ApiError::NotFound(e.to_string()))
-                }
-                PushError::Lookup(c) => (
-                    "failed",
-                    ApiError::BadGateway(format!(
-                        "NPD could not be asked about the record: {}",
-                        c.class
-                    )),
-                ),
-                PushError::Ledger(l) => ("failed", ApiError::from(l)),
-            };
-            audit(
-                &state,
-                &admin,
-                &action,
-                Some(&target),
-                outcome,
-                Some(&error.to_string()),
-            )
-            .await;
+            let (outcome, error) = push_error(e);
+            let detail = error.to_string();
+            audit(&state, &admin, &action, Some(&target), outcome, Some(&detail)).await;
             return Err(error);
         }
     };
-    let id_key = format!("{kind}_id");
+    state.wake.dispatch.notify_one();
     let mut body = json!({
-        id_key: target,
+        format!("{kind}_id"): target,
         "sync_triggered": queued.job_id.is_some(),
         "message": queued.message,
         "monday_id": queued.monday_id,
     });
     if wait {
-        let (outcome, link) = match queued.job_id {
-            Some(job) => state
-                .pusher
-                .wait(kind, id, job, Duration::from_secs(30))
-                .await
-                .map_err(|e| match e {
-                    PushError::Ledger(l) => ApiError::from(l),
-                    other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
-                })?,
-            None => (PushOutcome::Pending, queued.monday_id.clone()),
-        };
+        let (outcome, link) = wait_for_push(&state, kind, id, &queued).await?;
         body["outcome"] = json!(outcome.as_str());
         body["monday_id"] = json!(link);
     }
@@ -300,10 +258,48 @@ async fn push(
         &action,
         Some(&target),
         "queued",
-        Some(body["message"].as_str().unwrap_or_default()),
+        Some(&queued.message),
     )
     .await;
     Ok(Json(body))
+}
+
+/// The answer and audit outcome of a push that could not be queued.
+fn push_error(e: PushError) -> (&'static str, ApiError) {
+    match e {
+        PushError::NotConfigured(m) => ("rejected", ApiError::BadRequest(m)),
+        e @ (PushError::NotFound { .. } | PushError::Deleted { .. }) => {
+            ("not_found", ApiError::NotFound(e.to_string()))
+        }
+        PushError::Lookup(c) => (
+            "failed",
+            ApiError::BadGateway(format!(
+                "NPD could not be asked about the record: {}",
+                c.class
+            )),
+        ),
+        PushError::Ledger(l) => ("failed", ApiError::from(l)),
+    }
+}
+
+/// `?wait=true`: the push's outcome within 30 s, and the entity's link then.
+async fn wait_for_push(
+    state: &AppState,
+    kind: EntityKind,
+    id: NpdId,
+    queued: &PushQueued,
+) -> Result<(PushOutcome, Option<MondayItemId>), ApiError> {
+    let Some(job) = queued.job_id else {
+        return Ok((PushOutcome::Pending, queued.monday_id));
+    };
+    state
+        .pusher
+        .wait(kind, id, job, Duration::from_secs(30))
+        .await
+        .map_err(|e| match e {
+            PushError::Ledger(l) => ApiError::from(l),
+            other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
+        })
 }
 
 async fn contact_status(
@@ -438,12 +434,12 @@ async fn list_conflicts(
     admin: Admin,
     Query(query): Query<ConflictQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = query.status.as_deref().unwrap_or("open");
-    if !matches!(status, "open" | "resolved") {
-        return Err(ApiError::BadRequest(
-            "`status` must be open or resolved".into(),
-        ));
-    }
+    let status = match query.status.as_deref() {
+        None => ConflictStatus::Open,
+        Some(s) => s.parse::<ConflictStatus>().map_err(|_| {
+            ApiError::BadRequest("`status` must be open or resolved".into())
+        })?,
+    };
     let rows = state.store.conflicts(status, 1_000).await?;
     audit(&state, &admin, "conflicts.list", None, "ok", None).await;
     Ok(Json(
@@ -499,16 +495,11 @@ async fn resolve_conflict(
         }
     };
     let target = id.to_string();
-    let resolved = match resolve(
-        &state.store,
-        &state.settings,
-        id,
-        take,
-        &admin.actor,
-        admin.request_id.as_deref(),
-    )
-    .await
-    {
+    let by = Requester {
+        actor: &admin.actor,
+        request_id: admin.request_id.as_deref(),
+    };
+    let resolved = match resolve(&state.store, &state.settings, id, take, by).await {
         Ok(r) => r,
         Err(e) => {
             let error = match e {
@@ -602,7 +593,5 @@ async fn audit(
         outcome,
         detail,
     };
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::warn!(error = %e, "audit row could not be written");
-    }
+    admin_use::audit(&state.store, &entry).await;
 }

@@ -2,10 +2,12 @@
 //! for an admin.
 //!
 //! Owns: `conflicts` rows (at most one open per entity and field).
-//! May import: sqlx, crate::ledger.
+//! May import: sqlx, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
+use crate::domain::reconcile::ConflictPolicy;
+use crate::domain::state::{ConflictStatus, Resolution};
 use crate::ledger::tx::{Tx, with_tx};
 use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
 
@@ -17,9 +19,9 @@ pub struct ConflictRow {
     pub base_value: Option<String>,
     pub npd_value: Option<String>,
     pub monday_value: Option<String>,
-    pub policy: String,
-    pub status: String,
-    pub resolution: Option<String>,
+    pub policy: ConflictPolicy,
+    pub status: ConflictStatus,
+    pub resolution: Option<Resolution>,
     pub resolved_value: Option<String>,
     pub resolved_by: Option<String>,
     pub opened_at: i64,
@@ -43,7 +45,7 @@ pub async fn open(
     entity_id: i64,
     field: &str,
     v: &ConflictValues<'_>,
-    policy: &str,
+    policy: ConflictPolicy,
 ) -> LedgerResult<i64> {
     let now = now_ms();
     if let Some(id) = open_for_field(tx, entity_id, field).await?.map(|c| c.id) {
@@ -107,7 +109,7 @@ pub async fn find(tx: &mut Tx, id: i64) -> LedgerResult<Option<ConflictRow>> {
 pub async fn close(
     tx: &mut Tx,
     id: i64,
-    resolution: &str,
+    resolution: Resolution,
     value: Option<&str>,
     resolved_by: &str,
 ) -> LedgerResult<bool> {
@@ -131,7 +133,11 @@ pub async fn close(
 
 impl Store {
     /// Conflicts in a status (`open` or `resolved`), oldest first, bounded by `limit`.
-    pub async fn conflicts(&self, status: &str, limit: i64) -> LedgerResult<Vec<ConflictRow>> {
+    pub async fn conflicts(
+        &self,
+        status: ConflictStatus,
+        limit: i64,
+    ) -> LedgerResult<Vec<ConflictRow>> {
         let sql = format!(
             "select {CONFLICT_COLUMNS} from conflicts where status = $1 order by id limit $2"
         );

@@ -1,8 +1,9 @@
 //! Entities (one row per synced contact or organization) and their per-field merge state.
 //!
 //! Owns: `entities` and `field_state` rows. A field's state is the JSON of
-//! `domain::reconcile::FieldState`, read and written whole.
-//! May import: std, sqlx, serde_json, crate::ledger, crate::domain.
+//! `domain::reconcile::FieldState`, read and written whole; the NPD snapshot is the JSON of
+//! `domain::record::NpdRecord` (both through `ledger::codec`).
+//! May import: std, sqlx, crate::ledger, crate::domain.
 
 use std::collections::BTreeMap;
 
@@ -10,69 +11,33 @@ use sqlx::FromRow;
 
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
 use crate::domain::reconcile::FieldState;
+use crate::domain::record::NpdRecord;
+use crate::domain::state::EntityStatus;
 use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerError, LedgerResult, Store, now_ms};
+use crate::ledger::{LedgerResult, Store, now_ms};
 
 /// One `entities` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct EntityRow {
     pub id: i64,
-    pub kind: String,
-    pub npd_id: Option<String>,
-    pub monday_item_id: Option<String>,
-    pub board_id: Option<String>,
+    pub kind: EntityKind,
+    pub npd_id: Option<NpdId>,
+    pub monday_item_id: Option<MondayItemId>,
+    pub board_id: Option<BoardId>,
     pub npd_version: Option<i64>,
     pub npd_echo_version: Option<i64>,
-    pub npd_snapshot: Option<String>,
-    pub monday_snapshot: Option<String>,
+    /// The newest NPD record the gateway applied.
+    pub npd_snapshot: Option<NpdRecord>,
     pub sync_enabled: bool,
-    pub status: String,
+    pub status: EntityStatus,
     pub last_error: Option<String>,
     pub deleted_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-impl EntityRow {
-    pub fn entity_kind(&self) -> LedgerResult<EntityKind> {
-        self.kind
-            .parse()
-            .map_err(|e: String| LedgerError::Corrupt(format!("entity {}: {e}", self.id)))
-    }
-
-    pub fn npd_id(&self) -> Option<NpdId> {
-        self.npd_id.as_deref().and_then(|s| NpdId::parse(s).ok())
-    }
-
-    pub fn monday_item_id(&self) -> Option<MondayItemId> {
-        self.monday_item_id.as_deref().and_then(|s| s.parse().ok())
-    }
-
-    pub fn board_id(&self) -> Option<BoardId> {
-        self.board_id.as_deref().and_then(|s| s.parse().ok())
-    }
-}
-
-/// Sync status of an entity, as shown to admins.
-pub mod status {
-    /// Known, waiting for its first successful write.
-    pub const PENDING: &str = "pending";
-    /// Both sides hold what the ledger expects.
-    pub const SYNCED: &str = "synced";
-    /// A write went to the dead letters; `last_error` says why.
-    pub const FAILED: &str = "failed";
-    /// A field waits for an admin to settle a conflict.
-    pub const CONFLICT: &str = "conflict";
-    /// Deleted in NPD (and archived in Monday).
-    pub const DELETED: &str = "deleted";
-    /// A Monday item with no NPD record, or an NPD record whose item is gone.
-    pub const UNLINKED: &str = "unlinked";
-    /// `sync_enabled: false` in NPD.
-    pub const DISABLED: &str = "disabled";
-}
-
 const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_echo_version, npd_snapshot, \
-     monday_snapshot, sync_enabled, status, last_error, deleted_at, created_at, updated_at";
+     sync_enabled, status, last_error, deleted_at, created_at, updated_at";
 
 /// A new entity row.
 #[derive(Debug, Clone)]
@@ -82,7 +47,7 @@ pub struct NewEntity {
     pub monday_item_id: Option<MondayItemId>,
     pub board_id: Option<BoardId>,
     pub sync_enabled: bool,
-    pub status: &'static str,
+    pub status: EntityStatus,
 }
 
 pub async fn find_by_npd(
@@ -93,8 +58,8 @@ pub async fn find_by_npd(
     let sql = format!("select {ENTITY_COLUMNS} from entities where kind = $1 and npd_id = $2");
     let row = with_tx!(tx, conn => {
         sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(kind.as_str())
-            .bind(npd_id.to_string())
+            .bind(kind)
+            .bind(npd_id)
             .fetch_optional(conn)
             .await
     })?;
@@ -105,7 +70,7 @@ pub async fn find_by_item(tx: &mut Tx, item: MondayItemId) -> LedgerResult<Optio
     let sql = format!("select {ENTITY_COLUMNS} from entities where monday_item_id = $1");
     let row = with_tx!(tx, conn => {
         sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(item.to_string())
+            .bind(item)
             .fetch_optional(conn)
             .await
     })?;
@@ -145,10 +110,10 @@ pub async fn insert(tx: &mut Tx, e: &NewEntity) -> LedgerResult<EntityRow> {
     );
     let row = with_tx!(tx, conn => {
         sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(e.kind.as_str())
-            .bind(e.npd_id.map(|id| id.to_string()))
-            .bind(e.monday_item_id.map(|id| id.to_string()))
-            .bind(e.board_id.map(|id| id.to_string()))
+            .bind(e.kind)
+            .bind(e.npd_id)
+            .bind(e.monday_item_id)
+            .bind(e.board_id)
             .bind(e.sync_enabled)
             .bind(e.status)
             .bind(now)
@@ -159,22 +124,16 @@ pub async fn insert(tx: &mut Tx, e: &NewEntity) -> LedgerResult<EntityRow> {
 }
 
 /// Records the newest NPD snapshot of an entity.
-pub async fn record_npd_snapshot(
-    tx: &mut Tx,
-    id: i64,
-    version: i64,
-    snapshot: &str,
-    sync_enabled: bool,
-) -> LedgerResult<()> {
+pub async fn record_npd_snapshot(tx: &mut Tx, id: i64, record: &NpdRecord) -> LedgerResult<()> {
     with_tx!(tx, conn => {
         sqlx::query(
             "update entities set npd_version = case when npd_version is null or npd_version < $2 then $2 \
              else npd_version end, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
         )
         .bind(id)
-        .bind(version)
-        .bind(snapshot)
-        .bind(sync_enabled)
+        .bind(record.version)
+        .bind(record)
+        .bind(record.sync_enabled)
         .bind(now_ms())
         .execute(conn)
         .await
@@ -211,8 +170,8 @@ pub async fn set_link(
     with_tx!(tx, conn => {
         sqlx::query("update entities set monday_item_id = $2, board_id = $3, updated_at = $4 where id = $1")
             .bind(id)
-            .bind(item.map(|i| i.to_string()))
-            .bind(board.map(|b| b.to_string()))
+            .bind(item)
+            .bind(board)
             .bind(now_ms())
             .execute(conn)
             .await
@@ -226,7 +185,7 @@ pub async fn set_npd_id(tx: &mut Tx, id: i64, npd_id: NpdId) -> LedgerResult<()>
     with_tx!(tx, conn => {
         sqlx::query("update entities set npd_id = $2, updated_at = $3 where id = $1")
             .bind(id)
-            .bind(npd_id.to_string())
+            .bind(npd_id)
             .bind(now_ms())
             .execute(conn)
             .await
@@ -239,7 +198,7 @@ pub async fn set_npd_id(tx: &mut Tx, id: i64, npd_id: NpdId) -> LedgerResult<()>
 pub async fn set_status(
     tx: &mut Tx,
     id: i64,
-    status: &str,
+    status: EntityStatus,
     last_error: Option<&str>,
 ) -> LedgerResult<()> {
     with_tx!(tx, conn => {
@@ -259,11 +218,12 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64, version: i64) -> LedgerResult<()
     let now = now_ms();
     with_tx!(tx, conn => {
         sqlx::query(
-            "update entities set status = 'deleted', deleted_at = $2, npd_version = $3, updated_at = $2 where id = $1",
+            "update entities set status = $4, deleted_at = $2, npd_version = $3, updated_at = $2 where id = $1",
         )
         .bind(id)
         .bind(now)
         .bind(version)
+        .bind(EntityStatus::Deleted)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -276,19 +236,13 @@ pub async fn load_fields(
     tx: &mut Tx,
     entity_id: i64,
 ) -> LedgerResult<BTreeMap<String, FieldState>> {
-    let rows: Vec<(String, String)> = with_tx!(tx, conn => {
+    let rows: Vec<(String, FieldState)> = with_tx!(tx, conn => {
         sqlx::query_as("select field, state from field_state where entity_id = $1")
             .bind(entity_id)
             .fetch_all(conn)
             .await
     })?;
-    rows.into_iter()
-        .map(|(field, state)| {
-            serde_json::from_str(&state)
-                .map(|s| (field.clone(), s))
-                .map_err(|e| LedgerError::Corrupt(format!("field_state {entity_id}/{field}: {e}")))
-        })
-        .collect()
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn save_field(
@@ -297,7 +251,6 @@ pub async fn save_field(
     field: &str,
     state: &FieldState,
 ) -> LedgerResult<()> {
-    let json = serde_json::to_string(state).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
     let now = now_ms();
     with_tx!(tx, conn => {
         sqlx::query(
@@ -306,7 +259,7 @@ pub async fn save_field(
         )
         .bind(entity_id)
         .bind(field)
-        .bind(json)
+        .bind(state)
         .bind(now)
         .execute(conn)
         .await

@@ -1,13 +1,15 @@
 //! The history: an append-only timeline per entity of what arrived, what was decided and why, what
 //! was sent and what came back. It is what an admin reads to answer "why did this sync, or not".
 //!
-//! Owns: `history` rows. Details are JSON built by `sync`; they never hold secrets.
-//! May import: sqlx, serde_json, crate::ledger.
+//! Owns: `history` rows. Details are `HistoryDetail`s decided by `sync`, stored as JSON text;
+//! they never hold secrets.
+//! May import: sqlx, serde_json, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
+use crate::domain::state::{HistoryDetail, HistoryKind};
 use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::{LedgerError, LedgerResult, Store, now_ms, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct HistoryRow {
@@ -16,26 +18,32 @@ pub struct HistoryRow {
     pub inbox_event_id: Option<i64>,
     pub job_id: Option<i64>,
     pub at: i64,
-    /// `received`, `decided`, `sent`, `failed`, `dead`, `echo`, `stale`, `conflict`, `linked`, ...
-    pub kind: String,
+    pub kind: HistoryKind,
     /// One readable sentence.
     pub reason: String,
+    /// The entry's structured detail as stored (JSON text of a `HistoryDetail`), shown as is.
     pub detail: Option<String>,
 }
 
 /// One history entry.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
+pub struct Entry {
     pub entity_id: i64,
     pub inbox_event_id: Option<i64>,
     pub job_id: Option<i64>,
-    pub kind: &'a str,
+    pub kind: HistoryKind,
     pub reason: String,
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<HistoryDetail>,
 }
 
-pub async fn append(tx: &mut Tx, e: &Entry<'_>) -> LedgerResult<()> {
+pub async fn append(tx: &mut Tx, e: &Entry) -> LedgerResult<()> {
     let now = now_ms();
+    let detail = e
+        .detail
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|err| LedgerError::Corrupt(format!("history detail: {err}")))?;
     with_tx!(tx, conn => {
         sqlx::query(
             "insert into history (entity_id, inbox_event_id, job_id, at, kind, reason, detail, created_at) \
@@ -47,7 +55,7 @@ pub async fn append(tx: &mut Tx, e: &Entry<'_>) -> LedgerResult<()> {
         .bind(now)
         .bind(e.kind)
         .bind(&e.reason)
-        .bind(e.detail.as_ref().map(|d| d.to_string()))
+        .bind(detail)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())

@@ -7,31 +7,16 @@ use std::collections::HashSet;
 
 use sqlx::{FromRow, QueryBuilder};
 
-use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::state::InboxOutcome;
 use crate::ledger::tx::{Tx, with_tx};
 use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
-
-/// Where a delivery came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    Npd,
-    Monday,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Npd => "npd",
-            Source::Monday => "monday",
-        }
-    }
-}
 
 /// A verified, parsed delivery about to be stored. Holds nothing secret: the payload is the body
 /// the sender signed (Monday's `shortLivedToken` travels in the JWT header, never in the body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInboxEvent {
-    pub source: Source,
+    pub source: Side,
     /// `webhook-id` for NPD, `event.triggerUuid` for Monday: the dedupe key.
     pub delivery_id: String,
     /// `contact.updated`, `update_column_value`, ...
@@ -65,20 +50,20 @@ pub enum InsertOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct InboxRow {
     pub id: i64,
-    pub source: String,
+    pub source: Side,
     pub delivery_id: String,
     pub event_type: String,
-    pub entity_kind: Option<String>,
-    pub npd_id: Option<String>,
-    pub board_id: Option<String>,
-    pub monday_item_id: Option<String>,
+    pub entity_kind: Option<EntityKind>,
+    pub npd_id: Option<NpdId>,
+    pub board_id: Option<BoardId>,
+    pub monday_item_id: Option<MondayItemId>,
     pub entity_version: Option<i64>,
     pub occurred_at: Option<i64>,
     pub payload: String,
     pub request_id: Option<String>,
     pub received_at: i64,
     pub processed_at: Option<i64>,
-    pub outcome: Option<String>,
+    pub outcome: Option<InboxOutcome>,
     pub outcome_detail: Option<String>,
 }
 
@@ -88,15 +73,15 @@ const INBOX_COLUMNS: &str = "id, source, delivery_id, event_type, entity_kind, n
 
 /// Tells, for each of `events` in order, whether the insert returned its row: the first request for
 /// a (source, delivery id) gets the row, later ones in the same batch are duplicates of it.
-fn outcomes(events: &[NewInboxEvent], inserted: &[(i64, String, String)]) -> Vec<InsertOutcome> {
-    let mut taken: HashSet<(&str, &str)> = HashSet::new();
+fn outcomes(events: &[NewInboxEvent], inserted: &[(i64, Side, String)]) -> Vec<InsertOutcome> {
+    let mut taken: HashSet<(Side, &str)> = HashSet::new();
     events
         .iter()
         .map(|e| {
-            let key = (e.source.as_str(), e.delivery_id.as_str());
+            let key = (e.source, e.delivery_id.as_str());
             let row = inserted
                 .iter()
-                .find(|(_, s, d)| s == key.0 && d == key.1)
+                .find(|(_, s, d)| *s == key.0 && d == key.1)
                 .map(|(id, _, _)| *id);
             match row {
                 Some(id) if taken.insert(key) => InsertOutcome::Accepted(id),
@@ -122,26 +107,26 @@ macro_rules! insert_batch_fn {
             );
             qb.push_values(events, |mut b, e| {
                 let ignored = e.ignored_reason.is_some();
-                b.push_bind(e.source.as_str())
+                b.push_bind(e.source)
                     .push_bind(e.delivery_id.as_str())
                     .push_bind(e.event_type.as_str())
-                    .push_bind(e.entity_kind.map(|k| k.as_str()))
-                    .push_bind(e.npd_id.map(|id| id.to_string()))
-                    .push_bind(e.board_id.map(|id| id.to_string()))
-                    .push_bind(e.monday_item_id.map(|id| id.to_string()))
+                    .push_bind(e.entity_kind)
+                    .push_bind(e.npd_id)
+                    .push_bind(e.board_id)
+                    .push_bind(e.monday_item_id)
                     .push_bind(e.entity_version)
                     .push_bind(e.occurred_at_ms)
                     .push_bind(e.payload.as_str())
                     .push_bind(e.request_id.as_deref())
                     .push_bind(now)
                     .push_bind(ignored.then_some(now))
-                    .push_bind(ignored.then_some("ignored"))
+                    .push_bind(ignored.then_some(InboxOutcome::Ignored))
                     .push_bind(e.ignored_reason.as_deref())
                     .push_bind(now)
                     .push_bind(now);
             });
             qb.push(" on conflict (source, delivery_id) do nothing returning id, source, delivery_id");
-            let inserted: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            let inserted: Vec<(i64, Side, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
             Ok(outcomes(events, &inserted))
         }
     };
@@ -153,7 +138,7 @@ impl Store {
     /// The inbox row of one delivery, if stored.
     pub async fn find_inbox_event(
         &self,
-        source: Source,
+        source: Side,
         delivery_id: &str,
     ) -> LedgerResult<Option<InboxRow>> {
         let sql = format!(
@@ -161,7 +146,7 @@ impl Store {
         );
         let row = with_pool!(self, pool => {
             sqlx::query_as::<_, InboxRow>(&sql)
-                .bind(source.as_str())
+                .bind(source)
                 .bind(delivery_id)
                 .fetch_optional(pool)
                 .await
@@ -170,13 +155,13 @@ impl Store {
     }
 
     /// All inbox rows of one source, oldest first (tests and diagnostics; bounded by `limit`).
-    pub async fn inbox_events(&self, source: Source, limit: i64) -> LedgerResult<Vec<InboxRow>> {
+    pub async fn inbox_events(&self, source: Side, limit: i64) -> LedgerResult<Vec<InboxRow>> {
         let sql = format!(
             "select {INBOX_COLUMNS} from inbox_events where source = $1 order by id limit $2"
         );
         let rows = with_pool!(self, pool => {
             sqlx::query_as::<_, InboxRow>(&sql)
-                .bind(source.as_str())
+                .bind(source)
                 .bind(limit)
                 .fetch_all(pool)
                 .await
@@ -208,7 +193,7 @@ pub async fn next_unprocessed(tx: &mut Tx, limit: i64) -> LedgerResult<Vec<Inbox
 pub async fn mark_processed(
     tx: &mut Tx,
     id: i64,
-    outcome: &str,
+    outcome: InboxOutcome,
     detail: Option<&str>,
 ) -> LedgerResult<()> {
     let now = now_ms();

@@ -6,39 +6,33 @@
 //! change nothing if it no longer matches (a stale worker is fenced off). Per entity, only the
 //! oldest open job may be claimed, and none while one is leased: one write in flight per entity,
 //! in order. A dead job blocks nothing.
-//! May import: std, sqlx, serde_json, uuid, crate::ledger.
+//! May import: std, sqlx, uuid, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
+use crate::domain::entity::Side;
+use crate::domain::job::{JobPayload, Operation, Priority, Sent};
+use crate::domain::state::JobState;
 use crate::ledger::tx::{Tx, with_tx};
 use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
-
-/// Job states.
-pub mod state {
-    pub const PENDING: &str = "pending";
-    pub const LEASED: &str = "leased";
-    pub const DONE: &str = "done";
-    pub const DEAD: &str = "dead";
-}
 
 /// One `outbox_jobs` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct JobRow {
     pub id: i64,
     pub entity_id: i64,
-    pub target: String,
-    pub operation: String,
-    pub payload: String,
+    pub target: Side,
+    pub operation: Operation,
+    pub payload: JobPayload,
     pub idempotency_key: String,
-    pub priority: i64,
-    pub state: String,
+    pub priority: Priority,
+    pub state: JobState,
     pub attempts: i64,
     pub max_attempts: i64,
     pub next_attempt_at: i64,
     pub lease_until: Option<i64>,
     pub lease_token: Option<i64>,
     pub last_error: Option<String>,
-    pub result: Option<String>,
     pub request_id: Option<String>,
     pub done_at: Option<i64>,
     pub created_at: i64,
@@ -46,42 +40,46 @@ pub struct JobRow {
 }
 
 const JOB_COLUMNS: &str = "id, entity_id, target, operation, payload, idempotency_key, priority, state, \
-     attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, result, request_id, \
+     attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, request_id, \
      done_at, created_at, updated_at";
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub entity_id: i64,
-    /// `monday` or `npd`.
-    pub target: &'a str,
-    pub operation: &'a str,
-    pub payload: serde_json::Value,
+    pub operation: Operation,
+    pub payload: JobPayload,
     /// Higher runs first (admin pushes go ahead of routine sync).
-    pub priority: i64,
+    pub priority: Priority,
     pub max_attempts: i64,
     pub request_id: Option<&'a str>,
+}
+
+/// A fresh idempotency key: stable for all attempts of a job, new for a replayed one.
+fn new_idempotency_key() -> String {
+    format!("npd-monday-gateway:{}", uuid::Uuid::new_v4())
 }
 
 /// Enqueues a job with a fresh idempotency key, stable for all its attempts.
 pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> LedgerResult<i64> {
     let now = now_ms();
-    let key = format!("npd-monday-gateway:{}", uuid::Uuid::new_v4());
+    let key = new_idempotency_key();
     let id: i64 = with_tx!(tx, conn => {
         sqlx::query_scalar(
             "insert into outbox_jobs (entity_id, target, operation, payload, idempotency_key, priority, state, \
              attempts, max_attempts, next_attempt_at, request_id, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $8, $8) returning id",
+             values ($1, $2, $3, $4, $5, $6, $10, 0, $7, $8, $9, $8, $8) returning id",
         )
         .bind(job.entity_id)
-        .bind(job.target)
+        .bind(job.operation.target())
         .bind(job.operation)
-        .bind(job.payload.to_string())
+        .bind(&job.payload)
         .bind(&key)
         .bind(job.priority)
         .bind(job.max_attempts)
         .bind(now)
         .bind(job.request_id)
+        .bind(JobState::Pending)
         .fetch_one(conn)
         .await
     })?;
@@ -93,17 +91,15 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> LedgerResult<i64> {
 pub async fn find_unsent(
     tx: &mut Tx,
     entity_id: i64,
-    target: &str,
-    operation: &str,
+    operation: Operation,
 ) -> LedgerResult<Option<JobRow>> {
     let sql = format!(
-        "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 and target = $2 and operation = $3 \
+        "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 and operation = $2 \
          and state = 'pending' and attempts = 0 order by id desc limit 1"
     );
     let row = with_tx!(tx, conn => {
         sqlx::query_as::<_, JobRow>(&sql)
             .bind(entity_id)
-            .bind(target)
             .bind(operation)
             .fetch_optional(conn)
             .await
@@ -124,11 +120,11 @@ pub async fn open_jobs(tx: &mut Tx, entity_id: i64) -> LedgerResult<Vec<JobRow>>
 
 /// Replaces a job's payload (coalescing into an unsent job, or freezing what is sent on the first
 /// attempt so every retry sends the same thing under the same idempotency key).
-pub async fn set_payload(tx: &mut Tx, id: i64, payload: &serde_json::Value) -> LedgerResult<()> {
+pub async fn set_payload(tx: &mut Tx, id: i64, payload: &JobPayload) -> LedgerResult<()> {
     with_tx!(tx, conn => {
         sqlx::query("update outbox_jobs set payload = $2, updated_at = $3 where id = $1")
             .bind(id)
-            .bind(payload.to_string())
+            .bind(payload)
             .bind(now_ms())
             .execute(conn)
             .await
@@ -153,7 +149,7 @@ pub async fn complete(
     tx: &mut Tx,
     id: i64,
     token: i64,
-    result: &serde_json::Value,
+    result: &Sent,
 ) -> LedgerResult<bool> {
     let now = now_ms();
     let done = with_tx!(tx, conn => {
@@ -163,7 +159,7 @@ pub async fn complete(
         )
         .bind(id)
         .bind(token)
-        .bind(result.to_string())
+        .bind(result)
         .bind(now)
         .execute(conn)
         .await
@@ -219,17 +215,18 @@ pub async fn bury(tx: &mut Tx, id: i64, token: i64, error: &str) -> LedgerResult
 impl Store {
     /// Claims up to `limit` runnable jobs for `worker`: pending, due, the oldest open job of their
     /// entity, and no job of that entity leased. Monday jobs are claimed only when their priority
-    /// is at least `monday_min_priority` (the Monday budget's say: `i64::MAX` for none). Each
-    /// claimed job gets `lease_until = now + lease_ms`, one more attempt and a new lease token (its
+    /// is at least `monday_floor` (the Monday budget's say: `None` for none at all). Each claimed
+    /// job gets `lease_until = now + lease_ms`, one more attempt and a new lease token (its
     /// previous token plus one).
     pub async fn claim_jobs(
         &self,
         worker: &str,
         lease_ms: i64,
         limit: i64,
-        monday_min_priority: i64,
+        monday_floor: Option<Priority>,
     ) -> LedgerResult<Vec<JobRow>> {
         let now = now_ms();
+        let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
         let pick = "select j.id from outbox_jobs j where j.state = 'pending' and j.next_attempt_at <= $1 \
              and (j.target <> 'monday' or j.priority >= $5) \
              and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
@@ -271,7 +268,7 @@ impl Store {
                     .await?
             }
         };
-        rows.sort_by_key(|j| (-j.priority, j.id));
+        rows.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
         Ok(rows)
     }
 
@@ -313,7 +310,7 @@ impl Store {
     }
 
     /// Jobs in one state, oldest first (bounded by `limit`): `dead` lists the dead letters.
-    pub async fn jobs_in_state(&self, state: &str, limit: i64) -> LedgerResult<Vec<JobRow>> {
+    pub async fn jobs_in_state(&self, state: JobState, limit: i64) -> LedgerResult<Vec<JobRow>> {
         let sql =
             format!("select {JOB_COLUMNS} from outbox_jobs where state = $1 order by id limit $2");
         let rows = with_pool!(self, pool => {
@@ -337,7 +334,7 @@ impl Store {
     /// False when the job is not dead.
     pub async fn replay_dead_job(&self, id: i64) -> LedgerResult<bool> {
         let now = now_ms();
-        let key = format!("npd-monday-gateway:{}", uuid::Uuid::new_v4());
+        let key = new_idempotency_key();
         let done = with_pool!(self, pool => {
             sqlx::query(
                 "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
@@ -356,7 +353,7 @@ impl Store {
 }
 
 /// Raises a job's priority (never lowers it).
-pub async fn raise_priority(tx: &mut Tx, id: i64, priority: i64) -> LedgerResult<()> {
+pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerResult<()> {
     with_tx!(tx, conn => {
         sqlx::query("update outbox_jobs set priority = $2, updated_at = $3 where id = $1 and priority < $2")
             .bind(id)

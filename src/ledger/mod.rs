@@ -1,13 +1,17 @@
 //! The sync ledger: every SQL statement of the gateway lives under this module.
 //!
 //! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
-//! tables of DESIGN.md through one submodule per concern (`inbox`, `group_commit`).
+//! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
+//! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
+//! `admin` (tokens and the audit log) and `stats` (counts for `/metrics`). `tx` is one transaction
+//! over either backend; `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
 //! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
 //! May import: std, sqlx, tokio, time, crate::domain, crate::config.
 
 pub mod admin;
+pub mod codec;
 pub mod conflicts;
 pub mod entities;
 pub mod group_commit;
@@ -105,8 +109,7 @@ pub type LedgerResult<T> = Result<T, LedgerError>;
 
 /// Milliseconds since the unix epoch: the one clock of the ledger.
 pub fn now_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+    crate::domain::entity::unix_ms(time::OffsetDateTime::now_utc())
 }
 
 impl Store {

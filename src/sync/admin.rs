@@ -1,17 +1,19 @@
 //! Admin views and actions that are not pushes: an entity's sync status with the reasons behind
-//! it, and the dead letters with their replay.
+//! it, the dead letters with their replay, and the audit log every admin call writes.
 //!
-//! Owns: `SyncStatus`, `sync_status`, `dead_letters`, `replay_dead_letter`.
-//! May import: std, crate::{domain, ledger}.
+//! Owns: `SyncStatus`, `sync_status`, `dead_letters`, `replay_dead_letter`, `audit`.
+//! May import: std, tracing, crate::{domain, ledger, sync}.
 
 use std::collections::BTreeMap;
 
 use crate::domain::entity::{EntityKind, NpdId};
 use crate::domain::reconcile::FieldState;
+use crate::domain::state::JobState;
+use crate::ledger::admin::AuditEntry;
 use crate::ledger::conflicts::ConflictRow;
 use crate::ledger::entities::EntityRow;
 use crate::ledger::history::HistoryRow;
-use crate::ledger::jobs::{JobRow, state};
+use crate::ledger::jobs::JobRow;
 use crate::ledger::{LedgerResult, Store};
 
 /// Everything an admin needs to see why an entity synced or not.
@@ -38,16 +40,11 @@ pub async fn sync_status(
     };
     let fields = store.entity_fields(entity.id).await?;
     let jobs = store.entity_jobs(entity.id, 200).await?;
-    let mut open_jobs: Vec<JobRow> = jobs
-        .iter()
-        .filter(|j| j.state == state::PENDING || j.state == state::LEASED)
-        .cloned()
-        .collect();
-    open_jobs.sort_by_key(|j| j.id);
-    let dead_jobs = jobs
+    let (mut open_jobs, dead_jobs): (Vec<JobRow>, Vec<JobRow>) = jobs
         .into_iter()
-        .filter(|j| j.state == state::DEAD)
-        .collect();
+        .filter(|j| j.state != JobState::Done)
+        .partition(|j| j.state.is_open());
+    open_jobs.sort_by_key(|j| j.id);
     let conflicts = store.entity_conflicts(entity.id).await?;
     let history = store.history(entity.id, 50).await?;
     Ok(Some(SyncStatus {
@@ -62,10 +59,18 @@ pub async fn sync_status(
 
 /// The dead letters, oldest first.
 pub async fn dead_letters(store: &Store, limit: i64) -> LedgerResult<Vec<JobRow>> {
-    store.jobs_in_state(state::DEAD, limit).await
+    store.jobs_in_state(JobState::Dead, limit).await
 }
 
 /// Puts a dead job back in the queue. False when no dead job has that id.
 pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
     store.replay_dead_job(id).await
+}
+
+/// Records one admin call in the audit log. The call's answer never depends on it: a failure
+/// to write is logged, not returned.
+pub async fn audit(store: &Store, entry: &AuditEntry<'_>) {
+    if let Err(e) = store.audit(entry).await {
+        tracing::warn!(error = %e, action = entry.action, "audit row could not be written");
+    }
 }

@@ -15,7 +15,8 @@ use crate::config::Settings;
 use crate::domain::event::{MondayEvent, MondayEventKind, NpdEvent};
 use crate::ledger::LedgerResult;
 use crate::ledger::group_commit::InboxWriter;
-use crate::ledger::inbox::{InsertOutcome, NewInboxEvent, Source};
+use crate::domain::entity::Side;
+use crate::ledger::inbox::{InsertOutcome, NewInboxEvent};
 
 /// The ingest use case: settings to classify events, and the group-commit writer.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ fn npd_inbox_row(
     request_id: Option<String>,
 ) -> NewInboxEvent {
     NewInboxEvent {
-        source: Source::Npd,
+        source: Side::Npd,
         delivery_id: webhook_id.to_owned(),
         event_type: event.event_type.as_str().to_owned(),
         entity_kind: Some(event.entity_kind()),
@@ -105,7 +106,7 @@ fn monday_inbox_row(
 ) -> NewInboxEvent {
     let entity_kind = event.board_id.and_then(|b| settings.kind_for_board(b));
     NewInboxEvent {
-        source: Source::Monday,
+        source: Side::Monday,
         delivery_id: event.trigger_uuid.clone(),
         event_type: event.event_type.clone(),
         entity_kind,

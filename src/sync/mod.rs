@@ -1,12 +1,15 @@
 //! Use cases of the gateway, each one function over the ledger, the domain and the connectors.
 //!
-//! Owns: `ingest` (a verified delivery into the inbox), `process` (inbox events into decisions and
-//! jobs), `outbox` (operations and enqueueing), `dispatch` (one job against Monday or NPD),
-//! `retry` (the one retry policy), `push` (an admin's forced push), `admin` (status, dead letters).
+//! Owns: `ingest` (a verified delivery into the inbox), `process/` (inbox events into decisions
+//! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
+//! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
+//! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
+//! (an admin settles a conflict), `admin` (status, dead letters, the audit log).
 //! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
 
 pub mod admin;
 pub mod dispatch;
+pub mod history;
 pub mod ingest;
 pub mod outbox;
 pub mod process;

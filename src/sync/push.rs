@@ -2,21 +2,23 @@
 //!
 //! Owns: `Pusher`. It only enqueues work on the normal path (a forced `push_item` job ahead of
 //! routine sync); it never calls Monday itself. A record the gateway has never seen is first
-//! looked up with `GET` on NPD's API and recorded like an NPD event would be.
-//! May import: std, tokio, serde_json, crate::{config, domain, ledger, connectors, sync}.
+//! looked up with `GET` on NPD's API and recorded like an NPD event would be (through the same
+//! `Processor` that handles events).
+//! May import: std, tokio, crate::{config, connectors, domain, ledger, sync}.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
-use crate::connectors::ConnectorError;
-use crate::connectors::npd::NpdClient;
-use crate::domain::entity::{EntityKind, NpdId};
-use crate::ledger::entities::{self, status};
-use crate::ledger::jobs::state;
+use crate::connectors::{ConnectorError, NpdApi};
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId, unix_ms};
+use crate::domain::record::NpdRecord;
+use crate::domain::state::{EntityStatus, HistoryKind, JobState};
+use crate::ledger::entities::{self, EntityRow};
+use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerError, Store};
-use crate::sync::outbox::{self, ADMIN_PRIORITY};
-use crate::sync::process::{OwnMondayUser, Processor, record};
+use crate::sync::history::{Cause, record, record_job};
+use crate::sync::outbox;
+use crate::sync::process::Processor;
 
 /// Why a push could not be queued.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +40,7 @@ pub enum PushError {
 pub struct PushQueued {
     /// The push job, None when nothing was queued (sync disabled in NPD).
     pub job_id: Option<i64>,
-    pub monday_id: Option<String>,
+    pub monday_id: Option<MondayItemId>,
     pub message: String,
 }
 
@@ -60,112 +62,52 @@ impl PushOutcome {
     }
 }
 
+/// Who asked for a push, and through which request.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub actor: &'a str,
+    pub request_id: Option<&'a str>,
+}
+
 #[derive(Clone)]
 pub struct Pusher {
-    settings: Arc<Settings>,
-    store: Store,
     processor: Processor,
-    npd: Option<NpdClient>,
+    npd: Option<Arc<dyn NpdApi>>,
 }
 
 impl Pusher {
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        npd: Option<NpdClient>,
-        own_monday_user: OwnMondayUser,
-    ) -> Self {
-        let processor = Processor::new(Arc::clone(&settings), store.clone(), own_monday_user);
-        Pusher {
-            settings,
-            store,
-            processor,
-            npd,
-        }
+    pub fn new(processor: Processor, npd: Option<Arc<dyn NpdApi>>) -> Self {
+        Pusher { processor, npd }
     }
 
-    /// Queues a forced push of `kind` `id` to Monday on behalf of `actor`.
+    fn store(&self) -> &Store {
+        self.processor.store()
+    }
+
+    /// Queues a forced push of `kind` `id` to Monday on behalf of `by`.
     pub async fn push(
         &self,
         kind: EntityKind,
         id: NpdId,
-        actor: &str,
-        request_id: Option<&str>,
+        by: Requester<'_>,
     ) -> Result<PushQueued, PushError> {
-        if self.settings.monday.api_token.is_none() || self.settings.board_for(kind).is_none() {
-            let board_var = match kind {
-                EntityKind::Contact => "MONDAY_CONTACTS_BOARD_ID",
-                EntityKind::Organization => "MONDAY_ORGANIZATIONS_BOARD_ID",
-            };
-            return Err(PushError::NotConfigured(format!(
-                "Monday is not configured for {}: MONDAY_API_TOKEN and {board_var} are needed",
-                kind.plural()
-            )));
-        }
+        self.check_configured(kind)?;
         // A record the gateway never saw: ask NPD (outside any transaction).
-        let fetched = match self.store.entity_by_npd(kind, id).await? {
+        let fetched = match self.store().entity_by_npd(kind, id).await? {
             Some(_) => None,
-            None => {
-                let npd = self.npd.as_ref().ok_or(PushError::NotFound { kind, id })?;
-                let data = npd.get(kind, id).await.map_err(PushError::Lookup)?;
-                Some(data.ok_or(PushError::NotFound { kind, id })?)
-            }
+            None => Some(self.look_up(kind, id).await?),
         };
-        let mut tx = self.store.begin().await?;
+        let cause = Cause::admin(by.request_id);
+        let mut tx = self.store().begin().await?;
         let entity = match entities::find_by_npd(&mut tx, kind, id).await? {
             Some(e) => entities::lock(&mut tx, e.id).await?.unwrap_or(e),
             None => {
-                let snapshot = fetched.unwrap_or(serde_json::Value::Null);
-                let version = snapshot
-                    .get("version")
-                    .and_then(serde_json::Value::as_i64)
-                    .unwrap_or(0);
-                let updated_at = snapshot
-                    .get("updated_at")
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|s| {
-                        time::OffsetDateTime::parse(
-                            s,
-                            &time::format_description::well_known::Rfc3339,
-                        )
-                        .ok()
-                    })
-                    .map(|t| {
-                        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-                    });
-                let entity = self
-                    .processor
-                    .insert_npd_entity(&mut tx, kind, id, &snapshot)
-                    .await?;
-                record(
-                    &mut tx,
-                    &entity,
-                    None,
-                    None,
-                    "received",
-                    format!("looked up in NPD for an admin push by {actor}"),
-                    None,
-                )
-                .await?;
-                self.processor
-                    .apply_npd_snapshot(
-                        &mut tx,
-                        &entity,
-                        kind,
-                        &snapshot,
-                        version,
-                        updated_at,
-                        None,
-                        ADMIN_PRIORITY,
-                        request_id,
-                    )
-                    .await?;
-                entities::find_by_id(&mut tx, entity.id)
+                let record = fetched.ok_or(PushError::NotFound { kind, id })?;
+                self.record_fetched(&mut tx, kind, &record, by, &cause)
                     .await?
-                    .unwrap_or(entity)
             }
         };
-        if entity.status == status::DELETED {
+        if entity.status == EntityStatus::Deleted {
             tx.rollback().await?;
             return Err(PushError::Deleted { kind, id });
         }
@@ -177,20 +119,11 @@ impl Pusher {
                 message: "sync_enabled is false in NPD: nothing is pushed".into(),
             });
         }
-        let job_id =
-            outbox::ensure_forced_push(&mut tx, &entity, ADMIN_PRIORITY, request_id).await?;
-        record(
-            &mut tx,
-            &entity,
-            None,
-            Some(job_id),
-            "requested",
-            format!("forced push to Monday requested by {actor}"),
-            None,
-        )
-        .await?;
+        let job_id = outbox::ensure_forced_push(&mut tx, &entity, &cause).await?;
+        let reason = format!("forced push to Monday requested by {}", by.actor);
+        record_job(&mut tx, entity.id, job_id, HistoryKind::Requested, reason, None).await?;
         tx.commit().await?;
-        let message = match &entity.monday_item_id {
+        let message = match entity.monday_item_id {
             Some(item) => format!("push of every synced field to Monday item {item} queued"),
             None => "push queued: a Monday item will be created".to_owned(),
         };
@@ -201,6 +134,51 @@ impl Pusher {
         })
     }
 
+    fn check_configured(&self, kind: EntityKind) -> Result<(), PushError> {
+        let settings = self.processor.settings();
+        if settings.monday.api_token.is_some() && settings.board_for(kind).is_some() {
+            return Ok(());
+        }
+        let board_var = match kind {
+            EntityKind::Contact => "MONDAY_CONTACTS_BOARD_ID",
+            EntityKind::Organization => "MONDAY_ORGANIZATIONS_BOARD_ID",
+        };
+        Err(PushError::NotConfigured(format!(
+            "Monday is not configured for {}: MONDAY_API_TOKEN and {board_var} are needed",
+            kind.plural()
+        )))
+    }
+
+    async fn look_up(&self, kind: EntityKind, id: NpdId) -> Result<NpdRecord, PushError> {
+        let npd = self.npd.as_ref().ok_or(PushError::NotFound { kind, id })?;
+        npd.get(kind, id)
+            .await
+            .map_err(PushError::Lookup)?
+            .ok_or(PushError::NotFound { kind, id })
+    }
+
+    /// Records a record fetched from NPD like an event would be, and returns its entity.
+    async fn record_fetched(
+        &self,
+        tx: &mut Tx,
+        kind: EntityKind,
+        npd_record: &NpdRecord,
+        by: Requester<'_>,
+        cause: &Cause<'_>,
+    ) -> Result<EntityRow, PushError> {
+        let entity = self
+            .processor
+            .insert_npd_entity(tx, kind, npd_record)
+            .await?;
+        let reason = format!("looked up in NPD for an admin push by {}", by.actor);
+        record(tx, entity.id, cause, HistoryKind::Received, reason, None).await?;
+        let at_ms = npd_record.updated_at.map(unix_ms);
+        self.processor
+            .apply_npd_snapshot(tx, &entity, npd_record, at_ms, cause)
+            .await?;
+        Ok(entities::find_by_id(tx, entity.id).await?.unwrap_or(entity))
+    }
+
     /// Waits up to `timeout` for a push job to end; returns its outcome and the entity's link.
     pub async fn wait(
         &self,
@@ -208,19 +186,18 @@ impl Pusher {
         id: NpdId,
         job_id: i64,
         timeout: Duration,
-    ) -> Result<(PushOutcome, Option<String>), PushError> {
+    ) -> Result<(PushOutcome, Option<MondayItemId>), PushError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let outcome = loop {
-            let job = self.store.job(job_id).await?;
-            match job.as_ref().map(|j| j.state.as_str()) {
-                Some(state::DONE) => break PushOutcome::Synced,
-                Some(state::DEAD) | None => break PushOutcome::Failed,
+            match self.store().job(job_id).await?.map(|j| j.state) {
+                Some(JobState::Done) => break PushOutcome::Synced,
+                Some(JobState::Dead) | None => break PushOutcome::Failed,
                 _ if tokio::time::Instant::now() >= deadline => break PushOutcome::Pending,
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         };
         let link = self
-            .store
+            .store()
             .entity_by_npd(kind, id)
             .await?
             .and_then(|e| e.monday_item_id);

@@ -8,13 +8,17 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::domain::mapping::FieldValue;
-use crate::domain::reconcile::{self, Side};
+use crate::domain::entity::Side;
+use crate::domain::job::Operation;
+use crate::domain::mapping::{ColumnType, FieldValue};
+use crate::domain::reconcile;
+use crate::domain::state::{ConflictStatus, EntityStatus, HistoryKind, Resolution};
 use crate::ledger::conflicts::{self, ConflictRow};
-use crate::ledger::entities::{self, status};
+use crate::ledger::entities;
 use crate::ledger::{LedgerError, Store};
-use crate::sync::outbox::{self, ADMIN_PRIORITY, Operation};
-use crate::sync::process::record;
+use crate::sync::history::{Cause, record};
+use crate::sync::outbox;
+use crate::sync::push::Requester;
 
 /// What the admin chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,82 +47,64 @@ pub struct Resolved {
     pub pushed_to: Vec<Side>,
 }
 
+/// Settles conflict `id` with `take` on behalf of `actor`: the chosen value is queued for each
+/// side that does not hold it, and the conflict closes, in one transaction.
 pub async fn resolve_conflict(
     store: &Store,
     settings: &Arc<Settings>,
     id: i64,
     take: Take,
-    actor: &str,
-    request_id: Option<&str>,
+    by: Requester<'_>,
 ) -> Result<Resolved, ResolveError> {
     let mut tx = store.begin().await?;
     let conflict = conflicts::find(&mut tx, id)
         .await?
         .ok_or(ResolveError::NotFound(id))?;
-    if conflict.status != "open" {
+    if conflict.status != ConflictStatus::Open {
         tx.rollback().await?;
         return Err(ResolveError::AlreadyResolved(id));
     }
     let entity = entities::lock(&mut tx, conflict.entity_id)
         .await?
         .ok_or_else(|| LedgerError::Corrupt(format!("conflict {id} names no entity")))?;
-    let kind = entity.entity_kind()?;
     let fields = entities::load_fields(&mut tx, entity.id).await?;
     let state = fields.get(&conflict.field).cloned().unwrap_or_default();
     let (resolution, value) = match take {
-        Take::Npd => ("npd", state.npd.clone()),
-        Take::Monday => ("monday", state.monday.clone()),
+        Take::Npd => (Resolution::Npd, state.npd.clone()),
+        Take::Monday => (Resolution::Monday, state.monday.clone()),
         Take::Value(v) => {
             let column_type = settings
                 .mapping
-                .for_kind(kind)
+                .for_kind(entity.kind)
                 .column_type_of(&conflict.field)
-                .unwrap_or(crate::domain::mapping::ColumnType::Text);
-            ("value", v.and_then(|raw| column_type.canonical(&raw)))
+                .unwrap_or(ColumnType::Text);
+            (
+                Resolution::Value,
+                v.and_then(|raw| column_type.canonical(&raw)),
+            )
         }
     };
     let (pushes, next) = reconcile::resolve(&state, &value);
     if next != state {
         entities::save_field(&mut tx, entity.id, &conflict.field, &next).await?;
     }
+    let cause = Cause::admin(by.request_id);
     let mut pushed_to = Vec::new();
     for (side, _) in &pushes {
         let operation = match side {
             Side::Monday => Operation::PushItem,
             Side::Npd => Operation::PatchNpd,
         };
-        outbox::ensure(&mut tx, &entity, operation, ADMIN_PRIORITY, request_id).await?;
+        outbox::ensure(&mut tx, &entity, operation, &cause).await?;
         pushed_to.push(*side);
     }
-    conflicts::close(&mut tx, id, resolution, value.as_deref(), actor).await?;
+    conflicts::close(&mut tx, id, resolution, value.as_deref(), by.actor).await?;
     let still_open = conflicts::open_count(&mut tx, entity.id).await?;
-    if still_open == 0 && entity.status == status::CONFLICT {
-        entities::set_status(&mut tx, entity.id, status::PENDING, None).await?;
+    if still_open == 0 && entity.status == EntityStatus::Conflict {
+        entities::set_status(&mut tx, entity.id, EntityStatus::Pending, None).await?;
     }
-    let sides = pushed_to
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(" and ");
-    record(
-        &mut tx,
-        &entity,
-        None,
-        None,
-        "resolved",
-        format!(
-            "conflict on {} resolved by {actor}: took {resolution} ({}){}",
-            conflict.field,
-            value.as_deref().unwrap_or("<empty>"),
-            if sides.is_empty() {
-                String::new()
-            } else {
-                format!(", written to {sides}")
-            }
-        ),
-        None,
-    )
-    .await?;
+    let reason = describe(&conflict.field, by.actor, resolution, &value, &pushed_to);
+    record(&mut tx, entity.id, &cause, HistoryKind::Resolved, reason, None).await?;
     let conflict = conflicts::find(&mut tx, id).await?.unwrap_or(conflict);
     tx.commit().await?;
     Ok(Resolved {
@@ -126,4 +112,28 @@ pub async fn resolve_conflict(
         value,
         pushed_to,
     })
+}
+
+/// The history sentence of a resolution.
+fn describe(
+    field: &str,
+    actor: &str,
+    resolution: Resolution,
+    value: &FieldValue,
+    pushed_to: &[Side],
+) -> String {
+    let sides = pushed_to
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!(
+        "conflict on {field} resolved by {actor}: took {resolution} ({}){}",
+        value.as_deref().unwrap_or("<empty>"),
+        if sides.is_empty() {
+            String::new()
+        } else {
+            format!(", written to {sides}")
+        }
+    )
 }

@@ -82,7 +82,7 @@ mod tests {
 
     fn error(class: FailureClass, retry_after: Option<Duration>) -> ConnectorError {
         ConnectorError {
-            system: "monday",
+            system: crate::domain::entity::Side::Monday,
             class,
             status: Some(503),
             code: None,

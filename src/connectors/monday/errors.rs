@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::connectors::{ConnectorError, FailureClass};
 
-const SYSTEM: &str = "monday";
+const SYSTEM: crate::domain::entity::Side = crate::domain::entity::Side::Monday;
 /// Longest piece of one remote error message kept.
 const MAX_MESSAGE_CHARS: usize = 500;
 

@@ -23,8 +23,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::ConnectorError;
+use crate::connectors::{ConnectorError, MondayApi};
 use crate::domain::entity::{BoardId, MondayItemId};
+use crate::domain::mapping::ColumnValues;
 
 pub use errors::RateLimitState;
 
@@ -136,7 +137,7 @@ impl MondayClient {
         let mut headers = HeaderMap::new();
         let mut token =
             HeaderValue::from_str(self.token.expose_secret()).map_err(|_| ConnectorError {
-                system: "monday",
+                system: crate::domain::entity::Side::Monday,
                 class: crate::connectors::FailureClass::Permanent,
                 status: None,
                 code: None,
@@ -391,5 +392,65 @@ impl MondayClient {
         str_of(data.get("me").and_then(|m| m.get("id")))
             .and_then(|s| s.parse::<i64>().ok())
             .ok_or_else(|| errors::unexpected("me.id is missing"))
+    }
+}
+
+#[async_trait::async_trait]
+impl MondayApi for MondayClient {
+    async fn create_item(
+        &self,
+        board: BoardId,
+        item_name: &str,
+        columns: &ColumnValues,
+        idempotency_key: &str,
+    ) -> Result<MondayItemId, ConnectorError> {
+        MondayClient::create_item(self, board, item_name, &columns.0, idempotency_key).await
+    }
+
+    async fn change_multiple_column_values(
+        &self,
+        board: BoardId,
+        item: MondayItemId,
+        columns: &ColumnValues,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        MondayClient::change_multiple_column_values(self, board, item, &columns.0, idempotency_key)
+            .await
+    }
+
+    async fn archive_item(
+        &self,
+        item: MondayItemId,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        MondayClient::archive_item(self, item, idempotency_key).await
+    }
+
+    async fn find_items_by_column(
+        &self,
+        board: BoardId,
+        column_id: &str,
+        value: &str,
+    ) -> Result<Vec<MondayItemId>, ConnectorError> {
+        MondayClient::find_items_by_column(self, board, column_id, value).await
+    }
+
+    async fn get_item(&self, item: MondayItemId) -> Result<Option<ItemSnapshot>, ConnectorError> {
+        MondayClient::get_item(self, item).await
+    }
+
+    async fn board_columns(
+        &self,
+        board: BoardId,
+    ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
+        MondayClient::board_columns(self, board).await
+    }
+
+    async fn me(&self) -> Result<i64, ConnectorError> {
+        MondayClient::me(self).await
+    }
+
+    fn last_rate_limit(&self) -> Option<RateLimitState> {
+        MondayClient::last_rate_limit(self)
     }
 }

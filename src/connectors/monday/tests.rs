@@ -271,7 +271,7 @@ async fn an_unknown_item_is_not_found() {
         .expect_err("no such item");
     assert_eq!(err.class, FailureClass::NotFound);
     assert_eq!(err.code.as_deref(), Some("ResourceNotFoundException"));
-    assert_eq!(err.system, "monday");
+    assert_eq!(err.system, crate::domain::entity::Side::Monday);
     let err = client
         .archive_item(MondayItemId(123), "k2")
         .await
@@ -919,7 +919,7 @@ fn legacy_and_current_error_shapes_are_classified() {
         assert_eq!(err.code.as_deref(), code, "{name}");
         assert_eq!(err.retry_after, retry.map(Duration::from_secs), "{name}");
         assert_eq!(err.status, Some(status), "{name}");
-        assert_eq!(err.system, "monday");
+        assert_eq!(err.system, crate::domain::entity::Side::Monday);
     }
 }
 

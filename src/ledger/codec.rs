@@ -1,0 +1,152 @@
+//! How the domain's typed values are stored: the ledger boundary where enums, ids and documents
+//! become TEXT (or BIGINT) columns and back.
+//!
+//! Owns: the `sqlx` `Type`/`Encode`/`Decode` impls of the domain types the ledger stores, so row
+//! structs carry `EntityKind`, `NpdId`, `JobState`, `JobPayload`, ... instead of strings. Names
+//! are the ones the migrations' `check` constraints list (`as_str` / `FromStr`); documents are
+//! JSON text. A stored value that does not decode is an error of the row's read, never a default.
+//! May import: std, sqlx, serde, serde_json, crate::domain.
+
+use sqlx::Database;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::job::{JobPayload, Operation, Priority, Sent};
+use crate::domain::reconcile::{ConflictPolicy, FieldState};
+use crate::domain::record::NpdRecord;
+use crate::domain::state::{
+    ConflictStatus, EntityStatus, HistoryKind, InboxOutcome, JobState, Resolution,
+};
+
+/// Stores each type as TEXT through its `Display` and `FromStr`.
+macro_rules! text_column {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl<DB: Database> sqlx::Type<DB> for $ty
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: Database> sqlx::Encode<'q, DB> for $ty
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.to_string(), buf)
+            }
+        }
+
+        impl<'r, DB: Database> sqlx::Decode<'r, DB> for $ty
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                text.parse::<$ty>()
+                    .map_err(|e| format!("{} `{text}`: {e}", stringify!($ty)).into())
+            }
+        }
+    )+};
+}
+
+/// Stores each type as JSON text (serde).
+macro_rules! json_column {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl<DB: Database> sqlx::Type<DB> for $ty
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: Database> sqlx::Encode<'q, DB> for $ty
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(serde_json::to_string(self)?, buf)
+            }
+        }
+
+        impl<'r, DB: Database> sqlx::Decode<'r, DB> for $ty
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("stored {}: {e}", stringify!($ty)).into())
+            }
+        }
+    )+};
+}
+
+text_column!(
+    EntityKind,
+    Side,
+    NpdId,
+    MondayItemId,
+    BoardId,
+    EntityStatus,
+    JobState,
+    InboxOutcome,
+    ConflictStatus,
+    Resolution,
+    HistoryKind,
+    Operation,
+    ConflictPolicy,
+);
+
+json_column!(NpdRecord, JobPayload, Sent, FieldState);
+
+/// A priority is stored as its number (BIGINT), so claims can order and compare it.
+impl<DB: Database> sqlx::Type<DB> for Priority
+where
+    i64: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <i64 as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <i64 as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> sqlx::Encode<'q, DB> for Priority
+where
+    i64: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as sqlx::Encode<'q, DB>>::encode(self.as_i64(), buf)
+    }
+}
+
+impl<'r, DB: Database> sqlx::Decode<'r, DB> for Priority
+where
+    i64: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Priority::from_i64(<i64 as sqlx::Decode<'r, DB>>::decode(value)?))
+    }
+}

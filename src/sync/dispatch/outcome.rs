@@ -1,0 +1,244 @@
+//! Step 3 of a job: record what the call achieved, in one transaction fenced by the lease token.
+//!
+//! Owns: `Dispatcher::record` and its outcomes: success (links, confirmed values, follow-up
+//! jobs, the NPD version a write produced), a vanished item (unlinked and created again), retry
+//! later and dead letter (the one retry policy decides which), and the field-state bookkeeping
+//! they share (`update_fields`).
+//! May import: std, rand, crate::{connectors, domain, ledger, sync}.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::connectors::{ConnectorError, FailureClass};
+use crate::domain::entity::Side;
+use crate::domain::job::{JobPayload, Sent, Work};
+use crate::domain::mapping::FieldValue;
+use crate::domain::reconcile::{FieldState, abandon, confirm};
+use crate::domain::state::{EntityStatus, HistoryDetail, HistoryKind};
+use crate::ledger::entities::{self, EntityRow};
+use crate::ledger::jobs::{self, JobRow};
+use crate::ledger::tx::Tx;
+use crate::ledger::{LedgerResult, now_ms};
+use crate::sync::dispatch::{Dispatcher, JobEnd};
+use crate::sync::history::{Cause, record_job};
+use crate::sync::outbox;
+use crate::sync::retry::Verdict;
+
+impl Dispatcher {
+    /// Records the outcome, fenced by the lease token.
+    pub(super) async fn record(
+        &self,
+        job: &JobRow,
+        token: i64,
+        entity: &EntityRow,
+        work: &Work,
+        result: Result<Sent, ConnectorError>,
+    ) -> LedgerResult<JobEnd> {
+        let mut tx = self.store.begin().await?;
+        if jobs::fenced(&mut tx, job.id, token).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(JobEnd::Fenced);
+        }
+        // Current row, under the entity's lock (processing may have moved it on meanwhile).
+        let entity = &entities::lock(&mut tx, entity.id)
+            .await?
+            .unwrap_or_else(|| entity.clone());
+        let end = match result {
+            Ok(sent) => {
+                self.succeeded(&mut tx, job, entity, work, &sent).await?;
+                jobs::complete(&mut tx, job.id, token, &sent).await?;
+                JobEnd::Done
+            }
+            Err(error)
+                if error.class == FailureClass::NotFound
+                    && matches!(work, Work::PushItem { .. })
+                    && entity.monday_item_id.is_some() =>
+            {
+                self.item_gone(&mut tx, job, token, entity, &error).await?
+            }
+            Err(error) => self.failed(&mut tx, job, token, entity, work, &error).await?,
+        };
+        tx.commit().await?;
+        Ok(end)
+    }
+
+    async fn succeeded(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        entity: &EntityRow,
+        work: &Work,
+        sent: &Sent,
+    ) -> LedgerResult<()> {
+        let fields = |values: &BTreeMap<String, FieldValue>| {
+            values.keys().cloned().collect::<Vec<_>>().join(", ")
+        };
+        let (reason, detail) = match (work, sent) {
+            (Work::PushItem { values, .. }, Sent::Item { item_id, created, .. }) => {
+                self.item_pushed(tx, job, entity, values, sent).await?;
+                let what = if *created { "created" } else { "updated" };
+                let reason = format!("Monday item {item_id} {what}: {}", fields(values));
+                (reason, Some(HistoryDetail::Sent(sent.clone())))
+            }
+            (Work::ArchiveItem, _) => (
+                "Monday item archived".to_owned(),
+                Some(HistoryDetail::Sent(sent.clone())),
+            ),
+            (Work::PatchNpd { values }, _) => {
+                self.confirm_all(tx, entity, Side::Npd, values).await?;
+                mark_synced(tx, entity).await?;
+                (format!("NPD patched: {}", fields(values)), None)
+            }
+            (Work::WriteLink { monday_id }, _) => {
+                (format!("monday_id {monday_id} written back to NPD"), None)
+            }
+            (Work::CreateNpdContact { values }, Sent::NpdCreated { npd_id }) => {
+                entities::set_npd_id(tx, entity.id, *npd_id).await?;
+                self.confirm_all(tx, entity, Side::Npd, values).await?;
+                mark_synced(tx, entity).await?;
+                (
+                    format!("NPD contact {npd_id} created from the Monday item"),
+                    None,
+                )
+            }
+            _ => (format!("{}: nothing left to send", job.operation), None),
+        };
+        // NPD answered with the version its record now has: the event it sends for this write
+        // is an echo, and any event older than it is stale (however late it arrives).
+        if let Some(version) = sent.npd_version() {
+            entities::record_npd_write(tx, entity.id, version).await?;
+        }
+        record_job(tx, entity.id, job.id, HistoryKind::Sent, reason, detail).await
+    }
+
+    /// The item was created or updated: link it (and write the new link back to NPD, after,
+    /// never before, it is committed here) and confirm the values.
+    async fn item_pushed(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        entity: &EntityRow,
+        values: &BTreeMap<String, FieldValue>,
+        sent: &Sent,
+    ) -> LedgerResult<()> {
+        let Sent::Item {
+            item_id, board_id, ..
+        } = *sent
+        else {
+            return Ok(());
+        };
+        let linked_now = entity.monday_item_id != Some(item_id);
+        if linked_now {
+            entities::set_link(tx, entity.id, Some(item_id), Some(board_id)).await?;
+        }
+        self.confirm_all(tx, entity, Side::Monday, values).await?;
+        mark_synced(tx, entity).await?;
+        if linked_now {
+            let fresh = entities::find_by_id(tx, entity.id)
+                .await?
+                .unwrap_or_else(|| entity.clone());
+            let cause = Cause::job(job.priority, job.request_id.as_deref());
+            outbox::write_link_back(tx, &self.settings, &fresh, item_id, &cause).await?;
+        }
+        Ok(())
+    }
+
+    /// The linked item is gone: unlink, and let the retry create a new one.
+    async fn item_gone(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        token: i64,
+        entity: &EntityRow,
+        error: &ConnectorError,
+    ) -> LedgerResult<JobEnd> {
+        entities::set_link(tx, entity.id, None, None).await?;
+        let reason = format!("Monday item is gone ({error}): a new item will be created");
+        record_job(tx, entity.id, job.id, HistoryKind::Unlinked, reason, None).await?;
+        jobs::set_payload(tx, job.id, &JobPayload::forced()).await?;
+        jobs::retry_later(tx, job.id, token, &error.to_string(), now_ms()).await?;
+        Ok(JobEnd::RetryLater(Duration::ZERO))
+    }
+
+    /// A failed call: retried later, or moved to the dead letters, as the retry policy says.
+    async fn failed(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        token: i64,
+        entity: &EntityRow,
+        work: &Work,
+        error: &ConnectorError,
+    ) -> LedgerResult<JobEnd> {
+        let verdict = self.policy.verdict(job.attempts, error, &mut rand::rng());
+        match verdict {
+            Verdict::RetryAfter(delay) => {
+                let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                jobs::retry_later(tx, job.id, token, &error.to_string(), at).await?;
+                let reason = format!(
+                    "{} attempt {} failed, retry in {} ms: {error}",
+                    job.operation,
+                    job.attempts,
+                    delay.as_millis()
+                );
+                record_job(tx, entity.id, job.id, HistoryKind::Failed, reason, None).await?;
+                Ok(JobEnd::RetryLater(delay))
+            }
+            Verdict::Dead(reason) => {
+                if let Some((side, values)) = work.field_values() {
+                    // The values are no longer in flight.
+                    update_fields(tx, entity, values, |state, value| {
+                        abandon(state, side, value)
+                    })
+                    .await?;
+                }
+                jobs::bury(tx, job.id, token, &reason).await?;
+                entities::set_status(tx, entity.id, EntityStatus::Failed, Some(&reason)).await?;
+                let history = format!("{} moved to the dead letters: {reason}", job.operation);
+                record_job(tx, entity.id, job.id, HistoryKind::Dead, history, None).await?;
+                Ok(JobEnd::Dead(reason))
+            }
+        }
+    }
+
+    async fn confirm_all(
+        &self,
+        tx: &mut Tx,
+        entity: &EntityRow,
+        side: Side,
+        values: &BTreeMap<String, FieldValue>,
+    ) -> LedgerResult<()> {
+        update_fields(tx, entity, values, |state, value| {
+            confirm(state, side, value)
+        })
+        .await
+    }
+}
+
+/// Applies `step` to the state of each field in `values`, saving the ones that changed.
+pub(super) async fn update_fields(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    values: &BTreeMap<String, FieldValue>,
+    step: impl Fn(&FieldState, &FieldValue) -> FieldState,
+) -> LedgerResult<()> {
+    let fields = entities::load_fields(tx, entity.id).await?;
+    for (field, value) in values {
+        let state = fields.get(field).cloned().unwrap_or_default();
+        let next = step(&state, value);
+        if next != state {
+            entities::save_field(tx, entity.id, field, &next).await?;
+        }
+    }
+    Ok(())
+}
+
+/// After a successful write: `synced`, unless a conflict still waits for an admin.
+async fn mark_synced(tx: &mut Tx, entity: &EntityRow) -> LedgerResult<()> {
+    let next = if crate::ledger::conflicts::open_count(tx, entity.id).await? > 0 {
+        EntityStatus::Conflict
+    } else {
+        EntityStatus::Synced
+    };
+    entities::set_status(tx, entity.id, next, None).await
+}

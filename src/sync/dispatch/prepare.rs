@@ -1,0 +1,178 @@
+//! Step 1 of a job: decide what it sends (frozen at the first attempt), and mark those values as
+//! going out, in one transaction fenced by the lease token.
+//!
+//! Owns: `Dispatcher::prepare`, the computation of a job's `Work` from the field states, and
+//! `still_pending` (a retry sends only what is still the gateway's intention).
+//! May import: std, crate::{domain, ledger, sync}.
+
+use std::collections::BTreeMap;
+
+use crate::domain::entity::Side;
+use crate::domain::job::{JobPayload, Operation, Work};
+use crate::domain::mapping::FieldValue;
+use crate::domain::reconcile::{FieldState, Pending, mark_sent};
+use crate::ledger::entities::{self, EntityRow};
+use crate::ledger::jobs::{self, JobRow};
+use crate::ledger::tx::Tx;
+use crate::ledger::{LedgerError, LedgerResult};
+use crate::sync::dispatch::Dispatcher;
+use crate::sync::dispatch::outcome::update_fields;
+
+impl Dispatcher {
+    /// Freezes what the job sends (first attempt) and marks it pending. `None` when the lease was
+    /// lost.
+    pub(super) async fn prepare(
+        &self,
+        job: &JobRow,
+        token: i64,
+    ) -> LedgerResult<Option<(Work, EntityRow)>> {
+        let mut tx = self.store.begin().await?;
+        if jobs::fenced(&mut tx, job.id, token).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let entity = entities::lock(&mut tx, job.entity_id)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt(format!("job {} names no entity", job.id)))?;
+        let work = match &job.payload.frozen {
+            Some(work) => {
+                // A retry sends only what is still the gateway's intention: a value whose pending
+                // write was superseded (a newer decision, or the side's own newer edit) would
+                // overwrite something newer if it landed now.
+                let fields = entities::load_fields(&mut tx, entity.id).await?;
+                still_pending(work.clone(), &fields)
+            }
+            None => {
+                let force = job.payload.force;
+                let work = self.compute_work(&mut tx, job, &entity, force).await?;
+                let payload = JobPayload {
+                    force,
+                    frozen: Some(work.clone()),
+                };
+                jobs::set_payload(&mut tx, job.id, &payload).await?;
+                work
+            }
+        };
+        // From here the values are going out: should a newer decision replace them before they
+        // are confirmed, their reports must still be known as the gateway's own.
+        if let Some((side, values)) = work.field_values() {
+            update_fields(&mut tx, &entity, values, |state, value| {
+                mark_sent(state, side, value)
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some((work, entity)))
+    }
+
+    async fn compute_work(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        entity: &EntityRow,
+        force: bool,
+    ) -> LedgerResult<Work> {
+        let work = match job.operation {
+            // A create (no link yet) or a forced push writes every synced field; an update
+            // writes the values pending for Monday.
+            Operation::PushItem => {
+                self.push_work(tx, entity, force || entity.monday_item_id.is_none())
+                    .await?
+            }
+            Operation::ArchiveItem => Work::ArchiveItem,
+            Operation::PatchNpd => {
+                let fields = entities::load_fields(tx, entity.id).await?;
+                let values: BTreeMap<String, FieldValue> = fields
+                    .iter()
+                    .filter_map(|(f, s)| pending_to(s, Side::Npd).map(|v| (f.clone(), v)))
+                    .collect();
+                if values.is_empty() {
+                    Work::Nothing
+                } else {
+                    Work::PatchNpd { values }
+                }
+            }
+            Operation::WriteLink => match entity.monday_item_id {
+                Some(monday_id) => Work::WriteLink { monday_id },
+                None => Work::Nothing,
+            },
+            Operation::CreateNpdContact => Work::CreateNpdContact {
+                values: entities::load_fields(tx, entity.id)
+                    .await?
+                    .into_iter()
+                    .map(|(f, s)| (f, s.monday))
+                    .collect(),
+            },
+        };
+        Ok(work)
+    }
+
+    /// The values a push sends: the ones pending for Monday, or (`all`) every synced field, NPD's
+    /// value where nothing is pending, recorded as pending before the call so its echo is
+    /// recognised.
+    async fn push_work(&self, tx: &mut Tx, entity: &EntityRow, all: bool) -> LedgerResult<Work> {
+        let mut fields = entities::load_fields(tx, entity.id).await?;
+        let mut values = BTreeMap::new();
+        for (field, _) in self.settings.mapping.for_kind(entity.kind).synced_fields() {
+            let mut state = fields.remove(&field).unwrap_or_default();
+            let value = match (all, pending_to(&state, Side::Monday)) {
+                (_, Some(v)) => v,
+                (true, None) => {
+                    let value = state.npd.clone();
+                    state.pending_monday = Some(Pending {
+                        value: value.clone(),
+                        sent: false,
+                    });
+                    entities::save_field(tx, entity.id, &field, &state).await?;
+                    value
+                }
+                (false, None) => continue,
+            };
+            values.insert(field, value);
+        }
+        Ok(if values.is_empty() {
+            Work::Nothing
+        } else {
+            Work::PushItem { values, all }
+        })
+    }
+}
+
+/// `work` without the values whose pending write is no longer theirs.
+fn still_pending(work: Work, fields: &BTreeMap<String, FieldState>) -> Work {
+    let keep = |side: Side, values: BTreeMap<String, FieldValue>| -> BTreeMap<String, FieldValue> {
+        values
+            .into_iter()
+            .filter(|(f, v)| {
+                fields
+                    .get(f)
+                    .and_then(|s| s.pending(side))
+                    .is_some_and(|p| &p.value == v)
+            })
+            .collect()
+    };
+    match work {
+        Work::PushItem { values, all } => {
+            let values = keep(Side::Monday, values);
+            if values.is_empty() {
+                Work::Nothing
+            } else {
+                Work::PushItem { values, all }
+            }
+        }
+        Work::PatchNpd { values } => {
+            let values = keep(Side::Npd, values);
+            if values.is_empty() {
+                Work::Nothing
+            } else {
+                Work::PatchNpd { values }
+            }
+        }
+        other => other,
+    }
+}
+
+/// The value in flight to `side`, if any.
+fn pending_to(state: &FieldState, side: Side) -> Option<FieldValue> {
+    state.pending(side).map(|p| p.value.clone())
+}

@@ -1,0 +1,96 @@
+//! History recording: the one place the use cases append to an entity's timeline, and what caused
+//! a write.
+//!
+//! Owns: `Cause` (the inbox event, priority and request behind a decision, carried into the jobs
+//! it queues) and `record`/`record_job` (one history entry, tied to an event or to a job).
+//! May import: crate::{domain, ledger}.
+
+use crate::domain::job::Priority;
+use crate::domain::state::{HistoryDetail, HistoryKind};
+use crate::ledger::LedgerResult;
+use crate::ledger::history::{self, Entry};
+use crate::ledger::tx::Tx;
+
+/// What a decision came from: the inbox event (if any), how urgent its writes are, and the
+/// request that brought it (for logs and the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cause<'a> {
+    pub inbox_id: Option<i64>,
+    pub priority: Priority,
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Cause<'a> {
+    /// Routine sync of one inbox event.
+    pub fn event(inbox_id: i64, request_id: Option<&'a str>) -> Self {
+        Cause {
+            inbox_id: Some(inbox_id),
+            priority: Priority::Live,
+            request_id,
+        }
+    }
+
+    /// An admin's action (no inbox event).
+    pub fn admin(request_id: Option<&'a str>) -> Self {
+        Cause {
+            inbox_id: None,
+            priority: Priority::Admin,
+            request_id,
+        }
+    }
+
+    /// A job's follow-up work, as urgent as the job.
+    pub fn job(priority: Priority, request_id: Option<&'a str>) -> Self {
+        Cause {
+            inbox_id: None,
+            priority,
+            request_id,
+        }
+    }
+}
+
+/// Appends one history entry for `entity_id`, tied to the cause's inbox event.
+pub async fn record(
+    tx: &mut Tx,
+    entity_id: i64,
+    cause: &Cause<'_>,
+    kind: HistoryKind,
+    reason: impl Into<String>,
+    detail: Option<HistoryDetail>,
+) -> LedgerResult<()> {
+    history::append(
+        tx,
+        &Entry {
+            entity_id,
+            inbox_event_id: cause.inbox_id,
+            job_id: None,
+            kind,
+            reason: reason.into(),
+            detail,
+        },
+    )
+    .await
+}
+
+/// Appends one history entry for `entity_id`, tied to outbox job `job_id`.
+pub async fn record_job(
+    tx: &mut Tx,
+    entity_id: i64,
+    job_id: i64,
+    kind: HistoryKind,
+    reason: impl Into<String>,
+    detail: Option<HistoryDetail>,
+) -> LedgerResult<()> {
+    history::append(
+        tx,
+        &Entry {
+            entity_id,
+            inbox_event_id: None,
+            job_id: Some(job_id),
+            kind,
+            reason: reason.into(),
+            detail,
+        },
+    )
+    .await
+}

@@ -1,0 +1,230 @@
+//! Process: take inbox events in arrival order, reconcile each against the ledger, and store in ONE
+//! transaction the decision (history, field states, conflicts, entity), the outbox jobs it implies,
+//! and the event's outcome.
+//!
+//! Owns: `Processor` (batches, the processing lock, one failed event never blocking the rest) and
+//! `Outcome`. By concern: `npd` (an NPD snapshot or delete into per-field changes), `monday` (a
+//! Monday delivery: links, item reports, per-field changes), `merge` (running
+//! `domain::reconcile::decide` on each change and queuing the writes it implies).
+//! Processing is serialised: one processing transaction at a time across every replica (a
+//! PostgreSQL advisory lock; SQLite's write lock), so per-entity order is the inbox order and no
+//! two processors ever decide on the same entity at once. It is pure database work, fast enough
+//! for one at a time; the remote calls happen in `dispatch`, in parallel. Outbound writes go
+//! through `outbox`: a change joins an unsent job of its entity when there is one (coalescing),
+//! so a burst of edits becomes one write.
+//! May import: std, tracing, crate::{config, domain, ledger, sync}.
+
+mod merge;
+mod monday;
+mod npd;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::config::Settings;
+use crate::domain::entity::{EntityKind, Side};
+use crate::domain::event::{MondayDelivery, NpdEvent};
+use crate::domain::state::{HistoryKind, InboxOutcome};
+use crate::ledger::entities::{self, EntityRow};
+use crate::ledger::inbox::{self, InboxRow};
+use crate::ledger::tx::Tx;
+use crate::ledger::{LedgerError, LedgerResult, Store};
+use crate::sync::history::{Cause, record};
+
+pub(crate) use merge::Merge;
+
+/// The advisory lock that serialises processing across replicas.
+const PROCESSING_LOCK: i64 = 0x6e70_645f_6d6f_6e01;
+
+/// What became of one inbox event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub outcome: InboxOutcome,
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn new(outcome: InboxOutcome, detail: impl Into<String>) -> Self {
+        Outcome {
+            outcome,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Records `reason` in the entity's history, as the kind that matches `outcome`, and returns that
+/// outcome: the end of every path that stops before the merge.
+async fn noted(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+    outcome: InboxOutcome,
+    reason: String,
+) -> LedgerResult<Outcome> {
+    record(
+        tx,
+        entity.id,
+        cause,
+        HistoryKind::from(outcome),
+        reason.clone(),
+        None,
+    )
+    .await?;
+    Ok(Outcome::new(outcome, reason))
+}
+
+/// The Monday user the gateway's API token acts as, once known (configured, or learned with
+/// `me { id }`). Webhooks it authored are the gateway's own writes coming back.
+#[derive(Debug, Clone, Default)]
+pub struct OwnMondayUser(Arc<AtomicI64>);
+
+impl OwnMondayUser {
+    pub fn set(&self, id: i64) {
+        self.0.store(id, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::SeqCst)).filter(|id| *id != 0)
+    }
+}
+
+/// The processing use case.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    settings: Arc<Settings>,
+    store: Store,
+    own_monday_user: OwnMondayUser,
+}
+
+impl Processor {
+    pub fn new(settings: Arc<Settings>, store: Store, own_monday_user: OwnMondayUser) -> Self {
+        if let Some(id) = settings.monday.integration_user_id {
+            own_monday_user.set(id);
+        }
+        Processor {
+            settings,
+            store,
+            own_monday_user,
+        }
+    }
+
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Processes up to `limit` unprocessed events in one transaction. Returns how many were
+    /// processed (0 when there is nothing to do or another replica is processing). An event
+    /// whose processing fails for a reason other than the store being unreachable is marked
+    /// `failed` with the error, alone, so it cannot block the events behind it.
+    pub async fn process_batch(&self, limit: i64) -> LedgerResult<usize> {
+        match self.try_batch(limit).await {
+            Ok(n) => Ok(n),
+            Err(e @ LedgerError::Unavailable(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "a batch failed; processing its events one at a time");
+                self.one_at_a_time(limit).await
+            }
+        }
+    }
+
+    async fn try_batch(&self, limit: i64) -> LedgerResult<usize> {
+        let mut tx = self.store.begin().await?;
+        if !tx.try_exclusive(PROCESSING_LOCK).await? {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let events = inbox::next_unprocessed(&mut tx, limit).await?;
+        for event in &events {
+            self.process_and_mark(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    async fn one_at_a_time(&self, limit: i64) -> LedgerResult<usize> {
+        let mut done = 0;
+        for _ in 0..limit {
+            let mut tx = self.store.begin().await?;
+            if !tx.try_exclusive(PROCESSING_LOCK).await? {
+                tx.rollback().await?;
+                break;
+            }
+            let Some(event) = inbox::next_unprocessed(&mut tx, 1).await?.pop() else {
+                tx.rollback().await?;
+                break;
+            };
+            match self.process_and_mark(&mut tx, &event).await {
+                Ok(()) => tx.commit().await?,
+                Err(e @ LedgerError::Unavailable(_)) => return Err(e),
+                Err(e) => {
+                    tx.rollback().await?;
+                    self.mark_failed(&event, &e).await?;
+                }
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Marks an event whose processing failed, in a transaction of its own.
+    async fn mark_failed(&self, event: &InboxRow, error: &LedgerError) -> LedgerResult<()> {
+        tracing::error!(inbox.id = event.id, error = %error, "event could not be processed; marked failed");
+        let mut tx = self.store.begin().await?;
+        let detail = format!("processing failed: {error}");
+        inbox::mark_processed(&mut tx, event.id, InboxOutcome::Failed, Some(&detail)).await?;
+        tx.commit().await
+    }
+
+    async fn process_and_mark(&self, tx: &mut Tx, event: &InboxRow) -> LedgerResult<()> {
+        let outcome = self.process_one(tx, event).await?;
+        tracing::debug!(
+            inbox.id = event.id,
+            inbox.source = %event.source,
+            inbox.event_type = %event.event_type,
+            outcome = %outcome.outcome,
+            "{}",
+            outcome.detail
+        );
+        inbox::mark_processed(tx, event.id, outcome.outcome, Some(&outcome.detail)).await
+    }
+
+    async fn process_one(&self, tx: &mut Tx, row: &InboxRow) -> LedgerResult<Outcome> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Outcome::new(
+                InboxOutcome::Failed,
+                format!("stored payload no longer parses: {e}"),
+            )
+        };
+        match row.source {
+            Side::Npd => match NpdEvent::parse(row.payload.as_bytes()) {
+                Ok(event) => self.process_npd(tx, row, &event).await,
+                Err(e) => Ok(unreadable(&e)),
+            },
+            Side::Monday => match MondayDelivery::parse(row.payload.as_bytes()) {
+                Ok(MondayDelivery::Event(event)) => self.process_monday(tx, row, &event).await,
+                Ok(_) => Ok(Outcome::new(
+                    InboxOutcome::Ignored,
+                    "a challenge is not an event",
+                )),
+                Err(e) => Ok(unreadable(&e)),
+            },
+        }
+    }
+
+    /// Whether writes to Monday can be made for `kind` (a token and a board).
+    fn monday_ready(&self, kind: EntityKind) -> bool {
+        self.settings.monday.api_token.is_some() && self.settings.board_for(kind).is_some()
+    }
+}
+
+/// Takes the entity's lock and returns its row as of now.
+async fn locked(tx: &mut Tx, entity: EntityRow) -> LedgerResult<EntityRow> {
+    Ok(entities::lock(tx, entity.id).await?.unwrap_or(entity))
+}
