@@ -825,12 +825,14 @@ impl MondaySettings {
 }
 
 impl SyncSettings {
-    pub fn retry_policy(&self) -> crate::sync::retry::RetryPolicy {
-        crate::sync::retry::RetryPolicy {
-            base: Duration::from_millis(self.retry_base_ms),
-            cap: Duration::from_millis(self.retry_cap_ms),
-            max_attempts: self.max_attempts,
-        }
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_millis(self.retry_base_ms)
+    }
+    pub fn retry_cap(&self) -> Duration {
+        Duration::from_millis(self.retry_cap_ms)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
     }
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)

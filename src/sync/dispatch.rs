@@ -99,7 +99,7 @@ impl Dispatcher {
         npd: Option<NpdClient>,
         worker: String,
     ) -> Self {
-        let policy = settings.sync.retry_policy();
+        let policy = RetryPolicy::from(&settings.sync);
         let budget = Arc::new(Budget::new(
             settings.monday.requests_per_minute,
             settings.monday.complexity_per_minute,
