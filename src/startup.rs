@@ -22,7 +22,7 @@ use crate::sync::dispatch::Dispatcher;
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
-use crate::worker::{Wake, Workers};
+use crate::worker::{Wake, WorkerSettings, Workers};
 
 /// A built gateway, bound to its port, not yet serving.
 pub struct Application {
@@ -138,16 +138,12 @@ impl Application {
             database = %self.settings.database.redacted_url(),
             "npd-monday-gateway listening"
         );
-        let sync = &self.settings.sync;
-        let workers = sync.run_workers.then(|| {
+        let workers = self.settings.sync.run_workers.then(|| {
             Workers::spawn(
                 self.processor,
                 self.dispatcher,
                 self.wake,
-                sync.dispatch_concurrency,
-                sync.poll_interval(),
-                std::time::Duration::from_millis(sync.lease_ms),
-                self.settings.http.shutdown_grace(),
+                worker_settings(&self.settings),
                 self.shutdown.clone(),
             )
         });
@@ -174,6 +170,15 @@ impl Application {
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+fn worker_settings(settings: &Settings) -> WorkerSettings {
+    WorkerSettings {
+        concurrency: settings.sync.dispatch_concurrency,
+        poll: settings.sync.poll_interval(),
+        lease: settings.sync.lease(),
+        grace: settings.http.shutdown_grace(),
     }
 }
 

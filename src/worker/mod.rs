@@ -53,19 +53,34 @@ pub struct Workers {
     tasks: JoinSet<()>,
 }
 
+/// How the loops run (from `[sync]` and the HTTP shutdown grace).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Jobs the dispatcher runs at once.
+    pub concurrency: usize,
+    /// How often idle loops look for work.
+    pub poll: Duration,
+    /// A claimed job's lease; the reaper frees expired ones.
+    pub lease: Duration,
+    /// How long in-flight jobs may take to finish on stop.
+    pub grace: Duration,
+}
+
 impl Workers {
     /// Starts the processor, the dispatcher (with `concurrency` jobs at once) and the reaper.
-    #[expect(clippy::too_many_arguments, reason = "wiring: each is one setting")]
     pub fn spawn(
         processor: Processor,
         dispatcher: Dispatcher,
         wake: Wake,
-        concurrency: usize,
-        poll: Duration,
-        lease: Duration,
-        grace: Duration,
+        settings: WorkerSettings,
         shutdown: CancellationToken,
     ) -> Workers {
+        let WorkerSettings {
+            concurrency,
+            poll,
+            lease,
+            grace,
+        } = settings;
         let mut tasks = JoinSet::new();
         tasks.spawn(process_loop(
             processor,
