@@ -94,7 +94,9 @@ impl<'de> Deserialize<'de> for NoOtherKeys {
 fn naming_the_key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     serde_path_to_error::deserialize(d).map_err(|e| {
         let key = e.path().to_string();
-        D::Error::custom(format!("{key}: {}", e.into_inner()))
+        // A nested error carries no source text, so its `Display` is its message (plus a newline).
+        let message = e.into_inner().to_string();
+        D::Error::custom(format!("{key}: {}", message.trim_end()))
     })
 }
 

@@ -295,6 +295,7 @@ fn bad_file_values_are_refused_with_their_key_and_line() {
     for (file, expected) in cases {
         let msg = problems(&[], Some(file));
         assert!(msg.contains(expected), "expected `{expected}` in: {msg}");
+        assert!(!msg.ends_with('\n'), "{msg:?}");
     }
 }
 
