@@ -1,7 +1,9 @@
-//! Wiring: builds the store, the writers, the state and the router, binds the listener, runs until
-//! stopped. The only place where concrete implementations are chosen.
+//! Wiring: builds the store, the clients, the writers, the state and the router, binds the
+//! listener, runs until stopped. The only place where concrete implementations are chosen, for
+//! `serve` and for the one-shot commands of the CLI alike.
 //!
-//! Owns: `Application`, logging set-up, signal handling.
+//! Owns: `Application`, the pieces the CLI's commands use (`open_store`, `migrate`,
+//! `monday_client`, `npd_client`, `cli_pusher`), logging set-up, signal handling.
 //! May import: everything in the crate.
 
 use std::net::SocketAddr;
@@ -55,18 +57,13 @@ impl Application {
         );
         let wake = Wake::default();
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
-        let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
-        let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
+        let monday = monday_client(&settings);
+        let npd = npd_client(&settings);
         let own_monday_user = OwnMondayUser::default();
         let processor = Processor::new(
             Arc::clone(&settings),
             store.clone(),
             own_monday_user.clone(),
-        );
-        let worker = format!(
-            "gw-{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let shutdown = CancellationToken::new();
         if let Some(client) = monday.clone()
@@ -83,7 +80,7 @@ impl Application {
             store.clone(),
             monday,
             npd.clone(),
-            worker,
+            worker_name(),
         );
         let pusher = Pusher::new(Arc::clone(&settings), store.clone(), npd, own_monday_user);
         let state = AppState::new(
@@ -171,6 +168,46 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Connects the store and applies pending migrations (for the CLI's one-shot commands).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Applies pending migrations and closes the store (`migrate`).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// The Monday client, when Monday's API token is configured.
+pub fn monday_client(settings: &Settings) -> Option<MondayClient> {
+    MondayClient::new(&settings.monday, settings.sync.monday_timeout())
+}
+
+/// The NPD client, when NPD's API is configured.
+pub fn npd_client(settings: &Settings) -> Option<NpdClient> {
+    NpdClient::new(&settings.npd, settings.sync.npd_timeout())
+}
+
+/// A pusher for `push-contact`: it queues the push in `store` (a running `serve` sends it). The
+/// gateway's Monday user is not learned for one command.
+pub fn cli_pusher(settings: Arc<Settings>, store: &Store) -> Pusher {
+    let npd = npd_client(&settings);
+    Pusher::new(settings, store.clone(), npd, OwnMondayUser::default())
+}
+
+/// This process's name on the jobs it leases: unique per process and start.
+fn worker_name() -> String {
+    format!(
+        "gw-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn worker_settings(settings: &Settings) -> WorkerSettings {
