@@ -1,9 +1,9 @@
 //! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
 //! dispatcher (jobs to Monday and NPD, several at once) and the lease reaper.
 //!
-//! Owns: `Workers` (spawning, waking, graceful stop). On stop the dispatcher claims nothing new,
-//! lets in-flight jobs finish within the grace period, and releases the leases of any it had to
-//! abandon so another worker (or this one after a restart) picks them up at once.
+//! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
+//! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
+//! of any it had to abandon so another worker (or this one after a restart) picks them up at once.
 //! May import: std, tokio, tokio-util, tracing, crate::{config, ledger, sync}.
 
 use std::collections::HashMap;
