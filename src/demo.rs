@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::entity::{BoardId, ContactSnapshot, NpdId, Side};
+use crate::domain::entity::{BoardId, ContactSnapshot, MondayItemId, NpdId, Side};
 use crate::ledger::Store;
 use crate::domain::state::InboxOutcome;
 use crate::sim::monday::{MondaySim, MondaySimConfig};
@@ -330,8 +330,24 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
     println!("  NPD      {}", world.npd.url());
     println!();
 
-    // 1. NPD creates a contact.
     let id = NpdId(uuid::Uuid::new_v4());
+    let item_id = npd_creates_a_contact(&world, id, settle).await?;
+    monday_user_edits_a_column(&world, id, item_id, settle).await?;
+    echoes_do_not_bounce(&world).await?;
+    admin_forces_a_push(&world, id, settle).await?;
+    print_history(&world, id).await?;
+    println!();
+    println!("demo finished: every step happened as expected");
+    world.stop().await;
+    Ok(())
+}
+
+/// 1. NPD creates a contact: an item appears on the board and NPD gets its id written back.
+async fn npd_creates_a_contact(
+    world: &World,
+    id: NpdId,
+    settle: Duration,
+) -> anyhow::Result<MondayItemId> {
     let event = world.npd.create_contact(sample_contact(id)).await;
     println!(
         "1. NPD created contact Ada Lovelace ({id}); its contact.created event got HTTP {}",
@@ -365,8 +381,16 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
     if npd_contact.monday_id != Some(item_id) {
         bail!("NPD did not receive the Monday item id");
     }
+    Ok(item_id)
+}
 
-    // 2. A Monday user edits a mapped column.
+/// 2. A Monday user edits a mapped column: NPD receives the change as a PATCH.
+async fn monday_user_edits_a_column(
+    world: &World,
+    id: NpdId,
+    item_id: MondayItemId,
+    settle: Duration,
+) -> anyhow::Result<()> {
     world.npd.clear_calls();
     world.monday.clear_calls();
     world
@@ -402,8 +426,11 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
     if role.as_deref() != Some("Chief Technology Officer") {
         bail!("NPD's role_title is {role:?}");
     }
+    Ok(())
+}
 
-    // 3. The echoes: NPD's event after the PATCH, and Monday's webhooks of the gateway's writes.
+/// 3. The echoes: NPD's event after the PATCH, and Monday's webhooks of the gateway's writes.
+async fn echoes_do_not_bounce(world: &World) -> anyhow::Result<()> {
     let monday_writes = world
         .monday
         .calls()
@@ -424,8 +451,11 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
     if monday_writes != 0 {
         bail!("the echo bounced back to Monday");
     }
+    Ok(())
+}
 
-    // 4. An admin forces a push.
+/// 4. An admin forces a push and waits for its outcome.
+async fn admin_forces_a_push(world: &World, id: NpdId, settle: Duration) -> anyhow::Result<()> {
     let response = world
         .admin_post(&format!("/api/v1/contacts/{id}/sync-to-monday?wait=true"))
         .await?;
@@ -436,7 +466,11 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
     if body["outcome"] != json!("synced") {
         bail!("the manual push did not sync");
     }
-    world.settle(settle).await?;
+    world.settle(settle).await
+}
+
+/// The contact's sync history as the admin API shows it.
+async fn print_history(world: &World, id: NpdId) -> anyhow::Result<()> {
     let status: Value = world
         .admin_get(&format!("/api/v1/contacts/{id}/sync"))
         .await?
@@ -451,9 +485,6 @@ async fn demo_steps(database_url: &str) -> anyhow::Result<()> {
             h["reason"].as_str().unwrap_or_default()
         );
     }
-    println!();
-    println!("demo finished: every step happened as expected");
-    world.stop().await;
     Ok(())
 }
 

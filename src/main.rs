@@ -1,24 +1,24 @@
 //! The `npd-monday-gateway` command line: `serve`, `migrate`, `demo`, `push-contact`,
 //! `admin-token create`, `check-config`.
 //!
+//! Parses the command line, loads the settings, calls `startup` (which builds the store and the
+//! clients) and the use cases, and prints the outcome. Builds nothing itself.
+//!
 //! Exit codes: 0 success, 2 bad usage or configuration, 1 any other failure.
 //! May import: clap, anyhow, tokio, the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
 
 use npd_monday_gateway::auth::admin_token;
 use npd_monday_gateway::config::Settings;
-use npd_monday_gateway::connectors::monday::MondayClient;
-use npd_monday_gateway::connectors::npd::NpdClient;
-use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
-use npd_monday_gateway::ledger::Store;
+use npd_monday_gateway::domain::entity::{BoardId, EntityKind, NpdId};
+use npd_monday_gateway::domain::mapping::EntityMapping;
 use npd_monday_gateway::startup::{self, Application};
-use npd_monday_gateway::sync::process::OwnMondayUser;
-use npd_monday_gateway::sync::push::{PushError, Pusher};
+use npd_monday_gateway::sync::push::PushError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -129,17 +129,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(&settings.database).await?;
-    store.migrate().await?;
-    store.close().await;
+    startup::migrate(&settings).await?;
     println!("migrations applied to {}", settings.database.redacted_url());
     Ok(ExitCode::SUCCESS)
-}
-
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<ExitCode> {
@@ -148,14 +140,8 @@ async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<Ex
         return Ok(ExitCode::from(2));
     };
     let settings = Arc::new(settings);
-    let store = open_store(&settings).await?;
-    let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
-    let pusher = Pusher::new(
-        Arc::clone(&settings),
-        store.clone(),
-        npd,
-        OwnMondayUser::default(),
-    );
+    let store = startup::open_store(&settings).await?;
+    let pusher = startup::cli_pusher(settings, &store);
     let result = pusher.push(EntityKind::Contact, id, "cli", None).await;
     store.close().await;
     match result {
@@ -185,7 +171,7 @@ async fn create_admin_token(settings: Settings, name: &str) -> anyhow::Result<Ex
         eprintln!("error: --name must be 1 to 100 characters");
         return Ok(ExitCode::from(2));
     }
-    let store = open_store(&settings).await?;
+    let store = startup::open_store(&settings).await?;
     let token = admin_token::generate();
     let created = store
         .insert_admin_token(name, &admin_token::hash(&token))
@@ -202,7 +188,7 @@ async fn create_admin_token(settings: Settings, name: &str) -> anyhow::Result<Ex
 
 async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     print_config_report(&settings);
-    let Some(client) = MondayClient::new(&settings.monday, settings.sync.monday_timeout()) else {
+    let Some(client) = startup::monday_client(&settings) else {
         return Ok(ExitCode::SUCCESS);
     };
     let mut ok = true;
@@ -210,58 +196,29 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
         let Some(board) = settings.board_for(kind) else {
             continue;
         };
-        match client.board_columns(board).await {
-            Ok(None) => {
-                println!(
-                    "problem: {} board {board} does not exist on Monday",
-                    kind.plural()
-                );
-                ok = false;
-            }
+        let problems = match client.board_columns(board).await {
+            Ok(None) => vec![format!(
+                "{} board {board} does not exist on Monday",
+                kind.plural()
+            )],
             Ok(Some(columns)) => {
-                let mapping = settings.mapping.for_kind(kind);
-                let mut wanted: Vec<(&str, Option<&str>)> =
-                    vec![(mapping.npd_id_column.as_str(), Some("text"))];
-                wanted.extend(
-                    mapping
-                        .fields
-                        .values()
-                        .map(|c| (c.column.as_str(), Some(c.column_type.as_str()))),
-                );
-                for (column, column_type) in wanted {
-                    match columns.iter().find(|(id, _)| id == column) {
-                        None => {
-                            println!(
-                                "problem: column `{column}` is missing on {} board {board}",
-                                kind.plural()
-                            );
-                            ok = false;
-                        }
-                        Some((_, t)) if column_type.is_some_and(|w| w != t) => {
-                            println!(
-                                "problem: column `{column}` on {} board {board} is of type {t}, the mapping says {}",
-                                kind.plural(),
-                                column_type.unwrap_or_default()
-                            );
-                            ok = false;
-                        }
-                        Some(_) => {}
-                    }
-                }
-                if ok {
-                    println!(
-                        "  {} board {board}: every mapped column exists with its type",
-                        kind.plural()
-                    );
-                }
+                column_problems(settings.mapping.for_kind(kind), &columns, kind, board)
             }
-            Err(e) => {
-                println!(
-                    "problem: cannot read {} board {board} from Monday: {e}",
-                    kind.plural()
-                );
-                ok = false;
-            }
+            Err(e) => vec![format!(
+                "cannot read {} board {board} from Monday: {e}",
+                kind.plural()
+            )],
+        };
+        for problem in &problems {
+            println!("problem: {problem}");
+        }
+        ok &= problems.is_empty();
+        // As before: once any board had a problem, later boards' all-clear lines are not printed.
+        if ok {
+            println!(
+                "  {} board {board}: every mapped column exists with its type",
+                kind.plural()
+            );
         }
     }
     Ok(if ok {
@@ -269,6 +226,38 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// What is wrong with `columns` (id, type) of `board` for `mapping`: missing mapped columns, and
+/// columns of another type than the mapping says.
+fn column_problems(
+    mapping: &EntityMapping,
+    columns: &[(String, String)],
+    kind: EntityKind,
+    board: BoardId,
+) -> Vec<String> {
+    let mut wanted: Vec<(&str, &str)> = vec![(mapping.npd_id_column.as_str(), "text")];
+    wanted.extend(
+        mapping
+            .fields
+            .values()
+            .map(|c| (c.column.as_str(), c.column_type.as_str())),
+    );
+    let mut problems = Vec::new();
+    for (column, column_type) in wanted {
+        match columns.iter().find(|(id, _)| id == column) {
+            None => problems.push(format!(
+                "column `{column}` is missing on {} board {board}",
+                kind.plural()
+            )),
+            Some((_, t)) if t != column_type => problems.push(format!(
+                "column `{column}` on {} board {board} is of type {t}, the mapping says {column_type}",
+                kind.plural()
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
 }
 
 fn print_config_report(s: &Settings) {
@@ -334,5 +323,48 @@ fn print_config_report(s: &Settings) {
         println!(
             "note: Monday is not configured (MONDAY_API_TOKEN and a board id are needed to write to Monday)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_problems_name_missing_and_mistyped_columns() {
+        let mapping = EntityMapping::default_for(EntityKind::Contact);
+        let board = BoardId(4_100_000_001);
+        let columns = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(id, t)| ((*id).to_owned(), (*t).to_owned()))
+                .collect()
+        };
+        let all = [
+            ("npd_id", "text"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("role_title", "text"),
+            ("notes", "long_text"),
+        ];
+        type Case<'a> = (&'a str, Vec<(String, String)>, &'a [&'a str]);
+        let cases: [Case<'_>; 3] = [
+            ("every column, right types", columns(&all), &[]),
+            (
+                "npd_id missing",
+                columns(&all[1..]),
+                &["column `npd_id` is missing on contacts board 4100000001"],
+            ),
+            (
+                "email is text",
+                columns(&[all[0], ("email", "text"), all[2], all[3], all[4]]),
+                &[
+                    "column `email` on contacts board 4100000001 is of type text, the mapping says email",
+                ],
+            ),
+        ];
+        for (name, board_columns, expected) in cases {
+            let problems = column_problems(&mapping, &board_columns, EntityKind::Contact, board);
+            assert_eq!(problems, expected, "{name}");
+        }
     }
 }

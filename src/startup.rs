@@ -1,7 +1,9 @@
-//! Wiring: builds the store, the writers, the state and the router, binds the listener, runs until
-//! stopped. The only place where concrete implementations are chosen.
+//! Wiring: builds the store, the clients, the writers, the state and the router, binds the
+//! listener, runs until stopped. The only place where concrete implementations are chosen, for
+//! `serve` and for the one-shot commands of the CLI alike.
 //!
-//! Owns: `Application`, logging set-up, signal handling.
+//! Owns: `Application`, the pieces the CLI's commands use (`open_store`, `migrate`,
+//! `monday_client`, `npd_client`, `cli_pusher`), logging set-up, signal handling.
 //! May import: everything in the crate.
 
 use std::net::SocketAddr;
@@ -23,7 +25,7 @@ use crate::sync::dispatch::{Dispatcher, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
-use crate::worker::{Wake, Workers};
+use crate::worker::{Wake, WorkerSettings, Workers};
 
 /// A built gateway, bound to its port, not yet serving.
 pub struct Application {
@@ -63,11 +65,6 @@ impl Application {
             store.clone(),
             own_monday_user.clone(),
         );
-        let worker = format!(
-            "gw-{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
         let shutdown = CancellationToken::new();
         if let Some(client) = remotes.monday.clone()
             && own_monday_user.get().is_none()
@@ -79,7 +76,8 @@ impl Application {
             ));
         }
         let pusher = Pusher::new(processor.clone(), remotes.npd.clone());
-        let dispatcher = Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker);
+        let dispatcher =
+            Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker_name());
         let state = AppState::new(
             Arc::clone(&settings),
             store.clone(),
@@ -132,16 +130,12 @@ impl Application {
             database = %self.settings.database.redacted_url(),
             "npd-monday-gateway listening"
         );
-        let sync = &self.settings.sync;
-        let workers = sync.run_workers.then(|| {
+        let workers = self.settings.sync.run_workers.then(|| {
             Workers::spawn(
                 self.processor,
                 self.dispatcher,
                 self.wake,
-                sync.dispatch_concurrency,
-                sync.poll_interval(),
-                std::time::Duration::from_millis(sync.lease_ms),
-                self.settings.http.shutdown_grace(),
+                worker_settings(&self.settings),
                 self.shutdown.clone(),
             )
         });
@@ -173,11 +167,59 @@ impl Application {
 
 /// The clients of Monday and NPD the settings configure (`None` where they do not).
 pub fn remotes(settings: &Settings) -> Remotes {
-    let monday = MondayClient::new(&settings.monday, settings.sync.monday_timeout());
-    let npd = NpdClient::new(&settings.npd, settings.sync.npd_timeout());
     Remotes {
-        monday: monday.map(|c| Arc::new(c) as Arc<dyn MondayApi>),
-        npd: npd.map(|c| Arc::new(c) as Arc<dyn NpdApi>),
+        monday: monday_client(settings).map(|c| Arc::new(c) as Arc<dyn MondayApi>),
+        npd: npd_client(settings).map(|c| Arc::new(c) as Arc<dyn NpdApi>),
+    }
+}
+
+/// Connects the store and applies pending migrations (for the CLI's one-shot commands).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Applies pending migrations and closes the store (`migrate`).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// The Monday client, when Monday's API token is configured.
+pub fn monday_client(settings: &Settings) -> Option<MondayClient> {
+    MondayClient::new(&settings.monday, settings.sync.monday_timeout())
+}
+
+/// The NPD client, when NPD's API is configured.
+pub fn npd_client(settings: &Settings) -> Option<NpdClient> {
+    NpdClient::new(&settings.npd, settings.sync.npd_timeout())
+}
+
+/// A pusher for `push-contact`: it queues the push in `store` (a running `serve` sends it). The
+/// gateway's Monday user is not learned for one command.
+pub fn cli_pusher(settings: Arc<Settings>, store: &Store) -> Pusher {
+    let npd = remotes(&settings).npd;
+    let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
+    Pusher::new(processor, npd)
+}
+
+/// This process's name on the jobs it leases: unique per process and start.
+fn worker_name() -> String {
+    format!(
+        "gw-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+fn worker_settings(settings: &Settings) -> WorkerSettings {
+    WorkerSettings {
+        concurrency: settings.sync.dispatch_concurrency,
+        poll: settings.sync.poll_interval(),
+        lease: settings.sync.lease(),
+        grace: settings.http.shutdown_grace(),
     }
 }
 

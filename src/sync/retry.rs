@@ -1,14 +1,15 @@
 //! The one retry policy of the gateway: exponential backoff with full jitter, the remote's own
 //! `Retry-After` / `retry_in_seconds` honoured, and a cap on attempts.
 //!
-//! Owns: `RetryPolicy` and `Verdict`. Whether an error is worth retrying is decided once, by the
-//! connectors (`ConnectorError::class`); when, here.
-//! May import: std, rand, crate::connectors.
+//! Owns: `RetryPolicy` (built from the `[sync]` settings) and `Verdict`. Whether an error is worth
+//! retrying is decided once, by the connectors (`ConnectorError::class`); when, here.
+//! May import: std, rand, crate::config, crate::connectors.
 
 use std::time::Duration;
 
 use rand::Rng;
 
+use crate::config::SyncSettings;
 use crate::connectors::{ConnectorError, FailureClass};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,17 @@ pub enum Verdict {
     RetryAfter(Duration),
     /// Give up: the reason goes to the dead letter.
     Dead(String),
+}
+
+/// The schedule configured in `[sync]`: `retry_base_ms`, `retry_cap_ms`, `max_attempts`.
+impl From<&SyncSettings> for RetryPolicy {
+    fn from(sync: &SyncSettings) -> Self {
+        RetryPolicy {
+            base: sync.retry_base(),
+            cap: sync.retry_cap(),
+            max_attempts: sync.max_attempts,
+        }
+    }
 }
 
 impl RetryPolicy {
@@ -142,6 +154,24 @@ mod tests {
                 "attempt {attempt}: jitter never neared the ceiling ({max})"
             );
         }
+    }
+
+    #[test]
+    fn the_policy_follows_the_sync_settings() {
+        let sync = SyncSettings {
+            retry_base_ms: 50,
+            retry_cap_ms: 1_000,
+            max_attempts: 3,
+            ..SyncSettings::default()
+        };
+        assert_eq!(
+            RetryPolicy::from(&sync),
+            RetryPolicy {
+                base: Duration::from_millis(50),
+                cap: Duration::from_secs(1),
+                max_attempts: 3,
+            }
+        );
     }
 
     proptest! {

@@ -1,9 +1,9 @@
 //! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
 //! dispatcher (jobs to Monday and NPD, several at once) and the lease reaper.
 //!
-//! Owns: `Workers` (spawning, waking, graceful stop). On stop the dispatcher claims nothing new,
-//! lets in-flight jobs finish within the grace period, and releases the leases of any it had to
-//! abandon so another worker (or this one after a restart) picks them up at once.
+//! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
+//! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
+//! of any it had to abandon so another worker (or this one after a restart) picks them up at once.
 //! May import: std, tokio, tokio-util, tracing, crate::{config, ledger, sync}.
 
 use std::collections::HashMap;
@@ -53,19 +53,34 @@ pub struct Workers {
     tasks: JoinSet<()>,
 }
 
+/// How the loops run (from `[sync]` and the HTTP shutdown grace).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Jobs the dispatcher runs at once.
+    pub concurrency: usize,
+    /// How often idle loops look for work.
+    pub poll: Duration,
+    /// A claimed job's lease; the reaper frees expired ones.
+    pub lease: Duration,
+    /// How long in-flight jobs may take to finish on stop.
+    pub grace: Duration,
+}
+
 impl Workers {
     /// Starts the processor, the dispatcher (with `concurrency` jobs at once) and the reaper.
-    #[expect(clippy::too_many_arguments, reason = "wiring: each is one setting")]
     pub fn spawn(
         processor: Processor,
         dispatcher: Dispatcher,
         wake: Wake,
-        concurrency: usize,
-        poll: Duration,
-        lease: Duration,
-        grace: Duration,
+        settings: WorkerSettings,
         shutdown: CancellationToken,
     ) -> Workers {
+        let WorkerSettings {
+            concurrency,
+            poll,
+            lease,
+            grace,
+        } = settings;
         let mut tasks = JoinSet::new();
         tasks.spawn(process_loop(
             processor,

@@ -72,7 +72,7 @@ pub enum JobEnd {
 
 impl Dispatcher {
     pub fn new(settings: Arc<Settings>, store: Store, remotes: Remotes, worker: String) -> Self {
-        let policy = settings.sync.retry_policy();
+        let policy = RetryPolicy::from(&settings.sync);
         let budget = Arc::new(Budget::new(
             settings.monday.requests_per_minute,
             settings.monday.complexity_per_minute,
