@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::entity::{BoardId, ContactSnapshot, MondayItemId, NpdId, Side};
-use crate::ledger::Store;
 use crate::domain::state::InboxOutcome;
+use crate::ledger::Store;
 use crate::sim::monday::{MondaySim, MondaySimConfig};
 use crate::sim::npd::{NpdSim, NpdSimConfig};
 use crate::startup::Application;
+use crate::sync::push::PushOutcome;
 use crate::worker::Wake;
 
 pub const CONTACTS_BOARD: BoardId = BoardId(4_100_000_001);
@@ -463,7 +464,7 @@ async fn admin_forces_a_push(world: &World, id: NpdId, settle: Duration) -> anyh
     let body: Value = response.json().await?;
     println!("4. Admin POST /api/v1/contacts/{id}/sync-to-monday?wait=true -> HTTP {status}");
     println!("   {body}");
-    if body["outcome"] != json!("synced") {
+    if body["outcome"] != json!(PushOutcome::Synced.as_str()) {
         bail!("the manual push did not sync");
     }
     world.settle(settle).await

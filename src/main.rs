@@ -18,7 +18,7 @@ use npd_monday_gateway::config::Settings;
 use npd_monday_gateway::domain::entity::{BoardId, EntityKind, NpdId};
 use npd_monday_gateway::domain::mapping::EntityMapping;
 use npd_monday_gateway::startup::{self, Application};
-use npd_monday_gateway::sync::push::PushError;
+use npd_monday_gateway::sync::push::{PushError, Requester};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,7 +142,11 @@ async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<Ex
     let settings = Arc::new(settings);
     let store = startup::open_store(&settings).await?;
     let pusher = startup::cli_pusher(settings, &store);
-    let result = pusher.push(EntityKind::Contact, id, "cli", None).await;
+    let by = Requester {
+        actor: "cli",
+        request_id: None,
+    };
+    let result = pusher.push(EntityKind::Contact, id, by).await;
     store.close().await;
     match result {
         Ok(q) => {

@@ -182,7 +182,7 @@ impl NpdClient {
             .request(method, url)?
             .header(CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key)
-            .header("X-Sync-Origin", "monday")
+            .header("X-Sync-Origin", Side::Monday.as_str())
             .body(body))
     }
 

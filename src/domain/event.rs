@@ -13,10 +13,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
 use crate::domain::record::NpdRecord;
-use crate::domain::entity::{
-    BoardId, EntityKind, MondayItemId, NpdId,
-};
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -242,7 +240,10 @@ impl fmt::Display for NpdEventType {
 pub enum NpdData {
     /// The record as it is now (`*.created`, `*.updated`).
     Record(NpdRecord),
-    Deleted { id: NpdId, version: i64 },
+    Deleted {
+        id: NpdId,
+        version: i64,
+    },
 }
 
 /// A parsed NPD change event.

@@ -108,7 +108,9 @@ pub enum Work {
         values: BTreeMap<String, FieldValue>,
     },
     /// PATCH `monday_id`.
-    WriteLink { monday_id: MondayItemId },
+    WriteLink {
+        monday_id: MondayItemId,
+    },
     /// POST a new contact with these fields.
     CreateNpdContact {
         values: BTreeMap<String, FieldValue>,
@@ -207,6 +209,9 @@ mod tests {
     fn operations_know_their_target() {
         assert_eq!(Operation::PushItem.target(), Side::Monday);
         assert_eq!(Operation::WriteLink.target(), Side::Npd);
-        assert_eq!("archive_item".parse::<Operation>().ok(), Some(Operation::ArchiveItem));
+        assert_eq!(
+            "archive_item".parse::<Operation>().ok(),
+            Some(Operation::ArchiveItem)
+        );
     }
 }

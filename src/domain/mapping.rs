@@ -13,8 +13,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::record::NpdRecord;
 use crate::domain::entity::EntityKind;
+use crate::domain::record::NpdRecord;
 
 /// The Monday column types the gateway can write (Monday's GraphQL `ColumnType` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1085,7 +1085,8 @@ mod tests {
     #[test]
     fn npd_values_treat_missing_null_and_non_strings_as_none() {
         let mapping = EntityMapping::default_for(EntityKind::Contact);
-        let mut record = record_of(&json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1}));
+        let mut record =
+            record_of(&json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1}));
         record.fields = [
             ("first_name", NpdValue::Text("  Ada ".into())),
             ("last_name", NpdValue::Null),

@@ -402,6 +402,18 @@ pub fn decide(
     // 4. The side changed.
     next.set_value(side, value.clone(), false);
     next.set_pending(side, None);
+    side_changed(state, next, change, policy)
+}
+
+/// Step 4 of `decide`: `change.side` now holds a new value (`next` already says so).
+fn side_changed(
+    state: &FieldState,
+    mut next: FieldState,
+    change: &Change,
+    policy: ConflictPolicy,
+) -> (Decision, FieldState) {
+    let (side, value) = (change.side, &change.value);
+    let other_side = side.other();
     let other = state.will_hold(other_side);
 
     if value == other {

@@ -93,7 +93,10 @@ pub struct RecordShapeError(pub serde_path_to_error::Error<serde_json::Error>);
 impl NpdRecord {
     /// Reads the `data` object of a record of `kind`. The known fields are checked against the
     /// kind's typed snapshot first, so an error names the field that is wrong.
-    pub fn from_object(kind: EntityKind, data: Map<String, Value>) -> Result<Self, RecordShapeError> {
+    pub fn from_object(
+        kind: EntityKind,
+        data: Map<String, Value>,
+    ) -> Result<Self, RecordShapeError> {
         let (id, version, sync_enabled, monday_id, updated_at) = match kind {
             EntityKind::Contact => {
                 let c: ContactSnapshot =
@@ -143,7 +146,10 @@ impl From<ContactSnapshot> for NpdRecord {
             ("phone", text(c.phone)),
             ("role_title", text(c.role_title)),
             ("notes", text(c.notes)),
-            ("organization_id", text(c.organization_id.map(|o| o.to_string()))),
+            (
+                "organization_id",
+                text(c.organization_id.map(|o| o.to_string())),
+            ),
         ];
         NpdRecord {
             id: c.id,
@@ -192,9 +198,13 @@ mod tests {
 
     #[test]
     fn a_wrongly_typed_known_field_is_named() {
-        let data = object(json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1, "email": 5}));
+        let data =
+            object(json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1, "email": 5}));
         let err = NpdRecord::from_object(EntityKind::Contact, data).err();
-        assert_eq!(err.map(|e| e.0.path().to_string()).as_deref(), Some("email"));
+        assert_eq!(
+            err.map(|e| e.0.path().to_string()).as_deref(),
+            Some("email")
+        );
     }
 
     #[test]

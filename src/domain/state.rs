@@ -3,7 +3,7 @@
 //! entries.
 //!
 //! Owns: `EntityStatus`, `JobState`, `InboxOutcome`, `ConflictStatus`, `Resolution`,
-//! `HistoryKind` and `HistoryDetail`. Their names are the values the migrations' `check` constraints allow.
+//! `HistoryKind` and `HistoryDetail`, `AuditOutcome`. Their names are the values the migrations' `check` constraints allow.
 //! May import: std, serde, crate::domain.
 
 use std::collections::BTreeMap;
@@ -119,6 +119,24 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How an admin call ended, as the audit log records it.
+    pub enum AuditOutcome ("audit outcome") {
+        Ok = "ok",
+        /// The credentials were refused.
+        Denied = "denied",
+        /// The request was refused as given (malformed, or not configured).
+        Rejected = "rejected",
+        /// Work was queued on the normal path.
+        Queued = "queued",
+        NotFound = "not_found",
+        /// The gateway could not carry it out.
+        Failed = "failed",
+        /// A conflict was settled.
+        Resolved = "resolved",
+    }
+}
+
 impl From<InboxOutcome> for HistoryKind {
     /// The history entry that records a merge with this outcome.
     fn from(outcome: InboxOutcome) -> Self {
@@ -165,6 +183,7 @@ mod tests {
         round_trips(ConflictStatus::ALL);
         round_trips(Resolution::ALL);
         round_trips(HistoryKind::ALL);
+        round_trips(AuditOutcome::ALL);
     }
 
     #[test]

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{admin_token, constant_time_eq};
-use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
-use crate::domain::state::ConflictStatus;
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::state::{AuditOutcome, ConflictStatus};
 use crate::http::error::ApiError;
 use crate::http::{AppState, request_id_of};
 use crate::ledger::admin::AuditEntry;
@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for Admin {
                         action: "authenticate",
                         target: None,
                         request_id: request_id.as_deref(),
-                        outcome: "denied",
+                        outcome: AuditOutcome::Denied,
                         detail: Some("invalid admin token"),
                     };
                     admin_use::audit(&state.store, &entry).await;
@@ -138,26 +138,34 @@ impl FromRequestParts<AppState> for Admin {
             .admin_limiter
             .check(&actor, state.settings.sync.admin_requests_per_minute)
         {
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::CONTENT_TYPE, crate::http::error::PROBLEM_JSON)],
-                json!({
-                    "type": "urn:npd-monday-gateway:problem:rate-limited",
-                    "title": "Too Many Requests",
-                    "status": 429,
-                    "detail": format!("admin request limit of {} per minute reached", state.settings.sync.admin_requests_per_minute),
-                })
-                .to_string(),
-            )
-                .into_response();
-            let secs = wait.as_secs().max(1).to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Err(response);
+            return Err(rate_limited(
+                state.settings.sync.admin_requests_per_minute,
+                wait,
+            ));
         }
         Ok(Admin { actor, request_id })
     }
+}
+
+/// 429 with `Retry-After`: the token's requests of this minute are spent.
+fn rate_limited(per_minute: u32, wait: Duration) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONTENT_TYPE, crate::http::error::PROBLEM_JSON)],
+        json!({
+            "type": "urn:npd-monday-gateway:problem:rate-limited",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": format!("admin request limit of {per_minute} per minute reached"),
+        })
+        .to_string(),
+    )
+        .into_response();
+    let secs = wait.as_secs().max(1).to_string();
+    if let Ok(v) = HeaderValue::from_str(&secs) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 fn unauthorized(detail: &str) -> Response {
@@ -223,7 +231,15 @@ async fn push(
     };
     let action = format!("{kind}.sync-to-monday");
     let Ok(id) = NpdId::parse(&raw_id) else {
-        audit(&state, &admin, &action, None, "rejected", Some("malformed id")).await;
+        audit(
+            &state,
+            &admin,
+            &action,
+            None,
+            AuditOutcome::Rejected,
+            Some("malformed id"),
+        )
+        .await;
         return Err(ApiError::BadRequest(format!("{kind} id must be a UUID")));
     };
     let target = id.to_string();
@@ -236,7 +252,15 @@ async fn push(
         Err(e) => {
             let (outcome, error) = push_error(e);
             let detail = error.to_string();
-            audit(&state, &admin, &action, Some(&target), outcome, Some(&detail)).await;
+            audit(
+                &state,
+                &admin,
+                &action,
+                Some(&target),
+                outcome,
+                Some(&detail),
+            )
+            .await;
             return Err(error);
         }
     };
@@ -257,7 +281,7 @@ async fn push(
         &admin,
         &action,
         Some(&target),
-        "queued",
+        AuditOutcome::Queued,
         Some(&queued.message),
     )
     .await;
@@ -265,20 +289,20 @@ async fn push(
 }
 
 /// The answer and audit outcome of a push that could not be queued.
-fn push_error(e: PushError) -> (&'static str, ApiError) {
+fn push_error(e: PushError) -> (AuditOutcome, ApiError) {
     match e {
-        PushError::NotConfigured(m) => ("rejected", ApiError::BadRequest(m)),
+        PushError::NotConfigured(m) => (AuditOutcome::Rejected, ApiError::BadRequest(m)),
         e @ (PushError::NotFound { .. } | PushError::Deleted { .. }) => {
-            ("not_found", ApiError::NotFound(e.to_string()))
+            (AuditOutcome::NotFound, ApiError::NotFound(e.to_string()))
         }
         PushError::Lookup(c) => (
-            "failed",
+            AuditOutcome::Failed,
             ApiError::BadGateway(format!(
                 "NPD could not be asked about the record: {}",
                 c.class
             )),
         ),
-        PushError::Ledger(l) => ("failed", ApiError::from(l)),
+        PushError::Ledger(l) => (AuditOutcome::Failed, ApiError::from(l)),
     }
 }
 
@@ -332,7 +356,7 @@ async fn status(
             &admin,
             &format!("{kind}.sync-status"),
             Some(&id.to_string()),
-            "not_found",
+            AuditOutcome::NotFound,
             None,
         )
         .await;
@@ -369,7 +393,7 @@ async fn status(
         &admin,
         &format!("{kind}.sync-status"),
         Some(&id.to_string()),
-        "ok",
+        AuditOutcome::Ok,
         None,
     )
     .await;
@@ -381,7 +405,15 @@ async fn list_dead_letters(
     admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     let jobs = admin_use::dead_letters(&state.store, 500).await?;
-    audit(&state, &admin, "dead-letters.list", None, "ok", None).await;
+    audit(
+        &state,
+        &admin,
+        "dead-letters.list",
+        None,
+        AuditOutcome::Ok,
+        None,
+    )
+    .await;
     Ok(Json(
         json!({ "dead_letters": jobs.iter().map(job_json).collect::<Vec<_>>() }),
     ))
@@ -403,7 +435,7 @@ async fn replay_dead_letter(
             &admin,
             "dead-letters.replay",
             Some(&target),
-            "not_found",
+            AuditOutcome::NotFound,
             None,
         )
         .await;
@@ -415,7 +447,7 @@ async fn replay_dead_letter(
         &admin,
         "dead-letters.replay",
         Some(&target),
-        "queued",
+        AuditOutcome::Queued,
         None,
     )
     .await;
@@ -436,12 +468,20 @@ async fn list_conflicts(
 ) -> Result<Json<Value>, ApiError> {
     let status = match query.status.as_deref() {
         None => ConflictStatus::Open,
-        Some(s) => s.parse::<ConflictStatus>().map_err(|_| {
-            ApiError::BadRequest("`status` must be open or resolved".into())
-        })?,
+        Some(s) => s
+            .parse::<ConflictStatus>()
+            .map_err(|_| ApiError::BadRequest("`status` must be open or resolved".into()))?,
     };
     let rows = state.store.conflicts(status, 1_000).await?;
-    audit(&state, &admin, "conflicts.list", None, "ok", None).await;
+    audit(
+        &state,
+        &admin,
+        "conflicts.list",
+        None,
+        AuditOutcome::Ok,
+        None,
+    )
+    .await;
     Ok(Json(
         json!({ "conflicts": rows.iter().map(conflict_json).collect::<Vec<_>>() }),
     ))
@@ -482,12 +522,12 @@ async fn resolve_conflict(
         ))
     })?;
     let take = match (request.take.as_deref(), request.value) {
-        (Some("npd"), None) => Take::Npd,
-        (Some("monday"), None) => Take::Monday,
+        (Some(side), None) => match side.parse::<Side>() {
+            Ok(Side::Npd) => Take::Npd,
+            Ok(Side::Monday) => Take::Monday,
+            Err(_) => return Err(ApiError::BadRequest("`take` must be npd or monday".into())),
+        },
         (None, Some(value)) => Take::Value(value),
-        (Some(other), None) if other != "npd" && other != "monday" => {
-            return Err(ApiError::BadRequest("`take` must be npd or monday".into()));
-        }
         _ => {
             return Err(ApiError::BadRequest(
                 "give exactly one of `take` and `value`".into(),
@@ -512,7 +552,7 @@ async fn resolve_conflict(
                 &admin,
                 "conflicts.resolve",
                 Some(&target),
-                "rejected",
+                AuditOutcome::Rejected,
                 Some(&error.to_string()),
             )
             .await;
@@ -525,7 +565,7 @@ async fn resolve_conflict(
         &admin,
         "conflicts.resolve",
         Some(&target),
-        "resolved",
+        AuditOutcome::Resolved,
         None,
     )
     .await;
@@ -582,7 +622,7 @@ async fn audit(
     admin: &Admin,
     action: &str,
     target: Option<&str>,
-    outcome: &str,
+    outcome: AuditOutcome,
     detail: Option<&str>,
 ) {
     let entry = AuditEntry {

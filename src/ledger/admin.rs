@@ -1,10 +1,11 @@
 //! Admin tokens (only their SHA-256 is stored) and the audit log of admin actions.
 //!
 //! Owns: `admin_tokens` and `audit_log` rows.
-//! May import: sqlx, crate::ledger.
+//! May import: sqlx, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
+use crate::domain::state::AuditOutcome;
 use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -26,7 +27,7 @@ pub struct AuditEntry<'a> {
     pub action: &'a str,
     pub target: Option<&'a str>,
     pub request_id: Option<&'a str>,
-    pub outcome: &'a str,
+    pub outcome: AuditOutcome,
     pub detail: Option<&'a str>,
 }
 

@@ -16,7 +16,7 @@ use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::reconcile::{ConflictPolicy, FieldState};
 use crate::domain::record::NpdRecord;
 use crate::domain::state::{
-    ConflictStatus, EntityStatus, HistoryKind, InboxOutcome, JobState, Resolution,
+    AuditOutcome, ConflictStatus, EntityStatus, HistoryKind, InboxOutcome, JobState, Resolution,
 };
 
 /// Stores each type as TEXT through its `Display` and `FromStr`.
@@ -111,6 +111,7 @@ text_column!(
     ConflictStatus,
     Resolution,
     HistoryKind,
+    AuditOutcome,
     Operation,
     ConflictPolicy,
 );
@@ -147,6 +148,8 @@ where
     i64: sqlx::Decode<'r, DB>,
 {
     fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(Priority::from_i64(<i64 as sqlx::Decode<'r, DB>>::decode(value)?))
+        Ok(Priority::from_i64(<i64 as sqlx::Decode<'r, DB>>::decode(
+            value,
+        )?))
     }
 }

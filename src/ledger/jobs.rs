@@ -145,12 +145,7 @@ pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<Job
 }
 
 /// Marks a leased job done; false when the lease token no longer matches (nothing changed).
-pub async fn complete(
-    tx: &mut Tx,
-    id: i64,
-    token: i64,
-    result: &Sent,
-) -> LedgerResult<bool> {
+pub async fn complete(tx: &mut Tx, id: i64, token: i64, result: &Sent) -> LedgerResult<bool> {
     let now = now_ms();
     let done = with_tx!(tx, conn => {
         sqlx::query(

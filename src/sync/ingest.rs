@@ -12,10 +12,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::domain::entity::{Side, unix_ms};
 use crate::domain::event::{MondayEvent, MondayEventKind, NpdEvent};
 use crate::ledger::LedgerResult;
 use crate::ledger::group_commit::InboxWriter;
-use crate::domain::entity::Side;
 use crate::ledger::inbox::{InsertOutcome, NewInboxEvent};
 
 /// The ingest use case: settings to classify events, and the group-commit writer.
@@ -89,9 +89,7 @@ fn npd_inbox_row(
         board_id: None,
         monday_item_id: None,
         entity_version: Some(event.version()),
-        occurred_at_ms: event
-            .updated_at()
-            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)),
+        occurred_at_ms: event.updated_at().map(unix_ms),
         payload: String::from_utf8_lossy(raw_body).into_owned(),
         request_id,
         ignored_reason: None,

@@ -16,3 +16,6 @@ pub mod process;
 pub mod push;
 pub mod resolve;
 pub mod retry;
+
+#[cfg(test)]
+mod testkit;

@@ -72,14 +72,7 @@ pub async fn ensure_forced_push(
         jobs::raise_priority(tx, job.id, cause.priority).await?;
         return Ok(job.id);
     }
-    enqueue(
-        tx,
-        entity,
-        Operation::PushItem,
-        JobPayload::forced(),
-        cause,
-    )
-    .await
+    enqueue(tx, entity, Operation::PushItem, JobPayload::forced(), cause).await
 }
 
 /// Queues the write-back of a new link to NPD (`PATCH … {"monday_id"}`), unless NPD already holds

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::connectors::{ConnectorError, NpdApi};
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId, unix_ms};
+use crate::domain::names::named_enum;
 use crate::domain::record::NpdRecord;
 use crate::domain::state::{EntityStatus, HistoryKind, JobState};
 use crate::ledger::entities::{self, EntityRow};
@@ -44,21 +45,15 @@ pub struct PushQueued {
     pub message: String,
 }
 
-/// How a push ended, seen by `?wait=true`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushOutcome {
-    Synced,
-    Failed,
-    Pending,
-}
-
-impl PushOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PushOutcome::Synced => "synced",
-            PushOutcome::Failed => "failed",
-            PushOutcome::Pending => "pending",
-        }
+named_enum! {
+    /// How a push ended, seen by `?wait=true`.
+    pub enum PushOutcome ("push outcome") {
+        /// The push job is done: Monday holds the values.
+        Synced = "synced",
+        /// The push job went to the dead letters.
+        Failed = "failed",
+        /// Still queued or in flight when the wait ended.
+        Pending = "pending",
     }
 }
 
@@ -121,7 +116,15 @@ impl Pusher {
         }
         let job_id = outbox::ensure_forced_push(&mut tx, &entity, &cause).await?;
         let reason = format!("forced push to Monday requested by {}", by.actor);
-        record_job(&mut tx, entity.id, job_id, HistoryKind::Requested, reason, None).await?;
+        record_job(
+            &mut tx,
+            entity.id,
+            job_id,
+            HistoryKind::Requested,
+            reason,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         let message = match entity.monday_item_id {
             Some(item) => format!("push of every synced field to Monday item {item} queued"),

@@ -104,7 +104,15 @@ pub async fn resolve_conflict(
         entities::set_status(&mut tx, entity.id, EntityStatus::Pending, None).await?;
     }
     let reason = describe(&conflict.field, by.actor, resolution, &value, &pushed_to);
-    record(&mut tx, entity.id, &cause, HistoryKind::Resolved, reason, None).await?;
+    record(
+        &mut tx,
+        entity.id,
+        &cause,
+        HistoryKind::Resolved,
+        reason,
+        None,
+    )
+    .await?;
     let conflict = conflicts::find(&mut tx, id).await?.unwrap_or(conflict);
     tx.commit().await?;
     Ok(Resolved {

@@ -37,7 +37,12 @@ impl Dispatcher {
                 let npd = self.npd_api()?;
                 let fields = npd_fields(values);
                 let npd_version = npd
-                    .patch(entity.kind, npd_id_of(entity)?, &fields, &job.idempotency_key)
+                    .patch(
+                        entity.kind,
+                        npd_id_of(entity)?,
+                        &fields,
+                        &job.idempotency_key,
+                    )
                     .await?;
                 Ok(Sent::NpdPatched {
                     fields: values.keys().cloned().collect(),
@@ -51,7 +56,12 @@ impl Dispatcher {
                     NpdValue::Text(monday_id.to_string()),
                 )]);
                 let npd_version = npd
-                    .patch(entity.kind, npd_id_of(entity)?, &fields, &job.idempotency_key)
+                    .patch(
+                        entity.kind,
+                        npd_id_of(entity)?,
+                        &fields,
+                        &job.idempotency_key,
+                    )
                     .await?;
                 Ok(Sent::LinkWritten {
                     monday_id: *monday_id,
@@ -137,7 +147,9 @@ impl Dispatcher {
             return Ok(Sent::Archived { item_id: None });
         };
         self.spend(MUTATION_POINTS, job).await;
-        let archived = monday.archive_item(item, &key_of(job, "archive_item")).await;
+        let archived = monday
+            .archive_item(item, &key_of(job, "archive_item"))
+            .await;
         self.observe(monday);
         match archived {
             Ok(()) => Ok(Sent::Archived {

@@ -56,7 +56,10 @@ impl Dispatcher {
             {
                 self.item_gone(&mut tx, job, token, entity, &error).await?
             }
-            Err(error) => self.failed(&mut tx, job, token, entity, work, &error).await?,
+            Err(error) => {
+                self.failed(&mut tx, job, token, entity, work, &error)
+                    .await?
+            }
         };
         tx.commit().await?;
         Ok(end)
@@ -74,7 +77,12 @@ impl Dispatcher {
             values.keys().cloned().collect::<Vec<_>>().join(", ")
         };
         let (reason, detail) = match (work, sent) {
-            (Work::PushItem { values, .. }, Sent::Item { item_id, created, .. }) => {
+            (
+                Work::PushItem { values, .. },
+                Sent::Item {
+                    item_id, created, ..
+                },
+            ) => {
                 self.item_pushed(tx, job, entity, values, sent).await?;
                 let what = if *created { "created" } else { "updated" };
                 let reason = format!("Monday item {item_id} {what}: {}", fields(values));

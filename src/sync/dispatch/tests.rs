@@ -1,0 +1,238 @@
+//! Dispatch against in-memory fakes of Monday and NPD, over a real ledger: what is sent, what is
+//! recorded, and how failures end.
+
+use serde_json::json;
+
+use crate::connectors::FailureClass;
+use crate::domain::entity::{MondayItemId, Side};
+use crate::domain::job::{Operation, Work};
+use crate::domain::record::NpdValue;
+use crate::domain::state::{EntityStatus, HistoryKind, JobState};
+use crate::ledger::tx::Tx;
+use crate::sync::dispatch::JobEnd;
+use crate::sync::testkit::{ADA, Call, Kit, error, fixture};
+
+async fn kit_with_ada() -> Kit {
+    let kit = Kit::new().await;
+    kit.npd("msg_1", &fixture("npd/contact.created.json")).await;
+    kit
+}
+
+fn operations(ends: &[(crate::ledger::jobs::JobRow, JobEnd)]) -> Vec<(Operation, JobEnd)> {
+    ends.iter().map(|(j, e)| (j.operation, e.clone())).collect()
+}
+
+#[tokio::test]
+async fn a_new_contact_is_looked_up_created_linked_and_its_link_written_back() {
+    // Arrange
+    let kit = kit_with_ada().await;
+
+    // Act
+    let ends = kit.dispatch_all().await;
+
+    // Assert
+    assert_eq!(
+        operations(&ends),
+        vec![
+            (Operation::PushItem, JobEnd::Done),
+            (Operation::WriteLink, JobEnd::Done)
+        ]
+    );
+    let calls = kit.fakes.calls();
+    assert_eq!(
+        calls[0],
+        Call::Find {
+            column: "npd_id".into(),
+            value: ADA.into()
+        },
+        "a create is preceded by a lookup of the npd_id column"
+    );
+    let Call::CreateItem {
+        name, columns, key, ..
+    } = &calls[1]
+    else {
+        panic!("then the item is created: {calls:?}");
+    };
+    assert_eq!(name, "Ada Lovelace");
+    assert_eq!(columns["npd_id"], json!(ADA));
+    assert_eq!(
+        columns["email"],
+        json!({"email": "ada@example.com", "text": "ada@example.com"})
+    );
+    assert!(
+        !columns.contains_key("notes"),
+        "empty values are not sent on a create"
+    );
+    assert!(key.ends_with(":create_item"));
+    let Call::Patch { fields, .. } = &calls[2] else {
+        panic!("then the link goes back to NPD: {calls:?}");
+    };
+    assert_eq!(
+        fields.get("monday_id"),
+        Some(&NpdValue::Text("5200000101".into()))
+    );
+    let entity = kit.entity(ADA).await;
+    assert_eq!(entity.monday_item_id, Some(MondayItemId(5_200_000_101)));
+    assert_eq!(entity.status, EntityStatus::Synced);
+    assert_eq!(
+        entity.npd_echo_version,
+        Some(2),
+        "NPD's answer version is kept"
+    );
+}
+
+#[tokio::test]
+async fn an_item_found_by_its_npd_id_is_adopted_not_created_again() {
+    let kit = kit_with_ada().await;
+    kit.fakes.add_item(ADA, MondayItemId(77));
+
+    kit.dispatch_all().await;
+
+    let calls = kit.fakes.calls();
+    assert!(
+        !calls.iter().any(|c| matches!(c, Call::CreateItem { .. })),
+        "{calls:?}"
+    );
+    let Some(Call::ChangeColumns { item, columns, .. }) = calls
+        .iter()
+        .find(|c| matches!(c, Call::ChangeColumns { .. }))
+    else {
+        panic!("the found item is updated: {calls:?}");
+    };
+    assert_eq!(*item, MondayItemId(77));
+    assert_eq!(
+        columns["name"],
+        json!("Ada Lovelace"),
+        "an adopted item is renamed"
+    );
+    assert_eq!(columns["npd_id"], json!(ADA));
+    assert_eq!(kit.entity(ADA).await.monday_item_id, Some(MondayItemId(77)));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_later_with_the_same_frozen_work() {
+    let kit = kit_with_ada().await;
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
+
+    let first = kit.dispatcher.claim(10).await.expect("claim");
+    let end = kit.dispatcher.run(first[0].clone()).await.expect("run");
+
+    assert!(matches!(end, JobEnd::RetryLater(_)), "{end:?}");
+    let job = kit
+        .store
+        .job(first[0].id)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!((job.state, job.attempts), (JobState::Pending, 1));
+    assert!(
+        matches!(job.payload.frozen, Some(Work::PushItem { all: true, .. })),
+        "what the first attempt sends is frozen for its retries: {:?}",
+        job.payload
+    );
+    let history = kit.store.history(job.entity_id, 10).await.expect("history");
+    assert_eq!(history[0].kind, HistoryKind::Failed);
+    assert!(
+        history[0].reason.contains("retry in"),
+        "{}",
+        history[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_to_the_dead_letters_and_marks_the_entity_failed() {
+    let kit = kit_with_ada().await;
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::Permanent, 400));
+
+    let ends = kit.dispatch_all().await;
+
+    assert!(matches!(ends[0].1, JobEnd::Dead(_)), "{ends:?}");
+    let entity = kit.entity(ADA).await;
+    assert_eq!(entity.status, EntityStatus::Failed);
+    assert!(entity.last_error.is_some());
+    let dead = kit
+        .store
+        .jobs_in_state(JobState::Dead, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    let fields = kit.store.entity_fields(entity.id).await.expect("fields");
+    assert!(
+        fields.values().all(|f| f.pending_monday.is_none()),
+        "a dead write is no longer pending"
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_item_is_unlinked_and_created_again() {
+    let kit = kit_with_ada().await;
+    kit.dispatch_all().await;
+    kit.npd("msg_2", &fixture("npd/contact.updated.json")).await;
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::NotFound, 200));
+
+    let ends = kit.dispatch_all().await;
+
+    assert_eq!(ends[0].1, JobEnd::RetryLater(std::time::Duration::ZERO));
+    let calls = kit.fakes.calls();
+    let creates = calls
+        .iter()
+        .filter(|c| matches!(c, Call::CreateItem { .. }))
+        .count();
+    assert_eq!(creates, 2, "the item is created again: {calls:?}");
+    assert_eq!(
+        kit.entity(ADA).await.monday_item_id,
+        Some(MondayItemId(5_200_000_102))
+    );
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_was_taken_over_records_nothing() {
+    let kit = kit_with_ada().await;
+    let job = kit.dispatcher.claim(10).await.expect("claim").remove(0);
+    // Another worker takes the job over: the lease expired and it was claimed again.
+    let mut tx: Tx = kit.store.begin().await.expect("tx");
+    crate::ledger::jobs::retry_later(&mut tx, job.id, job.lease_token.unwrap_or(0), "lost", 0)
+        .await
+        .expect("released");
+    tx.commit().await.expect("commit");
+    let again = kit.dispatcher.claim(10).await.expect("claim").remove(0);
+    assert_ne!(again.lease_token, job.lease_token);
+
+    let end = kit.dispatcher.run(job).await.expect("run");
+
+    assert_eq!(end, JobEnd::Fenced);
+    assert!(
+        kit.fakes.calls().is_empty(),
+        "a fenced worker sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_monday_edit_patches_only_that_field_in_npd() {
+    let kit = kit_with_ada().await;
+    kit.dispatch_all().await;
+    let before = kit.fakes.calls().len();
+
+    kit.monday(&fixture("monday/update_column_value_email.json"))
+        .await;
+    let ends = kit.dispatch_all().await;
+
+    assert_eq!(operations(&ends), vec![(Operation::PatchNpd, JobEnd::Done)]);
+    let calls = kit.fakes.calls();
+    let Call::Patch { fields, key, .. } = &calls[before] else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(
+        fields.keys().collect::<Vec<_>>(),
+        vec!["email"],
+        "only the changed field"
+    );
+    assert_eq!(
+        fields["email"],
+        NpdValue::Text("ada.lovelace@example.com".into())
+    );
+    assert!(key.starts_with("npd-monday-gateway:"));
+}

@@ -130,8 +130,11 @@ impl Processor {
         merge: &Merge<'_>,
         decisions: &[(String, Decision)],
     ) -> LedgerResult<()> {
-        let pushes_to =
-            |side: Side| decisions.iter().any(|(_, d)| matches!(d, Decision::Push { to, .. } if *to == side));
+        let pushes_to = |side: Side| {
+            decisions
+                .iter()
+                .any(|(_, d)| matches!(d, Decision::Push { to, .. } if *to == side))
+        };
         let conflict = decisions
             .iter()
             .any(|(_, d)| matches!(d, Decision::Conflict { .. }));

@@ -149,7 +149,15 @@ impl Processor {
             MondayEventKind::ItemRestored => format!("Monday item {item} was restored in Monday"),
             _ => return Ok(None),
         };
-        record(tx, entity.id, cause, HistoryKind::Reported, reason.clone(), None).await?;
+        record(
+            tx,
+            entity.id,
+            cause,
+            HistoryKind::Reported,
+            reason.clone(),
+            None,
+        )
+        .await?;
         Ok(Some(Outcome::new(InboxOutcome::Applied, reason)))
     }
 
@@ -197,7 +205,15 @@ impl Processor {
                 ),
             )
         };
-        record(tx, entity.id, cause, HistoryKind::Reported, reason.clone(), None).await?;
+        record(
+            tx,
+            entity.id,
+            cause,
+            HistoryKind::Reported,
+            reason.clone(),
+            None,
+        )
+        .await?;
         Ok(Outcome::new(outcome, reason))
     }
 

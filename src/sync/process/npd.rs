@@ -193,7 +193,15 @@ impl Processor {
             ),
             None => "deleted in NPD; it had no Monday item".to_owned(),
         };
-        record(tx, entity.id, &cause, HistoryKind::Decided, reason.clone(), None).await?;
+        record(
+            tx,
+            entity.id,
+            &cause,
+            HistoryKind::Decided,
+            reason.clone(),
+            None,
+        )
+        .await?;
         Ok(Outcome::new(InboxOutcome::Applied, reason))
     }
 }
