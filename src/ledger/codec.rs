@@ -19,9 +19,9 @@ use crate::domain::state::{
     AuditOutcome, ConflictStatus, EntityStatus, HistoryKind, InboxOutcome, JobState, Resolution,
 };
 
-/// Stores each type as TEXT through its `Display` and `FromStr`.
-macro_rules! text_column {
-    ($($ty:ty),+ $(,)?) => {$(
+/// Stores `$ty` as TEXT: `$encode` turns a value into its text, `$decode` reads it back.
+macro_rules! string_column {
+    ($ty:ty, $encode:expr, $decode:expr) => {
         impl<DB: Database> sqlx::Type<DB> for $ty
         where
             String: sqlx::Type<DB>,
@@ -42,7 +42,8 @@ macro_rules! text_column {
                 &self,
                 buf: &mut <DB as Database>::ArgumentBuffer<'q>,
             ) -> Result<IsNull, BoxDynError> {
-                <String as sqlx::Encode<'q, DB>>::encode(self.to_string(), buf)
+                let encode: fn(&$ty) -> Result<String, BoxDynError> = $encode;
+                <String as sqlx::Encode<'q, DB>>::encode(encode(self)?, buf)
             }
         }
 
@@ -51,51 +52,35 @@ macro_rules! text_column {
             String: sqlx::Decode<'r, DB>,
         {
             fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
-                text.parse::<$ty>()
-                    .map_err(|e| format!("{} `{text}`: {e}", stringify!($ty)).into())
+                let decode: fn(String) -> Result<$ty, BoxDynError> = $decode;
+                decode(<String as sqlx::Decode<'r, DB>>::decode(value)?)
             }
         }
+    };
+}
+
+/// Stores each type as TEXT through its `Display` and `FromStr` (its name).
+macro_rules! text_column {
+    ($($ty:ty),+ $(,)?) => {$(
+        string_column!(
+            $ty,
+            |v| Ok(v.to_string()),
+            |text| text
+                .parse::<$ty>()
+                .map_err(|e| format!("{} `{text}`: {e}", stringify!($ty)).into())
+        );
     )+};
 }
 
 /// Stores each type as JSON text (serde).
 macro_rules! json_column {
     ($($ty:ty),+ $(,)?) => {$(
-        impl<DB: Database> sqlx::Type<DB> for $ty
-        where
-            String: sqlx::Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <String as sqlx::Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <String as sqlx::Type<DB>>::compatible(ty)
-            }
-        }
-
-        impl<'q, DB: Database> sqlx::Encode<'q, DB> for $ty
-        where
-            String: sqlx::Encode<'q, DB>,
-        {
-            fn encode_by_ref(
-                &self,
-                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
-            ) -> Result<IsNull, BoxDynError> {
-                <String as sqlx::Encode<'q, DB>>::encode(serde_json::to_string(self)?, buf)
-            }
-        }
-
-        impl<'r, DB: Database> sqlx::Decode<'r, DB> for $ty
-        where
-            String: sqlx::Decode<'r, DB>,
-        {
-            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
-                serde_json::from_str(&text)
-                    .map_err(|e| format!("stored {}: {e}", stringify!($ty)).into())
-            }
-        }
+        string_column!(
+            $ty,
+            |v| Ok(serde_json::to_string(v)?),
+            |text| serde_json::from_str(&text)
+                .map_err(|e| format!("stored {}: {e}", stringify!($ty)).into())
+        );
     )+};
 }
 

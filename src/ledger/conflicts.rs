@@ -8,8 +8,8 @@ use sqlx::FromRow;
 
 use crate::domain::reconcile::ConflictPolicy;
 use crate::domain::state::{ConflictStatus, Resolution};
-use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::tx::{Tx, on_pool, on_tx};
+use crate::ledger::{LedgerResult, Store, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ConflictRow {
@@ -49,37 +49,16 @@ pub async fn open(
 ) -> LedgerResult<i64> {
     let now = now_ms();
     if let Some(id) = open_for_field(tx, entity_id, field).await?.map(|c| c.id) {
-        with_tx!(tx, conn => {
-            sqlx::query(
-                "update conflicts set base_value = $2, npd_value = $3, monday_value = $4, updated_at = $5 where id = $1",
-            )
-            .bind(id)
-            .bind(v.base)
-            .bind(v.npd)
-            .bind(v.monday)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let sql = "update conflicts set base_value = $2, npd_value = $3, monday_value = $4, \
+                   updated_at = $5 where id = $1";
+        on_tx!(tx, execute, sql, id, v.base, v.npd, v.monday, now)?;
         return Ok(id);
     }
-    let id = with_tx!(tx, conn => {
-        sqlx::query_scalar(
-            "insert into conflicts (entity_id, field, base_value, npd_value, monday_value, policy, status, \
-             opened_at, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $7) returning id",
-        )
-        .bind(entity_id)
-        .bind(field)
-        .bind(v.base)
-        .bind(v.npd)
-        .bind(v.monday)
-        .bind(policy)
-        .bind(now)
-        .fetch_one(conn)
-        .await
-    })?;
-    Ok(id)
+    let sql = "insert into conflicts (entity_id, field, base_value, npd_value, monday_value, policy, \
+               status, opened_at, created_at, updated_at) \
+               values ($1, $2, $3, $4, $5, $6, $8, $7, $7, $7) returning id";
+    let open = ConflictStatus::Open;
+    Ok(on_tx!(tx, scalar i64, sql, entity_id, field, v.base, v.npd, v.monday, policy, now, open)?)
 }
 
 /// The open conflict of a field, if any.
@@ -91,21 +70,15 @@ pub async fn open_for_field(
     let sql = format!(
         "select {CONFLICT_COLUMNS} from conflicts where entity_id = $1 and field = $2 and status = 'open'"
     );
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, ConflictRow>(&sql).bind(entity_id).bind(field).fetch_optional(conn).await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional ConflictRow, &sql, entity_id, field)?)
 }
 
 pub async fn find(tx: &mut Tx, id: i64) -> LedgerResult<Option<ConflictRow>> {
     let sql = format!("select {CONFLICT_COLUMNS} from conflicts where id = $1");
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, ConflictRow>(&sql).bind(id).fetch_optional(conn).await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional ConflictRow, &sql, id)?)
 }
 
-/// Closes an open conflict with the chosen resolution (`npd`, `monday` or `value`).
+/// Closes an open conflict with the chosen resolution.
 pub async fn close(
     tx: &mut Tx,
     id: i64,
@@ -113,26 +86,31 @@ pub async fn close(
     value: Option<&str>,
     resolved_by: &str,
 ) -> LedgerResult<bool> {
-    let now = now_ms();
-    let done = with_tx!(tx, conn => {
-        sqlx::query(
-            "update conflicts set status = 'resolved', resolution = $2, resolved_value = $3, resolved_by = $4, \
-             resolved_at = $5, updated_at = $5 where id = $1 and status = 'open'",
-        )
-        .bind(id)
-        .bind(resolution)
-        .bind(value)
-        .bind(resolved_by)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    let sql = "update conflicts set status = $6, resolution = $2, resolved_value = $3, resolved_by = $4, \
+               resolved_at = $5, updated_at = $5 where id = $1 and status = 'open'";
+    let resolved = ConflictStatus::Resolved;
+    let done = on_tx!(
+        tx,
+        execute,
+        sql,
+        id,
+        resolution,
+        value,
+        resolved_by,
+        now_ms(),
+        resolved
+    )?;
     Ok(done == 1)
 }
 
+/// How many conflicts of an entity are open.
+pub async fn open_count(tx: &mut Tx, entity_id: i64) -> LedgerResult<i64> {
+    let sql = "select count(*) from conflicts where entity_id = $1 and status = 'open'";
+    Ok(on_tx!(tx, scalar i64, sql, entity_id)?)
+}
+
 impl Store {
-    /// Conflicts in a status (`open` or `resolved`), oldest first, bounded by `limit`.
+    /// Conflicts in a status, oldest first, bounded by `limit`.
     pub async fn conflicts(
         &self,
         status: ConflictStatus,
@@ -141,10 +119,7 @@ impl Store {
         let sql = format!(
             "select {CONFLICT_COLUMNS} from conflicts where status = $1 order by id limit $2"
         );
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, ConflictRow>(&sql).bind(status).bind(limit).fetch_all(pool).await
-        })?;
-        Ok(rows)
+        Ok(on_pool!(self, all ConflictRow, &sql, status, limit)?)
     }
 
     /// Open conflicts of one entity.
@@ -152,20 +127,6 @@ impl Store {
         let sql = format!(
             "select {CONFLICT_COLUMNS} from conflicts where entity_id = $1 and status = 'open' order by id"
         );
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, ConflictRow>(&sql).bind(entity_id).fetch_all(pool).await
-        })?;
-        Ok(rows)
+        Ok(on_pool!(self, all ConflictRow, &sql, entity_id)?)
     }
-}
-
-/// How many conflicts of an entity are open.
-pub async fn open_count(tx: &mut Tx, entity_id: i64) -> LedgerResult<i64> {
-    let n = with_tx!(tx, conn => {
-        sqlx::query_scalar::<_, i64>("select count(*) from conflicts where entity_id = $1 and status = 'open'")
-            .bind(entity_id)
-            .fetch_one(conn)
-            .await
-    })?;
-    Ok(n)
 }

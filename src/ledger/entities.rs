@@ -13,7 +13,7 @@ use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
 use crate::domain::reconcile::FieldState;
 use crate::domain::record::NpdRecord;
 use crate::domain::state::EntityStatus;
-use crate::ledger::tx::{Tx, with_tx};
+use crate::ledger::tx::{Tx, on_tx};
 use crate::ledger::{LedgerResult, Store, now_ms};
 
 /// One `entities` row.
@@ -56,33 +56,17 @@ pub async fn find_by_npd(
     npd_id: NpdId,
 ) -> LedgerResult<Option<EntityRow>> {
     let sql = format!("select {ENTITY_COLUMNS} from entities where kind = $1 and npd_id = $2");
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(kind)
-            .bind(npd_id)
-            .fetch_optional(conn)
-            .await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional EntityRow, &sql, kind, npd_id)?)
 }
 
 pub async fn find_by_item(tx: &mut Tx, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
     let sql = format!("select {ENTITY_COLUMNS} from entities where monday_item_id = $1");
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(item)
-            .fetch_optional(conn)
-            .await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional EntityRow, &sql, item)?)
 }
 
 pub async fn find_by_id(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>> {
     let sql = format!("select {ENTITY_COLUMNS} from entities where id = $1");
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, EntityRow>(&sql).bind(id).fetch_optional(conn).await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional EntityRow, &sql, id)?)
 }
 
 /// Locks an entity for the rest of the transaction and returns its current row. Every
@@ -90,73 +74,61 @@ pub async fn find_by_id(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>>
 /// an admin's resolution) takes this lock first, so on PostgreSQL, where those run in parallel,
 /// none overwrites another's committed state. SQLite's write transactions are serial already.
 pub async fn lock(tx: &mut Tx, id: i64) -> LedgerResult<Option<EntityRow>> {
-    let sql = match tx {
-        Tx::Sqlite(..) => format!("select {ENTITY_COLUMNS} from entities where id = $1"),
-        Tx::Postgres(_) => {
-            format!("select {ENTITY_COLUMNS} from entities where id = $1 for update")
-        }
+    let lock = match tx {
+        Tx::Sqlite(..) => "",
+        Tx::Postgres(_) => " for update",
     };
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, EntityRow>(&sql).bind(id).fetch_optional(conn).await
-    })?;
-    Ok(row)
+    let sql = format!("select {ENTITY_COLUMNS} from entities where id = $1{lock}");
+    Ok(on_tx!(tx, optional EntityRow, &sql, id)?)
 }
 
 pub async fn insert(tx: &mut Tx, e: &NewEntity) -> LedgerResult<EntityRow> {
-    let now = now_ms();
     let sql = format!(
         "insert into entities (kind, npd_id, monday_item_id, board_id, sync_enabled, status, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $7) returning {ENTITY_COLUMNS}"
     );
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, EntityRow>(&sql)
-            .bind(e.kind)
-            .bind(e.npd_id)
-            .bind(e.monday_item_id)
-            .bind(e.board_id)
-            .bind(e.sync_enabled)
-            .bind(e.status)
-            .bind(now)
-            .fetch_one(conn)
-            .await
-    })?;
-    Ok(row)
+    Ok(on_tx!(
+        tx,
+        one EntityRow,
+        &sql,
+        e.kind,
+        e.npd_id,
+        e.monday_item_id,
+        e.board_id,
+        e.sync_enabled,
+        e.status,
+        now_ms()
+    )?)
 }
 
 /// Records the newest NPD snapshot of an entity.
 pub async fn record_npd_snapshot(tx: &mut Tx, id: i64, record: &NpdRecord) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "update entities set npd_version = case when npd_version is null or npd_version < $2 then $2 \
-             else npd_version end, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
-        )
-        .bind(id)
-        .bind(record.version)
-        .bind(record)
-        .bind(record.sync_enabled)
-        .bind(now_ms())
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set npd_version = case when npd_version is null or npd_version < $2 then $2 \
+         else npd_version end, npd_snapshot = $3, sync_enabled = $4, updated_at = $5 where id = $1",
+        id,
+        record.version,
+        record,
+        record.sync_enabled,
+        now_ms()
+    )?;
     Ok(())
 }
 
 /// Records the NPD version the gateway's own write produced: later events must be newer, and
 /// the event of exactly this version is that write's echo.
 pub async fn record_npd_write(tx: &mut Tx, id: i64, version: i64) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "update entities set npd_version = case when npd_version is null or npd_version < $2 \
-             then $2 else npd_version end, npd_echo_version = $2, updated_at = $3 where id = $1",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(now_ms())
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set npd_version = case when npd_version is null or npd_version < $2 \
+         then $2 else npd_version end, npd_echo_version = $2, updated_at = $3 where id = $1",
+        id,
+        version,
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -167,30 +139,28 @@ pub async fn set_link(
     item: Option<MondayItemId>,
     board: Option<BoardId>,
 ) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update entities set monday_item_id = $2, board_id = $3, updated_at = $4 where id = $1")
-            .bind(id)
-            .bind(item)
-            .bind(board)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set monday_item_id = $2, board_id = $3, updated_at = $4 where id = $1",
+        id,
+        item,
+        board,
+        now_ms()
+    )?;
     Ok(())
 }
 
 /// Records the NPD id of an entity that started as a Monday item (`[sync] create_in_npd`).
 pub async fn set_npd_id(tx: &mut Tx, id: i64, npd_id: NpdId) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update entities set npd_id = $2, updated_at = $3 where id = $1")
-            .bind(id)
-            .bind(npd_id)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set npd_id = $2, updated_at = $3 where id = $1",
+        id,
+        npd_id,
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -201,33 +171,29 @@ pub async fn set_status(
     status: EntityStatus,
     last_error: Option<&str>,
 ) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update entities set status = $2, last_error = $3, updated_at = $4 where id = $1")
-            .bind(id)
-            .bind(status)
-            .bind(last_error)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set status = $2, last_error = $3, updated_at = $4 where id = $1",
+        id,
+        status,
+        last_error,
+        now_ms()
+    )?;
     Ok(())
 }
 
+/// Marks an entity deleted in NPD at `version`.
 pub async fn mark_deleted(tx: &mut Tx, id: i64, version: i64) -> LedgerResult<()> {
-    let now = now_ms();
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "update entities set status = $4, deleted_at = $2, npd_version = $3, updated_at = $2 where id = $1",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(version)
-        .bind(EntityStatus::Deleted)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "update entities set status = $4, deleted_at = $2, npd_version = $3, updated_at = $2 where id = $1",
+        id,
+        now_ms(),
+        version,
+        EntityStatus::Deleted
+    )?;
     Ok(())
 }
 
@@ -236,12 +202,8 @@ pub async fn load_fields(
     tx: &mut Tx,
     entity_id: i64,
 ) -> LedgerResult<BTreeMap<String, FieldState>> {
-    let rows: Vec<(String, FieldState)> = with_tx!(tx, conn => {
-        sqlx::query_as("select field, state from field_state where entity_id = $1")
-            .bind(entity_id)
-            .fetch_all(conn)
-            .await
-    })?;
+    let sql = "select field, state from field_state where entity_id = $1";
+    let rows = on_tx!(tx, all(String, FieldState), sql, entity_id)?;
     Ok(rows.into_iter().collect())
 }
 
@@ -251,20 +213,16 @@ pub async fn save_field(
     field: &str,
     state: &FieldState,
 ) -> LedgerResult<()> {
-    let now = now_ms();
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "insert into field_state (entity_id, field, state, created_at, updated_at) values ($1, $2, $3, $4, $4) \
-             on conflict (entity_id, field) do update set state = excluded.state, updated_at = excluded.updated_at",
-        )
-        .bind(entity_id)
-        .bind(field)
-        .bind(state)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    on_tx!(
+        tx,
+        execute,
+        "insert into field_state (entity_id, field, state, created_at, updated_at) values ($1, $2, $3, $4, $4) \
+         on conflict (entity_id, field) do update set state = excluded.state, updated_at = excluded.updated_at",
+        entity_id,
+        field,
+        state,
+        now_ms()
+    )?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@
 use sqlx::FromRow;
 
 use crate::domain::state::{HistoryDetail, HistoryKind};
-use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerError, LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::tx::{Tx, on_pool, on_tx};
+use crate::ledger::{LedgerError, LedgerResult, Store, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct HistoryRow {
@@ -37,45 +37,35 @@ pub struct Entry {
 }
 
 pub async fn append(tx: &mut Tx, e: &Entry) -> LedgerResult<()> {
-    let now = now_ms();
     let detail = e
         .detail
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
         .map_err(|err| LedgerError::Corrupt(format!("history detail: {err}")))?;
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "insert into history (entity_id, inbox_event_id, job_id, at, kind, reason, detail, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $4)",
-        )
-        .bind(e.entity_id)
-        .bind(e.inbox_event_id)
-        .bind(e.job_id)
-        .bind(now)
-        .bind(e.kind)
-        .bind(&e.reason)
-        .bind(detail)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    let sql = "insert into history (entity_id, inbox_event_id, job_id, at, kind, reason, detail, created_at) \
+               values ($1, $2, $3, $4, $5, $6, $7, $4)";
+    let (entity, inbox, job) = (e.entity_id, e.inbox_event_id, e.job_id);
+    on_tx!(
+        tx,
+        execute,
+        sql,
+        entity,
+        inbox,
+        job,
+        now_ms(),
+        e.kind,
+        &e.reason,
+        detail
+    )?;
     Ok(())
 }
 
 impl Store {
     /// The newest `limit` history entries of an entity, newest first.
     pub async fn history(&self, entity_id: i64, limit: i64) -> LedgerResult<Vec<HistoryRow>> {
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, HistoryRow>(
-                "select id, entity_id, inbox_event_id, job_id, at, kind, reason, detail from history \
-                 where entity_id = $1 order by id desc limit $2",
-            )
-            .bind(entity_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows)
+        let sql = "select id, entity_id, inbox_event_id, job_id, at, kind, reason, detail from history \
+                   where entity_id = $1 order by id desc limit $2";
+        Ok(on_pool!(self, all HistoryRow, sql, entity_id, limit)?)
     }
 }

@@ -9,8 +9,8 @@ use sqlx::{FromRow, QueryBuilder};
 
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::state::InboxOutcome;
-use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::tx::{Tx, on_pool, on_tx};
+use crate::ledger::{LedgerResult, Store, now_ms};
 
 /// A verified, parsed delivery about to be stored. Holds nothing secret: the payload is the body
 /// the sender signed (Monday's `shortLivedToken` travels in the JWT header, never in the body).
@@ -144,14 +144,7 @@ impl Store {
         let sql = format!(
             "select {INBOX_COLUMNS} from inbox_events where source = $1 and delivery_id = $2"
         );
-        let row = with_pool!(self, pool => {
-            sqlx::query_as::<_, InboxRow>(&sql)
-                .bind(source)
-                .bind(delivery_id)
-                .fetch_optional(pool)
-                .await
-        })?;
-        Ok(row)
+        Ok(on_pool!(self, optional InboxRow, &sql, source, delivery_id)?)
     }
 
     /// All inbox rows of one source, oldest first (tests and diagnostics; bounded by `limit`).
@@ -159,22 +152,18 @@ impl Store {
         let sql = format!(
             "select {INBOX_COLUMNS} from inbox_events where source = $1 order by id limit $2"
         );
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, InboxRow>(&sql)
-                .bind(source)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(rows)
+        Ok(on_pool!(self, all InboxRow, &sql, source, limit)?)
     }
 
     /// How many inbox rows exist, in all.
     pub async fn inbox_count(&self) -> LedgerResult<i64> {
-        let n = with_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>("select count(*) from inbox_events").fetch_one(pool).await
-        })?;
-        Ok(n)
+        Ok(on_pool!(self, scalar i64, "select count(*) from inbox_events")?)
+    }
+
+    /// How many inbox rows still wait for processing.
+    pub async fn unprocessed_count(&self) -> LedgerResult<i64> {
+        let sql = "select count(*) from inbox_events where processed_at is null";
+        Ok(on_pool!(self, scalar i64, sql)?)
     }
 }
 
@@ -183,10 +172,7 @@ pub async fn next_unprocessed(tx: &mut Tx, limit: i64) -> LedgerResult<Vec<Inbox
     let sql = format!(
         "select {INBOX_COLUMNS} from inbox_events where processed_at is null order by id limit $1"
     );
-    let rows = with_tx!(tx, conn => {
-        sqlx::query_as::<_, InboxRow>(&sql).bind(limit).fetch_all(conn).await
-    })?;
-    Ok(rows)
+    Ok(on_tx!(tx, all InboxRow, &sql, limit)?)
 }
 
 /// Records what processing decided for an inbox row.
@@ -196,30 +182,8 @@ pub async fn mark_processed(
     outcome: InboxOutcome,
     detail: Option<&str>,
 ) -> LedgerResult<()> {
-    let now = now_ms();
-    with_tx!(tx, conn => {
-        sqlx::query(
-            "update inbox_events set processed_at = $2, outcome = $3, outcome_detail = $4, updated_at = $2 where id = $1",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(outcome)
-        .bind(detail)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+    let sql = "update inbox_events set processed_at = $2, outcome = $3, outcome_detail = $4, \
+               updated_at = $2 where id = $1";
+    on_tx!(tx, execute, sql, id, now_ms(), outcome, detail)?;
     Ok(())
-}
-
-impl Store {
-    /// How many inbox rows still wait for processing.
-    pub async fn unprocessed_count(&self) -> LedgerResult<i64> {
-        let n = with_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>("select count(*) from inbox_events where processed_at is null")
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok(n)
-    }
 }

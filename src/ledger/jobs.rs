@@ -13,8 +13,8 @@ use sqlx::FromRow;
 use crate::domain::entity::Side;
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::state::JobState;
-use crate::ledger::tx::{Tx, with_tx};
-use crate::ledger::{LedgerResult, Store, now_ms, with_pool};
+use crate::ledger::tx::{Tx, on_pool, on_tx};
+use crate::ledger::{LedgerResult, Store, now_ms};
 
 /// One `outbox_jobs` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -63,27 +63,23 @@ fn new_idempotency_key() -> String {
 /// Enqueues a job with a fresh idempotency key, stable for all its attempts.
 pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> LedgerResult<i64> {
     let now = now_ms();
-    let key = new_idempotency_key();
-    let id: i64 = with_tx!(tx, conn => {
-        sqlx::query_scalar(
-            "insert into outbox_jobs (entity_id, target, operation, payload, idempotency_key, priority, state, \
-             attempts, max_attempts, next_attempt_at, request_id, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $10, 0, $7, $8, $9, $8, $8) returning id",
-        )
-        .bind(job.entity_id)
-        .bind(job.operation.target())
-        .bind(job.operation)
-        .bind(&job.payload)
-        .bind(&key)
-        .bind(job.priority)
-        .bind(job.max_attempts)
-        .bind(now)
-        .bind(job.request_id)
-        .bind(JobState::Pending)
-        .fetch_one(conn)
-        .await
-    })?;
-    Ok(id)
+    Ok(on_tx!(
+        tx,
+        scalar i64,
+        "insert into outbox_jobs (entity_id, target, operation, payload, idempotency_key, priority, state, \
+         attempts, max_attempts, next_attempt_at, request_id, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $10, 0, $7, $8, $9, $8, $8) returning id",
+        job.entity_id,
+        job.operation.target(),
+        job.operation,
+        &job.payload,
+        new_idempotency_key(),
+        job.priority,
+        job.max_attempts,
+        now,
+        job.request_id,
+        JobState::Pending
+    )?)
 }
 
 /// An open job of this entity, target and operation that has not been attempted yet: new changes
@@ -97,14 +93,7 @@ pub async fn find_unsent(
         "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 and operation = $2 \
          and state = 'pending' and attempts = 0 order by id desc limit 1"
     );
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, JobRow>(&sql)
-            .bind(entity_id)
-            .bind(operation)
-            .fetch_optional(conn)
-            .await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional JobRow, &sql, entity_id, operation)?)
 }
 
 /// Open (pending or leased) jobs of one entity, oldest first.
@@ -112,24 +101,22 @@ pub async fn open_jobs(tx: &mut Tx, entity_id: i64) -> LedgerResult<Vec<JobRow>>
     let sql = format!(
         "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 and state in ('pending', 'leased') order by id"
     );
-    let rows = with_tx!(tx, conn => {
-        sqlx::query_as::<_, JobRow>(&sql).bind(entity_id).fetch_all(conn).await
-    })?;
-    Ok(rows)
+    Ok(on_tx!(tx, all JobRow, &sql, entity_id)?)
 }
 
 /// Replaces a job's payload (coalescing into an unsent job, or freezing what is sent on the first
 /// attempt so every retry sends the same thing under the same idempotency key).
 pub async fn set_payload(tx: &mut Tx, id: i64, payload: &JobPayload) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update outbox_jobs set payload = $2, updated_at = $3 where id = $1")
-            .bind(id)
-            .bind(payload)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    let sql = "update outbox_jobs set payload = $2, updated_at = $3 where id = $1";
+    on_tx!(tx, execute, sql, id, payload, now_ms())?;
+    Ok(())
+}
+
+/// Raises a job's priority (never lowers it).
+pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerResult<()> {
+    let sql =
+        "update outbox_jobs set priority = $2, updated_at = $3 where id = $1 and priority < $2";
+    on_tx!(tx, execute, sql, id, priority, now_ms())?;
     Ok(())
 }
 
@@ -138,29 +125,52 @@ pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<Job
     let sql = format!(
         "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2"
     );
-    let row = with_tx!(tx, conn => {
-        sqlx::query_as::<_, JobRow>(&sql).bind(id).bind(token).fetch_optional(conn).await
-    })?;
-    Ok(row)
+    Ok(on_tx!(tx, optional JobRow, &sql, id, token)?)
+}
+
+/// The end of a leased job's attempt, each a fenced update of its row.
+enum Settle<'a> {
+    /// Done, with the call's answer.
+    Complete(&'a Sent),
+    /// Back to pending, due at the time given.
+    RetryAt(&'a str, i64),
+    /// To the dead letters.
+    Bury(&'a str),
+}
+
+/// Applies `settle` to a job still leased under `token`; false when fenced off (nothing changed).
+async fn settle(tx: &mut Tx, id: i64, token: i64, settle: Settle<'_>) -> LedgerResult<bool> {
+    let now = now_ms();
+    let fence = "where id = $1 and state = 'leased' and lease_token = $2";
+    let done = match settle {
+        Settle::Complete(result) => {
+            let sql = format!(
+                "update outbox_jobs set state = 'done', result = $3, done_at = $4, lease_until = null, \
+                 last_error = null, updated_at = $4 {fence}"
+            );
+            on_tx!(tx, execute, &sql, id, token, result, now)?
+        }
+        Settle::RetryAt(error, at) => {
+            let sql = format!(
+                "update outbox_jobs set state = 'pending', last_error = $3, next_attempt_at = $4, \
+                 lease_until = null, updated_at = $5 {fence}"
+            );
+            on_tx!(tx, execute, &sql, id, token, error, at, now)?
+        }
+        Settle::Bury(error) => {
+            let sql = format!(
+                "update outbox_jobs set state = 'dead', last_error = $3, done_at = $4, lease_until = null, \
+                 updated_at = $4 {fence}"
+            );
+            on_tx!(tx, execute, &sql, id, token, error, now)?
+        }
+    };
+    Ok(done == 1)
 }
 
 /// Marks a leased job done; false when the lease token no longer matches (nothing changed).
 pub async fn complete(tx: &mut Tx, id: i64, token: i64, result: &Sent) -> LedgerResult<bool> {
-    let now = now_ms();
-    let done = with_tx!(tx, conn => {
-        sqlx::query(
-            "update outbox_jobs set state = 'done', result = $3, done_at = $4, lease_until = null, last_error = null, \
-             updated_at = $4 where id = $1 and state = 'leased' and lease_token = $2",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(result)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
+    settle(tx, id, token, Settle::Complete(result)).await
 }
 
 /// Puts a leased job back for a later attempt; false when fenced off.
@@ -171,40 +181,12 @@ pub async fn retry_later(
     error: &str,
     next_attempt_at: i64,
 ) -> LedgerResult<bool> {
-    let done = with_tx!(tx, conn => {
-        sqlx::query(
-            "update outbox_jobs set state = 'pending', last_error = $3, next_attempt_at = $4, lease_until = null, \
-             updated_at = $5 where id = $1 and state = 'leased' and lease_token = $2",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(error)
-        .bind(next_attempt_at)
-        .bind(now_ms())
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
+    settle(tx, id, token, Settle::RetryAt(error, next_attempt_at)).await
 }
 
 /// Moves a leased job to the dead letters with its error; false when fenced off.
 pub async fn bury(tx: &mut Tx, id: i64, token: i64, error: &str) -> LedgerResult<bool> {
-    let now = now_ms();
-    let done = with_tx!(tx, conn => {
-        sqlx::query(
-            "update outbox_jobs set state = 'dead', last_error = $3, done_at = $4, lease_until = null, updated_at = $4 \
-             where id = $1 and state = 'leased' and lease_token = $2",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(error)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
+    settle(tx, id, token, Settle::Bury(error)).await
 }
 
 impl Store {
@@ -234,33 +216,20 @@ impl Store {
                  leased_by = $4, attempts = attempts + 1, updated_at = $1 where id in ({pick}) returning {JOB_COLUMNS}"
             )
         };
+        let lease_until = now + lease_ms;
         let mut rows = match self {
             // SQLite: the write lock of BEGIN IMMEDIATE makes the claim exclusive.
-            Store::Sqlite(sqlite) => {
-                let _turn = sqlite.write_turn().await;
-                let mut tx = sqlite.pool.begin_with("begin immediate").await?;
-                let rows = sqlx::query_as::<_, JobRow>(&update(pick))
-                    .bind(now)
-                    .bind(limit)
-                    .bind(now + lease_ms)
-                    .bind(worker)
-                    .bind(monday_min_priority)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            Store::Sqlite(_) => {
+                let mut tx = self.begin().await?;
+                let sql = update(pick);
+                let rows = on_tx!(&mut tx, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority)?;
                 tx.commit().await?;
                 rows
             }
             // PostgreSQL: replicas claim different rows without waiting for each other.
-            Store::Postgres(pool) => {
+            Store::Postgres(_) => {
                 let sql = update(&format!("{pick} for update of j skip locked"));
-                sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(now)
-                    .bind(limit)
-                    .bind(now + lease_ms)
-                    .bind(worker)
-                    .bind(monday_min_priority)
-                    .fetch_all(pool)
-                    .await?
+                on_pool!(self, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority)?
             }
         };
         rows.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
@@ -270,56 +239,18 @@ impl Store {
     /// Returns jobs whose lease expired (a worker died or stalled) to `pending`. Their token stays,
     /// so the stalled worker's late outcome is refused.
     pub async fn reap_expired_leases(&self) -> LedgerResult<u64> {
-        let now = now_ms();
-        let done = with_pool!(self, pool => {
-            sqlx::query(
-                "update outbox_jobs set state = 'pending', lease_until = null, \
-                 last_error = coalesce(last_error, 'lease expired'), updated_at = $1 \
-                 where state = 'leased' and lease_until < $1",
-            )
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(done)
+        let sql = "update outbox_jobs set state = 'pending', lease_until = null, \
+                   last_error = coalesce(last_error, 'lease expired'), updated_at = $1 \
+                   where state = 'leased' and lease_until < $1";
+        Ok(on_pool!(self, execute, sql, now_ms())?)
     }
 
-    pub async fn job(&self, id: i64) -> LedgerResult<Option<JobRow>> {
-        let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1");
-        let row = with_pool!(self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql).bind(id).fetch_optional(pool).await
-        })?;
-        Ok(row)
-    }
-
-    /// Jobs of one entity, newest first (bounded by `limit`).
-    pub async fn entity_jobs(&self, entity_id: i64, limit: i64) -> LedgerResult<Vec<JobRow>> {
-        let sql = format!(
-            "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 order by id desc limit $2"
-        );
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql).bind(entity_id).bind(limit).fetch_all(pool).await
-        })?;
-        Ok(rows)
-    }
-
-    /// Jobs in one state, oldest first (bounded by `limit`): `dead` lists the dead letters.
-    pub async fn jobs_in_state(&self, state: JobState, limit: i64) -> LedgerResult<Vec<JobRow>> {
-        let sql =
-            format!("select {JOB_COLUMNS} from outbox_jobs where state = $1 order by id limit $2");
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as::<_, JobRow>(&sql).bind(state).bind(limit).fetch_all(pool).await
-        })?;
-        Ok(rows)
-    }
-
-    /// All jobs, oldest first (tests and diagnostics).
-    pub async fn all_jobs(&self) -> LedgerResult<Vec<JobRow>> {
-        let sql = format!("select {JOB_COLUMNS} from outbox_jobs order by id");
-        let rows =
-            with_pool!(self, pool => sqlx::query_as::<_, JobRow>(&sql).fetch_all(pool).await)?;
-        Ok(rows)
+    /// Gives a leased job back (graceful shutdown): due now, lease cleared, token kept so the
+    /// abandoned call's late outcome cannot land.
+    pub async fn release_lease(&self, id: i64, token: i64) -> LedgerResult<bool> {
+        let sql = "update outbox_jobs set state = 'pending', lease_until = null, next_attempt_at = $3, \
+                   updated_at = $3 where id = $1 and state = 'leased' and lease_token = $2";
+        Ok(on_pool!(self, execute, sql, id, token, now_ms())? == 1)
     }
 
     /// Puts a dead job back to `pending`, due now, with as many attempts again as it had. It gets a
@@ -328,68 +259,41 @@ impl Store {
     /// (the item is looked up by its `npd_id` column first); updates and archives are idempotent.
     /// False when the job is not dead.
     pub async fn replay_dead_job(&self, id: i64) -> LedgerResult<bool> {
-        let now = now_ms();
-        let key = new_idempotency_key();
-        let done = with_pool!(self, pool => {
-            sqlx::query(
-                "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
-                 next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
-                 where id = $1 and state = 'dead'",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(key)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
+        let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
+                   next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
+                   where id = $1 and state = 'dead'";
+        Ok(on_pool!(self, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
     }
-}
 
-/// Raises a job's priority (never lowers it).
-pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerResult<()> {
-    with_tx!(tx, conn => {
-        sqlx::query("update outbox_jobs set priority = $2, updated_at = $3 where id = $1 and priority < $2")
-            .bind(id)
-            .bind(priority)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    Ok(())
-}
-
-impl Store {
-    /// Gives a leased job back (graceful shutdown): due now, lease cleared, token kept so the
-    /// abandoned call's late outcome cannot land.
-    pub async fn release_lease(&self, id: i64, token: i64) -> LedgerResult<bool> {
-        let now = now_ms();
-        let done = with_pool!(self, pool => {
-            sqlx::query(
-                "update outbox_jobs set state = 'pending', lease_until = null, next_attempt_at = $3, updated_at = $3 \
-                 where id = $1 and state = 'leased' and lease_token = $2",
-            )
-            .bind(id)
-            .bind(token)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(done == 1)
+    pub async fn job(&self, id: i64) -> LedgerResult<Option<JobRow>> {
+        let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1");
+        Ok(on_pool!(self, optional JobRow, &sql, id)?)
     }
-}
 
-impl Store {
+    /// Jobs of one entity, newest first (bounded by `limit`).
+    pub async fn entity_jobs(&self, entity_id: i64, limit: i64) -> LedgerResult<Vec<JobRow>> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from outbox_jobs where entity_id = $1 order by id desc limit $2"
+        );
+        Ok(on_pool!(self, all JobRow, &sql, entity_id, limit)?)
+    }
+
+    /// Jobs in one state, oldest first (bounded by `limit`): `dead` lists the dead letters.
+    pub async fn jobs_in_state(&self, state: JobState, limit: i64) -> LedgerResult<Vec<JobRow>> {
+        let sql =
+            format!("select {JOB_COLUMNS} from outbox_jobs where state = $1 order by id limit $2");
+        Ok(on_pool!(self, all JobRow, &sql, state, limit)?)
+    }
+
+    /// All jobs, oldest first (tests and diagnostics).
+    pub async fn all_jobs(&self) -> LedgerResult<Vec<JobRow>> {
+        let sql = format!("select {JOB_COLUMNS} from outbox_jobs order by id");
+        Ok(on_pool!(self, all JobRow, &sql)?)
+    }
+
     /// How many jobs are pending or leased (due or not).
     pub async fn open_job_count(&self) -> LedgerResult<i64> {
-        let n = with_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>("select count(*) from outbox_jobs where state in ('pending', 'leased')")
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok(n)
+        let sql = "select count(*) from outbox_jobs where state in ('pending', 'leased')";
+        Ok(on_pool!(self, scalar i64, sql)?)
     }
 }

@@ -4,7 +4,8 @@
 //! Owns: `LedgerStats`.
 //! May import: sqlx, crate::ledger.
 
-use crate::ledger::{LedgerResult, Store, with_pool};
+use crate::ledger::tx::on_pool;
+use crate::ledger::{LedgerResult, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerStats {
@@ -19,37 +20,17 @@ pub struct LedgerStats {
 
 impl Store {
     pub async fn stats(&self) -> LedgerResult<LedgerStats> {
-        let inbox = with_pool!(self, pool => {
-            sqlx::query_as::<_, (String, String, i64)>(
-                "select source, coalesce(outcome, 'unprocessed'), count(*) from inbox_events group by 1, 2 order by 1, 2",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
-        let jobs = with_pool!(self, pool => {
-            sqlx::query_as::<_, (String, String, String, i64)>(
-                "select target, operation, state, count(*) from outbox_jobs group by 1, 2, 3 order by 1, 2, 3",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
-        let open_conflicts = with_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>("select count(*) from conflicts where status = 'open'")
-                .fetch_one(pool)
-                .await
-        })?;
-        let entities = with_pool!(self, pool => {
-            sqlx::query_as::<_, (String, String, i64)>(
-                "select kind, status, count(*) from entities group by 1, 2 order by 1, 2",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
+        let inbox = "select source, coalesce(outcome, 'unprocessed'), count(*) from inbox_events \
+                     group by 1, 2 order by 1, 2";
+        let jobs = "select target, operation, state, count(*) from outbox_jobs \
+                    group by 1, 2, 3 order by 1, 2, 3";
+        let conflicts = "select count(*) from conflicts where status = 'open'";
+        let entities = "select kind, status, count(*) from entities group by 1, 2 order by 1, 2";
         Ok(LedgerStats {
-            inbox,
-            jobs,
-            open_conflicts,
-            entities,
+            inbox: on_pool!(self, all(String, String, i64), inbox)?,
+            jobs: on_pool!(self, all(String, String, String, i64), jobs)?,
+            open_conflicts: on_pool!(self, scalar i64, conflicts)?,
+            entities: on_pool!(self, all(String, String, i64), entities)?,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! One transaction over either backend.
 //!
 //! Owns: `Tx` and `with_tx!`, so ledger functions that take part in a larger unit of work (process
-//! one event, complete one job) are written once for both stores.
+//! one event, complete one job) are written once for both stores, and `statement!` with its
+//! `on_tx!` / `on_pool!` forms: one statement, its arguments bound in order, on either backend.
 //! May import: sqlx, crate::ledger.
 
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -32,6 +33,47 @@ macro_rules! with_tx {
     };
 }
 pub(crate) use with_tx;
+
+/// One statement with its arguments bound in order, on a concrete connection or pool `$conn`:
+/// `execute` (rows affected), `optional T` / `one T` / `all T` (rows as `T: FromRow`),
+/// `scalar T` / `scalar_optional T` (one column).
+macro_rules! statement {
+    ($conn:expr, execute, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($arg))*.execute($conn).await.map(|r| r.rows_affected())
+    };
+    ($conn:expr, optional $row:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as::<_, $row>($sql)$(.bind($arg))*.fetch_optional($conn).await
+    };
+    ($conn:expr, one $row:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as::<_, $row>($sql)$(.bind($arg))*.fetch_one($conn).await
+    };
+    ($conn:expr, all $row:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as::<_, $row>($sql)$(.bind($arg))*.fetch_all($conn).await
+    };
+    ($conn:expr, scalar $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_scalar::<_, $t>($sql)$(.bind($arg))*.fetch_one($conn).await
+    };
+    ($conn:expr, scalar_optional $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_scalar::<_, $t>($sql)$(.bind($arg))*.fetch_optional($conn).await
+    };
+}
+pub(crate) use statement;
+
+/// `statement!` inside a transaction: `on_tx!(tx, execute, "update …", a, b)?`.
+macro_rules! on_tx {
+    ($tx:expr, $($rest:tt)*) => {
+        $crate::ledger::tx::with_tx!($tx, conn => $crate::ledger::tx::statement!(conn, $($rest)*))
+    };
+}
+pub(crate) use on_tx;
+
+/// `statement!` on the store's pool: `on_pool!(self, all JobRow, &sql, limit)?`.
+macro_rules! on_pool {
+    ($store:expr, $($rest:tt)*) => {
+        $crate::ledger::with_pool!($store, pool => $crate::ledger::tx::statement!(pool, $($rest)*))
+    };
+}
+pub(crate) use on_pool;
 
 impl Store {
     /// Begins a write transaction. On SQLite the write lock is taken up front (`BEGIN IMMEDIATE`),
