@@ -58,16 +58,13 @@ pub async fn record(
     reason: impl Into<String>,
     detail: Option<HistoryDetail>,
 ) -> LedgerResult<()> {
-    history::append(
+    append(
         tx,
-        &Entry {
-            entity_id,
-            inbox_event_id: cause.inbox_id,
-            job_id: None,
-            kind,
-            reason: reason.into(),
-            detail,
-        },
+        entity_id,
+        (cause.inbox_id, None),
+        kind,
+        reason.into(),
+        detail,
     )
     .await
 }
@@ -81,16 +78,32 @@ pub async fn record_job(
     reason: impl Into<String>,
     detail: Option<HistoryDetail>,
 ) -> LedgerResult<()> {
-    history::append(
+    append(
         tx,
-        &Entry {
-            entity_id,
-            inbox_event_id: None,
-            job_id: Some(job_id),
-            kind,
-            reason: reason.into(),
-            detail,
-        },
+        entity_id,
+        (None, Some(job_id)),
+        kind,
+        reason.into(),
+        detail,
     )
     .await
+}
+
+async fn append(
+    tx: &mut Tx,
+    entity_id: i64,
+    (inbox_event_id, job_id): (Option<i64>, Option<i64>),
+    kind: HistoryKind,
+    reason: String,
+    detail: Option<HistoryDetail>,
+) -> LedgerResult<()> {
+    let entry = Entry {
+        entity_id,
+        inbox_event_id,
+        job_id,
+        kind,
+        reason,
+        detail,
+    };
+    history::append(tx, &entry).await
 }

@@ -33,39 +33,16 @@ impl Dispatcher {
             Work::Nothing => Ok(Sent::Nothing),
             Work::PushItem { values, all } => self.push_item(job, entity, values, *all).await,
             Work::ArchiveItem => self.archive_item(job, entity).await,
-            Work::PatchNpd { values } => {
-                let npd = self.npd_api()?;
-                let fields = npd_fields(values);
-                let npd_version = npd
-                    .patch(
-                        entity.kind,
-                        npd_id_of(entity)?,
-                        &fields,
-                        &job.idempotency_key,
-                    )
-                    .await?;
-                Ok(Sent::NpdPatched {
-                    fields: values.keys().cloned().collect(),
-                    npd_version,
-                })
-            }
+            Work::PatchNpd { values } => Ok(Sent::NpdPatched {
+                fields: values.keys().cloned().collect(),
+                npd_version: self.patch_npd(job, entity, npd_fields(values)).await?,
+            }),
             Work::WriteLink { monday_id } => {
-                let npd = self.npd_api()?;
-                let fields = NpdFields::from([(
-                    "monday_id".to_owned(),
-                    NpdValue::Text(monday_id.to_string()),
-                )]);
-                let npd_version = npd
-                    .patch(
-                        entity.kind,
-                        npd_id_of(entity)?,
-                        &fields,
-                        &job.idempotency_key,
-                    )
-                    .await?;
+                let link = NpdValue::Text(monday_id.to_string());
+                let fields = NpdFields::from([("monday_id".to_owned(), link)]);
                 Ok(Sent::LinkWritten {
                     monday_id: *monday_id,
-                    npd_version,
+                    npd_version: self.patch_npd(job, entity, fields).await?,
                 })
             }
             Work::CreateNpdContact { values } => {
@@ -78,6 +55,19 @@ impl Dispatcher {
                 Ok(Sent::NpdCreated { npd_id })
             }
         }
+    }
+
+    /// PATCHes the entity's NPD record with `fields`; the version NPD answers with.
+    async fn patch_npd(
+        &self,
+        job: &JobRow,
+        entity: &EntityRow,
+        fields: NpdFields,
+    ) -> Result<Option<i64>, ConnectorError> {
+        let id = npd_id_of(entity)?;
+        self.npd_api()?
+            .patch(entity.kind, id, &fields, &job.idempotency_key)
+            .await
     }
 
     /// Creates the entity's item (after looking it up by its npd_id: a create whose answer was

@@ -149,16 +149,9 @@ impl Processor {
             MondayEventKind::ItemRestored => format!("Monday item {item} was restored in Monday"),
             _ => return Ok(None),
         };
-        record(
-            tx,
-            entity.id,
-            cause,
-            HistoryKind::Reported,
-            reason.clone(),
-            None,
-        )
-        .await?;
-        Ok(Some(Outcome::new(InboxOutcome::Applied, reason)))
+        reported(tx, entity, cause, InboxOutcome::Applied, reason)
+            .await
+            .map(Some)
     }
 
     /// An item no entity is linked to: a created one is recorded (and, with `[sync]
@@ -205,16 +198,7 @@ impl Processor {
                 ),
             )
         };
-        record(
-            tx,
-            entity.id,
-            cause,
-            HistoryKind::Reported,
-            reason.clone(),
-            None,
-        )
-        .await?;
-        Ok(Outcome::new(outcome, reason))
+        reported(tx, &entity, cause, outcome, reason).await
     }
 
     /// Keeps the created item's values as Monday's side of each field and queues the NPD create.
@@ -236,6 +220,27 @@ impl Processor {
         outbox::ensure(tx, entity, Operation::CreateNpdContact, cause).await?;
         Ok(())
     }
+}
+
+/// Records `reason` as something that happened to the item (recorded, not synced) and ends
+/// processing with `outcome`.
+async fn reported(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+    outcome: InboxOutcome,
+    reason: String,
+) -> LedgerResult<Outcome> {
+    record(
+        tx,
+        entity.id,
+        cause,
+        HistoryKind::Reported,
+        reason.clone(),
+        None,
+    )
+    .await?;
+    Ok(Outcome::new(outcome, reason))
 }
 
 /// The per-field changes a Monday delivery carries.
