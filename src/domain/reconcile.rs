@@ -875,19 +875,16 @@ mod tests {
 
     #[test]
     fn the_echo_of_a_write_in_flight_is_an_echo_before_it_is_confirmed() {
+        let policy = ConflictPolicy::Manual;
         let start = FieldState::agreed(v("A"));
-        let (decision, state) = decide(&start, &change(Side::Npd, "X", 10), ConflictPolicy::Manual);
+        let (decision, state) = decide(&start, &change(Side::Npd, "X", 10), policy);
         assert_eq!(
             decision,
             push(Side::Monday, "X", PushReason::OnlyOneSideChanged)
         );
         assert_eq!(state.pending_monday, pending("X"));
 
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Monday, "X", 20),
-            ConflictPolicy::Manual,
-        );
+        let (decision, state) = decide(&state, &change(Side::Monday, "X", 20), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             state,
@@ -913,18 +910,11 @@ mod tests {
     #[test]
     fn a_sent_write_replaced_before_it_was_confirmed_is_still_an_echo_when_it_lands() {
         // Monday changes A -> B -> C; the write of B to NPD has gone out when C is decided.
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "B", 10),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "B", 10), policy);
         let state = mark_sent(&state, Side::Npd, &v("B"));
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Monday, "C", 20),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, state) = decide(&state, &change(Side::Monday, "C", 20), policy);
         assert!(
             matches!(decision, Decision::Push { to: Side::Npd, .. }),
             "{decision:?}"
@@ -932,11 +922,7 @@ mod tests {
         assert_eq!(state.superseded(Side::Npd), &[v("B")]);
 
         // NPD then reports B (the older write landed, before C): the gateway's own, not an edit.
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Npd, "B", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, state) = decide(&state, &change(Side::Npd, "B", 30), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             state.pending_npd.as_ref().map(|p| &p.value),
@@ -956,45 +942,27 @@ mod tests {
 
     #[test]
     fn a_write_replaced_before_it_went_out_is_not_remembered() {
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "B", 10),
-            ConflictPolicy::LatestWins,
-        );
-        let (_, state) = decide(
-            &state,
-            &change(Side::Monday, "C", 20),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "B", 10), policy);
+        let (_, state) = decide(&state, &change(Side::Monday, "C", 20), policy);
         assert!(state.superseded(Side::Npd).is_empty(), "B was never sent");
         // So a person setting NPD to B is an edit, not an echo.
-        let (decision, _) = decide(
-            &state,
-            &change(Side::Npd, "B", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, _) = decide(&state, &change(Side::Npd, "B", 30), policy);
         assert_ne!(decision, Decision::Echo);
     }
 
     #[test]
     fn the_echo_after_a_confirm_is_an_echo_by_who_wrote_the_value() {
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "X", 10),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "X", 10), policy);
         let state = confirm(&state, Side::Npd, &v("X"));
         assert_eq!(state.pending_npd, None);
         assert!(state.npd_by_gateway);
         assert_eq!(state.base, v("X"));
 
-        let (decision, after) = decide(
-            &state,
-            &change(Side::Npd, "X", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, after) = decide(&state, &change(Side::Npd, "X", 30), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             after,
@@ -1004,35 +972,20 @@ mod tests {
             }
         );
 
-        let (again, _) = decide(
-            &after,
-            &change(Side::Npd, "X", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (again, _) = decide(&after, &change(Side::Npd, "X", 30), policy);
         assert_eq!(again, Decision::Echo, "a redelivered echo is still an echo");
     }
 
     #[test]
     fn a_repeated_value_the_gateway_did_not_write_is_unchanged() {
+        let policy = ConflictPolicy::NpdWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "M", 10),
-            ConflictPolicy::NpdWins,
-        );
-        let (decision, after) = decide(
-            &state,
-            &change(Side::Monday, "M", 10),
-            ConflictPolicy::NpdWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "M", 10), policy);
+        let (decision, after) = decide(&state, &change(Side::Monday, "M", 10), policy);
         assert_eq!(decision, Decision::Unchanged);
         assert_eq!(after, state);
 
-        let (decision, later) = decide(
-            &state,
-            &change(Side::Monday, "M", 15),
-            ConflictPolicy::NpdWins,
-        );
+        let (decision, later) = decide(&state, &change(Side::Monday, "M", 15), policy);
         assert_eq!(decision, Decision::Unchanged);
         assert_eq!(
             later,
@@ -1045,19 +998,15 @@ mod tests {
 
     #[test]
     fn changes_older_than_the_last_applied_one_of_their_side_are_stale() {
+        let policy = ConflictPolicy::LatestWins;
         let state = known("B", "B", "B");
         for side in Side::ALL {
             let last = state.at(side).expect("known time");
-            let (decision, after) = decide(
-                &state,
-                &change(side, "X", last - 1),
-                ConflictPolicy::LatestWins,
-            );
+            let (decision, after) = decide(&state, &change(side, "X", last - 1), policy);
             assert_eq!(decision, Decision::Stale, "{side}");
             assert_eq!(after, state, "{side}");
 
-            let (decision, _) =
-                decide(&state, &change(side, "X", last), ConflictPolicy::LatestWins);
+            let (decision, _) = decide(&state, &change(side, "X", last), policy);
             assert!(
                 matches!(decision, Decision::Push { .. }),
                 "{side}: same time is not stale"
@@ -1067,7 +1016,7 @@ mod tests {
                 at_ms: None,
                 ..change(side, "X", 0)
             };
-            let (decision, after) = decide(&state, &untimed, ConflictPolicy::LatestWins);
+            let (decision, after) = decide(&state, &untimed, policy);
             assert!(
                 matches!(decision, Decision::Push { .. }),
                 "{side}: an unknown time is never stale"
@@ -1246,23 +1195,16 @@ mod tests {
 
     #[test]
     fn agreeing_with_a_write_in_flight_keeps_it_so_its_echo_is_recognised() {
+        let policy = ConflictPolicy::Manual;
         let before = FieldState {
             pending_monday: pending("R"),
             ..known("B", "N", "M")
         };
-        let (decision, after) = decide(
-            &before,
-            &change(Side::Npd, "R", NOW),
-            ConflictPolicy::Manual,
-        );
+        let (decision, after) = decide(&before, &change(Side::Npd, "R", NOW), policy);
         assert_eq!(decision, Decision::Agreed);
         assert_eq!(after.base, v("R"));
         assert_eq!(after.pending_monday, pending("R"));
-        let (decision, after) = decide(
-            &after,
-            &change(Side::Monday, "R", NOW),
-            ConflictPolicy::Manual,
-        );
+        let (decision, after) = decide(&after, &change(Side::Monday, "R", NOW), policy);
         assert_eq!(decision, Decision::Echo);
         assert!(after.is_settled());
     }
@@ -1586,6 +1528,26 @@ mod tests {
             .prop_map(|(side, value, at_ms)| Change { side, value, at_ms })
     }
 
+    /// The gateway's write of `value` to `to` lands, then its echo, stamped `at_ms`, arrives.
+    fn land_and_echo(
+        state: &FieldState,
+        to: Side,
+        value: FieldValue,
+        at_ms: Option<i64>,
+        policy: ConflictPolicy,
+    ) -> (Decision, FieldState) {
+        let landed = confirm(state, to, &value);
+        decide(
+            &landed,
+            &Change {
+                side: to,
+                value,
+                at_ms,
+            },
+            policy,
+        )
+    }
+
     proptest! {
         /// The model gateway writes each pushed value the moment it decides, so the write's echo
         /// carries the source time of the change the value came from.
@@ -1600,9 +1562,7 @@ mod tests {
                 state = next;
                 if let Decision::Push { to, value, .. } = decision {
                     let source = changes.iter().find(|c| c.value == value).and_then(|c| c.at_ms);
-                    state = confirm(&state, to, &value);
-                    let echo = Change { side: to, value, at_ms: source };
-                    let (decision, next) = decide(&state, &echo, policy);
+                    let (decision, next) = land_and_echo(&state, to, value, source, policy);
                     prop_assert_eq!(decision, Decision::Echo);
                     state = next;
                 } else {
@@ -1629,9 +1589,7 @@ mod tests {
             }
             for side in Side::ALL {
                 if let Some(Pending { value, .. }) = state.pending(side).cloned() {
-                    state = confirm(&state, side, &value);
-                    let echo = Change { side, value, at_ms: Some(1_000_000) };
-                    let (decision, next) = decide(&state, &echo, policy);
+                    let (decision, next) = land_and_echo(&state, side, value, Some(1_000_000), policy);
                     prop_assert_eq!(decision, Decision::Echo);
                     state = next;
                 }
