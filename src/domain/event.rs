@@ -760,7 +760,7 @@ mod tests {
         update_id: None,
     };
 
-    fn column_change(
+    const fn column_change(
         file: (&'static str, &'static str),
         trigger_uuid: &'static str,
         column: (&'static str, &'static str),
@@ -780,9 +780,10 @@ mod tests {
         }
     }
 
-    fn monday_table() -> Vec<Expect> {
+    /// What each Monday event fixture must parse to, one row a fixture.
+    const MONDAY_TABLE: &[Expect] = {
         use MondayEventKind as K;
-        vec![
+        &[
             Expect {
                 file: monday!("create_pulse.json"),
                 kind: K::ItemCreated,
@@ -1019,12 +1020,12 @@ mod tests {
                 ..BASE
             },
         ]
-    }
+    };
 
     #[test]
     fn every_monday_event_fixture_parses_to_its_table_row() {
-        let table = monday_table();
-        for row in &table {
+        let table = MONDAY_TABLE;
+        for row in table {
             let (name, json) = row.file;
             let e = event(json);
             assert_eq!(e.kind, row.kind, "{name}: kind");
@@ -1236,42 +1237,82 @@ mod tests {
         }
     }
 
+    /// Parses an NPD fixture that must be an `event_type` event of the entity and version
+    /// `id_version`.
+    #[track_caller]
+    fn npd_fixture(json: &str, event_type: NpdEventType, id_version: (NpdId, i64)) -> NpdEvent {
+        let event = npd_event(json);
+        assert_eq!(event.event_type, event_type);
+        assert_eq!((event.npd_id(), event.version()), id_version);
+        event
+    }
+
+    /// The snapshot `event` carries; the test fails with `what` when it carries none.
+    #[track_caller]
+    fn snapshot<'a>(event: &'a NpdEvent, what: &str) -> &'a NpdRecord {
+        let NpdData::Record(record) = &event.data else {
+            panic!("{what}");
+        };
+        record
+    }
+
+    /// Asserts the text of each named field of `record`.
+    #[track_caller]
+    fn assert_texts(record: &NpdRecord, expected: &[(&str, Option<&str>)]) {
+        for &(field, text) in expected {
+            assert_eq!(record.text(field), text, "{field}");
+        }
+    }
+
     #[test]
-    fn every_npd_fixture_parses() {
+    fn every_npd_contact_fixture_parses() {
         let contact_id = NpdId::parse(CONTACT_ID).expect("uuid");
         let org_id = NpdId::parse(ORG_ID).expect("uuid");
 
-        let created = npd_event(npd!("contact.created.json"));
-        assert_eq!(created.event_type, NpdEventType::ContactCreated);
+        let created = npd_fixture(
+            npd!("contact.created.json"),
+            NpdEventType::ContactCreated,
+            (contact_id, 1),
+        );
         assert_eq!(created.entity_kind(), EntityKind::Contact);
-        assert_eq!((created.npd_id(), created.version()), (contact_id, 1));
         assert_eq!(created.timestamp, Some(ts("2026-11-20T08:00:00Z")));
-        let NpdData::Record(c) = &created.data else {
-            panic!("contact.created carries a contact snapshot");
-        };
+        let c = snapshot(&created, "contact.created carries a contact snapshot");
         assert!(c.sync_enabled);
         assert_eq!(c.monday_id, None);
-        assert_eq!(c.text("first_name"), Some("Ada"));
-        assert_eq!(c.text("last_name"), Some("Lovelace"));
-        assert_eq!(c.text("email"), Some("ada@example.com"));
-        assert_eq!(c.text("phone"), Some("+442079460990"));
-        assert_eq!(c.text("role_title"), Some("Engineer"));
-        assert_eq!(c.text("notes"), None);
-        assert_eq!(c.text("organization_id"), Some(org_id.to_string().as_str()));
+        assert_texts(
+            c,
+            &[
+                ("first_name", Some("Ada")),
+                ("last_name", Some("Lovelace")),
+                ("email", Some("ada@example.com")),
+                ("phone", Some("+442079460990")),
+                ("role_title", Some("Engineer")),
+                ("notes", None),
+                ("organization_id", Some(org_id.to_string().as_str())),
+            ],
+        );
         assert_eq!(created.updated_at(), Some(ts("2026-11-20T07:59:59Z")));
 
-        let updated = npd_event(npd!("contact.updated.json"));
-        assert_eq!(updated.event_type, NpdEventType::ContactUpdated);
-        assert_eq!((updated.npd_id(), updated.version()), (contact_id, 7));
-        let NpdData::Record(c) = &updated.data else {
-            panic!("contact.updated carries a contact snapshot");
-        };
-        assert_eq!(c.text("role_title"), Some("CTO"));
-        assert_eq!(c.text("notes"), Some("Met at the expo"));
+        let updated = npd_fixture(
+            npd!("contact.updated.json"),
+            NpdEventType::ContactUpdated,
+            (contact_id, 7),
+        );
+        let c = snapshot(&updated, "contact.updated carries a contact snapshot");
+        assert_texts(
+            c,
+            &[
+                ("role_title", Some("CTO")),
+                ("notes", Some("Met at the expo")),
+            ],
+        );
         assert_eq!(updated.updated_at(), Some(ts("2026-11-26T09:59:58Z")));
 
-        let deleted = npd_event(npd!("contact.deleted.json"));
-        assert_eq!(deleted.event_type, NpdEventType::ContactDeleted);
+        let deleted = npd_fixture(
+            npd!("contact.deleted.json"),
+            NpdEventType::ContactDeleted,
+            (contact_id, 8),
+        );
         assert_eq!(deleted.entity_kind(), EntityKind::Contact);
         assert_eq!(
             deleted.data,
@@ -1281,35 +1322,56 @@ mod tests {
             }
         );
         assert_eq!(deleted.updated_at(), Some(ts("2026-11-27T12:00:00Z")));
+    }
 
-        let created = npd_event(npd!("organization.created.json"));
-        assert_eq!(created.event_type, NpdEventType::OrganizationCreated);
-        assert_eq!(created.entity_kind(), EntityKind::Organization);
-        assert_eq!((created.npd_id(), created.version()), (org_id, 1));
-        let NpdData::Record(o) = &created.data else {
-            panic!("organization.created carries an organization snapshot");
-        };
-        assert!(o.sync_enabled);
-        assert_eq!(o.text("name"), Some("Analytical Engines Ltd"));
-        assert_eq!(
-            o.text("website"),
-            Some("https://analytical-engines.example")
+    #[test]
+    fn every_npd_organization_fixture_parses() {
+        let org_id = NpdId::parse(ORG_ID).expect("uuid");
+
+        let created = npd_fixture(
+            npd!("organization.created.json"),
+            NpdEventType::OrganizationCreated,
+            (org_id, 1),
         );
-        assert_eq!(o.text("industry"), Some("Computing"));
-        assert_eq!(o.text("notes"), None);
+        assert_eq!(created.entity_kind(), EntityKind::Organization);
+        let o = snapshot(
+            &created,
+            "organization.created carries an organization snapshot",
+        );
+        assert!(o.sync_enabled);
+        assert_texts(
+            o,
+            &[
+                ("name", Some("Analytical Engines Ltd")),
+                ("website", Some("https://analytical-engines.example")),
+                ("industry", Some("Computing")),
+                ("notes", None),
+            ],
+        );
         assert_eq!(o.updated_at, Some(ts("2026-11-19T15:29:58Z")));
 
-        let updated = npd_event(npd!("organization.updated.json"));
-        assert_eq!(updated.event_type, NpdEventType::OrganizationUpdated);
-        assert_eq!((updated.npd_id(), updated.version()), (org_id, 4));
-        let NpdData::Record(o) = &updated.data else {
-            panic!("organization.updated carries an organization snapshot");
-        };
-        assert_eq!(o.text("industry"), Some("Computing hardware"));
-        assert_eq!(o.text("notes"), Some("Key account since 1843"));
+        let updated = npd_fixture(
+            npd!("organization.updated.json"),
+            NpdEventType::OrganizationUpdated,
+            (org_id, 4),
+        );
+        let o = snapshot(
+            &updated,
+            "organization.updated carries an organization snapshot",
+        );
+        assert_texts(
+            o,
+            &[
+                ("industry", Some("Computing hardware")),
+                ("notes", Some("Key account since 1843")),
+            ],
+        );
 
-        let deleted = npd_event(npd!("organization.deleted.json"));
-        assert_eq!(deleted.event_type, NpdEventType::OrganizationDeleted);
+        let deleted = npd_fixture(
+            npd!("organization.deleted.json"),
+            NpdEventType::OrganizationDeleted,
+            (org_id, 5),
+        );
         assert_eq!(
             deleted.data,
             NpdData::Deleted {
@@ -1361,103 +1423,101 @@ mod tests {
         MondayDelivery::parse(body.as_bytes()).expect_err("must be refused")
     }
 
+    /// `body` with each `{id}` replaced by CONTACT_ID: the NPD bodies below are written so.
+    fn with_contact_id(body: &str) -> String {
+        body.replace("{id}", CONTACT_ID)
+    }
+
+    /// The fields a Monday event needs, valid.
+    const VALID_EVENT_FIELDS: &str =
+        r#""type": "create_pulse", "triggerUuid": "0123456789abcdef0123456789abcdef""#;
+
+    /// A Monday delivery of a valid event with `fields` added.
+    fn event_with(fields: &str) -> String {
+        format!(r#"{{"event": {{{VALID_EVENT_FIELDS}, {fields}}}}}"#)
+    }
+
+    /// Asserts that `refuse` refuses `body` naming `field` (`None`: the body as a whole).
+    #[track_caller]
+    fn assert_refused_at(refuse: fn(&str) -> EventParseError, body: &str, field: Option<&str>) {
+        let err = refuse(body);
+        assert_eq!(err.field.as_deref(), field, "body {body}: {err}");
+    }
+
+    /// NPD bodies that are refused, and the field the refusal names (`None`: the body as a
+    /// whole). `{id}` stands for CONTACT_ID.
+    const NPD_REFUSALS: &[(&str, Option<&str>)] = &[
+        (r#"{"type": "contact.created",}"#, None),
+        ("", None),
+        (r#"["contact.created"]"#, None),
+        (r#""contact.created""#, None),
+        (r#"{"data": {}}"#, Some("type")),
+        (r#"{"type": 7, "data": {}}"#, Some("type")),
+        (r#"{"type": "contact.merged", "data": {}}"#, Some("type")),
+        (r#"{"type": "contact.created"}"#, Some("data")),
+        (r#"{"type": "contact.created", "data": [1]}"#, Some("data")),
+        (
+            r#"{"type": "contact.created", "data": {"version": 1}}"#,
+            Some("data.id"),
+        ),
+        (
+            r#"{"type": "contact.deleted", "data": {"version": 1}}"#,
+            Some("data.id"),
+        ),
+        (
+            r#"{"type": "contact.deleted", "data": {"id": "{id}"}}"#,
+            Some("data.version"),
+        ),
+        (
+            r#"{"type": "contact.created", "data": {"id": "not-a-uuid", "version": 1}}"#,
+            Some("data.id"),
+        ),
+        (
+            r#"{"type": "organization.updated", "data": {"id": 12, "version": 1}}"#,
+            Some("data.id"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": "7"}}"#,
+            Some("data.version"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": 7, "email": 42}}"#,
+            Some("data.email"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": 7, "sync_enabled": "yes"}}"#,
+            Some("data.sync_enabled"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": 7, "monday_id": "abc"}}"#,
+            Some("data.monday_id"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": 7, "organization_id": "x"}}"#,
+            Some("data.organization_id"),
+        ),
+        (
+            r#"{"type": "contact.updated", "data": {"id": "{id}", "version": 7, "updated_at": "yesterday"}}"#,
+            Some("data.updated_at"),
+        ),
+        (
+            r#"{"type": "organization.updated", "data": {"id": "{id}", "version": 7, "website": ["a"]}}"#,
+            Some("data.website"),
+        ),
+        (
+            r#"{"type": "contact.updated", "timestamp": "today", "data": {"id": "{id}", "version": 7}}"#,
+            Some("timestamp"),
+        ),
+        (
+            r#"{"type": "contact.updated", "timestamp": 1795684502, "data": {"id": "{id}", "version": 7}}"#,
+            Some("timestamp"),
+        ),
+    ];
+
     #[test]
     fn npd_refusals_name_the_field() {
-        let id = CONTACT_ID;
-        let cases: Vec<(String, Option<&str>)> = vec![
-            (r#"{"type": "contact.created",}"#.into(), None),
-            ("".into(), None),
-            (r#"["contact.created"]"#.into(), None),
-            (r#""contact.created""#.into(), None),
-            (r#"{"data": {}}"#.into(), Some("type")),
-            (r#"{"type": 7, "data": {}}"#.into(), Some("type")),
-            (
-                r#"{"type": "contact.merged", "data": {}}"#.into(),
-                Some("type"),
-            ),
-            (r#"{"type": "contact.created"}"#.into(), Some("data")),
-            (
-                r#"{"type": "contact.created", "data": [1]}"#.into(),
-                Some("data"),
-            ),
-            (
-                r#"{"type": "contact.created", "data": {"version": 1}}"#.into(),
-                Some("data.id"),
-            ),
-            (
-                r#"{"type": "contact.deleted", "data": {"version": 1}}"#.into(),
-                Some("data.id"),
-            ),
-            (
-                format!(r#"{{"type": "contact.deleted", "data": {{"id": "{id}"}}}}"#),
-                Some("data.version"),
-            ),
-            (
-                r#"{"type": "contact.created", "data": {"id": "not-a-uuid", "version": 1}}"#.into(),
-                Some("data.id"),
-            ),
-            (
-                r#"{"type": "organization.updated", "data": {"id": 12, "version": 1}}"#.into(),
-                Some("data.id"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": "7"}}}}"#
-                ),
-                Some("data.version"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": 7, "email": 42}}}}"#
-                ),
-                Some("data.email"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": 7, "sync_enabled": "yes"}}}}"#
-                ),
-                Some("data.sync_enabled"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": 7, "monday_id": "abc"}}}}"#
-                ),
-                Some("data.monday_id"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": 7, "organization_id": "x"}}}}"#
-                ),
-                Some("data.organization_id"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "data": {{"id": "{id}", "version": 7, "updated_at": "yesterday"}}}}"#
-                ),
-                Some("data.updated_at"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "organization.updated", "data": {{"id": "{id}", "version": 7, "website": ["a"]}}}}"#
-                ),
-                Some("data.website"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "timestamp": "today", "data": {{"id": "{id}", "version": 7}}}}"#
-                ),
-                Some("timestamp"),
-            ),
-            (
-                format!(
-                    r#"{{"type": "contact.updated", "timestamp": 1795684502, "data": {{"id": "{id}", "version": 7}}}}"#
-                ),
-                Some("timestamp"),
-            ),
-        ];
-        for (body, field) in cases {
-            let err = npd_err(&body);
-            assert_eq!(err.field.as_deref(), field, "body {body}: {err}");
+        for &(body, field) in NPD_REFUSALS {
+            assert_refused_at(npd_err, &with_contact_id(body), field);
         }
     }
 
@@ -1500,154 +1560,147 @@ mod tests {
         assert_eq!(npd_err(body).to_string(), "field `data.id`: is missing");
     }
 
+    /// Monday bodies that are refused, and the field the refusal names (`None`: the body as a
+    /// whole).
+    const MONDAY_REFUSALS: &[(&str, Option<&str>)] = &[
+        (r#"{"event": {"type": "create_pulse""#, None),
+        ("not json", None),
+        ("[]", None),
+        (r#"{"event": "create_pulse"}"#, Some("event")),
+        (r#"{"event": null}"#, Some("event")),
+        (r#"{"event": [1, 2]}"#, Some("event")),
+        (
+            r#"{"event": {"type": "create_pulse"}}"#,
+            Some("event.triggerUuid"),
+        ),
+        (
+            r#"{"event": {"type": "create_pulse", "triggerUuid": ""}}"#,
+            Some("event.triggerUuid"),
+        ),
+        (
+            r#"{"event": {"type": "create_pulse", "triggerUuid": 12}}"#,
+            Some("event.triggerUuid"),
+        ),
+        (
+            r#"{"event": {"triggerUuid": "0123456789abcdef0123456789abcdef"}}"#,
+            Some("event.type"),
+        ),
+        (
+            r#"{"event": {"type": 3, "triggerUuid": "0123456789abcdef0123456789abcdef"}}"#,
+            Some("event.type"),
+        ),
+        (r#"{"challenge": 5}"#, Some("challenge")),
+        (r#"{}"#, Some("event")),
+        (
+            r#"{"type": "url_verification", "token": "x"}"#,
+            Some("event"),
+        ),
+    ];
+
+    /// A field that gets an otherwise valid Monday event refused, and the field the refusal
+    /// names.
+    const MONDAY_BAD_FIELDS: &[(&str, &str)] = &[
+        (r#""pulseId": "abc""#, "event.pulseId"),
+        (r#""boardId": -4"#, "event.boardId"),
+        (r#""parentItemId": true"#, "event.parentItemId"),
+        (r#""changedAt": "soon""#, "event.changedAt"),
+        (r#""triggerTime": "noon""#, "event.triggerTime"),
+        (r#""isRetry": "yes""#, "event.isRetry"),
+        (r#""userId": 1.5"#, "event.userId"),
+        (r#""subscriptionId": -1"#, "event.subscriptionId"),
+        (r#""columnValues": "{}""#, "event.columnValues"),
+        (r#""pulseName": 5"#, "event.pulseName"),
+    ];
+
     #[test]
     fn monday_refusals_name_the_field() {
-        let ok = r#""type": "create_pulse", "triggerUuid": "0123456789abcdef0123456789abcdef""#;
-        let cases: Vec<(String, Option<&str>)> = vec![
-            (r#"{"event": {"type": "create_pulse""#.into(), None),
-            ("not json".into(), None),
-            ("[]".into(), None),
-            (r#"{"event": "create_pulse"}"#.into(), Some("event")),
-            (r#"{"event": null}"#.into(), Some("event")),
-            (r#"{"event": [1, 2]}"#.into(), Some("event")),
-            (
-                r#"{"event": {"type": "create_pulse"}}"#.into(),
-                Some("event.triggerUuid"),
-            ),
-            (
-                r#"{"event": {"type": "create_pulse", "triggerUuid": ""}}"#.into(),
-                Some("event.triggerUuid"),
-            ),
-            (
-                r#"{"event": {"type": "create_pulse", "triggerUuid": 12}}"#.into(),
-                Some("event.triggerUuid"),
-            ),
-            (
-                r#"{"event": {"triggerUuid": "0123456789abcdef0123456789abcdef"}}"#.into(),
-                Some("event.type"),
-            ),
-            (
-                r#"{"event": {"type": 3, "triggerUuid": "0123456789abcdef0123456789abcdef"}}"#
-                    .into(),
-                Some("event.type"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "pulseId": "abc"}}}}"#),
-                Some("event.pulseId"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "boardId": -4}}}}"#),
-                Some("event.boardId"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "parentItemId": true}}}}"#),
-                Some("event.parentItemId"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "changedAt": "soon"}}}}"#),
-                Some("event.changedAt"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "triggerTime": "noon"}}}}"#),
-                Some("event.triggerTime"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "isRetry": "yes"}}}}"#),
-                Some("event.isRetry"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "userId": 1.5}}}}"#),
-                Some("event.userId"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "subscriptionId": -1}}}}"#),
-                Some("event.subscriptionId"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "columnValues": "{{}}"}}}}"#),
-                Some("event.columnValues"),
-            ),
-            (
-                format!(r#"{{"event": {{{ok}, "pulseName": 5}}}}"#),
-                Some("event.pulseName"),
-            ),
-            (r#"{"challenge": 5}"#.into(), Some("challenge")),
-            (r#"{}"#.into(), Some("event")),
-            (
-                r#"{"type": "url_verification", "token": "x"}"#.into(),
-                Some("event"),
-            ),
-        ];
-        for (body, field) in cases {
-            let err = monday_err(&body);
-            assert_eq!(err.field.as_deref(), field, "body {body}: {err}");
+        for &(body, field) in MONDAY_REFUSALS {
+            assert_refused_at(monday_err, body, field);
         }
+        for &(fields, field) in MONDAY_BAD_FIELDS {
+            assert_refused_at(monday_err, &event_with(fields), Some(field));
+        }
+    }
+
+    #[test]
+    fn monday_refusal_messages() {
         assert_eq!(
             monday_err(r#"{"event": {"type": "create_pulse", "triggerUuid": " "}}"#).to_string(),
             "field `event.triggerUuid`: must not be empty"
         );
         assert_eq!(
-            monday_err(&format!(r#"{{"event": {{{ok}, "pulseId": "abc"}}}}"#)).to_string(),
+            monday_err(&event_with(r#""pulseId": "abc""#)).to_string(),
             "field `event.pulseId`: has an invalid value, expected a numeric id (number or string of digits)"
+        );
+    }
+
+    /// NPD bodies refused for a part that carries the LEAKME marker. `{id}` stands for
+    /// CONTACT_ID.
+    const NPD_LEAKS: &[&str] = &[
+        r#"{"type": "contact.LEAKME", "data": {}}"#,
+        r#"{"type": "LEAKME", "data": {}}"#,
+        r#"{"type": "contact.created", "data": "LEAKME"}"#,
+        r#"{"type": ["LEAKME"], "data": {}}"#,
+        r#"{"type": "contact.created", "data": {"id": "LEAKME", "version": 1}}"#,
+        r#"{"type": "contact.created", "data": {"id": "3f0b6a52-4c1e-4d7a-9f7e-LEAKME", "version": 1}}"#,
+        r#"{"type": "contact.deleted", "data": {"id": "LEAKME", "version": 1}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": "LEAKME"}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": 1, "sync_enabled": "LEAKME"}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": 1, "monday_id": "LEAKME"}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": 1, "organization_id": "LEAKME"}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": 1, "updated_at": "LEAKME"}}"#,
+        r#"{"type": "contact.created", "data": {"id": "{id}", "version": 1, "email": {"LEAKME": 1}}}"#,
+        r#"{"type": "contact.created", "timestamp": "LEAKME", "data": {"id": "{id}", "version": 1}}"#,
+        r#"{"type": "contact.created", "LEAKME": }"#,
+        r#"{"LEAKME"#,
+        "LEAKME",
+    ];
+
+    /// Monday bodies refused for a part that carries the LEAKME marker.
+    const MONDAY_LEAKS: &[&str] = &[
+        r#"{"event": "LEAKME"}"#,
+        r#"{"challenge": ["LEAKME"]}"#,
+        r#"{"LEAKME": "LEAKME"}"#,
+        r#"{"event": {"type": ["LEAKME"], "triggerUuid": "0123456789abcdef0123456789abcdef"}}"#,
+        r#"{"event": {"type": "create_pulse", "triggerUuid": {"LEAKME": true}}}"#,
+        r#"{"event": {"type": "create_pulse", "LEAKME"#,
+    ];
+
+    /// Fields carrying the LEAKME marker that get an otherwise valid Monday event refused.
+    const MONDAY_LEAKING_FIELDS: &[&str] = &[
+        r#""pulseId": "LEAKME""#,
+        r#""itemId": "-LEAKME""#,
+        r#""boardId": "LEAKME""#,
+        r#""parentItemBoardId": "LEAKME""#,
+        r#""changedAt": "LEAKME""#,
+        r#""triggerTime": "LEAKME""#,
+        r#""userId": "LEAKME""#,
+        r#""subscriptionId": "LEAKME""#,
+        r#""isRetry": "LEAKME""#,
+        r#""columnValues": "LEAKME""#,
+        r#""columnId": ["LEAKME"]"#,
+    ];
+
+    /// Asserts that `refuse` refuses `body` without LEAKME in the error's message or debug form.
+    #[track_caller]
+    fn assert_refused_without_leak(refuse: fn(&str) -> EventParseError, body: &str) {
+        let err = refuse(body);
+        assert!(
+            !format!("{err} {err:?}").contains("LEAKME"),
+            "{body} -> {err:?}"
         );
     }
 
     #[test]
     fn refusals_never_echo_the_offending_value() {
-        let id = CONTACT_ID;
-        let ok = r#""type": "create_pulse", "triggerUuid": "0123456789abcdef0123456789abcdef""#;
-        let npd_bodies = [
-            r#"{"type": "contact.LEAKME", "data": {}}"#.to_owned(),
-            r#"{"type": "LEAKME", "data": {}}"#.to_owned(),
-            r#"{"type": "contact.created", "data": "LEAKME"}"#.to_owned(),
-            r#"{"type": ["LEAKME"], "data": {}}"#.to_owned(),
-            r#"{"type": "contact.created", "data": {"id": "LEAKME", "version": 1}}"#.to_owned(),
-            r#"{"type": "contact.created", "data": {"id": "3f0b6a52-4c1e-4d7a-9f7e-LEAKME", "version": 1}}"#.to_owned(),
-            r#"{"type": "contact.deleted", "data": {"id": "LEAKME", "version": 1}}"#.to_owned(),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": "LEAKME"}}}}"#),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": 1, "sync_enabled": "LEAKME"}}}}"#),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": 1, "monday_id": "LEAKME"}}}}"#),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": 1, "organization_id": "LEAKME"}}}}"#),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": 1, "updated_at": "LEAKME"}}}}"#),
-            format!(r#"{{"type": "contact.created", "data": {{"id": "{id}", "version": 1, "email": {{"LEAKME": 1}}}}}}"#),
-            format!(r#"{{"type": "contact.created", "timestamp": "LEAKME", "data": {{"id": "{id}", "version": 1}}}}"#),
-            r#"{"type": "contact.created", "LEAKME": }"#.to_owned(),
-            r#"{"LEAKME"#.to_owned(),
-            "LEAKME".to_owned(),
-        ];
-        let monday_bodies = [
-            r#"{"event": "LEAKME"}"#.to_owned(),
-            r#"{"challenge": ["LEAKME"]}"#.to_owned(),
-            r#"{"LEAKME": "LEAKME"}"#.to_owned(),
-            r#"{"event": {"type": ["LEAKME"], "triggerUuid": "0123456789abcdef0123456789abcdef"}}"#
-                .to_owned(),
-            r#"{"event": {"type": "create_pulse", "triggerUuid": {"LEAKME": true}}}"#.to_owned(),
-            format!(r#"{{"event": {{{ok}, "pulseId": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "itemId": "-LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "boardId": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "parentItemBoardId": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "changedAt": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "triggerTime": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "userId": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "subscriptionId": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "isRetry": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "columnValues": "LEAKME"}}}}"#),
-            format!(r#"{{"event": {{{ok}, "columnId": ["LEAKME"]}}}}"#),
-            r#"{"event": {"type": "create_pulse", "LEAKME"#.to_owned(),
-        ];
-        for body in npd_bodies {
-            let err = npd_err(&body);
-            assert!(
-                !format!("{err} {err:?}").contains("LEAKME"),
-                "{body} -> {err:?}"
-            );
+        for body in NPD_LEAKS {
+            assert_refused_without_leak(npd_err, &with_contact_id(body));
         }
-        for body in monday_bodies {
-            let err = monday_err(&body);
-            assert!(
-                !format!("{err} {err:?}").contains("LEAKME"),
-                "{body} -> {err:?}"
-            );
+        for body in MONDAY_LEAKS {
+            assert_refused_without_leak(monday_err, body);
+        }
+        for fields in MONDAY_LEAKING_FIELDS {
+            assert_refused_without_leak(monday_err, &event_with(fields));
         }
     }
 

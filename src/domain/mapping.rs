@@ -567,10 +567,10 @@ mod tests {
         body["event"].clone()
     }
 
-    #[test]
-    fn canonical_forms_per_column_type() {
+    /// (case, column type, raw value, its canonical form)
+    const CANONICAL_FORMS: &[(&str, ColumnType, &str, Option<&str>)] = {
         use ColumnType::*;
-        let cases: &[(&str, ColumnType, &str, Option<&str>)] = &[
+        &[
             (
                 "text is trimmed",
                 Text,
@@ -655,8 +655,12 @@ mod tests {
                 Some("https://analytical-engines.example"),
             ),
             ("empty link is none", Link, "", None),
-        ];
-        for (name, column_type, raw, expected) in cases {
+        ]
+    };
+
+    #[test]
+    fn canonical_forms_per_column_type() {
+        for (name, column_type, raw, expected) in CANONICAL_FORMS {
             assert_eq!(column_type.canonical(raw).as_deref(), *expected, "{name}");
         }
     }
@@ -950,10 +954,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn api_values_are_read_from_their_json_strings() {
+    /// (case, column type, the API's JSON string of the value, the value read from it)
+    const API_VALUES: &[(&str, ColumnType, Option<&str>, Option<&str>)] = {
         use ColumnType::*;
-        let cases: &[(&str, ColumnType, Option<&str>, Option<&str>)] = &[
+        &[
             ("text", Text, Some("\"plain text\""), Some("plain text")),
             (
                 "email",
@@ -985,25 +989,34 @@ mod tests {
             ("json null", Text, Some("null"), None),
             ("empty object", Phone, Some("{}"), None),
             ("empty string", Link, Some(""), None),
-        ];
-        for (name, column_type, raw, expected) in cases {
+        ]
+    };
+
+    #[test]
+    fn api_values_are_read_from_their_json_strings() {
+        for (name, column_type, raw, expected) in API_VALUES {
             assert_eq!(
                 column_type.from_api_value(*raw),
                 Ok(expected.map(str::to_owned)),
                 "{name}"
             );
         }
-        assert_eq!(
-            ColumnType::Text.from_api_value(Some("plain secret, not JSON")),
-            Err(MappingError::NotJson {
-                column_type: ColumnType::Text
-            })
-        );
-        let message = ColumnType::Email
-            .from_api_value(Some("{secret"))
-            .expect_err("not JSON")
-            .to_string();
-        assert!(!message.contains("secret"), "{message}");
+    }
+
+    /// API values that are not JSON, each with a secret the refusal must not repeat.
+    const NOT_JSON_API_VALUES: &[(ColumnType, &str)] = &[
+        (ColumnType::Text, "plain secret, not JSON"),
+        (ColumnType::Email, "{secret"),
+    ];
+
+    #[test]
+    fn api_values_that_are_not_json_are_refused_without_echoing_them() {
+        for &(column_type, raw) in NOT_JSON_API_VALUES {
+            let err = column_type.from_api_value(Some(raw)).expect_err("not JSON");
+            assert_eq!(err, MappingError::NotJson { column_type }, "{raw}");
+            let message = err.to_string();
+            assert!(!message.contains("secret"), "{message}");
+        }
     }
 
     #[test]
@@ -1061,13 +1074,19 @@ mod tests {
         NpdRecord::from_object(EntityKind::Contact, map).expect("a valid contact")
     }
 
-    #[test]
-    fn npd_values_of_the_updated_contact_fixture() {
+    /// The default contact mapping and its values of the `contact.updated` fixture.
+    fn updated_contact_values() -> (EntityMapping, BTreeMap<String, FieldValue>) {
         let event: Value =
             serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
                 .expect("fixture is JSON");
         let mapping = EntityMapping::default_for(EntityKind::Contact);
         let values = mapping.npd_values(&record_of(&event["data"]));
+        (mapping, values)
+    }
+
+    #[test]
+    fn npd_values_of_the_updated_contact_fixture() {
+        let (_, values) = updated_contact_values();
         let expected: BTreeMap<String, FieldValue> = [
             ("first_name", some("Ada")),
             ("last_name", some("Lovelace")),
@@ -1254,11 +1273,7 @@ mod tests {
 
     #[test]
     fn column_values_for_the_default_contact_mapping() {
-        let event: Value =
-            serde_json::from_str(include_str!("../../fixtures/npd/contact.updated.json"))
-                .expect("fixture is JSON");
-        let mapping = EntityMapping::default_for(EntityKind::Contact);
-        let mut values = mapping.npd_values(&record_of(&event["data"]));
+        let (mapping, mut values) = updated_contact_values();
         let columns =
             mapping.monday_column_values(&values, Some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"));
         assert_eq!(

@@ -583,31 +583,50 @@ mod tests {
         after: FieldState,
     }
 
+    /// The row `name` of `policy`: the policy's name is appended to the row's name.
+    fn row(
+        name: &str,
+        policy: ConflictPolicy,
+        before: FieldState,
+        change: Change,
+        decision: Decision,
+        after: FieldState,
+    ) -> Row {
+        Row {
+            name: format!("{name} ({policy})"),
+            policy,
+            before,
+            change,
+            decision,
+            after,
+        }
+    }
+
     /// Every cell of (NPD changed?, Monday changed?, same value?) for a change arriving from
     /// either side, under each policy. B is the base, N and M are new values of NPD and Monday,
     /// S a new value both sides chose. Three cells cannot exist: neither changed yet different
     /// (both hold the base), and one changed yet both hold the same value (one holds the base,
     /// the other does not).
     fn merge_table() -> Vec<Row> {
-        use ConflictPolicy::*;
-        use Side::{Monday, Npd};
-        let only = PushReason::OnlyOneSideChanged;
         let mut rows = Vec::new();
         for policy in ConflictPolicy::ALL {
-            let mut row = |name: &str, before: FieldState, change: Change, decision, after| {
-                rows.push(Row {
-                    name: format!("{name} ({policy})"),
-                    policy,
-                    before,
-                    change,
-                    decision,
-                    after,
-                });
-            };
-            // NPD no, Monday no.
-            let before = known("B", "B", "B");
+            rows.extend(neither_changed(policy));
+            rows.extend(one_side_changed(policy));
+            rows.extend(both_changed_to_the_same_value(policy));
+            rows.extend(both_changed_to_different_values(policy));
+        }
+        rows.extend(latest_wins_when_the_last_report_is_the_older_change());
+        rows
+    }
+
+    /// NPD no, Monday no.
+    fn neither_changed(policy: ConflictPolicy) -> [Row; 2] {
+        use Side::{Monday, Npd};
+        let before = known("B", "B", "B");
+        [
             row(
                 "neither changed, npd reports",
+                policy,
                 before.clone(),
                 change(Npd, "B", NOW),
                 Decision::Unchanged,
@@ -615,20 +634,32 @@ mod tests {
                     npd_at: Some(NOW),
                     ..before.clone()
                 },
-            );
+            ),
             row(
                 "neither changed, monday reports",
+                policy,
                 before.clone(),
                 change(Monday, "B", NOW),
                 Decision::Unchanged,
                 FieldState {
                     monday_at: Some(NOW),
-                    ..before.clone()
+                    ..before
                 },
-            );
-            // NPD yes, Monday no.
+            ),
+        ]
+    }
+
+    /// NPD yes, Monday no; NPD no, Monday yes.
+    fn one_side_changed(policy: ConflictPolicy) -> [Row; 4] {
+        use Side::{Monday, Npd};
+        let only = PushReason::OnlyOneSideChanged;
+        let before = known("B", "B", "B");
+        let npd_changed = known("B", "N", "B");
+        let monday_changed = known("B", "B", "M");
+        [
             row(
                 "only npd changed, npd reports",
+                policy,
                 before.clone(),
                 change(Npd, "N", NOW),
                 push(Monday, "N", only),
@@ -638,10 +669,10 @@ mod tests {
                     pending_monday: pending("N"),
                     ..before.clone()
                 },
-            );
-            let npd_changed = known("B", "N", "B");
+            ),
             row(
                 "only npd changed, monday reports its unchanged value",
+                policy,
                 npd_changed.clone(),
                 change(Monday, "B", NOW),
                 Decision::Unchanged,
@@ -649,10 +680,10 @@ mod tests {
                     monday_at: Some(NOW),
                     ..npd_changed
                 },
-            );
-            // NPD no, Monday yes.
+            ),
             row(
                 "only monday changed, monday reports",
+                policy,
                 before.clone(),
                 change(Monday, "M", NOW),
                 push(Npd, "M", only),
@@ -660,12 +691,12 @@ mod tests {
                     monday: v("M"),
                     monday_at: Some(NOW),
                     pending_npd: pending("M"),
-                    ..before.clone()
+                    ..before
                 },
-            );
-            let monday_changed = known("B", "B", "M");
+            ),
             row(
                 "only monday changed, npd reports its unchanged value",
+                policy,
                 monday_changed.clone(),
                 change(Npd, "B", NOW),
                 Decision::Unchanged,
@@ -673,12 +704,18 @@ mod tests {
                     npd_at: Some(NOW),
                     ..monday_changed
                 },
-            );
-            // Both changed, same value.
-            let monday_chose = known("B", "B", "S");
+            ),
+        ]
+    }
+
+    /// Both changed, same value.
+    fn both_changed_to_the_same_value(policy: ConflictPolicy) -> [Row; 2] {
+        use Side::{Monday, Npd};
+        [
             row(
                 "both changed to the same value, npd reports last",
-                monday_chose,
+                policy,
+                known("B", "B", "S"),
                 change(Npd, "S", NOW),
                 Decision::Agreed,
                 FieldState {
@@ -687,11 +724,11 @@ mod tests {
                     npd_at: Some(NOW),
                     ..known("B", "B", "S")
                 },
-            );
-            let npd_chose = known("B", "S", "B");
+            ),
             row(
                 "both changed to the same value, monday reports last",
-                npd_chose,
+                policy,
+                known("B", "S", "B"),
                 change(Monday, "S", NOW),
                 Decision::Agreed,
                 FieldState {
@@ -700,120 +737,129 @@ mod tests {
                     monday_at: Some(NOW),
                     ..known("B", "S", "B")
                 },
-            );
-            // Both changed, different values: the policy decides.
-            let settled = PushReason::Policy(policy);
-            let before = known("B", "B", "M");
-            let npd_in = FieldState {
-                npd: v("N"),
-                npd_at: Some(NOW),
-                ..before.clone()
-            };
-            let (decision, after) = match policy {
-                NpdWins | LatestWins => (
-                    push(Monday, "N", settled),
-                    FieldState {
-                        pending_monday: pending("N"),
-                        ..npd_in
-                    },
-                ),
-                MondayWins => (
-                    push(Npd, "M", settled),
-                    FieldState {
-                        pending_npd: pending("M"),
-                        ..npd_in
-                    },
-                ),
-                Manual => (
-                    Decision::Conflict {
-                        base: v("B"),
-                        npd: v("N"),
-                        monday: v("M"),
-                    },
-                    npd_in,
-                ),
-            };
-            row(
-                "both changed to different values, npd reports last",
-                before,
-                change(Npd, "N", NOW),
-                decision,
-                after,
-            );
+            ),
+        ]
+    }
 
-            let before = known("B", "N", "B");
-            let monday_in = FieldState {
-                monday: v("M"),
-                monday_at: Some(NOW),
-                ..before.clone()
-            };
-            let (decision, after) = match policy {
-                NpdWins => (
-                    push(Monday, "N", settled),
-                    FieldState {
-                        pending_monday: pending("N"),
-                        ..monday_in
-                    },
-                ),
-                MondayWins | LatestWins => (
-                    push(Npd, "M", settled),
-                    FieldState {
-                        pending_npd: pending("M"),
-                        ..monday_in
-                    },
-                ),
-                Manual => (
-                    Decision::Conflict {
-                        base: v("B"),
-                        npd: v("N"),
-                        monday: v("M"),
-                    },
-                    monday_in,
-                ),
-            };
-            row(
-                "both changed to different values, monday reports last",
-                before,
-                change(Monday, "M", NOW),
-                decision,
-                after,
-            );
-        }
-
-        // latest_wins when the change arriving last is the older one.
-        let latest = PushReason::Policy(ConflictPolicy::LatestWins);
+    /// Both changed, different values: the policy decides.
+    fn both_changed_to_different_values(policy: ConflictPolicy) -> [Row; 2] {
+        use ConflictPolicy::*;
+        use Side::{Monday, Npd};
         let before = known("B", "B", "M");
-        rows.push(Row {
-            name: "both changed, npd reports last but monday changed later (latest_wins)".into(),
-            policy: ConflictPolicy::LatestWins,
-            before: before.clone(),
-            change: change(Npd, "N", 1_500),
-            decision: push(Npd, "M", latest),
-            after: FieldState {
-                npd: v("N"),
-                npd_at: Some(1_500),
-                pending_npd: pending("M"),
-                ..before
-            },
-        });
-        let before = FieldState {
+        let npd_in = FieldState {
+            npd: v("N"),
+            npd_at: Some(NOW),
+            ..before.clone()
+        };
+        let winner = match policy {
+            NpdWins | LatestWins => Some(Npd),
+            MondayWins => Some(Monday),
+            Manual => None,
+        };
+        let (decision, after) = settled(policy, winner, npd_in);
+        let npd_reports_last = row(
+            "both changed to different values, npd reports last",
+            policy,
+            before,
+            change(Npd, "N", NOW),
+            decision,
+            after,
+        );
+
+        let before = known("B", "N", "B");
+        let monday_in = FieldState {
+            monday: v("M"),
+            monday_at: Some(NOW),
+            ..before.clone()
+        };
+        let winner = match policy {
+            NpdWins => Some(Npd),
+            MondayWins | LatestWins => Some(Monday),
+            Manual => None,
+        };
+        let (decision, after) = settled(policy, winner, monday_in);
+        let monday_reports_last = row(
+            "both changed to different values, monday reports last",
+            policy,
+            before,
+            change(Monday, "M", NOW),
+            decision,
+            after,
+        );
+        [npd_reports_last, monday_reports_last]
+    }
+
+    /// What `policy` decides for NPD's N against Monday's M over the base B when `winner` wins
+    /// (`None`: neither side), and the state after: `reported` with the winner's write pending.
+    fn settled(
+        policy: ConflictPolicy,
+        winner: Option<Side>,
+        reported: FieldState,
+    ) -> (Decision, FieldState) {
+        let reason = PushReason::Policy(policy);
+        match winner {
+            Some(Side::Npd) => (
+                push(Side::Monday, "N", reason),
+                FieldState {
+                    pending_monday: pending("N"),
+                    ..reported
+                },
+            ),
+            Some(Side::Monday) => (
+                push(Side::Npd, "M", reason),
+                FieldState {
+                    pending_npd: pending("M"),
+                    ..reported
+                },
+            ),
+            None => (
+                Decision::Conflict {
+                    base: v("B"),
+                    npd: v("N"),
+                    monday: v("M"),
+                },
+                reported,
+            ),
+        }
+    }
+
+    /// latest_wins when the change arriving last is the older one.
+    fn latest_wins_when_the_last_report_is_the_older_change() -> [Row; 2] {
+        use Side::{Monday, Npd};
+        let latest = PushReason::Policy(ConflictPolicy::LatestWins);
+        let npd_last = known("B", "B", "M");
+        let monday_last = FieldState {
             npd_at: Some(2_500),
             ..known("B", "N", "B")
         };
-        rows.push(Row {
-            name: "both changed, monday reports last but npd changed later (latest_wins)".into(),
-            policy: ConflictPolicy::LatestWins,
-            before: before.clone(),
-            change: change(Monday, "M", 2_200),
-            decision: push(Monday, "N", latest),
-            after: FieldState {
-                monday: v("M"),
-                monday_at: Some(2_200),
-                pending_monday: pending("N"),
-                ..before
-            },
-        });
-        rows
+        [
+            row(
+                "both changed, npd reports last but monday changed later",
+                ConflictPolicy::LatestWins,
+                npd_last.clone(),
+                change(Npd, "N", 1_500),
+                push(Npd, "M", latest),
+                FieldState {
+                    npd: v("N"),
+                    npd_at: Some(1_500),
+                    pending_npd: pending("M"),
+                    ..npd_last
+                },
+            ),
+            row(
+                "both changed, monday reports last but npd changed later",
+                ConflictPolicy::LatestWins,
+                monday_last.clone(),
+                change(Monday, "M", 2_200),
+                push(Monday, "N", latest),
+                FieldState {
+                    monday: v("M"),
+                    monday_at: Some(2_200),
+                    pending_monday: pending("N"),
+                    ..monday_last
+                },
+            ),
+        ]
     }
 
     #[test]
@@ -829,19 +875,16 @@ mod tests {
 
     #[test]
     fn the_echo_of_a_write_in_flight_is_an_echo_before_it_is_confirmed() {
+        let policy = ConflictPolicy::Manual;
         let start = FieldState::agreed(v("A"));
-        let (decision, state) = decide(&start, &change(Side::Npd, "X", 10), ConflictPolicy::Manual);
+        let (decision, state) = decide(&start, &change(Side::Npd, "X", 10), policy);
         assert_eq!(
             decision,
             push(Side::Monday, "X", PushReason::OnlyOneSideChanged)
         );
         assert_eq!(state.pending_monday, pending("X"));
 
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Monday, "X", 20),
-            ConflictPolicy::Manual,
-        );
+        let (decision, state) = decide(&state, &change(Side::Monday, "X", 20), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             state,
@@ -867,18 +910,11 @@ mod tests {
     #[test]
     fn a_sent_write_replaced_before_it_was_confirmed_is_still_an_echo_when_it_lands() {
         // Monday changes A -> B -> C; the write of B to NPD has gone out when C is decided.
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "B", 10),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "B", 10), policy);
         let state = mark_sent(&state, Side::Npd, &v("B"));
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Monday, "C", 20),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, state) = decide(&state, &change(Side::Monday, "C", 20), policy);
         assert!(
             matches!(decision, Decision::Push { to: Side::Npd, .. }),
             "{decision:?}"
@@ -886,11 +922,7 @@ mod tests {
         assert_eq!(state.superseded(Side::Npd), &[v("B")]);
 
         // NPD then reports B (the older write landed, before C): the gateway's own, not an edit.
-        let (decision, state) = decide(
-            &state,
-            &change(Side::Npd, "B", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, state) = decide(&state, &change(Side::Npd, "B", 30), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             state.pending_npd.as_ref().map(|p| &p.value),
@@ -910,45 +942,27 @@ mod tests {
 
     #[test]
     fn a_write_replaced_before_it_went_out_is_not_remembered() {
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "B", 10),
-            ConflictPolicy::LatestWins,
-        );
-        let (_, state) = decide(
-            &state,
-            &change(Side::Monday, "C", 20),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "B", 10), policy);
+        let (_, state) = decide(&state, &change(Side::Monday, "C", 20), policy);
         assert!(state.superseded(Side::Npd).is_empty(), "B was never sent");
         // So a person setting NPD to B is an edit, not an echo.
-        let (decision, _) = decide(
-            &state,
-            &change(Side::Npd, "B", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, _) = decide(&state, &change(Side::Npd, "B", 30), policy);
         assert_ne!(decision, Decision::Echo);
     }
 
     #[test]
     fn the_echo_after_a_confirm_is_an_echo_by_who_wrote_the_value() {
+        let policy = ConflictPolicy::LatestWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "X", 10),
-            ConflictPolicy::LatestWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "X", 10), policy);
         let state = confirm(&state, Side::Npd, &v("X"));
         assert_eq!(state.pending_npd, None);
         assert!(state.npd_by_gateway);
         assert_eq!(state.base, v("X"));
 
-        let (decision, after) = decide(
-            &state,
-            &change(Side::Npd, "X", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (decision, after) = decide(&state, &change(Side::Npd, "X", 30), policy);
         assert_eq!(decision, Decision::Echo);
         assert_eq!(
             after,
@@ -958,35 +972,20 @@ mod tests {
             }
         );
 
-        let (again, _) = decide(
-            &after,
-            &change(Side::Npd, "X", 30),
-            ConflictPolicy::LatestWins,
-        );
+        let (again, _) = decide(&after, &change(Side::Npd, "X", 30), policy);
         assert_eq!(again, Decision::Echo, "a redelivered echo is still an echo");
     }
 
     #[test]
     fn a_repeated_value_the_gateway_did_not_write_is_unchanged() {
+        let policy = ConflictPolicy::NpdWins;
         let start = FieldState::agreed(v("A"));
-        let (_, state) = decide(
-            &start,
-            &change(Side::Monday, "M", 10),
-            ConflictPolicy::NpdWins,
-        );
-        let (decision, after) = decide(
-            &state,
-            &change(Side::Monday, "M", 10),
-            ConflictPolicy::NpdWins,
-        );
+        let (_, state) = decide(&start, &change(Side::Monday, "M", 10), policy);
+        let (decision, after) = decide(&state, &change(Side::Monday, "M", 10), policy);
         assert_eq!(decision, Decision::Unchanged);
         assert_eq!(after, state);
 
-        let (decision, later) = decide(
-            &state,
-            &change(Side::Monday, "M", 15),
-            ConflictPolicy::NpdWins,
-        );
+        let (decision, later) = decide(&state, &change(Side::Monday, "M", 15), policy);
         assert_eq!(decision, Decision::Unchanged);
         assert_eq!(
             later,
@@ -999,19 +998,15 @@ mod tests {
 
     #[test]
     fn changes_older_than_the_last_applied_one_of_their_side_are_stale() {
+        let policy = ConflictPolicy::LatestWins;
         let state = known("B", "B", "B");
         for side in Side::ALL {
             let last = state.at(side).expect("known time");
-            let (decision, after) = decide(
-                &state,
-                &change(side, "X", last - 1),
-                ConflictPolicy::LatestWins,
-            );
+            let (decision, after) = decide(&state, &change(side, "X", last - 1), policy);
             assert_eq!(decision, Decision::Stale, "{side}");
             assert_eq!(after, state, "{side}");
 
-            let (decision, _) =
-                decide(&state, &change(side, "X", last), ConflictPolicy::LatestWins);
+            let (decision, _) = decide(&state, &change(side, "X", last), policy);
             assert!(
                 matches!(decision, Decision::Push { .. }),
                 "{side}: same time is not stale"
@@ -1021,7 +1016,7 @@ mod tests {
                 at_ms: None,
                 ..change(side, "X", 0)
             };
-            let (decision, after) = decide(&state, &untimed, ConflictPolicy::LatestWins);
+            let (decision, after) = decide(&state, &untimed, policy);
             assert!(
                 matches!(decision, Decision::Push { .. }),
                 "{side}: an unknown time is never stale"
@@ -1200,23 +1195,16 @@ mod tests {
 
     #[test]
     fn agreeing_with_a_write_in_flight_keeps_it_so_its_echo_is_recognised() {
+        let policy = ConflictPolicy::Manual;
         let before = FieldState {
             pending_monday: pending("R"),
             ..known("B", "N", "M")
         };
-        let (decision, after) = decide(
-            &before,
-            &change(Side::Npd, "R", NOW),
-            ConflictPolicy::Manual,
-        );
+        let (decision, after) = decide(&before, &change(Side::Npd, "R", NOW), policy);
         assert_eq!(decision, Decision::Agreed);
         assert_eq!(after.base, v("R"));
         assert_eq!(after.pending_monday, pending("R"));
-        let (decision, after) = decide(
-            &after,
-            &change(Side::Monday, "R", NOW),
-            ConflictPolicy::Manual,
-        );
+        let (decision, after) = decide(&after, &change(Side::Monday, "R", NOW), policy);
         assert_eq!(decision, Decision::Echo);
         assert!(after.is_settled());
     }
@@ -1540,6 +1528,26 @@ mod tests {
             .prop_map(|(side, value, at_ms)| Change { side, value, at_ms })
     }
 
+    /// The gateway's write of `value` to `to` lands, then its echo, stamped `at_ms`, arrives.
+    fn land_and_echo(
+        state: &FieldState,
+        to: Side,
+        value: FieldValue,
+        at_ms: Option<i64>,
+        policy: ConflictPolicy,
+    ) -> (Decision, FieldState) {
+        let landed = confirm(state, to, &value);
+        decide(
+            &landed,
+            &Change {
+                side: to,
+                value,
+                at_ms,
+            },
+            policy,
+        )
+    }
+
     proptest! {
         /// The model gateway writes each pushed value the moment it decides, so the write's echo
         /// carries the source time of the change the value came from.
@@ -1554,9 +1562,7 @@ mod tests {
                 state = next;
                 if let Decision::Push { to, value, .. } = decision {
                     let source = changes.iter().find(|c| c.value == value).and_then(|c| c.at_ms);
-                    state = confirm(&state, to, &value);
-                    let echo = Change { side: to, value, at_ms: source };
-                    let (decision, next) = decide(&state, &echo, policy);
+                    let (decision, next) = land_and_echo(&state, to, value, source, policy);
                     prop_assert_eq!(decision, Decision::Echo);
                     state = next;
                 } else {
@@ -1583,9 +1589,7 @@ mod tests {
             }
             for side in Side::ALL {
                 if let Some(Pending { value, .. }) = state.pending(side).cloned() {
-                    state = confirm(&state, side, &value);
-                    let echo = Change { side, value, at_ms: Some(1_000_000) };
-                    let (decision, next) = decide(&state, &echo, policy);
+                    let (decision, next) = land_and_echo(&state, side, value, Some(1_000_000), policy);
                     prop_assert_eq!(decision, Decision::Echo);
                     state = next;
                 }
