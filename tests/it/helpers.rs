@@ -36,12 +36,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The PostgreSQL backend when `GATEWAY_TEST_POSTGRES_URL` is set.
-    pub fn postgres() -> Option<Backend> {
-        std::env::var("GATEWAY_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(Backend::Postgres)
+    /// The PostgreSQL named by `GATEWAY_TEST_POSTGRES_URL`.
+    ///
+    /// Without the variable the PostgreSQL tests are compiled as ignored (`postgres_test!`), so
+    /// this panics only when one is run anyway (`cargo test -- --ignored`): a test that could not
+    /// run fails, it never passes.
+    pub fn postgres() -> Backend {
+        match std::env::var("GATEWAY_TEST_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => Backend::Postgres(url),
+            _ => panic!("GATEWAY_TEST_POSTGRES_URL is not set: this PostgreSQL test cannot run"),
+        }
     }
 }
 
@@ -281,8 +285,25 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     body
 }
 
+/// Declares a test that needs PostgreSQL. Unless `GATEWAY_TEST_POSTGRES_URL` was set when the
+/// tests were built (`build.rs` turns it into `cfg(gateway_test_postgres)` and cargo rebuilds when
+/// it changes), the test is `#[ignore]`d with the reason, so `cargo test` without PostgreSQL
+/// reports it as ignored in the summary rather than as passed.
+#[macro_export]
+macro_rules! postgres_test {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(
+            not(gateway_test_postgres),
+            ignore = "set GATEWAY_TEST_POSTGRES_URL to run the PostgreSQL tests"
+        )]
+        $(#[$meta])*
+        async fn $name() $body
+    };
+}
+
 /// Declares each listed `async fn name(backend: Backend)` as a test on SQLite and on PostgreSQL
-/// (the latter only when `GATEWAY_TEST_POSTGRES_URL` is set; CI sets it).
+/// (the latter ignored unless `GATEWAY_TEST_POSTGRES_URL` is set; CI sets it).
 #[macro_export]
 macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {
@@ -296,11 +317,9 @@ macro_rules! store_tests {
         }
         mod postgres {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    match $crate::helpers::Backend::postgres() {
-                        Some(backend) => super::$name(backend).await,
-                        None => eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set"),
+                $crate::postgres_test! {
+                    async fn $name() {
+                        super::$name($crate::helpers::Backend::postgres()).await;
                     }
                 }
             )*

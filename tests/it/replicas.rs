@@ -17,26 +17,20 @@ use serde_json::{Value, json};
 
 use crate::durability::open_store;
 use crate::helpers::{Backend, GatewayProcess, TestDatabase};
-use crate::store_tests;
+use crate::{postgres_test, store_tests};
 
 store_tests!(kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_on_postgres_share_the_work_and_run_no_job_twice() {
-    let Some(backend) = Backend::postgres() else {
-        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    replicas_share_the_work(backend).await;
+postgres_test! {
+    async fn three_replicas_on_postgres_share_the_work_and_run_no_job_twice() {
+        replicas_share_the_work(Backend::postgres()).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_paused_past_its_lease_cannot_complete_its_stale_job() {
-    let Some(backend) = Backend::postgres() else {
-        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    paused_worker_is_fenced(backend).await;
+postgres_test! {
+    async fn a_worker_paused_past_its_lease_cannot_complete_its_stale_job() {
+        paused_worker_is_fenced(Backend::postgres()).await;
+    }
 }
 
 /// A config file for gateway processes, kept alive as long as the value.
