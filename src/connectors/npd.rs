@@ -618,8 +618,7 @@ mod tests {
 
         assert_eq!(first, second);
         assert_eq!(sim.contact(id).map(|c| c.version), Some(2));
-        receiver.wait_for(2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
         let received = receiver.received();
         assert_eq!(received.len(), 2, "created + one updated: {received:?}");
         assert_eq!(sim.events().len(), 2);

@@ -33,9 +33,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use super::{Deliveries, Delivery, DeliveryTracker};
 use crate::auth::constant_time_eq;
 use crate::auth::standard_webhooks::{WebhookSecret, sign};
 use crate::domain::entity::{ContactSnapshot, EntityKind, NpdId, OrganizationSnapshot};
@@ -66,6 +67,8 @@ pub struct NpdSim {
     addr: SocketAddr,
     /// Dropping the last clone drops the sender, which shuts the server down.
     _shutdown: Arc<oneshot::Sender<()>>,
+    /// Closed once the server has stopped serving.
+    stopped: watch::Receiver<()>,
 }
 
 /// One API request as NPD received it, with the status it was answered.
@@ -109,6 +112,8 @@ struct Inner {
     faults: Arc<Faults>,
     next_call: AtomicU64,
     store: Mutex<Store>,
+    /// Events logged and not yet delivered (or given up on).
+    deliveries: DeliveryTracker,
 }
 
 #[derive(Default)]
@@ -154,6 +159,8 @@ struct PendingEvent {
     index: usize,
     webhook_id: String,
     body: Value,
+    /// Pending in `Inner::deliveries` until the delivery is over.
+    _delivery: Delivery,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,8 +341,15 @@ impl Store {
         record
     }
 
-    /// Appends an event to the log (status `None` until delivered).
-    fn log_event(&mut self, kind: EntityKind, action: Action, data: Value) -> PendingEvent {
+    /// Appends an event to the log (status `None` until delivered), counted as pending in
+    /// `deliveries` until the returned event is delivered or dropped.
+    fn log_event(
+        &mut self,
+        deliveries: &DeliveryTracker,
+        kind: EntityKind,
+        action: Action,
+        data: Value,
+    ) -> PendingEvent {
         let webhook_id = format!("evt_{}", Uuid::new_v4().simple());
         let timestamp = OffsetDateTime::now_utc()
             .format(&Rfc3339)
@@ -354,6 +368,7 @@ impl Store {
             index: self.events.len() - 1,
             webhook_id,
             body,
+            _delivery: deliveries.queue(),
         }
     }
 }
@@ -391,23 +406,27 @@ impl NpdSim {
             }),
             next_call: AtomicU64::new(0),
             store: Mutex::new(Store::default()),
+            deliveries: DeliveryTracker::new(),
         });
         let app = Router::new()
             .fallback(serve_api)
             .with_state(Arc::clone(&inner));
-        let (shutdown, stopped) = oneshot::channel::<()>();
+        let (shutdown, shut_down) = oneshot::channel::<()>();
+        let (serving, stopped) = watch::channel(());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     // Resolves when the sender is dropped, i.e. the last `NpdSim` clone is gone.
-                    let _ = stopped.await;
+                    let _ = shut_down.await;
                 })
                 .await;
+            drop(serving);
         });
         Ok(NpdSim {
             inner,
             addr,
             _shutdown: Arc::new(shutdown),
+            stopped,
         })
     }
 
@@ -434,6 +453,28 @@ impl NpdSim {
 
     pub fn clear_calls(&self) {
         self.inner.store().calls.clear();
+    }
+
+    /// The events logged so far and how many of them are not delivered (or given up on) yet.
+    pub fn event_deliveries(&self) -> Deliveries {
+        self.inner.deliveries.get()
+    }
+
+    /// Waits until every logged event was delivered or given up on; false after `within`. A
+    /// change logs its event before it returns (an API write: before it is answered), so once this
+    /// is true no event of anything done before is still to come.
+    pub async fn events_delivered(&self, within: Duration) -> bool {
+        self.inner.deliveries.wait_idle(within).await
+    }
+
+    /// Resolves once the server has stopped serving (after the last clone is dropped); holding it
+    /// does not keep the server alive.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopped = self.stopped.clone();
+        async move {
+            // The sender is dropped when the server task ends.
+            while stopped.changed().await.is_ok() {}
+        }
     }
 
     /// Every event emitted so far, in emission order, with the gateway's last answer.
@@ -535,7 +576,12 @@ impl NpdSim {
                 .unwrap_or_else(|| R::blank(id));
             change(&mut record);
             let record = store.commit(id, record);
-            store.log_event(R::KIND, action, record_json(&record))
+            store.log_event(
+                &self.inner.deliveries,
+                R::KIND,
+                action,
+                record_json(&record),
+            )
         };
         self.inner.deliver(pending).await
     }
@@ -547,6 +593,7 @@ impl NpdSim {
             let version = store.next_version(R::KIND, id);
             store.next_instant();
             store.log_event(
+                &self.inner.deliveries,
                 R::KIND,
                 Action::Deleted,
                 json!({"id": id.to_string(), "version": version}),
@@ -860,7 +907,12 @@ impl Inner {
         let answer = Answer::json(StatusCode::OK, record_json(&record));
         remember(&mut store, key, request, &answer);
         if self.faults.emit_on_patch.load(Ordering::SeqCst) {
-            let pending = store.log_event(R::KIND, Action::Updated, record_json(&record));
+            let pending = store.log_event(
+                &self.deliveries,
+                R::KIND,
+                Action::Updated,
+                record_json(&record),
+            );
             drop(store);
             self.deliver_later(pending);
         }
@@ -884,7 +936,12 @@ impl Inner {
         let record = store.commit(id, record);
         let answer = Answer::json(StatusCode::CREATED, record_json(&record));
         remember(&mut store, key, request, &answer);
-        let pending = store.log_event(EntityKind::Contact, Action::Created, record_json(&record));
+        let pending = store.log_event(
+            &self.deliveries,
+            EntityKind::Contact,
+            Action::Created,
+            record_json(&record),
+        );
         drop(store);
         self.deliver_later(pending);
         answer
@@ -1068,6 +1125,8 @@ pub(crate) mod tests {
     pub(crate) struct Receiver {
         url: String,
         received: Arc<Mutex<Vec<Received>>>,
+        /// How many deliveries arrived: wakes `wait_for`.
+        arrived: Arc<watch::Sender<usize>>,
         _shutdown: Arc<oneshot::Sender<()>>,
     }
 
@@ -1075,6 +1134,7 @@ pub(crate) mod tests {
     struct ReceiverState {
         verifier: Verifier,
         received: Arc<Mutex<Vec<Received>>>,
+        arrived: Arc<watch::Sender<usize>>,
         script: Arc<Mutex<VecDeque<u16>>>,
     }
 
@@ -1085,9 +1145,11 @@ pub(crate) mod tests {
             let script = Arc::new(Mutex::new(
                 script.iter().copied().collect::<VecDeque<u16>>(),
             ));
+            let arrived = Arc::new(watch::Sender::new(0));
             let state = ReceiverState {
                 verifier: Verifier::new(vec![secret], 300),
                 received: Arc::clone(&received),
+                arrived: Arc::clone(&arrived),
                 script,
             };
             let app = Router::new()
@@ -1108,6 +1170,7 @@ pub(crate) mod tests {
             Receiver {
                 url: format!("http://{addr}{RECEIVER_PATH}"),
                 received,
+                arrived,
                 _shutdown: Arc::new(shutdown),
             }
         }
@@ -1122,14 +1185,15 @@ pub(crate) mod tests {
 
         /// Waits (up to 5 s) until at least `n` deliveries arrived.
         pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
-            for _ in 0..500 {
-                let received = self.received();
-                if received.len() >= n {
-                    return received;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            let mut arrived = self.arrived.subscribe();
+            let enough = arrived.wait_for(|count| *count >= n);
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), enough).await,
+                Ok(Ok(_))
+            ) {
+                panic!("expected {n} deliveries, got {:?}", self.received());
             }
-            panic!("expected {n} deliveries, got {:?}", self.received());
+            self.received()
         }
     }
 
@@ -1147,11 +1211,16 @@ pub(crate) mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let verified = state.verifier.verify(signed, &body, now).is_ok()
             && header("content-type") == Some("application/json");
-        lock(&state.received).push(Received {
-            webhook_id: signed.id.unwrap_or_default().to_owned(),
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            verified,
-        });
+        let count = {
+            let mut received = lock(&state.received);
+            received.push(Received {
+                webhook_id: signed.id.unwrap_or_default().to_owned(),
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                verified,
+            });
+            received.len()
+        };
+        state.arrived.send_replace(count);
         if !verified {
             return StatusCode::UNAUTHORIZED;
         }
@@ -1394,7 +1463,7 @@ pub(crate) mod tests {
         .await;
 
         assert_eq!(status, 200);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
         assert_eq!(receiver.received().len(), 1);
         assert_eq!(sim.events().len(), 1);
         assert_eq!(
@@ -1523,9 +1592,9 @@ pub(crate) mod tests {
             headers.get("idempotent-replayed").map(|v| v.as_bytes()),
             Some(&b"true"[..])
         );
-        let received = receiver.wait_for(1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(receiver.received().len(), 1);
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
+        let received = receiver.received();
+        assert_eq!(received.len(), 1);
         assert_eq!(received[0].body["type"], "contact.created");
         assert_eq!(received[0].body["data"], body);
     }
@@ -1815,15 +1884,16 @@ pub(crate) mod tests {
             .expect("still served by the clone");
         assert_eq!(alive.status().as_u16(), 401);
 
+        let stopped = clone.stopped();
         drop(clone);
 
-        for _ in 0..100 {
-            if http().get(&url).send().await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the simulator still answers after the last clone was dropped");
+        tokio::time::timeout(Duration::from_secs(5), stopped)
+            .await
+            .expect("the server stops once the last clone is dropped");
+        assert!(
+            http().get(&url).send().await.is_err(),
+            "the simulator still answers after the last clone was dropped"
+        );
     }
 
     #[tokio::test]

@@ -407,14 +407,19 @@ async fn the_same_idempotency_key_twice_creates_one_item() {
 #[tokio::test]
 async fn a_concurrent_duplicate_gets_409_which_is_retryable() {
     let (sim, client) = start().await;
-    sim.faults().set_latency(Duration::from_millis(400));
+    // The first request executes, then its answer is held: its key stays in flight until released.
+    let hold = sim.faults().hold_next_answer();
     let other = client.clone();
     let first = tokio::spawn(async move {
         other
             .create_item(CONTACTS, "Ada", &Map::new(), "same-key")
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.wait_for_call(Duration::from_secs(5), |c| {
+        c.idempotency_key.as_deref() == Some("same-key")
+    })
+    .await
+    .expect("the first request reached the simulator");
     let err = client
         .create_item(CONTACTS, "Ada", &Map::new(), "same-key")
         .await
@@ -423,8 +428,8 @@ async fn a_concurrent_duplicate_gets_409_which_is_retryable() {
     assert_eq!(err.status, Some(409));
     assert_eq!(err.code.as_deref(), Some("IDEMPOTENCY_CONFLICT"));
     assert_eq!(err.retry_after, Some(Duration::from_secs(1)));
+    hold.release();
     let id = first.await.expect("joined").expect("created");
-    sim.faults().set_latency(Duration::ZERO);
     assert_eq!(
         client
             .create_item(CONTACTS, "Ada", &Map::new(), "same-key")
@@ -692,7 +697,7 @@ async fn the_gateways_writes_fire_webhooks_with_the_integration_user_id() {
         .create_item(CONTACTS, "Ada Lovelace", &ada(), "k1")
         .await
         .expect("replayed");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sim.webhooks_delivered(Duration::from_secs(5)).await);
     assert_eq!(receiver.events().len(), 8);
 }
 

@@ -36,8 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::{Deliveries, DeliveryTracker};
 use crate::domain::entity::{BoardId, MondayItemId};
 use store::{Change, Store};
 
@@ -180,6 +181,15 @@ pub struct SentWebhook {
     pub status: Option<u16>,
 }
 
+/// An answer held by `MondayFaults::hold_next_answer`; releasing or dropping it lets it go.
+pub struct AnswerHold(oneshot::Sender<()>);
+
+impl AnswerHold {
+    pub fn release(self) {
+        let _ = self.0.send(());
+    }
+}
+
 /// A running simulator. Clones share it.
 #[derive(Clone)]
 pub struct MondaySim {
@@ -312,6 +322,8 @@ struct SimState {
     latency: Duration,
     webhook_before_response: bool,
     webhooks_enabled: bool,
+    /// Answers to hold (after the call is recorded) until the test releases them.
+    holds: VecDeque<oneshot::Receiver<()>>,
 }
 
 struct Inner {
@@ -321,6 +333,10 @@ struct Inner {
     state: Mutex<SimState>,
     jobs: mpsc::UnboundedSender<webhooks::Job>,
     webhook_log: Arc<Mutex<Vec<SentWebhook>>>,
+    /// Webhooks queued and not yet delivered.
+    deliveries: DeliveryTracker,
+    /// How many calls were ever recorded: wakes tests waiting for a call.
+    calls_seen: watch::Sender<u64>,
     in_flight: AtomicU64,
 }
 
@@ -496,6 +512,12 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds a call to the log and wakes whoever waits for one.
+    fn record(&self, state: &mut SimState, call: MondayCall) {
+        state.calls.push(call);
+        self.calls_seen.send_modify(|n| *n += 1);
+    }
+
     fn authorized(&self, authorization: Option<&str>) -> bool {
         let Some(value) = authorization.map(str::trim) else {
             return false;
@@ -543,6 +565,7 @@ impl Inner {
                 url: url.clone(),
                 audience: audience.clone(),
                 done,
+                _delivery: self.deliveries.queue(),
             };
             if self.jobs.send(job).is_ok()
                 && let Some(rx) = receiver
@@ -616,7 +639,7 @@ impl Inner {
                 let answer = fault_answer(fault);
                 call.status = answer.status;
                 call.response = answer.body.clone();
-                self.lock().calls.push(call.clone());
+                self.record(&mut self.lock(), call.clone());
                 tokio::time::sleep(TIMEOUT_HOLD).await;
                 return self.respond(answer, &request_id, call.api_version.as_deref());
             }
@@ -804,8 +827,8 @@ impl Inner {
             .await
     }
 
-    /// Records the call, waits the configured latency, then answers (and only then releases an
-    /// idempotency key held in flight).
+    /// Records the call, waits the configured latency (and for a held answer's release), then
+    /// answers (and only then releases an idempotency key held in flight).
     async fn finish(
         &self,
         mut call: MondayCall,
@@ -822,13 +845,17 @@ impl Inner {
         call.response = answer.body.clone();
         call.replayed = answer.replayed;
         let api_version = call.api_version.clone();
-        let latency = {
+        let (latency, hold) = {
             let mut state = self.lock();
-            state.calls.push(call);
-            state.latency
+            self.record(&mut state, call);
+            (state.latency, state.holds.pop_front())
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
+        }
+        if let Some(hold) = hold {
+            // Released (or dropped) by the test.
+            let _ = hold.await;
         }
         drop(guard);
         self.respond(answer, request_id, api_version.as_deref())
@@ -917,9 +944,12 @@ impl MondaySim {
                 latency: Duration::ZERO,
                 webhook_before_response: false,
                 webhooks_enabled: true,
+                holds: VecDeque::new(),
             }),
             jobs,
             webhook_log,
+            deliveries: DeliveryTracker::new(),
+            calls_seen: watch::Sender::new(0),
             in_flight: AtomicU64::new(0),
         });
         let app = Router::new()
@@ -951,6 +981,39 @@ impl MondaySim {
 
     pub fn clear_calls(&self) {
         self.inner.lock().calls.clear();
+    }
+
+    /// Waits until a call matching `matches` was received (it may already have been), and returns
+    /// it; None after `within`. A call is recorded before its latency or hold, so while one is
+    /// held it is in flight: a mutation has executed and its idempotency key is still taken.
+    pub async fn wait_for_call(
+        &self,
+        within: Duration,
+        matches: impl Fn(&MondayCall) -> bool,
+    ) -> Option<MondayCall> {
+        // Subscribed before looking, so a call recorded in between still wakes the loop.
+        let mut seen = self.inner.calls_seen.subscribe();
+        let found = async {
+            loop {
+                if let Some(call) = self.inner.lock().calls.iter().find(|c| matches(c)) {
+                    return Some(call.clone());
+                }
+                seen.changed().await.ok()?;
+            }
+        };
+        tokio::time::timeout(within, found).await.ok().flatten()
+    }
+
+    /// The webhooks queued so far and how many of them are not delivered (or given up on) yet.
+    pub fn webhook_deliveries(&self) -> Deliveries {
+        self.inner.deliveries.get()
+    }
+
+    /// Waits until every queued webhook was delivered or given up on; false after `within`.
+    /// A mutation or a simulated user's edit queues its webhooks before it returns, so once this
+    /// is true no webhook of anything done before is still to come.
+    pub async fn webhooks_delivered(&self, within: Duration) -> bool {
+        self.inner.deliveries.wait_idle(within).await
     }
 
     /// The items of `board` in any state (deleted ones included), by id.
@@ -1108,6 +1171,15 @@ impl MondayFaults {
     /// The next `n` requests answer 409 `IDEMPOTENCY_CONFLICT` with `Retry-After: 1`.
     pub fn idempotency_conflict_next(&self, n: usize) {
         self.push(n, Fault::IdempotencyConflict);
+    }
+
+    /// Holds the next answer: the request is recorded (see `MondaySim::wait_for_call`) and, for a
+    /// mutation, executed with its idempotency key in flight, but not answered until the returned
+    /// hold is released or dropped.
+    pub fn hold_next_answer(&self) -> AnswerHold {
+        let (release, hold) = oneshot::channel();
+        self.inner.lock().holds.push_back(hold);
+        AnswerHold(release)
     }
 
     /// Every answer is delayed by `d` (zero: no delay).

@@ -40,6 +40,8 @@ pub(super) struct Job {
     pub audience: String,
     /// Signalled once the event was delivered (or given up on).
     pub done: Option<oneshot::Sender<()>>,
+    /// Counts the event as pending until the job is dropped, once delivered (or given up on).
+    pub _delivery: crate::sim::Delivery,
 }
 
 /// The legacy `type` of a change, and the `subscriptionId` offset of the webhook that sends it.
