@@ -352,15 +352,9 @@ pub async fn settle(store: &Store, monday: &MondaySim, npd: &NpdSim, within: Dur
     .await
 }
 
-/// `settle` for a `World` (its gateway and its two simulators), within a minute.
-pub async fn settle_world(world: &World) {
-    settle(
-        &world.store,
-        &world.monday,
-        &world.npd,
-        Duration::from_secs(60),
-    )
-    .await
+/// `settle` for a `World`: its gateway and its two simulators.
+pub async fn settle_world(world: &World, within: Duration) {
+    settle(&world.store, &world.monday, &world.npd, within).await
 }
 
 pub fn sign_npd(secret: &str, webhook_id: &str, ts: i64, body: &[u8]) -> String {
@@ -641,10 +635,7 @@ pub async fn created_contact(
         .npd
         .create_contact(npd_monday_gateway::demo::sample_contact(id))
         .await;
-    world
-        .settle(Duration::from_secs(60))
-        .await
-        .expect("settled");
+    settle_world(world, Duration::from_secs(60)).await;
     let item = world
         .store
         .entity_by_npd(EntityKind::Contact, id)
