@@ -11,7 +11,7 @@ use npd_monday_gateway::ledger::inbox::Source;
 use npd_monday_gateway::sim::monday::MondayCall;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, created_contact, settle_world};
+use crate::helpers::{Backend, TestDatabase, created_contact, eventually, settle_world};
 use crate::store_tests;
 
 store_tests!(
@@ -886,27 +886,43 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
         world.npd.create_contact(sample_contact(*id)).await;
     }
     // Each create costs a lookup and a create_item: routine sync spends its share on at most
-    // four, then stops until the window slides (a minute, longer than this test).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut last = (usize::MAX, std::time::Instant::now());
-    let before = loop {
-        let now = world
+    // four, then stops until the window slides (a minute, longer than this test). Nothing in the
+    // gateway announces that the budget holds a job back, so wait for the ledger and the
+    // simulators to show it: both simulators done, every event processed, and each job still
+    // open a Monday job that has sat for a second (fifty of the dispatcher's 20 ms polls) since
+    // it fell due or was claimed, with no call reaching Monday meanwhile. Should the budget let
+    // everything through, this ends once all is done, and the assertions below fail.
+    let before = eventually(Duration::from_secs(30), async || {
+        let open: Vec<_> = world
+            .store
+            .all_jobs()
+            .await
+            .expect("jobs")
+            .into_iter()
+            .filter(|j| j.state == "pending" || j.state == "leased")
+            .collect();
+        let idle = world.monday.webhook_deliveries().pending == 0
+            && world.npd.event_deliveries().pending == 0
+            && world.store.unprocessed_count().await.expect("count") == 0;
+        let second = Duration::from_secs(1);
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let no_call_since = world
             .monday
             .calls()
-            .iter()
-            .filter(|c| c.operation != "me")
-            .count();
-        if now != last.0 {
-            last = (now, std::time::Instant::now());
-        } else if now > 0 && last.1.elapsed() > Duration::from_millis(1_500) {
-            break world.monday.items(CONTACTS_BOARD).len();
+            .last()
+            .is_none_or(|c| c.at.elapsed() >= second);
+        let held_back = no_call_since
+            && open.iter().all(|j| {
+                j.target == "monday" && now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000
+            });
+        if idle && held_back {
+            Ok(world.monday.items(CONTACTS_BOARD).len())
+        } else {
+            let open: Vec<_> = open.iter().map(|j| (&j.operation, &j.state)).collect();
+            Err(format!("routine sync has not stopped: open jobs {open:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "routine sync never settled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let spent = world
         .monday
         .calls()
