@@ -1243,6 +1243,22 @@ pub(crate) mod tests {
         (sim, receiver)
     }
 
+    /// Ada, created by an NPD user (so `contact.created` is emitted); her id.
+    pub(crate) async fn create_ada(sim: &NpdSim) -> NpdId {
+        let ada = contact("Ada");
+        let id = ada.id;
+        sim.create_contact(ada).await;
+        id
+    }
+
+    /// Ada, stored without an event (a record the gateway never heard of); her id.
+    pub(crate) fn insert_ada(sim: &NpdSim) -> NpdId {
+        let ada = contact("Ada");
+        let id = ada.id;
+        sim.insert_contact(ada);
+        id
+    }
+
     pub(crate) fn contact(first_name: &str) -> ContactSnapshot {
         ContactSnapshot {
             first_name: Some(first_name.to_owned()),
@@ -1252,7 +1268,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn organization(name: &str) -> OrganizationSnapshot {
+    pub(crate) fn organization(name: &str) -> OrganizationSnapshot {
         OrganizationSnapshot {
             name: Some(name.to_owned()),
             website: Some("https://example.com".to_owned()),
@@ -1417,9 +1433,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_patch_through_the_api_emits_an_updated_event_with_the_full_snapshot() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
+        let id = create_ada(&sim).await;
 
         let (status, _, body) = call(
             &sim,
@@ -1448,9 +1462,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn with_emit_on_patch_off_a_patch_changes_the_record_silently() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
+        let id = create_ada(&sim).await;
         sim.faults().set_emit_on_patch(false);
 
         let (status, _, _) = call(
@@ -1602,9 +1614,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_idempotency_key_reused_for_another_request_is_refused() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let path = format!("/api/v1/contacts/{id}");
 
         let (first, _, _) = call(
@@ -1637,9 +1647,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn the_api_requires_the_bearer_token_and_logs_every_call_in_order() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let url = format!("{}/api/v1/contacts/{id}", sim.url());
 
         let missing = http().get(&url).send().await.expect("answer");
@@ -1697,9 +1705,7 @@ pub(crate) mod tests {
         })
         .await
         .expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
 
         let response = http()
             .get(format!("{}/api/v1/contacts/{id}", sim.url()))
@@ -1851,9 +1857,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn fail_next_answers_the_given_status_then_recovers() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let path = format!("/api/v1/contacts/{id}");
         sim.faults().fail_next(2, 429);
 
