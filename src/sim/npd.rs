@@ -204,105 +204,94 @@ impl FieldType {
     }
 }
 
-const CONTACT_PATCHABLE: &[(&str, FieldType)] = &[
-    ("first_name", FieldType::Text),
-    ("last_name", FieldType::Text),
-    ("email", FieldType::Text),
-    ("phone", FieldType::Text),
-    ("role_title", FieldType::Text),
-    ("notes", FieldType::Text),
-    ("organization_id", FieldType::Uuid),
-    ("monday_id", FieldType::MondayId),
-    ("sync_enabled", FieldType::Bool),
-];
+/// The fields an API write may set on a record kind. Both kinds take `monday_id` (a numeric id)
+/// and `sync_enabled` (a boolean).
+struct Patchable {
+    /// Strings or null.
+    text: &'static [&'static str],
+    /// UUID strings or null.
+    uuids: &'static [&'static str],
+}
 
-const ORGANIZATION_PATCHABLE: &[(&str, FieldType)] = &[
-    ("name", FieldType::Text),
-    ("website", FieldType::Text),
-    ("industry", FieldType::Text),
-    ("notes", FieldType::Text),
-    ("monday_id", FieldType::MondayId),
-    ("sync_enabled", FieldType::Bool),
-];
+impl Patchable {
+    /// The type `name` accepts; `None` when it is unknown or read-only.
+    fn field_type(&self, name: &str) -> Option<FieldType> {
+        match name {
+            "monday_id" => Some(FieldType::MondayId),
+            "sync_enabled" => Some(FieldType::Bool),
+            _ if self.text.contains(&name) => Some(FieldType::Text),
+            _ if self.uuids.contains(&name) => Some(FieldType::Uuid),
+            _ => None,
+        }
+    }
+}
 
 /// What the simulator needs to know of a snapshot type.
 trait Record: Clone + Serialize + DeserializeOwned + Send + 'static {
     const KIND: EntityKind;
-    const PATCHABLE: &'static [(&'static str, FieldType)];
-    fn blank(id: NpdId) -> Self;
+    const PATCHABLE: Patchable;
     fn id(&self) -> NpdId;
     fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime);
     fn table(store: &mut Store) -> &mut HashMap<NpdId, Self>;
-}
 
-impl Record for ContactSnapshot {
-    const KIND: EntityKind = EntityKind::Contact;
-    const PATCHABLE: &'static [(&'static str, FieldType)] = CONTACT_PATCHABLE;
-
+    /// A record with nothing but its id: every other field as NPD's record shape defaults it
+    /// (sync enabled, the rest empty), version 0.
     fn blank(id: NpdId) -> Self {
-        ContactSnapshot {
-            id,
-            version: 0,
-            sync_enabled: true,
-            monday_id: None,
-            first_name: None,
-            last_name: None,
-            email: None,
-            phone: None,
-            role_title: None,
-            notes: None,
-            organization_id: None,
-            updated_at: None,
-        }
-    }
-
-    fn id(&self) -> NpdId {
-        self.id
-    }
-
-    fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
-        self.id = id;
-        self.version = version;
-        self.updated_at = Some(updated_at);
-    }
-
-    fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
-        &mut store.contacts
+        serde_json::from_value(json!({ "id": id, "version": 0 }))
+            .expect("every field but id and version has a default")
     }
 }
 
-impl Record for OrganizationSnapshot {
-    const KIND: EntityKind = EntityKind::Organization;
-    const PATCHABLE: &'static [(&'static str, FieldType)] = ORGANIZATION_PATCHABLE;
+/// Implements `Record` for a snapshot type (both have `id`, `version` and `updated_at`), kept in
+/// `Store::$table`.
+macro_rules! record {
+    ($snapshot:ty, $kind:expr, $table:ident, $patchable:expr) => {
+        impl Record for $snapshot {
+            const KIND: EntityKind = $kind;
+            const PATCHABLE: Patchable = $patchable;
 
-    fn blank(id: NpdId) -> Self {
-        OrganizationSnapshot {
-            id,
-            version: 0,
-            sync_enabled: true,
-            monday_id: None,
-            name: None,
-            website: None,
-            industry: None,
-            notes: None,
-            updated_at: None,
+            fn id(&self) -> NpdId {
+                self.id
+            }
+
+            fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
+                self.id = id;
+                self.version = version;
+                self.updated_at = Some(updated_at);
+            }
+
+            fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
+                &mut store.$table
+            }
         }
-    }
-
-    fn id(&self) -> NpdId {
-        self.id
-    }
-
-    fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
-        self.id = id;
-        self.version = version;
-        self.updated_at = Some(updated_at);
-    }
-
-    fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
-        &mut store.organizations
-    }
+    };
 }
+
+record!(
+    ContactSnapshot,
+    EntityKind::Contact,
+    contacts,
+    Patchable {
+        text: &[
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "role_title",
+            "notes"
+        ],
+        uuids: &["organization_id"],
+    }
+);
+record!(
+    OrganizationSnapshot,
+    EntityKind::Organization,
+    organizations,
+    Patchable {
+        text: &["name", "website", "industry", "notes"],
+        uuids: &[],
+    }
+);
 
 /// A record as JSON (the event `data` and API answer shape).
 fn record_json<R: Record>(record: &R) -> Value {
@@ -376,6 +365,31 @@ impl Store {
 // ---------------------------------------------------------------------------------------------
 // The public handle
 // ---------------------------------------------------------------------------------------------
+
+/// An NPD user's create, edit and delete of one record kind, each emitting its event: the same
+/// three methods for contacts and organizations.
+macro_rules! user_edits {
+    ($snapshot:ty, $kind:literal, $a_kind:literal, $create:ident, $update:ident, $delete:ident) => {
+        #[doc = concat!("An NPD user creates ", $a_kind, " (with its id); emits `", $kind, ".created`.")]
+        pub async fn $create(&self, record: $snapshot) -> EmittedEvent {
+            let id = record.id;
+            self.user_write(id, Action::Created, |stored: &mut $snapshot| *stored = record)
+                .await
+        }
+
+        #[doc = concat!("An NPD user edits ", $a_kind, "; emits `", $kind, ".updated`. An unknown id")]
+        #[doc = "starts from a blank record (sync enabled, every field empty)."]
+        pub async fn $update(&self, id: NpdId, change: impl FnOnce(&mut $snapshot)) -> EmittedEvent {
+            self.user_write(id, Action::Updated, change).await
+        }
+
+        #[doc = concat!("An NPD user deletes ", $a_kind, "; emits `", $kind, ".deleted` with")]
+        #[doc = "`{\"id\", \"version\"}`."]
+        pub async fn $delete(&self, id: NpdId) -> EmittedEvent {
+            self.user_delete::<$snapshot>(id).await
+        }
+    };
+}
 
 impl NpdSim {
     /// Binds `127.0.0.1:0` and serves until the last clone is dropped. Errors if the webhook
@@ -490,53 +504,22 @@ impl NpdSim {
         self.inner.store().organizations.get(&id).cloned()
     }
 
-    /// An NPD user creates a contact (with `contact.id`); emits `contact.created`.
-    pub async fn create_contact(&self, contact: ContactSnapshot) -> EmittedEvent {
-        let id = contact.id;
-        self.user_write(id, Action::Created, |record: &mut ContactSnapshot| {
-            *record = contact;
-        })
-        .await
-    }
-
-    /// An NPD user edits a contact; emits `contact.updated`. An unknown id starts from a blank
-    /// contact (sync enabled, every field empty).
-    pub async fn update_contact(
-        &self,
-        id: NpdId,
-        change: impl FnOnce(&mut ContactSnapshot),
-    ) -> EmittedEvent {
-        self.user_write(id, Action::Updated, change).await
-    }
-
-    /// An NPD user deletes a contact; emits `contact.deleted` with `{"id", "version"}`.
-    pub async fn delete_contact(&self, id: NpdId) -> EmittedEvent {
-        self.user_delete::<ContactSnapshot>(id).await
-    }
-
-    /// An NPD user creates an organization (with `o.id`); emits `organization.created`.
-    pub async fn create_organization(&self, o: OrganizationSnapshot) -> EmittedEvent {
-        let id = o.id;
-        self.user_write(id, Action::Created, |record: &mut OrganizationSnapshot| {
-            *record = o;
-        })
-        .await
-    }
-
-    /// An NPD user edits an organization; emits `organization.updated`. An unknown id starts
-    /// from a blank organization.
-    pub async fn update_organization(
-        &self,
-        id: NpdId,
-        change: impl FnOnce(&mut OrganizationSnapshot),
-    ) -> EmittedEvent {
-        self.user_write(id, Action::Updated, change).await
-    }
-
-    /// An NPD user deletes an organization; emits `organization.deleted`.
-    pub async fn delete_organization(&self, id: NpdId) -> EmittedEvent {
-        self.user_delete::<OrganizationSnapshot>(id).await
-    }
+    user_edits!(
+        ContactSnapshot,
+        "contact",
+        "a contact",
+        create_contact,
+        update_contact,
+        delete_contact
+    );
+    user_edits!(
+        OrganizationSnapshot,
+        "organization",
+        "an organization",
+        create_organization,
+        update_organization,
+        delete_organization
+    );
 
     /// Stores `contact` as given (version and `updated_at` untouched) without emitting: a record
     /// that exists in NPD but whose event never reached the gateway.
@@ -1020,7 +1003,7 @@ fn parse_write<R: Record>(
         }
     };
     for (name, value) in &fields {
-        let Some((_, field_type)) = R::PATCHABLE.iter().find(|(known, _)| known == name) else {
+        let Some(field_type) = R::PATCHABLE.field_type(name) else {
             return Err(Answer::problem(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -1307,6 +1290,20 @@ pub(crate) mod tests {
         (status, headers, body)
     }
 
+    /// `GET /api/v1/contacts/{id}` with the right token.
+    async fn get_contact(sim: &NpdSim, id: NpdId) -> (u16, HeaderMap, Value) {
+        let path = format!("/api/v1/contacts/{id}");
+        call(sim, Method::GET, &path, None, &[]).await
+    }
+
+    /// The `type` of each received event, in order.
+    fn event_types(received: &[Received]) -> Vec<&str> {
+        received
+            .iter()
+            .map(|r| r.body["type"].as_str().unwrap_or_default())
+            .collect()
+    }
+
     fn updated_at(body: &Value) -> OffsetDateTime {
         let text = body["data"]["updated_at"].as_str().expect("updated_at");
         OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339")
@@ -1340,10 +1337,7 @@ pub(crate) mod tests {
             let timestamp = got.body["timestamp"].as_str().expect("timestamp");
             OffsetDateTime::parse(timestamp, &Rfc3339).expect("RFC 3339 timestamp");
         }
-        let types: Vec<&str> = received
-            .iter()
-            .map(|r| r.body["type"].as_str().unwrap_or_default())
-            .collect();
+        let types = event_types(&received);
         assert_eq!(
             types,
             ["contact.created", "contact.updated", "contact.deleted"]
@@ -1391,10 +1385,7 @@ pub(crate) mod tests {
         let again = again.await;
 
         let received = receiver.received();
-        let types: Vec<&str> = received
-            .iter()
-            .map(|r| r.body["type"].as_str().unwrap_or_default())
-            .collect();
+        let types = event_types(&received);
         assert_eq!(
             types,
             [
@@ -1553,14 +1544,7 @@ pub(crate) mod tests {
         let id = ada.id;
 
         sim.insert_contact(ada.clone());
-        let (status, _, body) = call(
-            &sim,
-            Method::GET,
-            &format!("/api/v1/contacts/{id}"),
-            None,
-            &[],
-        )
-        .await;
+        let (status, _, body) = get_contact(&sim, id).await;
         let next = sim
             .update_contact(id, |c| c.notes = Some("x".to_owned()))
             .await;
@@ -1575,22 +1559,14 @@ pub(crate) mod tests {
     async fn post_creates_a_contact_with_a_new_id_and_emits_contact_created() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
 
-        let (status, _, body) = call(
-            &sim,
-            Method::POST,
-            "/api/v1/contacts",
-            Some(json!({"first_name": "Grace", "sync_enabled": true})),
-            &[("idempotency-key", "create-1")],
-        )
-        .await;
-        let (again, headers, replay) = call(
-            &sim,
-            Method::POST,
-            "/api/v1/contacts",
-            Some(json!({"first_name": "Grace", "sync_enabled": true})),
-            &[("idempotency-key", "create-1")],
-        )
-        .await;
+        // The same create twice under one key.
+        let create = async || {
+            let grace = json!({"first_name": "Grace", "sync_enabled": true});
+            let key = [("idempotency-key", "create-1")];
+            call(&sim, Method::POST, "/api/v1/contacts", Some(grace), &key).await
+        };
+        let (status, _, body) = create().await;
+        let (again, headers, replay) = create().await;
 
         assert_eq!(status, 201, "{body}");
         let id = NpdId::parse(body["id"].as_str().expect("id")).expect("uuid");
@@ -1617,22 +1593,20 @@ pub(crate) mod tests {
         let id = insert_ada(&sim);
         let path = format!("/api/v1/contacts/{id}");
 
-        let (first, _, _) = call(
-            &sim,
-            Method::PATCH,
-            &path,
-            Some(json!({"notes": "a"})),
-            &[("idempotency-key", "k")],
-        )
-        .await;
-        let (second, _, problem) = call(
-            &sim,
-            Method::PATCH,
-            &path,
-            Some(json!({"notes": "b"})),
-            &[("idempotency-key", "k")],
-        )
-        .await;
+        // Two different patches under one key.
+        let patch = async |notes: &str| {
+            let key = [("idempotency-key", "k")];
+            call(
+                &sim,
+                Method::PATCH,
+                &path,
+                Some(json!({ "notes": notes })),
+                &key,
+            )
+            .await
+        };
+        let (first, _, _) = patch("a").await;
+        let (second, _, problem) = patch("b").await;
 
         assert_eq!((first, second), (200, 422));
         assert!(
@@ -1663,14 +1637,7 @@ pub(crate) mod tests {
             .send()
             .await
             .expect("answer");
-        let (right, _, _) = call(
-            &sim,
-            Method::GET,
-            &format!("/api/v1/contacts/{id}"),
-            None,
-            &[],
-        )
-        .await;
+        let (right, _, _) = get_contact(&sim, id).await;
 
         assert_eq!(missing.status().as_u16(), 401);
         assert_eq!(
