@@ -932,26 +932,29 @@ mod tests {
             Time::from_hms(8, 49, 0).expect("time"),
         )
         .assume_utc();
-        let cases = [
-            ("1", Some(1)),
-            (" 120 ", Some(120)),
-            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(37)),
-            ("Sunday, 06-Nov-94 08:49:37 GMT", Some(37)),
-            ("Sun Nov  6 08:49:37 1994", Some(37)),
-            ("Sun, 06 Nov 1994 08:48:00 GMT", Some(0)),
-            ("Sun, 06 Nov 1994 08:49:37 CET", None),
-            ("Sun, 32 Nov 1994 08:49:37 GMT", None),
-            ("-5", None),
-            ("1.5", None),
-            ("soon", None),
-            ("", None),
+        // (the header, the seconds to wait from `now`)
+        let accepted = [
+            ("1", 1),
+            (" 120 ", 120),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 37),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", 37),
+            ("Sun Nov  6 08:49:37 1994", 37),
+            ("Sun, 06 Nov 1994 08:48:00 GMT", 0),
         ];
-        for (value, expected) in cases {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
+        for (value, seconds) in accepted {
+            let expected = Some(Duration::from_secs(seconds));
+            assert_eq!(parse_retry_after(value, now), expected, "{value:?}");
+        }
+        let refused = [
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "-5",
+            "1.5",
+            "soon",
+            "",
+        ];
+        for value in refused {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
         }
     }
 
