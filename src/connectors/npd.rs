@@ -472,7 +472,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::sim::npd::tests::{TOKEN, contact, sim_with_receiver};
+    use crate::sim::npd::tests::{
+        Receiver, TOKEN, create_ada, insert_ada, organization, sim_with_receiver,
+    };
     use crate::sim::npd::{NpdCall, NpdSim};
 
     fn settings(url: Option<String>, token: Option<&str>) -> NpdSettings {
@@ -487,6 +489,13 @@ mod tests {
     fn client_for(url: &str, timeout: Duration) -> NpdClient {
         NpdClient::new(&settings(Some(url.to_owned()), Some(TOKEN)), timeout)
             .expect("a client when the URL is set")
+    }
+
+    /// The simulator, its event receiver, and a client of it with a 5 s timeout.
+    async fn start() -> (NpdSim, Receiver, NpdClient) {
+        let (sim, receiver) = sim_with_receiver(&[]).await;
+        let client = client_for(&sim.url(), Duration::from_secs(5));
+        (sim, receiver, client)
     }
 
     fn fields(value: Value) -> Map<String, Value> {
@@ -529,11 +538,8 @@ mod tests {
     #[tokio::test]
     async fn get_returns_the_record_and_none_for_an_unknown_id() {
         // Arrange
-        let (sim, _receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada.clone()).await;
-        let client = client_for(&sim.url(), Duration::from_secs(5));
+        let (sim, _receiver, client) = start().await;
+        let id = create_ada(&sim).await;
 
         // Act
         let found = client.get(EntityKind::Contact, id).await.expect("found");
@@ -572,11 +578,8 @@ mod tests {
     #[tokio::test]
     async fn patch_applies_the_fields_bumps_the_version_and_sends_the_sync_headers() {
         // Arrange
-        let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
-        let client = client_for(&sim.url(), Duration::from_secs(5));
+        let (sim, receiver, client) = start().await;
+        let id = create_ada(&sim).await;
         let change = fields(json!({"email": "ada@lovelace.org", "monday_id": "4100000001"}));
 
         // Act
@@ -610,19 +613,8 @@ mod tests {
 
     #[tokio::test]
     async fn patching_an_organization_uses_its_own_path() {
-        let (sim, _receiver) = sim_with_receiver(&[]).await;
-        let client = client_for(&sim.url(), Duration::from_secs(5));
-        let org = crate::domain::entity::OrganizationSnapshot {
-            id: NpdId(uuid::Uuid::new_v4()),
-            version: 1,
-            sync_enabled: true,
-            monday_id: None,
-            name: Some("Acme".into()),
-            website: None,
-            industry: None,
-            notes: None,
-            updated_at: None,
-        };
+        let (sim, _receiver, client) = start().await;
+        let org = organization("Acme");
         let id = org.id;
         sim.create_organization(org).await;
 
@@ -643,11 +635,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeated_idempotency_key_changes_the_record_once_and_emits_one_event() {
-        let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
-        let client = client_for(&sim.url(), Duration::from_secs(5));
+        let (sim, receiver, client) = start().await;
+        let id = create_ada(&sim).await;
         let change = fields(json!({"notes": "from Monday"}));
 
         let first = client
@@ -661,8 +650,7 @@ mod tests {
 
         assert_eq!(first, second);
         assert_eq!(sim.contact(id).map(|c| c.version), Some(2));
-        receiver.wait_for(2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
         let received = receiver.received();
         assert_eq!(received.len(), 2, "created + one updated: {received:?}");
         assert_eq!(sim.events().len(), 2);
@@ -671,8 +659,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_contact_returns_the_new_id() {
-        let (sim, receiver) = sim_with_receiver(&[]).await;
-        let client = client_for(&sim.url(), Duration::from_secs(5));
+        let (sim, receiver, client) = start().await;
         let new = fields(
             json!({"first_name": "Grace", "last_name": "Hopper", "monday_id": "4100000002"}),
         );
@@ -705,29 +692,30 @@ mod tests {
 
     #[tokio::test]
     async fn statuses_are_classified_for_the_retry_policy() {
-        let (sim, _receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
-        let client = client_for(&sim.url(), Duration::from_secs(5));
+        let (sim, _receiver, client) = start().await;
+        let id = insert_ada(&sim);
         let change = fields(json!({"notes": "x"}));
-        let one_second = Some(Duration::from_secs(1));
-        let cases = [
-            (400, FailureClass::Permanent, None),
-            (401, FailureClass::Permanent, None),
-            (403, FailureClass::Permanent, None),
-            (404, FailureClass::NotFound, None),
-            (408, FailureClass::Retryable, None),
-            (409, FailureClass::Retryable, None),
-            (422, FailureClass::Permanent, None),
-            (423, FailureClass::Retryable, None),
-            (425, FailureClass::Retryable, None),
-            (429, FailureClass::Retryable, one_second),
-            (500, FailureClass::Retryable, None),
-            (502, FailureClass::Retryable, None),
-            (503, FailureClass::Retryable, one_second),
+        // (statuses, their class, the Retry-After the simulator sends with them)
+        let classes = [
+            (&[400, 401, 403, 422][..], FailureClass::Permanent, None),
+            (&[404], FailureClass::NotFound, None),
+            (
+                &[408, 409, 423, 425, 500, 502],
+                FailureClass::Retryable,
+                None,
+            ),
+            (
+                &[429, 503],
+                FailureClass::Retryable,
+                Some(Duration::from_secs(1)),
+            ),
         ];
-        for (n, (status, class, retry_after)) in cases.into_iter().enumerate() {
+        let cases = classes.iter().flat_map(|(statuses, class, retry_after)| {
+            statuses
+                .iter()
+                .map(|status| (*status, *class, *retry_after))
+        });
+        for (n, (status, class, retry_after)) in cases.enumerate() {
             sim.faults().fail_next(1, status);
 
             let err = client
@@ -748,52 +736,46 @@ mod tests {
             "nothing applied"
         );
 
+        // A wrong token, an unknown field and an unknown record, as NPD answers them.
         let wrong_token = NpdClient::new(
             &settings(Some(sim.url()), Some("not-the-token")),
             Duration::from_secs(5),
         )
         .expect("client");
-        let err = wrong_token
+        let unauthorized = wrong_token
             .get(EntityKind::Contact, id)
             .await
             .expect_err("401");
-        assert_eq!(
-            (err.class, err.status),
-            (FailureClass::Permanent, Some(401))
-        );
-        assert_eq!(err.message, "missing or invalid bearer token");
-        let err = client
-            .patch(
-                EntityKind::Contact,
-                id,
-                &fields(json!({"nickname": "A"})),
-                "k-bad",
-            )
+        let nickname = fields(json!({"nickname": "A"}));
+        let unknown_field = client
+            .patch(EntityKind::Contact, id, &nickname, "k-bad")
             .await
             .expect_err("400");
-        assert_eq!(
-            (err.class, err.status),
-            (FailureClass::Permanent, Some(400))
-        );
-        assert!(err.message.contains("`nickname`"), "{}", err.message);
-        let err = client
-            .patch(
-                EntityKind::Contact,
-                NpdId(uuid::Uuid::new_v4()),
-                &change,
-                "k-missing",
-            )
+        let missing = NpdId(uuid::Uuid::new_v4());
+        let unknown_record = client
+            .patch(EntityKind::Contact, missing, &change, "k-missing")
             .await
             .expect_err("404");
-        assert_eq!((err.class, err.status), (FailureClass::NotFound, Some(404)));
+        let expected = [
+            (&unauthorized, FailureClass::Permanent, 401),
+            (&unknown_field, FailureClass::Permanent, 400),
+            (&unknown_record, FailureClass::NotFound, 404),
+        ];
+        for (err, class, status) in expected {
+            assert_eq!((err.class, err.status), (class, Some(status)), "{err:?}");
+        }
+        assert_eq!(unauthorized.message, "missing or invalid bearer token");
+        assert!(
+            unknown_field.message.contains("`nickname`"),
+            "{}",
+            unknown_field.message
+        );
     }
 
     #[tokio::test]
     async fn a_slow_answer_past_the_timeout_is_retryable_without_a_status() {
         let (sim, _receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let client = client_for(&sim.url(), Duration::from_millis(200));
         sim.faults().delay(Duration::from_secs(2));
 
@@ -993,26 +975,29 @@ mod tests {
             Time::from_hms(8, 49, 0).expect("time"),
         )
         .assume_utc();
-        let cases = [
-            ("1", Some(1)),
-            (" 120 ", Some(120)),
-            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(37)),
-            ("Sunday, 06-Nov-94 08:49:37 GMT", Some(37)),
-            ("Sun Nov  6 08:49:37 1994", Some(37)),
-            ("Sun, 06 Nov 1994 08:48:00 GMT", Some(0)),
-            ("Sun, 06 Nov 1994 08:49:37 CET", None),
-            ("Sun, 32 Nov 1994 08:49:37 GMT", None),
-            ("-5", None),
-            ("1.5", None),
-            ("soon", None),
-            ("", None),
+        // (the header, the seconds to wait from `now`)
+        let accepted = [
+            ("1", 1),
+            (" 120 ", 120),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 37),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", 37),
+            ("Sun Nov  6 08:49:37 1994", 37),
+            ("Sun, 06 Nov 1994 08:48:00 GMT", 0),
         ];
-        for (value, expected) in cases {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
+        for (value, seconds) in accepted {
+            let expected = Some(Duration::from_secs(seconds));
+            assert_eq!(parse_retry_after(value, now), expected, "{value:?}");
+        }
+        let refused = [
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "-5",
+            "1.5",
+            "soon",
+            "",
+        ];
+        for value in refused {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
         }
     }
 

@@ -33,9 +33,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use super::{Deliveries, Delivery, DeliveryTracker};
 use crate::auth::constant_time_eq;
 use crate::auth::standard_webhooks::{WebhookSecret, sign};
 use crate::domain::entity::{ContactSnapshot, EntityKind, NpdId, OrganizationSnapshot};
@@ -66,6 +67,8 @@ pub struct NpdSim {
     addr: SocketAddr,
     /// Dropping the last clone drops the sender, which shuts the server down.
     _shutdown: Arc<oneshot::Sender<()>>,
+    /// Closed once the server has stopped serving.
+    stopped: watch::Receiver<()>,
 }
 
 /// One API request as NPD received it, with the status it was answered.
@@ -109,6 +112,8 @@ struct Inner {
     faults: Arc<Faults>,
     next_call: AtomicU64,
     store: Mutex<Store>,
+    /// Events logged and not yet delivered (or given up on).
+    deliveries: DeliveryTracker,
 }
 
 #[derive(Default)]
@@ -154,6 +159,8 @@ struct PendingEvent {
     index: usize,
     webhook_id: String,
     body: Value,
+    /// Pending in `Inner::deliveries` until the delivery is over.
+    _delivery: Delivery,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,105 +204,94 @@ impl FieldType {
     }
 }
 
-const CONTACT_PATCHABLE: &[(&str, FieldType)] = &[
-    ("first_name", FieldType::Text),
-    ("last_name", FieldType::Text),
-    ("email", FieldType::Text),
-    ("phone", FieldType::Text),
-    ("role_title", FieldType::Text),
-    ("notes", FieldType::Text),
-    ("organization_id", FieldType::Uuid),
-    ("monday_id", FieldType::MondayId),
-    ("sync_enabled", FieldType::Bool),
-];
+/// The fields an API write may set on a record kind. Both kinds take `monday_id` (a numeric id)
+/// and `sync_enabled` (a boolean).
+struct Patchable {
+    /// Strings or null.
+    text: &'static [&'static str],
+    /// UUID strings or null.
+    uuids: &'static [&'static str],
+}
 
-const ORGANIZATION_PATCHABLE: &[(&str, FieldType)] = &[
-    ("name", FieldType::Text),
-    ("website", FieldType::Text),
-    ("industry", FieldType::Text),
-    ("notes", FieldType::Text),
-    ("monday_id", FieldType::MondayId),
-    ("sync_enabled", FieldType::Bool),
-];
+impl Patchable {
+    /// The type `name` accepts; `None` when it is unknown or read-only.
+    fn field_type(&self, name: &str) -> Option<FieldType> {
+        match name {
+            "monday_id" => Some(FieldType::MondayId),
+            "sync_enabled" => Some(FieldType::Bool),
+            _ if self.text.contains(&name) => Some(FieldType::Text),
+            _ if self.uuids.contains(&name) => Some(FieldType::Uuid),
+            _ => None,
+        }
+    }
+}
 
 /// What the simulator needs to know of a snapshot type.
 trait Record: Clone + Serialize + DeserializeOwned + Send + 'static {
     const KIND: EntityKind;
-    const PATCHABLE: &'static [(&'static str, FieldType)];
-    fn blank(id: NpdId) -> Self;
+    const PATCHABLE: Patchable;
     fn id(&self) -> NpdId;
     fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime);
     fn table(store: &mut Store) -> &mut HashMap<NpdId, Self>;
-}
 
-impl Record for ContactSnapshot {
-    const KIND: EntityKind = EntityKind::Contact;
-    const PATCHABLE: &'static [(&'static str, FieldType)] = CONTACT_PATCHABLE;
-
+    /// A record with nothing but its id: every other field as NPD's record shape defaults it
+    /// (sync enabled, the rest empty), version 0.
     fn blank(id: NpdId) -> Self {
-        ContactSnapshot {
-            id,
-            version: 0,
-            sync_enabled: true,
-            monday_id: None,
-            first_name: None,
-            last_name: None,
-            email: None,
-            phone: None,
-            role_title: None,
-            notes: None,
-            organization_id: None,
-            updated_at: None,
-        }
-    }
-
-    fn id(&self) -> NpdId {
-        self.id
-    }
-
-    fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
-        self.id = id;
-        self.version = version;
-        self.updated_at = Some(updated_at);
-    }
-
-    fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
-        &mut store.contacts
+        serde_json::from_value(json!({ "id": id, "version": 0 }))
+            .expect("every field but id and version has a default")
     }
 }
 
-impl Record for OrganizationSnapshot {
-    const KIND: EntityKind = EntityKind::Organization;
-    const PATCHABLE: &'static [(&'static str, FieldType)] = ORGANIZATION_PATCHABLE;
+/// Implements `Record` for a snapshot type (both have `id`, `version` and `updated_at`), kept in
+/// `Store::$table`.
+macro_rules! record {
+    ($snapshot:ty, $kind:expr, $table:ident, $patchable:expr) => {
+        impl Record for $snapshot {
+            const KIND: EntityKind = $kind;
+            const PATCHABLE: Patchable = $patchable;
 
-    fn blank(id: NpdId) -> Self {
-        OrganizationSnapshot {
-            id,
-            version: 0,
-            sync_enabled: true,
-            monday_id: None,
-            name: None,
-            website: None,
-            industry: None,
-            notes: None,
-            updated_at: None,
+            fn id(&self) -> NpdId {
+                self.id
+            }
+
+            fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
+                self.id = id;
+                self.version = version;
+                self.updated_at = Some(updated_at);
+            }
+
+            fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
+                &mut store.$table
+            }
         }
-    }
-
-    fn id(&self) -> NpdId {
-        self.id
-    }
-
-    fn set_meta(&mut self, id: NpdId, version: i64, updated_at: OffsetDateTime) {
-        self.id = id;
-        self.version = version;
-        self.updated_at = Some(updated_at);
-    }
-
-    fn table(store: &mut Store) -> &mut HashMap<NpdId, Self> {
-        &mut store.organizations
-    }
+    };
 }
+
+record!(
+    ContactSnapshot,
+    EntityKind::Contact,
+    contacts,
+    Patchable {
+        text: &[
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "role_title",
+            "notes"
+        ],
+        uuids: &["organization_id"],
+    }
+);
+record!(
+    OrganizationSnapshot,
+    EntityKind::Organization,
+    organizations,
+    Patchable {
+        text: &["name", "website", "industry", "notes"],
+        uuids: &[],
+    }
+);
 
 /// A record as JSON (the event `data` and API answer shape).
 fn record_json<R: Record>(record: &R) -> Value {
@@ -334,8 +330,15 @@ impl Store {
         record
     }
 
-    /// Appends an event to the log (status `None` until delivered).
-    fn log_event(&mut self, kind: EntityKind, action: Action, data: Value) -> PendingEvent {
+    /// Appends an event to the log (status `None` until delivered), counted as pending in
+    /// `deliveries` until the returned event is delivered or dropped.
+    fn log_event(
+        &mut self,
+        deliveries: &DeliveryTracker,
+        kind: EntityKind,
+        action: Action,
+        data: Value,
+    ) -> PendingEvent {
         let webhook_id = format!("evt_{}", Uuid::new_v4().simple());
         let timestamp = OffsetDateTime::now_utc()
             .format(&Rfc3339)
@@ -354,6 +357,7 @@ impl Store {
             index: self.events.len() - 1,
             webhook_id,
             body,
+            _delivery: deliveries.queue(),
         }
     }
 }
@@ -361,6 +365,31 @@ impl Store {
 // ---------------------------------------------------------------------------------------------
 // The public handle
 // ---------------------------------------------------------------------------------------------
+
+/// An NPD user's create, edit and delete of one record kind, each emitting its event: the same
+/// three methods for contacts and organizations.
+macro_rules! user_edits {
+    ($snapshot:ty, $kind:literal, $a_kind:literal, $create:ident, $update:ident, $delete:ident) => {
+        #[doc = concat!("An NPD user creates ", $a_kind, " (with its id); emits `", $kind, ".created`.")]
+        pub async fn $create(&self, record: $snapshot) -> EmittedEvent {
+            let id = record.id;
+            self.user_write(id, Action::Created, |stored: &mut $snapshot| *stored = record)
+                .await
+        }
+
+        #[doc = concat!("An NPD user edits ", $a_kind, "; emits `", $kind, ".updated`. An unknown id")]
+        #[doc = "starts from a blank record (sync enabled, every field empty)."]
+        pub async fn $update(&self, id: NpdId, change: impl FnOnce(&mut $snapshot)) -> EmittedEvent {
+            self.user_write(id, Action::Updated, change).await
+        }
+
+        #[doc = concat!("An NPD user deletes ", $a_kind, "; emits `", $kind, ".deleted` with")]
+        #[doc = "`{\"id\", \"version\"}`."]
+        pub async fn $delete(&self, id: NpdId) -> EmittedEvent {
+            self.user_delete::<$snapshot>(id).await
+        }
+    };
+}
 
 impl NpdSim {
     /// Binds `127.0.0.1:0` and serves until the last clone is dropped. Errors if the webhook
@@ -391,23 +420,27 @@ impl NpdSim {
             }),
             next_call: AtomicU64::new(0),
             store: Mutex::new(Store::default()),
+            deliveries: DeliveryTracker::new(),
         });
         let app = Router::new()
             .fallback(serve_api)
             .with_state(Arc::clone(&inner));
-        let (shutdown, stopped) = oneshot::channel::<()>();
+        let (shutdown, shut_down) = oneshot::channel::<()>();
+        let (serving, stopped) = watch::channel(());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     // Resolves when the sender is dropped, i.e. the last `NpdSim` clone is gone.
-                    let _ = stopped.await;
+                    let _ = shut_down.await;
                 })
                 .await;
+            drop(serving);
         });
         Ok(NpdSim {
             inner,
             addr,
             _shutdown: Arc::new(shutdown),
+            stopped,
         })
     }
 
@@ -436,6 +469,28 @@ impl NpdSim {
         self.inner.store().calls.clear();
     }
 
+    /// The events logged so far and how many of them are not delivered (or given up on) yet.
+    pub fn event_deliveries(&self) -> Deliveries {
+        self.inner.deliveries.get()
+    }
+
+    /// Waits until every logged event was delivered or given up on; false after `within`. A
+    /// change logs its event before it returns (an API write: before it is answered), so once this
+    /// is true no event of anything done before is still to come.
+    pub async fn events_delivered(&self, within: Duration) -> bool {
+        self.inner.deliveries.wait_idle(within).await
+    }
+
+    /// Resolves once the server has stopped serving (after the last clone is dropped); holding it
+    /// does not keep the server alive.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopped = self.stopped.clone();
+        async move {
+            // The sender is dropped when the server task ends.
+            while stopped.changed().await.is_ok() {}
+        }
+    }
+
     /// Every event emitted so far, in emission order, with the gateway's last answer.
     pub fn events(&self) -> Vec<EmittedEvent> {
         self.inner.store().events.clone()
@@ -449,53 +504,22 @@ impl NpdSim {
         self.inner.store().organizations.get(&id).cloned()
     }
 
-    /// An NPD user creates a contact (with `contact.id`); emits `contact.created`.
-    pub async fn create_contact(&self, contact: ContactSnapshot) -> EmittedEvent {
-        let id = contact.id;
-        self.user_write(id, Action::Created, |record: &mut ContactSnapshot| {
-            *record = contact;
-        })
-        .await
-    }
-
-    /// An NPD user edits a contact; emits `contact.updated`. An unknown id starts from a blank
-    /// contact (sync enabled, every field empty).
-    pub async fn update_contact(
-        &self,
-        id: NpdId,
-        change: impl FnOnce(&mut ContactSnapshot),
-    ) -> EmittedEvent {
-        self.user_write(id, Action::Updated, change).await
-    }
-
-    /// An NPD user deletes a contact; emits `contact.deleted` with `{"id", "version"}`.
-    pub async fn delete_contact(&self, id: NpdId) -> EmittedEvent {
-        self.user_delete::<ContactSnapshot>(id).await
-    }
-
-    /// An NPD user creates an organization (with `o.id`); emits `organization.created`.
-    pub async fn create_organization(&self, o: OrganizationSnapshot) -> EmittedEvent {
-        let id = o.id;
-        self.user_write(id, Action::Created, |record: &mut OrganizationSnapshot| {
-            *record = o;
-        })
-        .await
-    }
-
-    /// An NPD user edits an organization; emits `organization.updated`. An unknown id starts
-    /// from a blank organization.
-    pub async fn update_organization(
-        &self,
-        id: NpdId,
-        change: impl FnOnce(&mut OrganizationSnapshot),
-    ) -> EmittedEvent {
-        self.user_write(id, Action::Updated, change).await
-    }
-
-    /// An NPD user deletes an organization; emits `organization.deleted`.
-    pub async fn delete_organization(&self, id: NpdId) -> EmittedEvent {
-        self.user_delete::<OrganizationSnapshot>(id).await
-    }
+    user_edits!(
+        ContactSnapshot,
+        "contact",
+        "a contact",
+        create_contact,
+        update_contact,
+        delete_contact
+    );
+    user_edits!(
+        OrganizationSnapshot,
+        "organization",
+        "an organization",
+        create_organization,
+        update_organization,
+        delete_organization
+    );
 
     /// Stores `contact` as given (version and `updated_at` untouched) without emitting: a record
     /// that exists in NPD but whose event never reached the gateway.
@@ -535,7 +559,12 @@ impl NpdSim {
                 .unwrap_or_else(|| R::blank(id));
             change(&mut record);
             let record = store.commit(id, record);
-            store.log_event(R::KIND, action, record_json(&record))
+            store.log_event(
+                &self.inner.deliveries,
+                R::KIND,
+                action,
+                record_json(&record),
+            )
         };
         self.inner.deliver(pending).await
     }
@@ -547,6 +576,7 @@ impl NpdSim {
             let version = store.next_version(R::KIND, id);
             store.next_instant();
             store.log_event(
+                &self.inner.deliveries,
                 R::KIND,
                 Action::Deleted,
                 json!({"id": id.to_string(), "version": version}),
@@ -860,7 +890,12 @@ impl Inner {
         let answer = Answer::json(StatusCode::OK, record_json(&record));
         remember(&mut store, key, request, &answer);
         if self.faults.emit_on_patch.load(Ordering::SeqCst) {
-            let pending = store.log_event(R::KIND, Action::Updated, record_json(&record));
+            let pending = store.log_event(
+                &self.deliveries,
+                R::KIND,
+                Action::Updated,
+                record_json(&record),
+            );
             drop(store);
             self.deliver_later(pending);
         }
@@ -884,7 +919,12 @@ impl Inner {
         let record = store.commit(id, record);
         let answer = Answer::json(StatusCode::CREATED, record_json(&record));
         remember(&mut store, key, request, &answer);
-        let pending = store.log_event(EntityKind::Contact, Action::Created, record_json(&record));
+        let pending = store.log_event(
+            &self.deliveries,
+            EntityKind::Contact,
+            Action::Created,
+            record_json(&record),
+        );
         drop(store);
         self.deliver_later(pending);
         answer
@@ -963,7 +1003,7 @@ fn parse_write<R: Record>(
         }
     };
     for (name, value) in &fields {
-        let Some((_, field_type)) = R::PATCHABLE.iter().find(|(known, _)| known == name) else {
+        let Some(field_type) = R::PATCHABLE.field_type(name) else {
             return Err(Answer::problem(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -1068,6 +1108,8 @@ pub(crate) mod tests {
     pub(crate) struct Receiver {
         url: String,
         received: Arc<Mutex<Vec<Received>>>,
+        /// How many deliveries arrived: wakes `wait_for`.
+        arrived: Arc<watch::Sender<usize>>,
         _shutdown: Arc<oneshot::Sender<()>>,
     }
 
@@ -1075,6 +1117,7 @@ pub(crate) mod tests {
     struct ReceiverState {
         verifier: Verifier,
         received: Arc<Mutex<Vec<Received>>>,
+        arrived: Arc<watch::Sender<usize>>,
         script: Arc<Mutex<VecDeque<u16>>>,
     }
 
@@ -1085,9 +1128,11 @@ pub(crate) mod tests {
             let script = Arc::new(Mutex::new(
                 script.iter().copied().collect::<VecDeque<u16>>(),
             ));
+            let arrived = Arc::new(watch::Sender::new(0));
             let state = ReceiverState {
                 verifier: Verifier::new(vec![secret], 300),
                 received: Arc::clone(&received),
+                arrived: Arc::clone(&arrived),
                 script,
             };
             let app = Router::new()
@@ -1108,6 +1153,7 @@ pub(crate) mod tests {
             Receiver {
                 url: format!("http://{addr}{RECEIVER_PATH}"),
                 received,
+                arrived,
                 _shutdown: Arc::new(shutdown),
             }
         }
@@ -1122,14 +1168,15 @@ pub(crate) mod tests {
 
         /// Waits (up to 5 s) until at least `n` deliveries arrived.
         pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
-            for _ in 0..500 {
-                let received = self.received();
-                if received.len() >= n {
-                    return received;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            let mut arrived = self.arrived.subscribe();
+            let enough = arrived.wait_for(|count| *count >= n);
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), enough).await,
+                Ok(Ok(_))
+            ) {
+                panic!("expected {n} deliveries, got {:?}", self.received());
             }
-            panic!("expected {n} deliveries, got {:?}", self.received());
+            self.received()
         }
     }
 
@@ -1147,11 +1194,16 @@ pub(crate) mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let verified = state.verifier.verify(signed, &body, now).is_ok()
             && header("content-type") == Some("application/json");
-        lock(&state.received).push(Received {
-            webhook_id: signed.id.unwrap_or_default().to_owned(),
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            verified,
-        });
+        let count = {
+            let mut received = lock(&state.received);
+            received.push(Received {
+                webhook_id: signed.id.unwrap_or_default().to_owned(),
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                verified,
+            });
+            received.len()
+        };
+        state.arrived.send_replace(count);
         if !verified {
             return StatusCode::UNAUTHORIZED;
         }
@@ -1174,6 +1226,22 @@ pub(crate) mod tests {
         (sim, receiver)
     }
 
+    /// Ada, created by an NPD user (so `contact.created` is emitted); her id.
+    pub(crate) async fn create_ada(sim: &NpdSim) -> NpdId {
+        let ada = contact("Ada");
+        let id = ada.id;
+        sim.create_contact(ada).await;
+        id
+    }
+
+    /// Ada, stored without an event (a record the gateway never heard of); her id.
+    pub(crate) fn insert_ada(sim: &NpdSim) -> NpdId {
+        let ada = contact("Ada");
+        let id = ada.id;
+        sim.insert_contact(ada);
+        id
+    }
+
     pub(crate) fn contact(first_name: &str) -> ContactSnapshot {
         ContactSnapshot {
             first_name: Some(first_name.to_owned()),
@@ -1183,7 +1251,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn organization(name: &str) -> OrganizationSnapshot {
+    pub(crate) fn organization(name: &str) -> OrganizationSnapshot {
         OrganizationSnapshot {
             name: Some(name.to_owned()),
             website: Some("https://example.com".to_owned()),
@@ -1222,6 +1290,20 @@ pub(crate) mod tests {
         (status, headers, body)
     }
 
+    /// `GET /api/v1/contacts/{id}` with the right token.
+    async fn get_contact(sim: &NpdSim, id: NpdId) -> (u16, HeaderMap, Value) {
+        let path = format!("/api/v1/contacts/{id}");
+        call(sim, Method::GET, &path, None, &[]).await
+    }
+
+    /// The `type` of each received event, in order.
+    fn event_types(received: &[Received]) -> Vec<&str> {
+        received
+            .iter()
+            .map(|r| r.body["type"].as_str().unwrap_or_default())
+            .collect()
+    }
+
     fn updated_at(body: &Value) -> OffsetDateTime {
         let text = body["data"]["updated_at"].as_str().expect("updated_at");
         OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339")
@@ -1255,10 +1337,7 @@ pub(crate) mod tests {
             let timestamp = got.body["timestamp"].as_str().expect("timestamp");
             OffsetDateTime::parse(timestamp, &Rfc3339).expect("RFC 3339 timestamp");
         }
-        let types: Vec<&str> = received
-            .iter()
-            .map(|r| r.body["type"].as_str().unwrap_or_default())
-            .collect();
+        let types = event_types(&received);
         assert_eq!(
             types,
             ["contact.created", "contact.updated", "contact.deleted"]
@@ -1306,10 +1385,7 @@ pub(crate) mod tests {
         let again = again.await;
 
         let received = receiver.received();
-        let types: Vec<&str> = received
-            .iter()
-            .map(|r| r.body["type"].as_str().unwrap_or_default())
-            .collect();
+        let types = event_types(&received);
         assert_eq!(
             types,
             [
@@ -1348,9 +1424,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_patch_through_the_api_emits_an_updated_event_with_the_full_snapshot() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
+        let id = create_ada(&sim).await;
 
         let (status, _, body) = call(
             &sim,
@@ -1379,9 +1453,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn with_emit_on_patch_off_a_patch_changes_the_record_silently() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.create_contact(ada).await;
+        let id = create_ada(&sim).await;
         sim.faults().set_emit_on_patch(false);
 
         let (status, _, _) = call(
@@ -1394,7 +1466,7 @@ pub(crate) mod tests {
         .await;
 
         assert_eq!(status, 200);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
         assert_eq!(receiver.received().len(), 1);
         assert_eq!(sim.events().len(), 1);
         assert_eq!(
@@ -1472,14 +1544,7 @@ pub(crate) mod tests {
         let id = ada.id;
 
         sim.insert_contact(ada.clone());
-        let (status, _, body) = call(
-            &sim,
-            Method::GET,
-            &format!("/api/v1/contacts/{id}"),
-            None,
-            &[],
-        )
-        .await;
+        let (status, _, body) = get_contact(&sim, id).await;
         let next = sim
             .update_contact(id, |c| c.notes = Some("x".to_owned()))
             .await;
@@ -1494,22 +1559,14 @@ pub(crate) mod tests {
     async fn post_creates_a_contact_with_a_new_id_and_emits_contact_created() {
         let (sim, receiver) = sim_with_receiver(&[]).await;
 
-        let (status, _, body) = call(
-            &sim,
-            Method::POST,
-            "/api/v1/contacts",
-            Some(json!({"first_name": "Grace", "sync_enabled": true})),
-            &[("idempotency-key", "create-1")],
-        )
-        .await;
-        let (again, headers, replay) = call(
-            &sim,
-            Method::POST,
-            "/api/v1/contacts",
-            Some(json!({"first_name": "Grace", "sync_enabled": true})),
-            &[("idempotency-key", "create-1")],
-        )
-        .await;
+        // The same create twice under one key.
+        let create = async || {
+            let grace = json!({"first_name": "Grace", "sync_enabled": true});
+            let key = [("idempotency-key", "create-1")];
+            call(&sim, Method::POST, "/api/v1/contacts", Some(grace), &key).await
+        };
+        let (status, _, body) = create().await;
+        let (again, headers, replay) = create().await;
 
         assert_eq!(status, 201, "{body}");
         let id = NpdId::parse(body["id"].as_str().expect("id")).expect("uuid");
@@ -1523,9 +1580,9 @@ pub(crate) mod tests {
             headers.get("idempotent-replayed").map(|v| v.as_bytes()),
             Some(&b"true"[..])
         );
-        let received = receiver.wait_for(1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(receiver.received().len(), 1);
+        assert!(sim.events_delivered(Duration::from_secs(5)).await);
+        let received = receiver.received();
+        assert_eq!(received.len(), 1);
         assert_eq!(received[0].body["type"], "contact.created");
         assert_eq!(received[0].body["data"], body);
     }
@@ -1533,27 +1590,23 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_idempotency_key_reused_for_another_request_is_refused() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let path = format!("/api/v1/contacts/{id}");
 
-        let (first, _, _) = call(
-            &sim,
-            Method::PATCH,
-            &path,
-            Some(json!({"notes": "a"})),
-            &[("idempotency-key", "k")],
-        )
-        .await;
-        let (second, _, problem) = call(
-            &sim,
-            Method::PATCH,
-            &path,
-            Some(json!({"notes": "b"})),
-            &[("idempotency-key", "k")],
-        )
-        .await;
+        // Two different patches under one key.
+        let patch = async |notes: &str| {
+            let key = [("idempotency-key", "k")];
+            call(
+                &sim,
+                Method::PATCH,
+                &path,
+                Some(json!({ "notes": notes })),
+                &key,
+            )
+            .await
+        };
+        let (first, _, _) = patch("a").await;
+        let (second, _, problem) = patch("b").await;
 
         assert_eq!((first, second), (200, 422));
         assert!(
@@ -1568,9 +1621,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn the_api_requires_the_bearer_token_and_logs_every_call_in_order() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let url = format!("{}/api/v1/contacts/{id}", sim.url());
 
         let missing = http().get(&url).send().await.expect("answer");
@@ -1586,14 +1637,7 @@ pub(crate) mod tests {
             .send()
             .await
             .expect("answer");
-        let (right, _, _) = call(
-            &sim,
-            Method::GET,
-            &format!("/api/v1/contacts/{id}"),
-            None,
-            &[],
-        )
-        .await;
+        let (right, _, _) = get_contact(&sim, id).await;
 
         assert_eq!(missing.status().as_u16(), 401);
         assert_eq!(
@@ -1628,9 +1672,7 @@ pub(crate) mod tests {
         })
         .await
         .expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
 
         let response = http()
             .get(format!("{}/api/v1/contacts/{id}", sim.url()))
@@ -1782,9 +1824,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn fail_next_answers_the_given_status_then_recovers() {
         let sim = NpdSim::start(config()).await.expect("start");
-        let ada = contact("Ada");
-        let id = ada.id;
-        sim.insert_contact(ada);
+        let id = insert_ada(&sim);
         let path = format!("/api/v1/contacts/{id}");
         sim.faults().fail_next(2, 429);
 
@@ -1815,15 +1855,16 @@ pub(crate) mod tests {
             .expect("still served by the clone");
         assert_eq!(alive.status().as_u16(), 401);
 
+        let stopped = clone.stopped();
         drop(clone);
 
-        for _ in 0..100 {
-            if http().get(&url).send().await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the simulator still answers after the last clone was dropped");
+        tokio::time::timeout(Duration::from_secs(5), stopped)
+            .await
+            .expect("the server stops once the last clone is dropped");
+        assert!(
+            http().get(&url).send().await.is_err(),
+            "the simulator still answers after the last clone was dropped"
+        );
     }
 
     #[tokio::test]

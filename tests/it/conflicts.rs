@@ -9,10 +9,13 @@ use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
 use npd_monday_gateway::domain::reconcile::ConflictPolicy;
 use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::sim::npd::EmittedEvent;
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{Backend, TestDatabase, created_contact};
+use crate::helpers::{Backend, TestDatabase, created_contact, settle_world, wait_until};
 use crate::store_tests;
 
 store_tests!(
@@ -46,6 +49,33 @@ fn email(address: &str) -> Value {
     json!({"email": address, "text": address})
 }
 
+/// When NPD says an edit was made (its event's `updated_at`).
+fn npd_edit_time(event: &EmittedEvent) -> OffsetDateTime {
+    let at = event.body["data"]["updated_at"]
+        .as_str()
+        .expect("updated_at");
+    OffsetDateTime::parse(at, &Rfc3339).expect("RFC 3339")
+}
+
+/// When Monday says its last edit was made (the `changedAt` of its last webhook).
+fn monday_edit_time(world: &World) -> OffsetDateTime {
+    let webhooks = world.monday.webhooks();
+    let last = webhooks.last().expect("a webhook was sent");
+    let seconds = last.body["event"]["changedAt"].as_f64().expect("changedAt");
+    OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9) as i128).expect("a time")
+}
+
+/// Waits until the clock is a millisecond (the precision the policy compares at) past `at`.
+async fn clock_past(at: OffsetDateTime) {
+    let later = at + time::Duration::milliseconds(1);
+    wait_until(
+        Duration::from_secs(5),
+        "the clock passes the first edit",
+        async || OffsetDateTime::now_utc() >= later,
+    )
+    .await;
+}
+
 async fn concurrent_edits_of_one_field_follow_each_policy(backend: Backend) {
     // (policy, who edits last, the value both sides must end with)
     let cases = [
@@ -59,13 +89,14 @@ async fn concurrent_edits_of_one_field_follow_each_policy(backend: Backend) {
         let (id, item) = created_contact(&world).await;
         world.wake.pause_processing();
 
-        // Both sides change the same field before the gateway looks at either.
+        // Both sides change the same field before the gateway looks at either; the second edit
+        // waits until the clock has passed the first one's timestamp, so it is the later one.
         if last == "monday" {
-            world
+            let first = world
                 .npd
                 .update_contact(id, |c| c.email = Some("npd@example.com".into()))
                 .await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            clock_past(npd_edit_time(&first)).await;
             world
                 .monday
                 .user_change_column(item, "email", email("monday@example.com"))
@@ -75,14 +106,14 @@ async fn concurrent_edits_of_one_field_follow_each_policy(backend: Backend) {
                 .monday
                 .user_change_column(item, "email", email("monday@example.com"))
                 .await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            clock_past(monday_edit_time(&world)).await;
             world
                 .npd
                 .update_contact(id, |c| c.email = Some("npd@example.com".into()))
                 .await;
         }
         world.wake.resume_processing();
-        world.settle(SETTLE).await.expect("settled");
+        settle_world(&world, SETTLE).await;
 
         let npd = world.npd.contact(id).and_then(|c| c.email);
         assert_eq!(
@@ -125,7 +156,7 @@ async fn edits_of_different_fields_on_both_sides_merge_without_conflict(backend:
         .user_change_column(item, "email", email("ada@analytical.example"))
         .await;
     world.wake.resume_processing();
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let contact = world.npd.contact(id).expect("contact");
     assert_eq!(contact.email.as_deref(), Some("ada@analytical.example"));
@@ -164,7 +195,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .user_change_column(item, "email", email("monday@example.com"))
         .await;
     world.wake.resume_processing();
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     // Neither side was written for the field; the other field still synced.
     assert_eq!(
@@ -219,7 +250,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .await
         .expect("post");
     assert_eq!(resolved.status().as_u16(), 200);
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     assert_eq!(
         world.npd.contact(id).and_then(|c| c.email).as_deref(),
         Some("monday@example.com")
@@ -261,7 +292,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .user_change_column(item, "role_title", json!("Programmer"))
         .await;
     world.wake.resume_processing();
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     let open = world.store.conflicts("open", 10).await.expect("conflicts");
     assert_eq!(open.len(), 1);
     let resolved = world
@@ -273,7 +304,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .await
         .expect("post");
     assert_eq!(resolved.status().as_u16(), 200);
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     assert_eq!(
         world.npd.contact(id).and_then(|c| c.role_title).as_deref(),
         Some("First Programmer")
@@ -308,7 +339,7 @@ async fn an_older_npd_version_is_stale_and_changes_nothing(backend: Backend) {
         .npd
         .update_contact(id, |c| c.role_title = Some("Countess".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     world.monday.clear_calls();
 
     // A late delivery of version 1 with another value.
@@ -321,7 +352,7 @@ async fn an_older_npd_version_is_stale_and_changes_nothing(backend: Backend) {
             &json!({"type": "contact.updated", "timestamp": "2026-11-26T10:00:00Z", "data": old}),
         )
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     assert_eq!(status, Some(202));
     let row = world
@@ -347,7 +378,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
         world.npd.create_contact(sample_contact(id)).await;
         contacts.push(id);
     }
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     world.monday.clear_calls();
 
     // Versions 2..=41 of each contact, each with its own role_title, shuffled, 10% sent twice.
@@ -388,7 +419,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
     while let Some(done) = sends.join_next().await {
         done.expect("sender");
     }
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     // Monday ends at the newest value of every contact, and never wrote an older one after a newer.
     let newest = format!("v{:02}", UPDATES + 1);
@@ -510,7 +541,7 @@ async fn a_burst_of_updates_while_monday_is_slow_coalesces(backend: Backend) {
             .update_contact(id, |c| c.notes = Some(format!("note {n:02}")))
             .await;
     }
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let changes = world
         .monday

@@ -1,23 +1,32 @@
 //! Test harness: spawns the real gateway on a random port against a real store (a temporary SQLite
 //! file, or a fresh schema in the PostgreSQL named by `GATEWAY_TEST_POSTGRES_URL`), and signs
 //! requests the way NPD and Monday do.
+//!
+//! Tests never sleep to let something happen. They wait on the event itself where there is one (a
+//! simulator's recorded call or finished deliveries, a log line, a process's exit), and poll with
+//! `eventually`/`wait_until` (bounded, with the reason on timeout) only where the state can only be
+//! read: the ledger, which the gateway or another process writes, and the clock.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use npd_monday_gateway::auth::monday_jwt::sign_hs256;
 use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
 use npd_monday_gateway::config::Settings;
+use npd_monday_gateway::demo::World;
 use npd_monday_gateway::domain::entity::BoardId;
 use npd_monday_gateway::ledger::Store;
+use npd_monday_gateway::sim::monday::MondaySim;
+use npd_monday_gateway::sim::npd::NpdSim;
 use npd_monday_gateway::startup::Application;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub const NPD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -36,12 +45,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The PostgreSQL backend when `GATEWAY_TEST_POSTGRES_URL` is set.
-    pub fn postgres() -> Option<Backend> {
-        std::env::var("GATEWAY_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(Backend::Postgres)
+    /// The PostgreSQL named by `GATEWAY_TEST_POSTGRES_URL`.
+    ///
+    /// Without the variable the PostgreSQL tests are compiled as ignored (`postgres_test!`), so
+    /// this panics only when one is run anyway (`cargo test -- --ignored`): a test that could not
+    /// run fails, it never passes.
+    pub fn postgres() -> Backend {
+        match std::env::var("GATEWAY_TEST_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => Backend::Postgres(url),
+            _ => panic!("GATEWAY_TEST_POSTGRES_URL is not set: this PostgreSQL test cannot run"),
+        }
     }
 }
 
@@ -234,6 +247,116 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// How long `eventually` waits between two looks at state it can only poll.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `check` gives `Ok`, looking again every few milliseconds, and returns its value.
+/// Panics after `within` with the last `Err`, which says what was still missing.
+///
+/// Only for state that has no event to wait on: the ledger, written by the gateway (or by another
+/// process), and the clock.
+pub async fn eventually<T>(
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(why) if Instant::now() >= deadline => panic!("not within {within:?}: {why}"),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// `eventually` for a yes/no condition; `what` names it in the panic.
+pub async fn wait_until(within: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    eventually(within, async || {
+        if condition().await {
+            Ok(())
+        } else {
+            Err(what.to_owned())
+        }
+    })
+    .await
+}
+
+/// One look at everything that can still make work, read so that each stage's count and the
+/// counter of what ever entered it come from the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Activity {
+    /// Ever entered, per stage: NPD events, Monday webhooks, inbox rows, jobs.
+    entered: [i64; 4],
+    /// Still in the stage: undelivered NPD events and Monday webhooks, unprocessed inbox rows,
+    /// pending or leased jobs.
+    waiting: [i64; 4],
+}
+
+async fn activity(store: &Store, monday: &MondaySim, npd: &NpdSim) -> Activity {
+    let events = npd.event_deliveries();
+    let webhooks = monday.webhook_deliveries();
+    // One statement for the inbox and one for the jobs: each gives a stage's total and what is
+    // still in it at the same instant.
+    let stats = store.stats().await.expect("ledger stats");
+    let inbox = stats.inbox.iter().map(|(_, _, n)| n).sum();
+    let unprocessed = stats
+        .inbox
+        .iter()
+        .filter(|(_, outcome, _)| outcome == "unprocessed")
+        .map(|(_, _, n)| n)
+        .sum();
+    let jobs = stats.jobs.iter().map(|(_, _, _, n)| n).sum();
+    let open = stats
+        .jobs
+        .iter()
+        .filter(|(_, _, state, _)| state == "pending" || state == "leased")
+        .map(|(_, _, _, n)| n)
+        .sum();
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Activity {
+        entered: [count(events.queued), count(webhooks.queued), inbox, jobs],
+        waiting: [
+            count(events.pending),
+            count(webhooks.pending),
+            unprocessed,
+            open,
+        ],
+    }
+}
+
+/// Waits until the gateway (one process or several, sharing `store`) and both simulators have
+/// nothing left to do: every NPD event and Monday webhook delivered (or given up on), every
+/// inbox row processed, every job done or dead.
+///
+/// Work moves NPD event -> inbox row -> job -> Monday webhook or NPD event -> ..., and each step
+/// adds to the next stage before it leaves the last (the gateway commits an inbox row before it
+/// answers, a simulator queues its delivery before it answers the call, and a job is finished
+/// only after its call). So when a look finds every stage empty and a second look finds that
+/// nothing entered any stage meanwhile, nothing was in flight at the end of the first look, and
+/// nothing can start again: no quiet period to guess.
+pub async fn settle(store: &Store, monday: &MondaySim, npd: &NpdSim, within: Duration) {
+    let mut last: Option<Activity> = None;
+    eventually(within, async || {
+        let now = activity(store, monday, npd).await;
+        let idle = last.is_some_and(|l| l.waiting == [0; 4] && l.entered == now.entered);
+        last = Some(now);
+        if idle {
+            Ok(())
+        } else {
+            Err(format!(
+                "not settled: waiting (NPD events, Monday webhooks, inbox rows, jobs) = {:?}",
+                now.waiting
+            ))
+        }
+    })
+    .await
+}
+
+/// `settle` for a `World`: its gateway and its two simulators.
+pub async fn settle_world(world: &World, within: Duration) {
+    settle(&world.store, &world.monday, &world.npd, within).await
+}
+
 pub fn sign_npd(secret: &str, webhook_id: &str, ts: i64, body: &[u8]) -> String {
     let secret = WebhookSecret::parse(secret).expect("test secret");
     sign(&secret, webhook_id, ts, body)
@@ -281,8 +404,25 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     body
 }
 
+/// Declares a test that needs PostgreSQL. Unless `GATEWAY_TEST_POSTGRES_URL` was set when the
+/// tests were built (`build.rs` turns it into `cfg(gateway_test_postgres)` and cargo rebuilds when
+/// it changes), the test is `#[ignore]`d with the reason, so `cargo test` without PostgreSQL
+/// reports it as ignored in the summary rather than as passed.
+#[macro_export]
+macro_rules! postgres_test {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(
+            not(gateway_test_postgres),
+            ignore = "set GATEWAY_TEST_POSTGRES_URL to run the PostgreSQL tests"
+        )]
+        $(#[$meta])*
+        async fn $name() $body
+    };
+}
+
 /// Declares each listed `async fn name(backend: Backend)` as a test on SQLite and on PostgreSQL
-/// (the latter only when `GATEWAY_TEST_POSTGRES_URL` is set; CI sets it).
+/// (the latter ignored unless `GATEWAY_TEST_POSTGRES_URL` is set; CI sets it).
 #[macro_export]
 macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {
@@ -296,11 +436,9 @@ macro_rules! store_tests {
         }
         mod postgres {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    match $crate::helpers::Backend::postgres() {
-                        Some(backend) => super::$name(backend).await,
-                        None => eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set"),
+                $crate::postgres_test! {
+                    async fn $name() {
+                        super::$name($crate::helpers::Backend::postgres()).await;
                     }
                 }
             )*
@@ -314,6 +452,10 @@ pub struct GatewayProcess {
     pub child: Child,
     pub addr: String,
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// How many log lines were read: wakes `wait_for_log`.
+    lines: watch::Receiver<usize>,
+    /// Reads the log until the process's stderr closes.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl GatewayProcess {
@@ -369,9 +511,10 @@ impl GatewayProcess {
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let (read, lines) = watch::channel(0);
         let sink = Arc::clone(&logs);
         // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -381,7 +524,12 @@ impl GatewayProcess {
                 {
                     let _ = tx.send(listen.to_owned());
                 }
-                sink.lock().expect("log lock").push(line);
+                let count = {
+                    let mut logs = sink.lock().expect("log lock");
+                    logs.push(line);
+                    logs.len()
+                };
+                read.send_replace(count);
             }
         });
         let addr = tokio::time::timeout(Duration::from_secs(30), addr_rx)
@@ -393,7 +541,13 @@ impl GatewayProcess {
                     logs.lock().map(|l| l.clone())
                 )
             });
-        GatewayProcess { child, addr, logs }
+        GatewayProcess {
+            child,
+            addr,
+            logs,
+            lines,
+            reader,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -412,6 +566,27 @@ impl GatewayProcess {
 
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a log line containing `text` was read (it may already have been), and returns
+    /// it; None after `within`.
+    pub async fn wait_for_log(&self, within: Duration, text: &str) -> Option<String> {
+        // Subscribed before looking, so a line read in between still wakes the loop.
+        let mut lines = self.lines.clone();
+        lines.mark_unchanged();
+        let find = || self.logs().into_iter().find(|l| l.contains(text));
+        let found = async {
+            loop {
+                if let Some(line) = find() {
+                    return Some(line);
+                }
+                if lines.changed().await.is_err() {
+                    // The log has closed: one last look covers the lines read before it did.
+                    return find();
+                }
+            }
+        };
+        tokio::time::timeout(within, found).await.ok().flatten()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -436,9 +611,12 @@ impl GatewayProcess {
             .await
             .unwrap_or_else(|_| panic!("the gateway did not exit within {within:?} of SIGTERM"))
             .expect("wait");
-        // Let the log reader take the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let logs = self.logs.lock().expect("log lock").clone();
+        // Its stderr closes with it: the reader ends once it has taken the last lines.
+        tokio::time::timeout(Duration::from_secs(5), &mut self.reader)
+            .await
+            .expect("the log closes when the gateway exits")
+            .expect("log reader");
+        let logs = self.logs();
         (status, logs)
     }
 }
@@ -457,10 +635,7 @@ pub async fn created_contact(
         .npd
         .create_contact(npd_monday_gateway::demo::sample_contact(id))
         .await;
-    world
-        .settle(Duration::from_secs(60))
-        .await
-        .expect("settled");
+    settle_world(world, Duration::from_secs(60)).await;
     let item = world
         .store
         .entity_by_npd(EntityKind::Contact, id)

@@ -16,27 +16,21 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::durability::open_store;
-use crate::helpers::{Backend, GatewayProcess, TestDatabase};
-use crate::store_tests;
+use crate::helpers::{Backend, GatewayProcess, TestDatabase, eventually, settle};
+use crate::{postgres_test, store_tests};
 
 store_tests!(kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_on_postgres_share_the_work_and_run_no_job_twice() {
-    let Some(backend) = Backend::postgres() else {
-        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    replicas_share_the_work(backend).await;
+postgres_test! {
+    async fn three_replicas_on_postgres_share_the_work_and_run_no_job_twice() {
+        replicas_share_the_work(Backend::postgres()).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_paused_past_its_lease_cannot_complete_its_stale_job() {
-    let Some(backend) = Backend::postgres() else {
-        eprintln!("skipped: GATEWAY_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    paused_worker_is_fenced(backend).await;
+postgres_test! {
+    async fn a_worker_paused_past_its_lease_cannot_complete_its_stale_job() {
+        paused_worker_is_fenced(Backend::postgres()).await;
+    }
 }
 
 /// A config file for gateway processes, kept alive as long as the value.
@@ -45,34 +39,6 @@ fn config_file(toml: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
     f.write_all(toml.as_bytes()).expect("write config");
     f
-}
-
-/// Waits until the ledger has processed everything and no job is open, stable for a few polls.
-async fn settle(store: &Store, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut last = (-1, -1, -1);
-    let mut quiet = 0;
-    while Instant::now() < deadline {
-        let now = (
-            store.inbox_count().await.expect("count"),
-            store.unprocessed_count().await.expect("unprocessed"),
-            store.open_job_count().await.expect("open jobs"),
-        );
-        if now.1 == 0 && now.2 == 0 && now == last {
-            quiet += 1;
-            if quiet >= 5 {
-                return;
-            }
-        } else {
-            quiet = 0;
-        }
-        last = now;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "not settled after {timeout:?}: {} unprocessed, {} open jobs",
-        last.1, last.2
-    );
 }
 
 /// Executed mutations per idempotency key: more than one means a job ran twice.
@@ -154,7 +120,7 @@ async fn replicas_share_the_work(backend: Backend) {
     while let Some(t) = tasks.join_next().await {
         t.expect("creates");
     }
-    settle(&store, Duration::from_secs(120)).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
     let mut items = HashMap::new();
     for id in &ids {
         items.insert(*id, item_of(&store, *id).await.expect("linked"));
@@ -185,7 +151,7 @@ async fn replicas_share_the_work(backend: Backend) {
     while let Some(t) = tasks.join_next().await {
         t.expect("updates");
     }
-    settle(&store, Duration::from_secs(180)).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(180)).await;
 
     // Assert: both sides at the newest state for every contact.
     for id in &ids {
@@ -279,6 +245,9 @@ async fn leased_by(url: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// How long a sender of the kill test waits before it sends an unacknowledged event again.
+const RESEND_PAUSE: Duration = Duration::from_millis(50);
+
 async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing(
     backend: Backend,
 ) {
@@ -309,13 +278,17 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     sims.npd.faults().set_emit_on_patch(false);
 
     // Act: 1,000 signed NPD events (each contact created, then 9 versioned updates), sent by 4
-    // senders that retry until acknowledged, while the gateway is killed 10 times.
+    // senders that retry until acknowledged, while the gateway is killed 10 times, each time
+    // after a random number of further acknowledgements (so every kill lands mid-stream).
     let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let (acked, acks) = tokio::sync::watch::channel(0_usize);
+    let acked = Arc::new(acked);
     let secret = WebhookSecret::parse(sims.npd_secret()).expect("secret");
     let mut senders = tokio::task::JoinSet::new();
     for chunk in ids.chunks(CONTACTS / 4) {
         let chunk = chunk.to_vec();
         let acknowledged = Arc::clone(&acknowledged);
+        let acked = Arc::clone(&acked);
         let secret = secret.clone();
         let url = format!("{base}/api/v1/npd/events");
         senders.spawn(async move {
@@ -356,14 +329,17 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
                             .send()
                             .await;
                         if matches!(&response, Ok(r) if r.status().as_u16() == 202) {
-                            acknowledged
-                                .lock()
-                                .expect("lock")
-                                .insert(webhook_id.clone());
+                            let count = {
+                                let mut acknowledged = acknowledged.lock().expect("lock");
+                                acknowledged.insert(webhook_id.clone());
+                                acknowledged.len()
+                            };
+                            acked.send_replace(count);
                             break;
                         }
                         assert!(Instant::now() < deadline, "{webhook_id} never acknowledged");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // A sender's retry pause, as NPD's own: nothing waits on it.
+                        tokio::time::sleep(RESEND_PAUSE).await;
                     }
                 }
             }
@@ -373,10 +349,15 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
         let gateway = Arc::clone(&gateway);
         let env = env.clone();
         let config_path = config.path().to_owned();
+        let mut acks = acks;
         tokio::spawn(async move {
             for _ in 0..10 {
-                let pause = rand::rng().random_range(150..700);
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+                // At most 80 acknowledgements apart: all 10 kills come before the last event.
+                let at = *acks.borrow() + rand::rng().random_range(20..=80);
+                tokio::time::timeout(Duration::from_secs(60), acks.wait_for(|n| *n >= at))
+                    .await
+                    .expect("the senders keep being acknowledged")
+                    .expect("senders running");
                 let mut slot = gateway.lock().await;
                 if let Some(running) = slot.take() {
                     running.kill_9().await;
@@ -390,7 +371,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     }
     killer.await.expect("killer");
     let store = open_store(&db.url).await;
-    settle(&store, Duration::from_secs(120)).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
 
     // Assert: nothing acknowledged is missing, every job ended, no duplicate item, newest state.
     let acknowledged = acknowledged.lock().expect("lock").clone();
@@ -458,55 +439,49 @@ async fn paused_worker_is_fenced(backend: Backend) {
     // Act: a contact's create is claimed by one replica, which is frozen past its lease.
     let id = NpdId(uuid::Uuid::new_v4());
     sims.npd.create_contact(sample_contact(id)).await;
-    let (job, holder) = loop {
+    let job = eventually(Duration::from_secs(30), async || {
         let leased = store.jobs_in_state("leased", 10).await.expect("jobs");
-        if let Some(job) = leased.into_iter().find(|j| j.operation == "push_item") {
-            let pid = worker_pid(&db.url, job.id).await;
-            break (job, pid);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    // Freeze it while its call to Monday is under way (no transaction is open then).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sims
-        .monday
-        .calls()
-        .iter()
-        .any(|c| c.operation == "create_item")
-    {
-        assert!(Instant::now() < deadline, "the holder never called Monday");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        leased
+            .into_iter()
+            .find(|j| j.operation == "push_item")
+            .ok_or_else(|| "no replica has claimed the create".to_owned())
+    })
+    .await;
+    let holder = worker_pid(&db.url, job.id).await;
+    // Freeze it while its call to Monday is under way (no transaction is open then): the
+    // simulator records the call before its latency, so the call is still unanswered.
+    sims.monday
+        .wait_for_call(Duration::from_secs(10), |c| c.operation == "create_item")
+        .await
+        .expect("the holder called Monday");
     let frozen = if holder == a.pid() { &a } else { &b };
     frozen.signal("STOP").await;
     // The other replica takes the job over once the lease has expired, and completes it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let taken_over = eventually(Duration::from_secs(30), async || {
         let now = store.job(job.id).await.expect("job").expect("exists");
         if now.state == "done" {
-            assert!(
-                now.lease_token.unwrap_or(0) > job.lease_token.unwrap_or(0),
-                "taken over under a new token"
-            );
-            break;
+            Ok(now)
+        } else {
+            Err(format!("the job was not taken over: {now:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the job was not taken over: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    frozen.signal("CONT").await;
-    // Give the thawed worker time to finish its call and try to record it.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-
-    // Assert: its late outcome was refused; one completion, one item.
-    let refused = frozen
-        .logs()
-        .iter()
-        .any(|l| l.contains("lease lost: outcome refused by the fence"));
+    })
+    .await;
     assert!(
-        refused,
+        taken_over.lease_token.unwrap_or(0) > job.lease_token.unwrap_or(0),
+        "taken over under a new token"
+    );
+    frozen.signal("CONT").await;
+
+    // Assert: once thawed, the worker finishes its call, and its late outcome is refused; one
+    // completion, one item.
+    let refused = frozen
+        .wait_for_log(
+            Duration::from_secs(30),
+            "lease lost: outcome refused by the fence",
+        )
+        .await;
+    assert!(
+        refused.is_some(),
         "the stale worker's completion was not refused by the fence"
     );
     let entity = store

@@ -11,7 +11,7 @@ use npd_monday_gateway::ledger::inbox::Source;
 use npd_monday_gateway::sim::monday::MondayCall;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, created_contact};
+use crate::helpers::{Backend, TestDatabase, created_contact, eventually, settle_world};
 use crate::store_tests;
 
 store_tests!(
@@ -205,7 +205,7 @@ async fn an_npd_update_sends_exactly_the_changed_columns(backend: Backend) {
         .npd
         .update_contact(id, |c| c.email = Some("ada@lovelace.example".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let changes = mutations(&world);
     assert_eq!(changes.len(), 1, "{changes:?}");
@@ -238,7 +238,7 @@ async fn an_npd_update_sends_exactly_the_changed_columns(backend: Backend) {
             c.organization_id = Some(NpdId(uuid::Uuid::new_v4()))
         })
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     assert!(
         mutations(&world).is_empty(),
         "nothing mapped changed, nothing sent"
@@ -252,7 +252,7 @@ async fn an_npd_delete_archives_the_item(backend: Backend) {
     world.monday.clear_calls();
 
     world.npd.delete_contact(id).await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let calls = mutations(&world);
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -283,7 +283,7 @@ async fn sync_disabled_contacts_send_nothing(backend: Backend) {
     contact.sync_enabled = false;
 
     world.npd.create_contact(contact).await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let calls: Vec<_> = world
         .monday
@@ -328,7 +328,7 @@ async fn organizations_follow_the_same_path_on_their_board(backend: Backend) {
             updated_at: None,
         })
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let creates: Vec<_> = mutations(&world)
         .into_iter()
@@ -364,7 +364,7 @@ async fn organizations_follow_the_same_path_on_their_board(backend: Backend) {
         .npd
         .update_organization(id, |o| o.industry = Some("Engines".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     let changes = mutations(&world);
     assert_eq!(changes.len(), 1);
     assert_eq!(
@@ -388,7 +388,7 @@ async fn a_monday_edit_becomes_one_npd_patch_with_only_that_field(backend: Backe
             json!({"email": "ada@new.example", "text": "ada@new.example"}),
         )
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let patches: Vec<_> = world
         .npd
@@ -427,7 +427,7 @@ async fn a_monday_rename_patches_only_the_name_part_that_changed(backend: Backen
     world.monday.clear_calls();
 
     world.monday.user_rename_item(item, "Ada King").await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let patches: Vec<_> = world
         .npd
@@ -454,7 +454,7 @@ async fn unmapped_columns_and_boards_are_recorded_as_ignored(backend: Backend) {
         .monday
         .user_change_column(item, "status", json!({"label": "Done"}))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     assert!(
         world.npd.calls().is_empty(),
@@ -485,7 +485,7 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
         .npd
         .update_contact(id, |c| c.role_title = Some("Countess".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let ops: Vec<_> = mutations(&world).into_iter().map(|c| c.operation).collect();
     assert_eq!(
@@ -533,7 +533,7 @@ async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(bac
     // NPD keeps being accepted while Monday fails.
     let other = NpdId(uuid::Uuid::new_v4());
     let second = world.npd.create_contact(sample_contact(other)).await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     assert_eq!(first.status, Some(202));
     assert_eq!(second.status, Some(202));
@@ -589,7 +589,7 @@ async fn permanent_monday_errors_become_dead_letters_and_replay_succeeds(backend
     contact.email = Some("not-an-email".into());
 
     world.npd.create_contact(contact).await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let dead: Value = world
         .admin_get("/api/v1/dead-letters")
@@ -623,7 +623,7 @@ async fn permanent_monday_errors_become_dead_letters_and_replay_succeeds(backend
     // A poison job blocks no one: another contact syncs.
     let other = NpdId(uuid::Uuid::new_v4());
     world.npd.create_contact(sample_contact(other)).await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 1);
 
     // The admin fixes the email in NPD and replays the dead letter: it succeeds.
@@ -636,14 +636,14 @@ async fn permanent_monday_errors_become_dead_letters_and_replay_succeeds(backend
         .npd
         .update_contact(id, |c| c.email = Some("ada@example.com".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     let job = letters[0]["id"].as_i64().expect("id");
     let replay = world
         .admin_post(&format!("/api/v1/dead-letters/{job}/replay"))
         .await
         .expect("post");
     assert_eq!(replay.status().as_u16(), 200);
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     let entity = world
         .store
         .entity_by_npd(EntityKind::Contact, id)
@@ -669,7 +669,7 @@ async fn npd_failures_are_retried(backend: Backend) {
         .monday
         .user_change_column(item, "role_title", json!("Countess of Lovelace"))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let patches: Vec<_> = world
         .npd
@@ -752,7 +752,7 @@ async fn the_manual_push_endpoint_answers_as_the_contract_says(backend: Backend)
     assert_eq!(body["sync_triggered"], json!(true));
     assert!(body["message"].is_string());
     assert_eq!(body["monday_id"], json!(item.to_string()));
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     let waited: Value = world
         .admin_post(&format!("{path}?wait=true"))
         .await
@@ -820,7 +820,7 @@ async fn the_manual_push_creates_a_contact_the_gateway_never_saw(backend: Backen
         world.monday.item(item).map(|i| i.name),
         Some("Ada Lovelace".into())
     );
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
     assert_eq!(world.npd.contact(id).and_then(|c| c.monday_id), Some(item));
     let creates = mutations(&world)
         .into_iter()
@@ -846,7 +846,7 @@ async fn timeouts_and_idempotency_conflicts_are_retried_under_the_same_key(backe
         .npd
         .update_contact(id, |c| c.role_title = Some("Countess".into()))
         .await;
-    world.settle(SETTLE).await.expect("settled");
+    settle_world(&world, SETTLE).await;
 
     let attempts: Vec<MondayCall> = world
         .monday
@@ -886,27 +886,43 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
         world.npd.create_contact(sample_contact(*id)).await;
     }
     // Each create costs a lookup and a create_item: routine sync spends its share on at most
-    // four, then stops until the window slides (a minute, longer than this test).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut last = (usize::MAX, std::time::Instant::now());
-    let before = loop {
-        let now = world
+    // four, then stops until the window slides (a minute, longer than this test). Nothing in the
+    // gateway announces that the budget holds a job back, so wait for the ledger and the
+    // simulators to show it: both simulators done, every event processed, and each job still
+    // open a Monday job that has sat for a second (fifty of the dispatcher's 20 ms polls) since
+    // it fell due or was claimed, with no call reaching Monday meanwhile. Should the budget let
+    // everything through, this ends once all is done, and the assertions below fail.
+    let before = eventually(Duration::from_secs(30), async || {
+        let open: Vec<_> = world
+            .store
+            .all_jobs()
+            .await
+            .expect("jobs")
+            .into_iter()
+            .filter(|j| j.state == "pending" || j.state == "leased")
+            .collect();
+        let idle = world.monday.webhook_deliveries().pending == 0
+            && world.npd.event_deliveries().pending == 0
+            && world.store.unprocessed_count().await.expect("count") == 0;
+        let second = Duration::from_secs(1);
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let no_call_since = world
             .monday
             .calls()
-            .iter()
-            .filter(|c| c.operation != "me")
-            .count();
-        if now != last.0 {
-            last = (now, std::time::Instant::now());
-        } else if now > 0 && last.1.elapsed() > Duration::from_millis(1_500) {
-            break world.monday.items(CONTACTS_BOARD).len();
+            .last()
+            .is_none_or(|c| c.at.elapsed() >= second);
+        let held_back = no_call_since
+            && open.iter().all(|j| {
+                j.target == "monday" && now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000
+            });
+        if idle && held_back {
+            Ok(world.monday.items(CONTACTS_BOARD).len())
+        } else {
+            let open: Vec<_> = open.iter().map(|j| (&j.operation, &j.state)).collect();
+            Err(format!("routine sync has not stopped: open jobs {open:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "routine sync never settled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let spent = world
         .monday
         .calls()

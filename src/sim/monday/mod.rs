@@ -26,8 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use apollo_compiler::executable::Operation;
 use apollo_compiler::request::coerce_variable_values;
 use apollo_compiler::response::JsonMap;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Node};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
@@ -36,8 +39,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::{Deliveries, DeliveryTracker};
 use crate::domain::entity::{BoardId, MondayItemId};
 use store::{Change, Store};
 
@@ -77,6 +81,20 @@ pub struct SimBoard {
     pub columns: Vec<SimColumn>,
 }
 
+impl SimBoard {
+    /// A board with `columns` given as (id, GraphQL column type, title).
+    pub fn new(id: BoardId, name: &str, columns: &[(&str, &str, &str)]) -> Self {
+        SimBoard {
+            id,
+            name: name.to_owned(),
+            columns: columns
+                .iter()
+                .map(|(id, column_type, title)| SimColumn::new(id, column_type, title))
+                .collect(),
+        }
+    }
+}
+
 /// What the simulator is started with.
 #[derive(Debug, Clone)]
 pub struct MondaySimConfig {
@@ -93,6 +111,24 @@ pub struct MondaySimConfig {
     pub complexity_per_minute: u64,
 }
 
+/// The columns of the default contacts board: (id, GraphQL column type, title).
+const CONTACT_COLUMNS: &[(&str, &str, &str)] = &[
+    ("email", "email", "Email"),
+    ("phone", "phone", "Phone"),
+    ("role_title", "text", "Role"),
+    ("notes", "long_text", "Notes"),
+    ("npd_id", "text", "NPD id"),
+    ("status", "status", "Status"),
+];
+
+/// The columns of the default organizations board.
+const ORGANIZATION_COLUMNS: &[(&str, &str, &str)] = &[
+    ("website", "link", "Website"),
+    ("industry", "text", "Industry"),
+    ("notes", "long_text", "Notes"),
+    ("npd_id", "text", "NPD id"),
+];
+
 impl MondaySimConfig {
     /// Two boards with the gateway's default mapping: contacts (email: email, phone: phone,
     /// role_title: text, notes: long_text, npd_id: text, status: status) and organizations
@@ -103,28 +139,8 @@ impl MondaySimConfig {
             signing_secret: "sim-monday-signing-secret".into(),
             integration_user_id: 71_000_099,
             boards: vec![
-                SimBoard {
-                    id: contacts,
-                    name: "Contacts".into(),
-                    columns: vec![
-                        SimColumn::new("email", "email", "Email"),
-                        SimColumn::new("phone", "phone", "Phone"),
-                        SimColumn::new("role_title", "text", "Role"),
-                        SimColumn::new("notes", "long_text", "Notes"),
-                        SimColumn::new("npd_id", "text", "NPD id"),
-                        SimColumn::new("status", "status", "Status"),
-                    ],
-                },
-                SimBoard {
-                    id: organizations,
-                    name: "Organizations".into(),
-                    columns: vec![
-                        SimColumn::new("website", "link", "Website"),
-                        SimColumn::new("industry", "text", "Industry"),
-                        SimColumn::new("notes", "long_text", "Notes"),
-                        SimColumn::new("npd_id", "text", "NPD id"),
-                    ],
-                },
+                SimBoard::new(contacts, "Contacts", CONTACT_COLUMNS),
+                SimBoard::new(organizations, "Organizations", ORGANIZATION_COLUMNS),
             ],
             requests_per_minute: 5000,
             complexity_per_minute: 5_000_000,
@@ -178,6 +194,15 @@ pub struct SentWebhook {
     pub authorization: String,
     /// The receiver's answer; None when the request failed.
     pub status: Option<u16>,
+}
+
+/// An answer held by `MondayFaults::hold_next_answer`; releasing or dropping it lets it go.
+pub struct AnswerHold(oneshot::Sender<()>);
+
+impl AnswerHold {
+    pub fn release(self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// A running simulator. Clones share it.
@@ -312,6 +337,8 @@ struct SimState {
     latency: Duration,
     webhook_before_response: bool,
     webhooks_enabled: bool,
+    /// Answers to hold (after the call is recorded) until the test releases them.
+    holds: VecDeque<oneshot::Receiver<()>>,
 }
 
 struct Inner {
@@ -321,6 +348,10 @@ struct Inner {
     state: Mutex<SimState>,
     jobs: mpsc::UnboundedSender<webhooks::Job>,
     webhook_log: Arc<Mutex<Vec<SentWebhook>>>,
+    /// Webhooks queued and not yet delivered.
+    deliveries: DeliveryTracker,
+    /// How many calls were ever recorded: wakes tests waiting for a call.
+    calls_seen: watch::Sender<u64>,
     in_flight: AtomicU64,
 }
 
@@ -362,6 +393,120 @@ fn error_body(message: &str, code: &str, extra: Value) -> Value {
     json!({ "errors": [{ "message": message, "extensions": extensions }] })
 }
 
+/// An answer with monday's error body, `status_code` in its extensions.
+fn error_answer(status: u16, message: &str, code: &str, status_code: u16) -> Answer {
+    Answer::new(
+        status,
+        error_body(message, code, json!({ "status_code": status_code })),
+    )
+}
+
+/// A 400 `BadRequest` about the shape of the request body.
+fn bad_request(message: &str) -> Answer {
+    error_answer(400, message, "BadRequest", 400)
+}
+
+/// A 429 with `Retry-After` and `retry_in_seconds`.
+fn too_many(message: &str, code: &str, seconds: u64) -> Answer {
+    Answer::new(
+        429,
+        error_body(
+            message,
+            code,
+            json!({ "retry_in_seconds": seconds, "status_code": 429 }),
+        ),
+    )
+    .retry_after(seconds)
+}
+
+/// A request's validated document, the operation to run and its coerced variables.
+struct Checked {
+    doc: Valid<ExecutableDocument>,
+    operation: Node<Operation>,
+    variables: Map<String, Value>,
+}
+
+/// Checks a request the way monday does before running it: a JSON object body with the document
+/// under `query` and an object of `variables`, a well-formed `API-Version`, a document valid
+/// against the schema, the operation to run, and variables that fit it. The error is the answer.
+fn check_request(
+    parsed: Option<Value>,
+    body: &[u8],
+    api_version: Option<&str>,
+) -> Result<Checked, Answer> {
+    let Some(Value::Object(request)) = parsed else {
+        return Err(if serde_json::from_slice::<Value>(body).is_err() {
+            error_answer(
+                400,
+                "Invalid JSON in the request body",
+                "JsonParseException",
+                400,
+            )
+        } else {
+            bad_request("Bad request: the body must be a JSON object")
+        });
+    };
+    let Some(query) = request.get("query").and_then(Value::as_str) else {
+        return Err(bad_request(
+            "Bad request: the body must carry the GraphQL document under `query`",
+        ));
+    };
+    let variables = match request.get("variables") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(v)) => v.clone(),
+        Some(_) => {
+            return Err(bad_request(
+                "Bad request: `variables` must be a JSON object",
+            ));
+        }
+    };
+    if api_version.is_some_and(|v| !valid_api_version(v)) {
+        return Err(error_answer(
+            200,
+            "Invalid API version. Versions look like 2026-10",
+            "InvalidVersionException",
+            400,
+        ));
+    }
+    let doc = schema::check_document(query).map_err(|e| {
+        let code = match e {
+            schema::DocumentError::Parse(_) => "GRAPHQL_PARSE_FAILED",
+            schema::DocumentError::Invalid(_) => "GRAPHQL_VALIDATION_FAILED",
+        };
+        validation_failed(e.problems(), code)
+    })?;
+    let invalid = |message: String| {
+        let problem = schema::Problem {
+            message,
+            location: None,
+        };
+        validation_failed(&[problem], "GRAPHQL_VALIDATION_FAILED")
+    };
+    let operation_name = request.get("operationName").and_then(Value::as_str);
+    let operation = doc
+        .operations
+        .get(operation_name)
+        .map_err(|e| invalid(e.message().to_string()))?
+        .clone();
+    let coerced = serde_json::from_value::<JsonMap>(Value::Object(variables))
+        .map_err(|e| e.to_string())
+        .and_then(|raw| {
+            coerce_variable_values(schema::subset_schema(), &operation, &raw)
+                .map_err(|e| e.message().to_string())
+        })
+        .and_then(|valid| serde_json::to_value(&*valid).map_err(|e| e.to_string()))
+        .map_err(invalid)?;
+    let variables = match coerced {
+        Value::Object(v) => v,
+        _ => Map::new(),
+    };
+    Ok(Checked {
+        doc,
+        operation,
+        variables,
+    })
+}
+
 /// The answer a fault switch forces.
 fn fault_answer(fault: Fault) -> Answer {
     match fault {
@@ -377,13 +522,11 @@ fn fault_answer(fault: Fault) -> Answer {
                 }],
             }),
         ),
-        Fault::Status(423) => Answer::new(
+        Fault::Status(423) => error_answer(
             423,
-            error_body(
-                "Resource is currently locked, please try again later",
-                "RESOURCE_LOCKED",
-                json!({ "status_code": 423 }),
-            ),
+            "Resource is currently locked, please try again later",
+            "RESOURCE_LOCKED",
+            423,
         ),
         Fault::Status(status) => {
             let reason = StatusCode::from_u16(status)
@@ -391,28 +534,12 @@ fn fault_answer(fault: Fault) -> Answer {
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("Error");
             let code = reason.to_uppercase().replace([' ', '-'], "_");
-            Answer::new(
-                status,
-                error_body(reason, &code, json!({ "status_code": status })),
-            )
+            error_answer(status, reason, &code, status)
         }
-        Fault::Timeout => Answer::new(
-            504,
-            error_body(
-                "Gateway Timeout",
-                "GATEWAY_TIMEOUT",
-                json!({ "status_code": 504 }),
-            ),
-        ),
-        Fault::RateLimit(seconds) => Answer::new(
-            429,
-            error_body(
-                "Rate Limit Exceeded",
-                "RATE_LIMIT_EXCEEDED",
-                json!({ "retry_in_seconds": seconds, "status_code": 429 }),
-            ),
-        )
-        .retry_after(seconds),
+        Fault::Timeout => error_answer(504, "Gateway Timeout", "GATEWAY_TIMEOUT", 504),
+        Fault::RateLimit(seconds) => {
+            too_many("Rate Limit Exceeded", "RATE_LIMIT_EXCEEDED", seconds)
+        }
         Fault::Complexity(seconds) => Answer::new(
             200,
             error_body(
@@ -496,6 +623,12 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds a call to the log and wakes whoever waits for one.
+    fn record(&self, state: &mut SimState, call: MondayCall) {
+        state.calls.push(call);
+        self.calls_seen.send_modify(|n| *n += 1);
+    }
+
     fn authorized(&self, authorization: Option<&str>) -> bool {
         let Some(value) = authorization.map(str::trim) else {
             return false;
@@ -523,14 +656,7 @@ impl Inner {
         let now = OffsetDateTime::now_utc();
         let mut receivers = Vec::new();
         for change in changes {
-            let board = match change {
-                Change::Created { board, .. }
-                | Change::ColumnChanged { board, .. }
-                | Change::Renamed { board, .. }
-                | Change::Archived { board, .. }
-                | Change::Deleted { board, .. } => *board,
-            };
-            let board_index = state.store.board_index(board).unwrap_or_default();
+            let board_index = state.store.board_index(change.board()).unwrap_or_default();
             let (done, receiver) = if wait {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
@@ -543,6 +669,7 @@ impl Inner {
                 url: url.clone(),
                 audience: audience.clone(),
                 done,
+                _delivery: self.deliveries.queue(),
             };
             if self.jobs.send(job).is_ok()
                 && let Some(rx) = receiver
@@ -598,15 +725,7 @@ impl Inner {
 
         let taken = self.lock().budget.take_request(at);
         if let Err(seconds) = taken {
-            let answer = Answer::new(
-                429,
-                error_body(
-                    "Minute limit rate exceeded",
-                    "RATE_LIMIT_EXCEEDED",
-                    json!({ "retry_in_seconds": seconds, "status_code": 429 }),
-                ),
-            )
-            .retry_after(seconds);
+            let answer = too_many("Minute limit rate exceeded", "RATE_LIMIT_EXCEEDED", seconds);
             return self.finish(call, answer, &request_id, None).await;
         }
 
@@ -616,7 +735,7 @@ impl Inner {
                 let answer = fault_answer(fault);
                 call.status = answer.status;
                 call.response = answer.body.clone();
-                self.lock().calls.push(call.clone());
+                self.record(&mut self.lock(), call.clone());
                 tokio::time::sleep(TIMEOUT_HOLD).await;
                 return self.respond(answer, &request_id, call.api_version.as_deref());
             }
@@ -625,114 +744,14 @@ impl Inner {
                 .await;
         }
 
-        let Some(Value::Object(request)) = parsed else {
-            let answer = if serde_json::from_slice::<Value>(&body).is_err() {
-                Answer::new(
-                    400,
-                    error_body(
-                        "Invalid JSON in the request body",
-                        "JsonParseException",
-                        json!({ "status_code": 400 }),
-                    ),
-                )
-            } else {
-                Answer::new(
-                    400,
-                    error_body(
-                        "Bad request: the body must be a JSON object",
-                        "BadRequest",
-                        json!({ "status_code": 400 }),
-                    ),
-                )
-            };
-            return self.finish(call, answer, &request_id, None).await;
-        };
-        let Some(query) = request.get("query").and_then(Value::as_str) else {
-            let answer = Answer::new(
-                400,
-                error_body(
-                    "Bad request: the body must carry the GraphQL document under `query`",
-                    "BadRequest",
-                    json!({ "status_code": 400 }),
-                ),
-            );
-            return self.finish(call, answer, &request_id, None).await;
-        };
-        let variables = match request.get("variables") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(v)) => v.clone(),
-            Some(_) => {
-                let answer = Answer::new(
-                    400,
-                    error_body(
-                        "Bad request: `variables` must be a JSON object",
-                        "BadRequest",
-                        json!({ "status_code": 400 }),
-                    ),
-                );
-                return self.finish(call, answer, &request_id, None).await;
-            }
-        };
-        if let Some(version) = call.api_version.as_deref()
-            && !valid_api_version(version)
-        {
-            let answer = Answer::new(
-                200,
-                error_body(
-                    "Invalid API version. Versions look like 2026-10",
-                    "InvalidVersionException",
-                    json!({ "status_code": 400 }),
-                ),
-            );
-            return self.finish(call, answer, &request_id, None).await;
-        }
-
-        let doc = match schema::check_document(query) {
-            Ok(doc) => doc,
-            Err(e) => {
-                let code = match e {
-                    schema::DocumentError::Parse(_) => "GRAPHQL_PARSE_FAILED",
-                    schema::DocumentError::Invalid(_) => "GRAPHQL_VALIDATION_FAILED",
-                };
-                let answer = validation_failed(e.problems(), code);
-                return self.finish(call, answer, &request_id, None).await;
-            }
-        };
-        let operation_name = request.get("operationName").and_then(Value::as_str);
-        let operation = match doc.operations.get(operation_name) {
-            Ok(op) => op,
-            Err(e) => {
-                let problem = schema::Problem {
-                    message: e.message().to_string(),
-                    location: None,
-                };
-                let answer = validation_failed(&[problem], "GRAPHQL_VALIDATION_FAILED");
-                return self.finish(call, answer, &request_id, None).await;
-            }
-        };
-        let coerced = serde_json::from_value::<JsonMap>(Value::Object(variables))
-            .map_err(|e| e.to_string())
-            .and_then(|raw| {
-                coerce_variable_values(schema::subset_schema(), operation, &raw)
-                    .map_err(|e| e.message().to_string())
-            })
-            .and_then(|valid| serde_json::to_value(&*valid).map_err(|e| e.to_string()));
-        let variables = match coerced {
-            Ok(Value::Object(v)) => v,
-            Ok(_) => Map::new(),
-            Err(message) => {
-                let problem = schema::Problem {
-                    message,
-                    location: None,
-                };
-                let answer = validation_failed(&[problem], "GRAPHQL_VALIDATION_FAILED");
-                return self.finish(call, answer, &request_id, None).await;
-            }
+        let checked = match check_request(parsed, &body, call.api_version.as_deref()) {
+            Ok(checked) => checked,
+            Err(answer) => return self.finish(call, answer, &request_id, None).await,
         };
         let req = exec::Request {
-            doc: &doc,
-            operation,
-            variables: &variables,
+            doc: &checked.doc,
+            operation: &checked.operation,
+            variables: &checked.variables,
         };
         let key = call
             .idempotency_key
@@ -757,15 +776,11 @@ impl Inner {
             if let Some(answer) = cached {
                 Err(answer)
             } else if let Err(seconds) = state.budget.take_points(at, req.cost()) {
-                Err(Answer::new(
-                    429,
-                    error_body(
-                        "Complexity budget exhausted",
-                        "COMPLEXITY_BUDGET_EXHAUSTED",
-                        json!({ "retry_in_seconds": seconds, "status_code": 429 }),
-                    ),
-                )
-                .retry_after(seconds))
+                Err(too_many(
+                    "Complexity budget exhausted",
+                    "COMPLEXITY_BUDGET_EXHAUSTED",
+                    seconds,
+                ))
             } else {
                 if let Some(key) = &key {
                     state.idempotency.insert(key.clone(), Idempotency::InFlight);
@@ -804,8 +819,8 @@ impl Inner {
             .await
     }
 
-    /// Records the call, waits the configured latency, then answers (and only then releases an
-    /// idempotency key held in flight).
+    /// Records the call, waits the configured latency (and for a held answer's release), then
+    /// answers (and only then releases an idempotency key held in flight).
     async fn finish(
         &self,
         mut call: MondayCall,
@@ -822,13 +837,17 @@ impl Inner {
         call.response = answer.body.clone();
         call.replayed = answer.replayed;
         let api_version = call.api_version.clone();
-        let latency = {
+        let (latency, hold) = {
             let mut state = self.lock();
-            state.calls.push(call);
-            state.latency
+            self.record(&mut state, call);
+            (state.latency, state.holds.pop_front())
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
+        }
+        if let Some(hold) = hold {
+            // Released (or dropped) by the test.
+            let _ = hold.await;
         }
         drop(guard);
         self.respond(answer, request_id, api_version.as_deref())
@@ -917,9 +936,12 @@ impl MondaySim {
                 latency: Duration::ZERO,
                 webhook_before_response: false,
                 webhooks_enabled: true,
+                holds: VecDeque::new(),
             }),
             jobs,
             webhook_log,
+            deliveries: DeliveryTracker::new(),
+            calls_seen: watch::Sender::new(0),
             in_flight: AtomicU64::new(0),
         });
         let app = Router::new()
@@ -951,6 +973,39 @@ impl MondaySim {
 
     pub fn clear_calls(&self) {
         self.inner.lock().calls.clear();
+    }
+
+    /// Waits until a call matching `matches` was received (it may already have been), and returns
+    /// it; None after `within`. A call is recorded before its latency or hold, so while one is
+    /// held it is in flight: a mutation has executed and its idempotency key is still taken.
+    pub async fn wait_for_call(
+        &self,
+        within: Duration,
+        matches: impl Fn(&MondayCall) -> bool,
+    ) -> Option<MondayCall> {
+        // Subscribed before looking, so a call recorded in between still wakes the loop.
+        let mut seen = self.inner.calls_seen.subscribe();
+        let found = async {
+            loop {
+                if let Some(call) = self.inner.lock().calls.iter().find(|c| matches(c)) {
+                    return Some(call.clone());
+                }
+                seen.changed().await.ok()?;
+            }
+        };
+        tokio::time::timeout(within, found).await.ok().flatten()
+    }
+
+    /// The webhooks queued so far and how many of them are not delivered (or given up on) yet.
+    pub fn webhook_deliveries(&self) -> Deliveries {
+        self.inner.deliveries.get()
+    }
+
+    /// Waits until every queued webhook was delivered or given up on; false after `within`.
+    /// A mutation or a simulated user's edit queues its webhooks before it returns, so once this
+    /// is true no webhook of anything done before is still to come.
+    pub async fn webhooks_delivered(&self, within: Duration) -> bool {
+        self.inner.deliveries.wait_idle(within).await
     }
 
     /// The items of `board` in any state (deleted ones included), by id.
@@ -1108,6 +1163,15 @@ impl MondayFaults {
     /// The next `n` requests answer 409 `IDEMPOTENCY_CONFLICT` with `Retry-After: 1`.
     pub fn idempotency_conflict_next(&self, n: usize) {
         self.push(n, Fault::IdempotencyConflict);
+    }
+
+    /// Holds the next answer: the request is recorded (see `MondaySim::wait_for_call`) and, for a
+    /// mutation, executed with its idempotency key in flight, but not answered until the returned
+    /// hold is released or dropped.
+    pub fn hold_next_answer(&self) -> AnswerHold {
+        let (release, hold) = oneshot::channel();
+        self.inner.lock().holds.push_back(hold);
+        AnswerHold(release)
     }
 
     /// Every answer is delayed by `d` (zero: no delay).

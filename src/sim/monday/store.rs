@@ -118,6 +118,18 @@ pub(super) enum Change {
     },
 }
 
+impl Change {
+    pub(super) fn board(&self) -> BoardId {
+        match self {
+            Change::Created { board, .. }
+            | Change::ColumnChanged { board, .. }
+            | Change::Renamed { board, .. }
+            | Change::Archived { board, .. }
+            | Change::Deleted { board, .. } => *board,
+        }
+    }
+}
+
 /// An item with what the public `SimItem` does not carry: when each column was last written.
 #[derive(Debug, Clone)]
 pub(super) struct StoredItem {
@@ -468,6 +480,16 @@ pub(super) fn api_value(
     })
 }
 
+/// How an email or link column shows `target` under its label `text`: "text - target", or just
+/// the target when the label is empty or repeats it.
+fn labelled(text: String, target: String) -> String {
+    if text.is_empty() || text == target {
+        target
+    } else {
+        format!("{text} - {target}")
+    }
+}
+
 /// The API's display `text` of a column ("" when empty).
 pub(super) fn display_text(column: &SimColumn, stored: Option<&Value>) -> String {
     let Some(stored) = stored else {
@@ -477,23 +499,9 @@ pub(super) fn display_text(column: &SimColumn, stored: Option<&Value>) -> String
     match column.column_type.as_str() {
         "text" => stored.as_str().unwrap_or_default().to_owned(),
         "long_text" => s("text"),
-        "email" => {
-            let (email, text) = (s("email"), s("text"));
-            if text.is_empty() || text == email {
-                email
-            } else {
-                format!("{text} - {email}")
-            }
-        }
+        "email" => labelled(s("text"), s("email")),
         "phone" => s("phone"),
-        "link" => {
-            let (url, text) = (s("url"), s("text"));
-            if text.is_empty() || text == url {
-                url
-            } else {
-                format!("{text} - {url}")
-            }
-        }
+        "link" => labelled(s("text"), s("url")),
         "status" => stored_status_label(stored)
             .map(|l| l.text.to_owned())
             .unwrap_or_default(),

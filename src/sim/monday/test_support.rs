@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -38,6 +40,8 @@ struct ReceiverState {
     statuses: Mutex<VecDeque<u16>>,
     /// Deliveries refused because their JWT or body was bad.
     refused: Mutex<Vec<String>>,
+    /// How many deliveries were answered 200: wakes `wait_for`.
+    accepted: watch::Sender<usize>,
 }
 
 /// A webhook endpoint for tests.
@@ -89,6 +93,9 @@ async fn receive(
         status,
         at: Instant::now(),
     });
+    if status == 200 {
+        state.accepted.send_modify(|n| *n += 1);
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }
 
@@ -107,6 +114,7 @@ impl WebhookReceiver {
             received: Mutex::new(Vec::new()),
             statuses: Mutex::new(VecDeque::new()),
             refused: Mutex::new(Vec::new()),
+            accepted: watch::Sender::new(0),
         });
         let app = Router::new()
             .route("/webhooks/monday", post(receive))
@@ -141,15 +149,15 @@ impl WebhookReceiver {
         lock(&self.state.statuses).extend(statuses.iter().copied());
     }
 
-    /// Waits (up to 5 s) until `n` deliveries were answered 200, and returns them.
+    /// Waits (up to 5 s) until `n` deliveries were answered 200, and returns those answered 200
+    /// by then (fewer when the wait ran out: the caller's assertion says what was missing).
     pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let events = self.events();
-            if events.len() >= n || Instant::now() > deadline {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut accepted = self.state.accepted.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            accepted.wait_for(|count| *count >= n),
+        )
+        .await;
+        self.events()
     }
 }

@@ -71,6 +71,11 @@ async fn create(sim: &MondaySim, board: BoardId, name: &str, values: Value) -> A
     .await
 }
 
+/// Creates an item through the API and returns its id.
+async fn create_id(sim: &MondaySim, board: BoardId, name: &str, values: Value) -> MondayItemId {
+    created_id(&create(sim, board, name, values).await)
+}
+
 fn created_id(answer: &Answered) -> MondayItemId {
     answer.body["data"]["create_item"]["id"]
         .as_str()
@@ -214,20 +219,18 @@ async fn invalid_documents_are_answered_200_with_errors_and_nothing_runs() {
 #[tokio::test]
 async fn answers_project_the_selection_with_aliases_fragments_and_typename() {
     let sim = sim().await;
-    let id = created_id(
-        &create(
-            &sim,
-            CONTACTS,
-            "Ada Lovelace",
-            json!({
-                "email": { "email": "ada@example.com", "text": "Ada" },
-                "phone": { "phone": "+442079460990", "countryShortName": "GB" },
-                "role_title": "CTO",
-                "status": { "label": "Done" },
-            }),
-        )
-        .await,
-    );
+    let id = create_id(
+        &sim,
+        CONTACTS,
+        "Ada Lovelace",
+        json!({
+            "email": { "email": "ada@example.com", "text": "Ada" },
+            "phone": { "phone": "+442079460990", "countryShortName": "GB" },
+            "role_title": "CTO",
+            "status": { "label": "Done" },
+        }),
+    )
+    .await;
     let answer = gql(
         &sim,
         r#"query ($ids: [ID!]) {
@@ -417,17 +420,15 @@ async fn column_values_are_validated_per_column_type() {
 #[tokio::test]
 async fn search_matches_text_case_insensitively_and_skips_deleted_items() {
     let sim = sim().await;
-    let a = created_id(
-        &create(
-            &sim,
-            CONTACTS,
-            "A",
-            json!({ "npd_id": "Abc-1", "email": { "email": "a@x.io", "text": "a@x.io" } }),
-        )
-        .await,
-    );
-    let b = created_id(&create(&sim, CONTACTS, "B", json!({ "npd_id": "abc-1" })).await);
-    let c = created_id(&create(&sim, CONTACTS, "C", json!({ "npd_id": "abc-1" })).await);
+    let a = create_id(
+        &sim,
+        CONTACTS,
+        "A",
+        json!({ "npd_id": "Abc-1", "email": { "email": "a@x.io", "text": "a@x.io" } }),
+    )
+    .await;
+    let b = create_id(&sim, CONTACTS, "B", json!({ "npd_id": "abc-1" })).await;
+    let c = create_id(&sim, CONTACTS, "C", json!({ "npd_id": "abc-1" })).await;
     gql(
         &sim,
         "mutation ($i: ID) { archive_item(item_id: $i) { id } }",

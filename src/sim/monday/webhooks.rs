@@ -40,6 +40,8 @@ pub(super) struct Job {
     pub audience: String,
     /// Signalled once the event was delivered (or given up on).
     pub done: Option<oneshot::Sender<()>>,
+    /// Counts the event as pending until the job is dropped, once delivered (or given up on).
+    pub _delivery: crate::sim::Delivery,
 }
 
 /// The legacy `type` of a change, and the `subscriptionId` offset of the webhook that sends it.
@@ -50,16 +52,6 @@ fn event_type(change: &Change) -> (&'static str, u64) {
         Change::Renamed { .. } => ("update_name", 6),
         Change::Archived { .. } => ("archive_pulse", 7),
         Change::Deleted { .. } => ("delete_pulse", 9),
-    }
-}
-
-fn change_board(change: &Change) -> crate::domain::entity::BoardId {
-    match change {
-        Change::Created { board, .. }
-        | Change::ColumnChanged { board, .. }
-        | Change::Renamed { board, .. }
-        | Change::Archived { board, .. }
-        | Change::Deleted { board, .. } => *board,
     }
 }
 
@@ -77,7 +69,7 @@ pub(super) fn event_body(
     now: OffsetDateTime,
 ) -> Value {
     let (kind, offset) = event_type(change);
-    let board = change_board(change);
+    let board = change.board();
     let mut event = Map::new();
     let mut put = |k: &str, v: Value| {
         event.insert(k.to_owned(), v);
@@ -93,49 +85,47 @@ pub(super) fn event_body(
     put("userId", json!(user_id));
     put("originalTriggerUuid", Value::Null);
     put("boardId", json!(board.0));
+    // An item that is still on the board is a "pulse" in its group; creations and column changes
+    // also name it and say it is in the top group.
     match change {
-        Change::Created {
+        Change::Created { item, name, .. }
+        | Change::ColumnChanged {
             item,
-            name,
-            column_values,
+            item_name: name,
             ..
         } => {
+            put("groupId", json!("topics"));
             put("pulseId", json!(item.0));
             put("pulseName", json!(name));
+            put("isTopGroup", json!(true));
+        }
+        Change::Renamed { item, .. } => {
             put("groupId", json!("topics"));
+            put("pulseId", json!(item.0));
+        }
+        Change::Archived { .. } | Change::Deleted { .. } => {}
+    }
+    match change {
+        Change::Created { column_values, .. } => {
             put("groupName", json!("Group Title"));
             put("groupColor", json!("#579bfc"));
-            put("isTopGroup", json!(true));
             put("columnValues", Value::Object(column_values.clone()));
         }
         Change::ColumnChanged {
-            item,
-            item_name,
             column,
             value,
             previous,
             changed_at,
             ..
         } => {
-            put("groupId", json!("topics"));
-            put("pulseId", json!(item.0));
-            put("pulseName", json!(item_name));
             put("columnId", json!(column.id));
             put("columnType", json!(legacy_column_type(&column.column_type)));
             put("columnTitle", json!(column.title));
             put("value", value.clone());
             put("previousValue", previous.clone());
             put("changedAt", json!(unix_seconds(*changed_at)));
-            put("isTopGroup", json!(true));
         }
-        Change::Renamed {
-            item,
-            previous,
-            name,
-            ..
-        } => {
-            put("groupId", json!("topics"));
-            put("pulseId", json!(item.0));
+        Change::Renamed { previous, name, .. } => {
             put("value", json!({ "name": name }));
             put("previousValue", json!({ "name": previous }));
         }
