@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
+use npd_monday_gateway::domain::entity::Side;
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
 use npd_monday_gateway::domain::reconcile::ConflictPolicy;
-use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::domain::state::{ConflictStatus, InboxOutcome};
 use npd_monday_gateway::sim::npd::EmittedEvent;
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{Value, json};
@@ -170,7 +171,7 @@ async fn edits_of_different_fields_on_both_sides_merge_without_conflict(backend:
     assert!(
         world
             .store
-            .conflicts("open", 10)
+            .conflicts(ConflictStatus::Open, 10)
             .await
             .expect("conflicts")
             .is_empty()
@@ -293,7 +294,11 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .await;
     world.wake.resume_processing();
     settle_world(&world, SETTLE).await;
-    let open = world.store.conflicts("open", 10).await.expect("conflicts");
+    let open = world
+        .store
+        .conflicts(ConflictStatus::Open, 10)
+        .await
+        .expect("conflicts");
     assert_eq!(open.len(), 1);
     let resolved = world
         .client
@@ -357,11 +362,11 @@ async fn an_older_npd_version_is_stale_and_changes_nothing(backend: Backend) {
     assert_eq!(status, Some(202));
     let row = world
         .store
-        .find_inbox_event(Source::Npd, "msg_late_v1")
+        .find_inbox_event(Side::Npd, "msg_late_v1")
         .await
         .expect("q")
         .expect("stored");
-    assert_eq!(row.outcome.as_deref(), Some("stale"));
+    assert_eq!(row.outcome, Some(InboxOutcome::Stale));
     assert!(
         world.monday.calls().is_empty(),
         "a stale version wrote to Monday"
@@ -451,12 +456,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
             .await
             .expect("q")
             .expect("entity");
-        let item: MondayItemId = entity
-            .monday_item_id
-            .clone()
-            .expect("linked")
-            .parse()
-            .expect("id");
+        let item: MondayItemId = entity.monday_item_id.expect("linked");
         if world.monday.item(item).expect("item").column_values["role_title"] != json!(newest) {
             let status: Value = world
                 .admin_get(&format!("/api/v1/contacts/{id}/sync"))
@@ -513,14 +513,14 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
     );
     let outcomes = world
         .store
-        .inbox_events(Source::Npd, 100_000)
+        .inbox_events(Side::Npd, 100_000)
         .await
         .expect("inbox");
     assert!(outcomes.iter().all(|r| r.processed_at.is_some()));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &outcomes {
         *counts
-            .entry(r.outcome.clone().unwrap_or_default())
+            .entry(r.outcome.map(|o| o.to_string()).unwrap_or_default())
             .or_default() += 1;
     }
     eprintln!("outcomes: {counts:?}; Monday writes of role_title: {total}");

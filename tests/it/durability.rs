@@ -2,8 +2,8 @@
 //! commit, and group commit under concurrency loses and duplicates nothing.
 
 use npd_monday_gateway::config::DatabaseSettings;
+use npd_monday_gateway::domain::entity::Side;
 use npd_monday_gateway::ledger::Store;
-use npd_monday_gateway::ledger::inbox::Source;
 use secrecy::SecretString;
 
 use crate::helpers::{
@@ -45,7 +45,7 @@ async fn an_acknowledged_event_survives_kill_9_and_restart(backend: Backend) {
     let gateway = GatewayProcess::start(&db.url, &[]).await;
     let store = open_store(&db.url).await;
     let row = store
-        .find_inbox_event(Source::Npd, "msg_kill9")
+        .find_inbox_event(Side::Npd, "msg_kill9")
         .await
         .expect("query")
         .expect("the acknowledged event is in the inbox after kill -9");

@@ -642,8 +642,6 @@ pub async fn created_contact(
         .await
         .expect("query")
         .and_then(|e| e.monday_item_id)
-        .expect("linked")
-        .parse()
-        .expect("item id");
+        .expect("linked");
     (id, item)
 }

@@ -1,6 +1,6 @@
 //! `POST /api/v1/npd/events`: Standard Webhooks verification, typed parsing, inbox dedupe.
 
-use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::domain::entity::Side;
 
 use crate::helpers::{
     Backend, NPD_SECRET, NPD_SECRET_NEXT, TestApp, fixture, now, problem, sign_npd,
@@ -56,22 +56,25 @@ async fn every_npd_event_type_is_accepted_and_stored_with_its_entity(backend: Ba
         assert_eq!(answer["status"], "accepted");
         let row = app
             .store
-            .find_inbox_event(Source::Npd, &webhook_id)
+            .find_inbox_event(Side::Npd, &webhook_id)
             .await
             .expect("query")
             .expect("stored");
         assert_eq!(row.event_type, event_type);
-        assert_eq!(row.entity_kind.as_deref(), Some(kind));
+        assert_eq!(row.entity_kind.map(|k| k.as_str()), Some(kind));
         assert_eq!(row.payload, body, "the raw body is stored as received");
         assert!(
             row.request_id.is_some(),
             "the request id is kept with the event"
         );
         let data: serde_json::Value = serde_json::from_str(&body).expect("fixture json");
-        assert_eq!(row.npd_id.as_deref(), data["data"]["id"].as_str());
+        assert_eq!(
+            row.npd_id.map(|i| i.to_string()).as_deref(),
+            data["data"]["id"].as_str()
+        );
         assert_eq!(row.entity_version, data["data"]["version"].as_i64());
         if !npd_id.is_empty() {
-            assert_eq!(row.npd_id.as_deref(), Some(npd_id));
+            assert_eq!(row.npd_id.map(|i| i.to_string()).as_deref(), Some(npd_id));
             assert_eq!(row.entity_version, Some(version));
         }
     }

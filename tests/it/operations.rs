@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::domain::entity::Side;
 
 use crate::helpers::{
     Backend, GatewayProcess, MONDAY_PATH_TOKEN, MONDAY_SIGNING_SECRET, NPD_SECRET, TestDatabase,
@@ -210,7 +210,7 @@ async fn sigterm_exits_0_promptly_and_logs_hold_no_secret(backend: Backend) {
     let store = crate::durability::open_store(&db.url).await;
     assert!(
         store
-            .find_inbox_event(Source::Npd, "msg_ops")
+            .find_inbox_event(Side::Npd, "msg_ops")
             .await
             .expect("query")
             .is_some()

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, sample_contact};
+use npd_monday_gateway::domain::entity::Side;
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
+use npd_monday_gateway::domain::job::Operation;
+use npd_monday_gateway::domain::state::{HistoryKind, JobState};
 use npd_monday_gateway::ledger::Store;
-use npd_monday_gateway::ledger::inbox::Source;
 use npd_monday_gateway::sim::monday::MondaySim;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -81,7 +83,6 @@ async fn item_of(store: &Store, id: NpdId) -> Option<MondayItemId> {
         .await
         .expect("query")
         .and_then(|e| e.monday_item_id)
-        .and_then(|i| i.parse().ok())
 }
 
 async fn replicas_share_the_work(backend: Backend) {
@@ -192,10 +193,10 @@ async fn replicas_share_the_work(backend: Backend) {
     );
     let jobs = store.all_jobs().await.expect("jobs");
     assert!(
-        jobs.iter().all(|j| j.state == "done"),
+        jobs.iter().all(|j| j.state == JobState::Done),
         "every job done: {:?}",
         jobs.iter()
-            .filter(|j| j.state != "done")
+            .filter(|j| j.state != JobState::Done)
             .collect::<Vec<_>>()
     );
     let keys: HashSet<&str> = jobs.iter().map(|j| j.idempotency_key.as_str()).collect();
@@ -208,7 +209,7 @@ async fn replicas_share_the_work(backend: Backend) {
             .expect("q")
             .expect("entity");
         for h in store.history(entity.id, 10_000).await.expect("history") {
-            if h.kind == "sent"
+            if h.kind == HistoryKind::Sent
                 && let Some(job) = h.job_id
             {
                 *sent_per_job.entry(job).or_default() += 1;
@@ -377,7 +378,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     let acknowledged = acknowledged.lock().expect("lock").clone();
     assert_eq!(acknowledged.len(), CONTACTS * VERSIONS as usize);
     let stored: HashSet<String> = store
-        .inbox_events(Source::Npd, 1_000_000)
+        .inbox_events(Side::Npd, 1_000_000)
         .await
         .expect("inbox")
         .into_iter()
@@ -390,10 +391,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
         lost.len()
     );
     let jobs = store.all_jobs().await.expect("jobs");
-    assert!(
-        jobs.iter().all(|j| j.state == "done" || j.state == "dead"),
-        "open jobs remain"
-    );
+    assert!(jobs.iter().all(|j| !j.state.is_open()), "open jobs remain");
     assert_eq!(
         sims.monday.items(CONTACTS_BOARD).len(),
         CONTACTS,
@@ -410,7 +408,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
             "newest state of {id}"
         );
     }
-    let dead = jobs.iter().filter(|j| j.state == "dead").count();
+    let dead = jobs.iter().filter(|j| j.state == JobState::Dead).count();
     assert_eq!(dead, 0, "no job should die of a crash");
     eprintln!(
         "{} events acknowledged, 0 lost; {} jobs, all done",
@@ -440,10 +438,13 @@ async fn paused_worker_is_fenced(backend: Backend) {
     let id = NpdId(uuid::Uuid::new_v4());
     sims.npd.create_contact(sample_contact(id)).await;
     let job = eventually(Duration::from_secs(30), async || {
-        let leased = store.jobs_in_state("leased", 10).await.expect("jobs");
+        let leased = store
+            .jobs_in_state(JobState::Leased, 10)
+            .await
+            .expect("jobs");
         leased
             .into_iter()
-            .find(|j| j.operation == "push_item")
+            .find(|j| j.operation == Operation::PushItem)
             .ok_or_else(|| "no replica has claimed the create".to_owned())
     })
     .await;
@@ -459,7 +460,7 @@ async fn paused_worker_is_fenced(backend: Backend) {
     // The other replica takes the job over once the lease has expired, and completes it.
     let taken_over = eventually(Duration::from_secs(30), async || {
         let now = store.job(job.id).await.expect("job").expect("exists");
-        if now.state == "done" {
+        if now.state == JobState::Done {
             Ok(now)
         } else {
             Err(format!("the job was not taken over: {now:?}"))
@@ -494,7 +495,7 @@ async fn paused_worker_is_fenced(backend: Backend) {
         .await
         .expect("history")
         .into_iter()
-        .filter(|h| h.kind == "sent" && h.job_id == Some(job.id))
+        .filter(|h| h.kind == HistoryKind::Sent && h.job_id == Some(job.id))
         .count();
     assert_eq!(sent, 1, "the job completed exactly once");
     assert_eq!(
@@ -549,7 +550,7 @@ async fn print_entity(store: &Store, id: NpdId) {
     );
     for j in store.entity_jobs(entity.id, 100).await.unwrap_or_default() {
         eprintln!(
-            "job {} {} {} attempts={} payload={} err={:?}",
+            "job {} {} {} attempts={} payload={:?} err={:?}",
             j.id, j.operation, j.state, j.attempts, j.payload, j.last_error
         );
     }

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, ORGANIZATIONS_BOARD, World, sample_contact};
+use npd_monday_gateway::domain::entity::Side;
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId, OrganizationSnapshot};
-use npd_monday_gateway::ledger::inbox::Source;
+use npd_monday_gateway::domain::state::{AuditOutcome, EntityStatus, InboxOutcome};
 use npd_monday_gateway::sim::monday::MondayCall;
 use serde_json::{Value, json};
 
@@ -89,14 +90,14 @@ fn last_outcome(outcomes: &[(String, Option<String>)]) -> Option<&str> {
     outcomes.last().and_then(|o| o.1.as_deref())
 }
 
-async fn inbox_outcomes(world: &World, source: Source) -> Vec<(String, Option<String>)> {
+async fn inbox_outcomes(world: &World, source: Side) -> Vec<(String, Option<String>)> {
     world
         .store
         .inbox_events(source, 10_000)
         .await
         .expect("inbox")
         .into_iter()
-        .map(|r| (r.event_type, r.outcome))
+        .map(|r| (r.event_type, r.outcome.map(|o| o.to_string())))
         .collect()
 }
 
@@ -180,14 +181,14 @@ async fn a_new_npd_contact_becomes_one_monday_item_and_its_id_goes_back_to_npd(b
     assert_eq!(world.npd.contact(id).and_then(|c| c.monday_id), Some(item));
 
     // The echoes (Monday's create webhook, NPD's event after the PATCH) changed nothing.
-    let npd = inbox_outcomes(&world, Source::Npd).await;
+    let npd = inbox_outcomes(&world, Side::Npd).await;
     assert_eq!(npd.first().map(|o| o.1.as_deref()), Some(Some("applied")));
     assert_eq!(
         npd.get(1).map(|o| o.1.as_deref()),
         Some(Some("echo")),
         "NPD's event after the write-back: {npd:?}"
     );
-    let monday = inbox_outcomes(&world, Source::Monday).await;
+    let monday = inbox_outcomes(&world, Side::Monday).await;
     assert!(
         monday.iter().all(|(_, o)| o.as_deref() == Some("echo")),
         "Monday's webhooks of our own writes: {monday:?}"
@@ -267,8 +268,8 @@ async fn an_npd_delete_archives_the_item(backend: Backend) {
         .await
         .expect("q")
         .expect("entity");
-    assert_eq!(entity.status, "deleted");
-    let monday = inbox_outcomes(&world, Source::Monday).await;
+    assert_eq!(entity.status, EntityStatus::Deleted);
+    let monday = inbox_outcomes(&world, Side::Monday).await;
     assert_eq!(
         last_outcome(&monday),
         Some("echo"),
@@ -296,7 +297,7 @@ async fn sync_disabled_contacts_send_nothing(backend: Backend) {
         "Monday was called for a sync-disabled contact: {calls:?}"
     );
     assert!(world.npd.calls().is_empty());
-    let outcomes = inbox_outcomes(&world, Source::Npd).await;
+    let outcomes = inbox_outcomes(&world, Side::Npd).await;
     assert_eq!(
         outcomes,
         vec![("contact.created".to_owned(), Some("ignored".to_owned()))]
@@ -307,7 +308,7 @@ async fn sync_disabled_contacts_send_nothing(backend: Backend) {
         .await
         .expect("q")
         .expect("kept");
-    assert_eq!(entity.status, "disabled");
+    assert_eq!(entity.status, EntityStatus::Disabled);
     assert!(entity.npd_snapshot.is_some(), "the snapshot is kept");
 }
 
@@ -414,9 +415,9 @@ async fn a_monday_edit_becomes_one_npd_patch_with_only_that_field(backend: Backe
         "the echo bounced back to Monday: {:?}",
         mutations(&world)
     );
-    let npd = inbox_outcomes(&world, Source::Npd).await;
+    let npd = inbox_outcomes(&world, Side::Npd).await;
     assert_eq!(last_outcome(&npd), Some("echo"), "{npd:?}");
-    let monday = inbox_outcomes(&world, Source::Monday).await;
+    let monday = inbox_outcomes(&world, Side::Monday).await;
     assert_eq!(last_outcome(&monday), Some("applied"), "{monday:?}");
 }
 
@@ -462,11 +463,11 @@ async fn unmapped_columns_and_boards_are_recorded_as_ignored(backend: Backend) {
     );
     let monday = world
         .store
-        .inbox_events(Source::Monday, 1_000)
+        .inbox_events(Side::Monday, 1_000)
         .await
         .expect("inbox");
     let last = monday.last().expect("stored");
-    assert_eq!(last.outcome.as_deref(), Some("ignored"));
+    assert_eq!(last.outcome, Some(InboxOutcome::Ignored));
     assert!(
         last.outcome_detail
             .as_deref()
@@ -504,7 +505,7 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
         1,
         "only the monday_id write-back reached NPD: {patches:?}"
     );
-    let monday = inbox_outcomes(&world, Source::Monday).await;
+    let monday = inbox_outcomes(&world, Side::Monday).await;
     assert!(
         !monday.is_empty() && monday.iter().all(|(_, o)| o.as_deref() == Some("echo")),
         "{monday:?}"
@@ -516,7 +517,7 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
             .await
             .expect("q")
             .and_then(|e| e.monday_item_id),
-        Some(item.to_string())
+        Some(item)
     );
     assert_no_double_effects(&world);
 }
@@ -617,7 +618,7 @@ async fn permanent_monday_errors_become_dead_letters_and_replay_succeeds(backend
         .await
         .expect("q")
         .expect("entity");
-    assert_eq!(entity.status, "failed");
+    assert_eq!(entity.status, EntityStatus::Failed);
     assert!(world.monday.items(CONTACTS_BOARD).is_empty());
 
     // A poison job blocks no one: another contact syncs.
@@ -775,10 +776,10 @@ async fn the_manual_push_endpoint_answers_as_the_contract_says(backend: Backend)
     assert!(
         audit
             .iter()
-            .any(|a| a.action == "contact.sync-to-monday" && a.outcome == "queued")
+            .any(|a| a.action == "contact.sync-to-monday" && a.outcome == AuditOutcome::Queued)
     );
     assert!(
-        audit.iter().any(|a| a.outcome == "denied"),
+        audit.iter().any(|a| a.outcome == AuditOutcome::Denied),
         "failed authentication is audited"
     );
 
@@ -899,7 +900,7 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
             .await
             .expect("jobs")
             .into_iter()
-            .filter(|j| j.state == "pending" || j.state == "leased")
+            .filter(|j| j.state.is_open())
             .collect();
         let idle = world.monday.webhook_deliveries().pending == 0
             && world.npd.event_deliveries().pending == 0
@@ -913,7 +914,7 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
             .is_none_or(|c| c.at.elapsed() >= second);
         let held_back = no_call_since
             && open.iter().all(|j| {
-                j.target == "monday" && now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000
+                j.target == Side::Monday && now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000
             });
         if idle && held_back {
             Ok(world.monday.items(CONTACTS_BOARD).len())
