@@ -46,6 +46,10 @@ impl Operation {
 /// Monday budget. Stored as its number, so the ledger can order and compare it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Priority {
+    /// The first sync of existing data: runs when nothing else needs the budget.
+    Backfill,
+    /// Repairs found by a drift scan.
+    Drift,
     /// Routine sync of webhooks and events.
     Live,
     /// An admin's push or resolution.
@@ -53,22 +57,30 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub const ALL: [Priority; 2] = [Priority::Live, Priority::Admin];
+    /// Lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Backfill,
+        Priority::Drift,
+        Priority::Live,
+        Priority::Admin,
+    ];
 
     pub fn as_i64(self) -> i64 {
         match self {
+            Priority::Backfill => -20,
+            Priority::Drift => -10,
             Priority::Live => 0,
             Priority::Admin => 10,
         }
     }
 
-    /// The priority stored as `n`: the highest one not above it.
+    /// The priority stored as `n`: the highest one not above it (the lowest for anything below).
     pub fn from_i64(n: i64) -> Priority {
         Priority::ALL
             .into_iter()
             .rev()
             .find(|p| p.as_i64() <= n)
-            .unwrap_or(Priority::Live)
+            .unwrap_or(Priority::Backfill)
     }
 }
 
@@ -200,6 +212,7 @@ mod tests {
     #[test]
     fn priorities_order_and_survive_storage() {
         assert!(Priority::Admin > Priority::Live);
+        assert!(Priority::Live > Priority::Drift && Priority::Drift > Priority::Backfill);
         for p in Priority::ALL {
             assert_eq!(Priority::from_i64(p.as_i64()), p);
         }

@@ -99,7 +99,7 @@ impl Dispatcher {
         let lease_ms = i64::try_from(self.settings.sync.lease_ms).unwrap_or(i64::MAX);
         // Room for a whole job: at most a lookup and a create.
         let monday_floor = match self.budget.room(2, QUERY_POINTS + CREATE_POINTS) {
-            Some(Urgency::Routine) => Some(Priority::Live),
+            Some(Urgency::Routine) => Some(Priority::Backfill),
             Some(Urgency::Admin) => Some(Priority::Admin),
             None => None,
         };
@@ -134,7 +134,7 @@ impl Dispatcher {
     async fn spend(&self, points: u64, job: &JobRow) {
         let urgency = match job.priority {
             Priority::Admin => Urgency::Admin,
-            Priority::Live => Urgency::Routine,
+            Priority::Live | Priority::Drift | Priority::Backfill => Urgency::Routine,
         };
         let waited = self.budget.acquire(points, urgency).await;
         if waited > Duration::from_millis(100) {
