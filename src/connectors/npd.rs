@@ -735,8 +735,13 @@ mod tests {
             Some(0),
             "nothing applied"
         );
+    }
 
-        // A wrong token, an unknown field and an unknown record, as NPD answers them.
+    #[tokio::test]
+    async fn a_wrong_token_an_unknown_field_and_an_unknown_record_are_classified() {
+        let (sim, _receiver, client) = start().await;
+        let id = insert_ada(&sim);
+        let change = fields(json!({"notes": "x"}));
         let wrong_token = NpdClient::new(
             &settings(Some(sim.url()), Some("not-the-token")),
             Duration::from_secs(5),

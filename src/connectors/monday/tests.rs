@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::connectors::FailureClass;
 use crate::sim::monday::schema::{shared_schema_available, validate_document};
-use crate::sim::monday::test_support::WebhookReceiver;
+use crate::sim::monday::test_support::{Received, WebhookReceiver};
 use crate::sim::monday::{MondaySim, MondaySimConfig};
 
 const CONTACTS: BoardId = BoardId(4_100_000_001);
@@ -619,6 +619,19 @@ async fn the_gateways_writes_fire_webhooks_with_the_integration_user_id() {
         assert_eq!(e.claims.user_id, Some(integration));
         assert!(!e.event.is_retry);
     }
+    assert_write_webhook_values(&events, id);
+    // A replay does not fire again.
+    client
+        .create_item(CONTACTS, "Ada Lovelace", &values(ada()), "k1")
+        .await
+        .expect("replayed");
+    assert!(sim.webhooks_delivered(Duration::from_secs(5)).await);
+    assert_eq!(receiver.events().len(), 8);
+}
+
+/// What the webhooks of `the_gateways_writes_fire_webhooks_with_the_integration_user_id` carry:
+/// the created item's columns, each change's value and previous value.
+fn assert_write_webhook_values(events: &[Received], id: MondayItemId) {
     let created = &events[0].event;
     assert_eq!(created.item_id, Some(id));
     assert_eq!(created.board_id, Some(CONTACTS));
@@ -661,13 +674,6 @@ async fn the_gateways_writes_fire_webhooks_with_the_integration_user_id() {
         link.value.as_ref().map(|v| v["url"].clone()),
         Some(json!("https://ae.example"))
     );
-    // A replay does not fire again.
-    client
-        .create_item(CONTACTS, "Ada Lovelace", &values(ada()), "k1")
-        .await
-        .expect("replayed");
-    assert!(sim.webhooks_delivered(Duration::from_secs(5)).await);
-    assert_eq!(receiver.events().len(), 8);
 }
 
 #[tokio::test]
@@ -742,9 +748,9 @@ type Case<'a> = (
 );
 
 #[test]
-fn legacy_and_current_error_shapes_are_classified() {
+fn retryable_error_shapes_are_classified() {
     use FailureClass::*;
-    let cases: Vec<Case<'_>> = vec![
+    assert_classified(vec![
         (
             "legacy complexity exception",
             200,
@@ -806,6 +812,13 @@ fn legacy_and_current_error_shapes_are_classified() {
             Some("INTERNAL_SERVER_ERROR"),
             None,
         ),
+    ]);
+}
+
+#[test]
+fn not_found_and_permanent_error_shapes_are_classified() {
+    use FailureClass::*;
+    assert_classified(vec![
         (
             "item not found",
             200,
@@ -877,7 +890,11 @@ fn legacy_and_current_error_shapes_are_classified() {
             None,
         ),
         ("422", 422, json!({}), Permanent, None, None),
-    ];
+    ]);
+}
+
+/// Each case's answer is an error of the expected class, code, delay and status.
+fn assert_classified(cases: Vec<Case<'_>>) {
     for (name, status, body, class, code, retry) in cases {
         let err = interpret_with(status, &[], body).expect_err(name);
         assert_eq!(err.class, class, "{name}: {err}");
