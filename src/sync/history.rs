@@ -2,7 +2,7 @@
 //! a write.
 //!
 //! Owns: `Cause` (the inbox event, priority and request behind a decision, carried into the jobs
-//! it queues) and `record`/`record_job` (one history entry, tied to an event or to a job).
+//! it queues), `Origin` and `record` (one history entry, tied to an event or to a job).
 //! May import: crate::{domain, ledger}.
 
 use crate::domain::job::Priority;
@@ -49,60 +49,38 @@ impl<'a> Cause<'a> {
     }
 }
 
-/// Appends one history entry for `entity_id`, tied to the cause's inbox event.
+/// What a history entry is tied to: the inbox event behind a decision (if any), or an outbox job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Event(Option<i64>),
+    Job(i64),
+}
+
+impl From<&Cause<'_>> for Origin {
+    fn from(cause: &Cause<'_>) -> Self {
+        Origin::Event(cause.inbox_id)
+    }
+}
+
+/// Appends one history entry for `entity_id`, tied to `origin` (a cause's inbox event, or a job).
 pub async fn record(
     tx: &mut Tx,
     entity_id: i64,
-    cause: &Cause<'_>,
+    origin: impl Into<Origin>,
     kind: HistoryKind,
     reason: impl Into<String>,
     detail: Option<HistoryDetail>,
 ) -> LedgerResult<()> {
-    append(
-        tx,
-        entity_id,
-        (cause.inbox_id, None),
-        kind,
-        reason.into(),
-        detail,
-    )
-    .await
-}
-
-/// Appends one history entry for `entity_id`, tied to outbox job `job_id`.
-pub async fn record_job(
-    tx: &mut Tx,
-    entity_id: i64,
-    job_id: i64,
-    kind: HistoryKind,
-    reason: impl Into<String>,
-    detail: Option<HistoryDetail>,
-) -> LedgerResult<()> {
-    append(
-        tx,
-        entity_id,
-        (None, Some(job_id)),
-        kind,
-        reason.into(),
-        detail,
-    )
-    .await
-}
-
-async fn append(
-    tx: &mut Tx,
-    entity_id: i64,
-    (inbox_event_id, job_id): (Option<i64>, Option<i64>),
-    kind: HistoryKind,
-    reason: String,
-    detail: Option<HistoryDetail>,
-) -> LedgerResult<()> {
+    let (inbox_event_id, job_id) = match origin.into() {
+        Origin::Event(inbox) => (inbox, None),
+        Origin::Job(job) => (None, Some(job)),
+    };
     let entry = Entry {
         entity_id,
         inbox_event_id,
         job_id,
         kind,
-        reason,
+        reason: reason.into(),
         detail,
     };
     history::append(tx, &entry).await

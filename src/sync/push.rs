@@ -17,7 +17,7 @@ use crate::domain::state::{EntityStatus, HistoryKind, JobState};
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerError, Store};
-use crate::sync::history::{Cause, record, record_job};
+use crate::sync::history::{Cause, Origin, record};
 use crate::sync::outbox;
 use crate::sync::process::Processor;
 
@@ -116,10 +116,10 @@ impl Pusher {
         }
         let job_id = outbox::ensure_forced_push(&mut tx, &entity, &cause).await?;
         let reason = format!("forced push to Monday requested by {}", by.actor);
-        record_job(
+        record(
             &mut tx,
             entity.id,
-            job_id,
+            Origin::Job(job_id),
             HistoryKind::Requested,
             reason,
             None,

@@ -20,7 +20,7 @@ use crate::ledger::jobs::{self, JobRow};
 use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerResult, now_ms};
 use crate::sync::dispatch::{Dispatcher, JobEnd};
-use crate::sync::history::{Cause, record_job};
+use crate::sync::history::{Cause, Origin, record};
 use crate::sync::outbox;
 use crate::sync::retry::Verdict;
 
@@ -116,7 +116,15 @@ impl Dispatcher {
         if let Some(version) = sent.npd_version() {
             entities::record_npd_write(tx, entity.id, version).await?;
         }
-        record_job(tx, entity.id, job.id, HistoryKind::Sent, reason, detail).await
+        record(
+            tx,
+            entity.id,
+            Origin::Job(job.id),
+            HistoryKind::Sent,
+            reason,
+            detail,
+        )
+        .await
     }
 
     /// The item was created or updated: link it (and write the new link back to NPD, after,
@@ -162,7 +170,15 @@ impl Dispatcher {
     ) -> LedgerResult<JobEnd> {
         entities::set_link(tx, entity.id, None, None).await?;
         let reason = format!("Monday item is gone ({error}): a new item will be created");
-        record_job(tx, entity.id, job.id, HistoryKind::Unlinked, reason, None).await?;
+        record(
+            tx,
+            entity.id,
+            Origin::Job(job.id),
+            HistoryKind::Unlinked,
+            reason,
+            None,
+        )
+        .await?;
         jobs::set_payload(tx, job.id, &JobPayload::forced()).await?;
         jobs::retry_later(tx, job.id, token, &error.to_string(), now_ms()).await?;
         Ok(JobEnd::RetryLater(Duration::ZERO))
@@ -189,7 +205,15 @@ impl Dispatcher {
                     job.attempts,
                     delay.as_millis()
                 );
-                record_job(tx, entity.id, job.id, HistoryKind::Failed, reason, None).await?;
+                record(
+                    tx,
+                    entity.id,
+                    Origin::Job(job.id),
+                    HistoryKind::Failed,
+                    reason,
+                    None,
+                )
+                .await?;
                 Ok(JobEnd::RetryLater(delay))
             }
             Verdict::Dead(reason) => {
@@ -203,7 +227,15 @@ impl Dispatcher {
                 jobs::bury(tx, job.id, token, &reason).await?;
                 entities::set_status(tx, entity.id, EntityStatus::Failed, Some(&reason)).await?;
                 let history = format!("{} moved to the dead letters: {reason}", job.operation);
-                record_job(tx, entity.id, job.id, HistoryKind::Dead, history, None).await?;
+                record(
+                    tx,
+                    entity.id,
+                    Origin::Job(job.id),
+                    HistoryKind::Dead,
+                    history,
+                    None,
+                )
+                .await?;
                 Ok(JobEnd::Dead(reason))
             }
         }

@@ -64,15 +64,27 @@ async fn noted(
     outcome: InboxOutcome,
     reason: String,
 ) -> LedgerResult<Outcome> {
-    record(
+    noted_as(
         tx,
-        entity.id,
+        entity,
         cause,
         HistoryKind::from(outcome),
-        reason.clone(),
-        None,
+        outcome,
+        reason,
     )
-    .await?;
+    .await
+}
+
+/// `noted`, recorded as `kind`.
+async fn noted_as(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+    kind: HistoryKind,
+    outcome: InboxOutcome,
+    reason: String,
+) -> LedgerResult<Outcome> {
+    record(tx, entity.id, cause, kind, reason.clone(), None).await?;
     Ok(Outcome::new(outcome, reason))
 }
 

@@ -16,7 +16,7 @@ use crate::ledger::inbox::InboxRow;
 use crate::ledger::tx::Tx;
 use crate::sync::history::{Cause, record};
 use crate::sync::outbox;
-use crate::sync::process::{Merge, Outcome, Processor, locked, noted};
+use crate::sync::process::{Merge, Outcome, Processor, locked, noted, noted_as};
 
 /// Ends processing without a history entry (nothing is known of an entity, or nothing of it
 /// changes).
@@ -149,9 +149,16 @@ impl Processor {
             MondayEventKind::ItemRestored => format!("Monday item {item} was restored in Monday"),
             _ => return Ok(None),
         };
-        reported(tx, entity, cause, InboxOutcome::Applied, reason)
-            .await
-            .map(Some)
+        noted_as(
+            tx,
+            entity,
+            cause,
+            HistoryKind::Reported,
+            InboxOutcome::Applied,
+            reason,
+        )
+        .await
+        .map(Some)
     }
 
     /// An item no entity is linked to: a created one is recorded (and, with `[sync]
@@ -198,7 +205,7 @@ impl Processor {
                 ),
             )
         };
-        reported(tx, &entity, cause, outcome, reason).await
+        noted_as(tx, &entity, cause, HistoryKind::Reported, outcome, reason).await
     }
 
     /// Keeps the created item's values as Monday's side of each field and queues the NPD create.
@@ -220,27 +227,6 @@ impl Processor {
         outbox::ensure(tx, entity, Operation::CreateNpdContact, cause).await?;
         Ok(())
     }
-}
-
-/// Records `reason` as something that happened to the item (recorded, not synced) and ends
-/// processing with `outcome`.
-async fn reported(
-    tx: &mut Tx,
-    entity: &EntityRow,
-    cause: &Cause<'_>,
-    outcome: InboxOutcome,
-    reason: String,
-) -> LedgerResult<Outcome> {
-    record(
-        tx,
-        entity.id,
-        cause,
-        HistoryKind::Reported,
-        reason.clone(),
-        None,
-    )
-    .await?;
-    Ok(Outcome::new(outcome, reason))
 }
 
 /// The per-field changes a Monday delivery carries.
