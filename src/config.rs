@@ -230,10 +230,16 @@ pub struct MondaySettings {
     /// Leeway on a JWT's `exp`, in seconds (at most 10).
     pub jwt_leeway_secs: i64,
     /// Requests per minute the gateway allows itself (Monday: 1,000 on most plans, 2,500 Pro,
-    /// 5,000 Enterprise). Routine sync keeps a fifth in reserve for admin pushes.
+    /// 5,000 Enterprise). Shares: live sync may use 80 %, drift repairs 60 %, backfill 40 %; the
+    /// rest is for admin pushes.
     pub requests_per_minute: u64,
     /// Complexity points per minute the gateway allows itself (Monday: 5,000,000 for app tokens).
     pub complexity_per_minute: u64,
+    /// Calls per UTC day the gateway never crosses (Monday: 1,000 on most plans, 10,000 Pro,
+    /// 25,000 Enterprise); 0 means no daily cap. Shared by the priorities like the minute budget.
+    pub calls_per_day: u64,
+    /// Most mutations for different items sent in one GraphQL request (as aliases).
+    pub batch_max: usize,
     /// The Monday user id the API token acts as. Webhooks carrying it are the gateway's own
     /// writes coming back. Learned with `me { id }` at start when unset.
     pub integration_user_id: Option<i64>,
@@ -252,6 +258,8 @@ impl Default for MondaySettings {
             jwt_leeway_secs: monday_jwt::DEFAULT_LEEWAY_SECS,
             requests_per_minute: 1_000,
             complexity_per_minute: 5_000_000,
+            calls_per_day: 0,
+            batch_max: 25,
             integration_user_id: None,
         }
     }

@@ -121,6 +121,9 @@ impl MondaySettings {
                     .into(),
             );
         }
+        if !(1..=100).contains(&self.batch_max) {
+            problems.push("monday.batch_max must be between 1 and 100".into());
+        }
         if !(0..=10).contains(&self.jwt_leeway_secs) {
             problems.push("monday.jwt_leeway_secs must be between 0 and 10".into());
         }

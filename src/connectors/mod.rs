@@ -7,7 +7,6 @@
 //! contain a token or a request body.
 //! May import: std, async-trait, reqwest, serde, serde_json, secrecy, tracing, crate::{config, domain}.
 
-pub mod budget;
 pub mod monday;
 pub mod npd;
 
@@ -85,6 +84,64 @@ impl ConnectorError {
 /// The fields of an NPD write (`PATCH`, `POST`): name to value, `Null` clearing a field.
 pub type NpdFields = BTreeMap<String, NpdValue>;
 
+/// One mutation of a batched request (each for a different item).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    Create {
+        board: BoardId,
+        item_name: String,
+        columns: ColumnValues,
+    },
+    /// `change_multiple_column_values` (a `name` entry renames the item).
+    Update {
+        board: BoardId,
+        item: MondayItemId,
+        columns: ColumnValues,
+    },
+    Archive {
+        item: MondayItemId,
+    },
+}
+
+impl Mutation {
+    /// The GraphQL field it is (metrics, logs).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Mutation::Create { .. } => "create_item",
+            Mutation::Update { .. } => "change_multiple_column_values",
+            Mutation::Archive { .. } => "archive_item",
+        }
+    }
+
+    /// The complexity points Monday counts for it (its older guidance: create_item costs
+    /// 10,000; other mutations 1,000).
+    pub fn points(&self) -> u64 {
+        match self {
+            Mutation::Create { .. } => 10_000,
+            _ => 1_000,
+        }
+    }
+}
+
+/// An item a lookup by column values found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundItem {
+    pub id: MondayItemId,
+    /// The looked-up column's text.
+    pub text: Option<String>,
+    /// Not archived or deleted.
+    pub active: bool,
+}
+
+/// What a batched request achieved.
+#[derive(Debug)]
+pub struct Batched {
+    /// Per mutation, in order: the item it created or changed, or its own error.
+    pub results: Vec<Result<MondayItemId, ConnectorError>>,
+    /// Monday's `complexity` answer: points left after the request, and seconds to the reset.
+    pub complexity_left: Option<(u64, Duration)>,
+}
+
 /// What the gateway asks of Monday's GraphQL API.
 #[async_trait]
 pub trait MondayApi: Send + Sync + fmt::Debug {
@@ -111,6 +168,23 @@ pub trait MondayApi: Send + Sync + fmt::Debug {
         item: MondayItemId,
         idempotency_key: &str,
     ) -> Result<(), ConnectorError>;
+
+    /// Up to `batch_max` mutations for different items in one request, as aliases; each
+    /// alias's error belongs to it alone. `Err` when the whole request failed.
+    async fn mutate(
+        &self,
+        mutations: &[Mutation],
+        idempotency_key: &str,
+    ) -> Result<Batched, ConnectorError>;
+
+    /// The items of `board` whose column `column_id` holds one of `values` (one request per
+    /// 500 items), each with that column's text.
+    async fn find_items_by_column_values(
+        &self,
+        board: BoardId,
+        column_id: &str,
+        values: &[String],
+    ) -> Result<Vec<FoundItem>, ConnectorError>;
 
     /// The items of `board` whose column `column_id` holds `value`.
     async fn find_items_by_column(

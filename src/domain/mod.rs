@@ -4,11 +4,12 @@
 //! (`record`), the typed inbound events of both sides (`event`), the field-to-column mapping and
 //! value conversion (`mapping`), the field-level three-way merge with its conflict policies
 //! (`reconcile`), the states the ledger records (`state`, named through `names`), and what an
-//! outbox job is (`job`).
+//! outbox job is (`job`), and Monday's call budget as pure state (`budget`).
 //! May import: std, serde, serde_json, serde_path_to_error, thiserror, time, uuid.
 
 pub mod names;
 
+pub mod budget;
 pub mod entity;
 pub mod event;
 pub mod job;

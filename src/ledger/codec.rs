@@ -11,6 +11,7 @@ use sqlx::Database;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 
+use crate::domain::budget::BudgetState;
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::reconcile::{ConflictPolicy, FieldState};
@@ -101,7 +102,7 @@ text_column!(
     ConflictPolicy,
 );
 
-json_column!(NpdRecord, JobPayload, Sent, FieldState);
+json_column!(NpdRecord, JobPayload, Sent, FieldState, BudgetState);
 
 /// A priority is stored as its number (BIGINT), so claims can order and compare it.
 impl<DB: Database> sqlx::Type<DB> for Priority

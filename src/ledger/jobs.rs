@@ -253,6 +253,15 @@ impl Store {
         Ok(on_pool!(self, execute, sql, id, token, now_ms())? == 1)
     }
 
+    /// Gives a leased job back without counting the attempt (it never reached the remote: the
+    /// Monday budget is spent until `until`); token kept, so nothing of this lease can land.
+    pub async fn defer(&self, id: i64, token: i64, until: i64) -> LedgerResult<bool> {
+        let sql = "update outbox_jobs set state = 'pending', lease_until = null, next_attempt_at = $3, \
+                   attempts = attempts - 1, updated_at = $4 \
+                   where id = $1 and state = 'leased' and lease_token = $2";
+        Ok(on_pool!(self, execute, sql, id, token, until, now_ms())? == 1)
+    }
+
     /// Puts a dead job back to `pending`, due now, with as many attempts again as it had. It gets a
     /// new idempotency key: Monday caches the first answer to a key for 30 minutes, errors
     /// included, so the old key would only replay the old failure. A replayed create is still safe

@@ -4,10 +4,12 @@
 //! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
-//! (an admin settles a conflict), `admin` (status, dead letters, the audit log).
+//! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `budget` (the
+//! Monday budget of the account: shared through the ledger on PostgreSQL).
 //! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
 
 pub mod admin;
+pub mod budget;
 pub mod dispatch;
 pub mod history;
 pub mod ingest;

@@ -13,7 +13,9 @@ use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::connectors::monday::{ItemSnapshot, RateLimitState};
-use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi, NpdFields};
+use crate::connectors::{
+    Batched, ConnectorError, FailureClass, FoundItem, MondayApi, Mutation, NpdApi, NpdFields,
+};
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::event::{MondayDelivery, NpdEvent};
 use crate::domain::mapping::ColumnValues;
@@ -61,6 +63,15 @@ pub enum Call {
     CreateContact {
         fields: NpdFields,
     },
+    /// A batched request: its mutations, in alias order.
+    Batch {
+        mutations: Vec<Mutation>,
+        key: String,
+    },
+    FindMany {
+        column: String,
+        values: Vec<String>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +79,8 @@ struct Script {
     calls: Vec<Call>,
     /// Errors the next calls answer, in order (then calls succeed again).
     failures: VecDeque<ConnectorError>,
+    /// Errors for single aliases of the next batch, by alias index.
+    alias_failures: BTreeMap<usize, ConnectorError>,
     /// Items by their npd_id column value, for `find_items_by_column`.
     items_by_npd_id: BTreeMap<String, MondayItemId>,
     next_item: u64,
@@ -91,6 +104,18 @@ impl Fakes {
     /// The next call fails with `error`.
     pub fn fail_next(&self, error: ConnectorError) {
         self.script().failures.push_back(error);
+    }
+
+    /// Alias `index` of the next batch fails with `error` (the others succeed).
+    pub fn fail_alias(&self, index: usize, error: ConnectorError) {
+        self.script().alias_failures.insert(index, error);
+    }
+
+    fn next_item(&self) -> MondayItemId {
+        let mut script = self.script();
+        script.next_item += 1;
+        // The first item is the one the Monday fixtures name (pulseId 5200000101).
+        MondayItemId(5_200_000_100 + script.next_item)
     }
 
     /// An item that already carries `npd_id` in its npd_id column.
@@ -136,10 +161,7 @@ impl MondayApi for Fakes {
             columns: columns.0.clone(),
             key: idempotency_key.to_owned(),
         })?;
-        let mut script = self.script();
-        script.next_item += 1;
-        // The first item is the one the Monday fixtures name (pulseId 5200000101).
-        Ok(MondayItemId(5_200_000_100 + script.next_item))
+        Ok(self.next_item())
     }
 
     async fn change_multiple_column_values(
@@ -176,6 +198,54 @@ impl MondayApi for Fakes {
             .get(value)
             .copied()
             .into_iter()
+            .collect())
+    }
+
+    async fn mutate(
+        &self,
+        mutations: &[Mutation],
+        idempotency_key: &str,
+    ) -> Result<Batched, ConnectorError> {
+        self.answer(Call::Batch {
+            mutations: mutations.to_vec(),
+            key: idempotency_key.to_owned(),
+        })?;
+        let mut failing = std::mem::take(&mut self.script().alias_failures);
+        let results = mutations
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match (failing.remove(&i), m) {
+                (Some(e), _) => Err(e),
+                (None, Mutation::Create { .. }) => Ok(self.next_item()),
+                (None, Mutation::Update { item, .. } | Mutation::Archive { item }) => Ok(*item),
+            })
+            .collect();
+        Ok(Batched {
+            results,
+            complexity_left: None,
+        })
+    }
+
+    async fn find_items_by_column_values(
+        &self,
+        _board: BoardId,
+        column_id: &str,
+        values: &[String],
+    ) -> Result<Vec<FoundItem>, ConnectorError> {
+        self.answer(Call::FindMany {
+            column: column_id.to_owned(),
+            values: values.to_vec(),
+        })?;
+        let script = self.script();
+        Ok(values
+            .iter()
+            .filter_map(|v| {
+                script.items_by_npd_id.get(v).map(|id| FoundItem {
+                    id: *id,
+                    text: Some(v.clone()),
+                    active: true,
+                })
+            })
             .collect())
     }
 

@@ -4,7 +4,7 @@
 //! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
 //! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
 //! of any it had to abandon so another worker (or this one after a restart) picks them up at once.
-//! May import: std, tokio, tokio-util, tracing, crate::{config, ledger, sync}.
+//! May import: std, tokio, tokio-util, tracing, crate::{config, domain, ledger, sync}.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::entity::Side;
 use crate::ledger::jobs::JobRow;
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::process::Processor;
@@ -146,7 +147,8 @@ async fn dispatch_loop(
     shutdown: CancellationToken,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, JobRow> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, Vec<JobRow>> = HashMap::new();
+    let batch_max = dispatcher.batch_max();
     loop {
         while let Some(done) = running.try_join_next_with_id() {
             forget(&mut in_flight, done);
@@ -159,18 +161,20 @@ async fn dispatch_loop(
         let free = concurrency.saturating_sub(running.len());
         let mut claimed = 0;
         if free > 0 {
-            match dispatcher.claim(i64::try_from(free).unwrap_or(1)).await {
+            let limit = i64::try_from(free * batch_max).unwrap_or(i64::MAX);
+            match dispatcher.claim(limit).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
-                    for job in jobs {
+                    for group in groups(jobs, free, batch_max) {
                         let d = dispatcher.clone();
-                        let j = job.clone();
+                        let ids: Vec<i64> = group.iter().map(|j| j.id).collect();
+                        let jobs = group.clone();
                         let handle = running.spawn(async move {
-                            if let Err(e) = d.run(j.clone()).await {
-                                tracing::warn!(job.id = j.id, error = %e, "recording a job outcome failed; its lease will expire");
+                            if let Err(e) = d.run_batch(jobs).await {
+                                tracing::warn!(job.ids = ?ids, error = %e, "recording job outcomes failed; their leases will expire");
                             }
                         });
-                        in_flight.insert(handle.id(), job);
+                        in_flight.insert(handle.id(), group);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
@@ -203,7 +207,7 @@ async fn dispatch_loop(
     }
     running.abort_all();
     let store = dispatcher.store().clone();
-    for job in in_flight.into_values() {
+    for job in in_flight.into_values().flatten() {
         if let Some(token) = job.lease_token
             && let Err(e) = store.release_lease(job.id, token).await
         {
@@ -212,8 +216,23 @@ async fn dispatch_loop(
     }
 }
 
+/// The claimed jobs as tasks: Monday jobs in batches of `batch_max` (one request each), NPD jobs
+/// spread over the slots that are left (each task runs its share one after the other).
+fn groups(jobs: Vec<JobRow>, free: usize, batch_max: usize) -> Vec<Vec<JobRow>> {
+    let (monday, npd): (Vec<JobRow>, Vec<JobRow>) =
+        jobs.into_iter().partition(|j| j.target == Side::Monday);
+    let mut groups: Vec<Vec<JobRow>> = monday
+        .chunks(batch_max.max(1))
+        .map(<[JobRow]>::to_vec)
+        .collect();
+    let slots = free.saturating_sub(groups.len()).max(1);
+    let per_slot = npd.len().div_ceil(slots).max(1);
+    groups.extend(npd.chunks(per_slot).map(<[JobRow]>::to_vec));
+    groups
+}
+
 fn forget(
-    in_flight: &mut HashMap<tokio::task::Id, JobRow>,
+    in_flight: &mut HashMap<tokio::task::Id, Vec<JobRow>>,
     done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
 ) {
     let id = match done {

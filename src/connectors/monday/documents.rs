@@ -1,8 +1,9 @@
 //! Every GraphQL document the gateway sends to monday, by name.
 //!
-//! Owns: the documents only (their variables are built by the client). Each one is validated by
-//! the tests against the simulator's subset SDL and, when present, monday's own SDL.
-//! May import: nothing.
+//! Owns: the documents only (their variables are built by the client), and `batch`, the one
+//! document built per request: several mutations as aliases. Each one is validated by the tests
+//! against the simulator's subset SDL and, when present, monday's own SDL.
+//! May import: std.
 
 /// Creates an item with all mapped column values (`$column_values`: a JSON-encoded string).
 pub const CREATE_ITEM: &str = r#"mutation CreateItem($board_id: ID!, $item_name: String!, $column_values: JSON) {
@@ -36,6 +37,76 @@ pub const ITEMS_BY_COLUMN_VALUE: &str = r#"query ItemsByColumnValue($board_id: I
     }
   }
 }"#;
+
+/// The items of a board whose column `$column_id` holds one of `$values` (ORed), with that
+/// column's text: the lookup of many creates' npd_ids in one request.
+pub const ITEMS_BY_COLUMN_VALUES: &str = r#"query ItemsByColumnValues($board_id: ID!, $column_id: String!, $values: [String]!) {
+  items_page_by_column_values(board_id: $board_id, limit: 500, columns: [{column_id: $column_id, column_values: $values}]) {
+    cursor
+    items {
+      id
+      state
+      column_values(ids: [$column_id]) {
+        id
+        text
+      }
+    }
+  }
+}"#;
+
+/// The next page of a lookup by column values.
+pub const ITEMS_BY_COLUMN_VALUES_NEXT: &str = r#"query ItemsByColumnValuesNext($board_id: ID!, $cursor: String!, $column_id: String!) {
+  items_page_by_column_values(board_id: $board_id, limit: 500, cursor: $cursor) {
+    cursor
+    items {
+      id
+      state
+      column_values(ids: [$column_id]) {
+        id
+        text
+      }
+    }
+  }
+}"#;
+
+/// A mutation of a batch, by kind (its variables are `$b{i}`, `$n{i}`, `$i{i}`, `$c{i}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchKind {
+    Create,
+    Update,
+    Archive,
+}
+
+/// One request carrying `kinds` as aliases `m0`, `m1`, ..., and Monday's `complexity` answer.
+pub fn batch(kinds: &[BatchKind]) -> String {
+    let mut variables = Vec::new();
+    let mut fields = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let (vars, field) = match kind {
+            BatchKind::Create => (
+                format!("$b{i}: ID!, $n{i}: String!, $c{i}: JSON"),
+                format!("create_item(board_id: $b{i}, item_name: $n{i}, column_values: $c{i})"),
+            ),
+            BatchKind::Update => (
+                format!("$b{i}: ID!, $i{i}: ID!, $c{i}: JSON!"),
+                format!(
+                    "change_multiple_column_values(board_id: $b{i}, item_id: $i{i}, column_values: $c{i})"
+                ),
+            ),
+            BatchKind::Archive => (
+                format!("$i{i}: ID!"),
+                format!("archive_item(item_id: $i{i})"),
+            ),
+        };
+        variables.push(vars);
+        fields.push(format!("  m{i}: {field} {{\n    id\n  }}"));
+    }
+    format!(
+        "mutation Batch({}) {{\n{}\n  complexity {{\n    after\n    reset_in_x_seconds\n  }}\n}}",
+        variables.join(", "),
+        fields.join("\n")
+    )
+}
 
 /// One item with its name, state, board and every column value.
 pub const GET_ITEM: &str = r#"query GetItem($item_id: ID!) {
@@ -85,6 +156,8 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     ("ARCHIVE_ITEM", ARCHIVE_ITEM),
     ("ITEMS_BY_COLUMN_VALUE", ITEMS_BY_COLUMN_VALUE),
+    ("ITEMS_BY_COLUMN_VALUES", ITEMS_BY_COLUMN_VALUES),
+    ("ITEMS_BY_COLUMN_VALUES_NEXT", ITEMS_BY_COLUMN_VALUES_NEXT),
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
     ("ME", ME),

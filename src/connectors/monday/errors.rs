@@ -316,6 +316,49 @@ pub(super) fn interpret(
     }
 }
 
+/// The answer to a batch of `aliases` mutations (`m0`, `m1`, ...): `data`, and per alias the
+/// error Monday named it in (`errors[].path[0]`), classified as a single answer's would be. An
+/// error that names no alias (a rate or complexity limit, a parse error), a non-2xx status or a
+/// body that is not JSON fails the whole request.
+pub(super) fn interpret_batch(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    aliases: usize,
+) -> Result<(Map<String, Value>, Vec<Option<ConnectorError>>), ConnectorError> {
+    let alias_of = |error: &Value| {
+        let name = error.pointer("/path/0")?.as_str()?;
+        let index: usize = name.strip_prefix('m')?.parse().ok()?;
+        (index < aliases).then_some(index)
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let errors: Vec<Value> = json
+        .as_ref()
+        .and_then(|b| b.get("errors"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let whole = json.is_none()
+        || !(200..300).contains(&status)
+        || errors.iter().any(|e| alias_of(e).is_none())
+        || json.as_ref().is_some_and(|b| b.get("error_code").is_some());
+    if whole {
+        return interpret(status, headers, body).map(|data| (data, vec![None; aliases]));
+    }
+    let mut per_alias: Vec<Option<ConnectorError>> = vec![None; aliases];
+    for error in &errors {
+        if let Some(i) = alias_of(error) {
+            let alone = serde_json::json!({ "errors": [error] }).to_string();
+            per_alias[i] = interpret(status, headers, alone.as_bytes()).err();
+        }
+    }
+    let data = match json.as_ref().and_then(|b| b.get("data")) {
+        Some(Value::Object(data)) => data.clone(),
+        _ => Map::new(),
+    };
+    Ok((data, per_alias))
+}
+
 /// A request that got no HTTP answer (connect failure, timeout, broken body).
 pub(super) fn transport_error(e: &reqwest::Error) -> ConnectorError {
     let what = if e.is_timeout() {

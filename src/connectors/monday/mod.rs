@@ -7,6 +7,7 @@
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
 //! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain}.
 
+mod batch;
 pub mod documents;
 mod errors;
 
@@ -23,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::{ConnectorError, MondayApi};
+use crate::connectors::{Batched, ConnectorError, FoundItem, MondayApi, Mutation};
 use crate::domain::entity::{BoardId, MondayItemId};
 use crate::domain::mapping::ColumnValues;
 
@@ -53,6 +54,13 @@ pub struct ColumnValueSnapshot {
     pub value: Option<String>,
     /// The display text.
     pub text: Option<String>,
+}
+
+/// An answer as it arrived: status, headers, body.
+struct RawAnswer {
+    status: u16,
+    headers: HeaderMap,
+    body: bytes::Bytes,
 }
 
 /// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
@@ -134,6 +142,22 @@ impl MondayClient {
         variables: Value,
         idempotency_key: Option<&str>,
     ) -> Result<Map<String, Value>, ConnectorError> {
+        let answer = self.post(document, variables, idempotency_key).await?;
+        let result = errors::interpret(answer.status, &answer.headers, &answer.body);
+        if let Err(e) = &result {
+            tracing::debug!(status = answer.status, class = %e.class, code = e.code.as_deref(), "monday call failed");
+        }
+        result
+    }
+
+    /// POSTs one document and reads the whole answer (noting its `RateLimit` header), whatever
+    /// its status: what it means is for `errors` to say.
+    async fn post(
+        &self,
+        document: &str,
+        variables: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<RawAnswer, ConnectorError> {
         let mut headers = HeaderMap::new();
         let mut token =
             HeaderValue::from_str(self.token.expose_secret()).map_err(|_| ConnectorError {
@@ -176,15 +200,15 @@ impl MondayClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(state);
         }
-        let bytes = response
+        let body = response
             .bytes()
             .await
             .map_err(|e| errors::transport_error(&e))?;
-        let result = errors::interpret(status, &headers, &bytes);
-        if let Err(e) = &result {
-            tracing::debug!(status, class = %e.class, code = e.code.as_deref(), "monday call failed");
-        }
-        result
+        Ok(RawAnswer {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Creates an item with `column_values` (API write format, column id to value).
@@ -448,6 +472,23 @@ impl MondayApi for MondayClient {
 
     async fn me(&self) -> Result<i64, ConnectorError> {
         MondayClient::me(self).await
+    }
+
+    async fn mutate(
+        &self,
+        mutations: &[Mutation],
+        idempotency_key: &str,
+    ) -> Result<Batched, ConnectorError> {
+        MondayClient::mutate(self, mutations, idempotency_key).await
+    }
+
+    async fn find_items_by_column_values(
+        &self,
+        board: BoardId,
+        column_id: &str,
+        values: &[String],
+    ) -> Result<Vec<FoundItem>, ConnectorError> {
+        MondayClient::find_items_by_column_values(self, board, column_id, values).await
     }
 
     fn last_rate_limit(&self) -> Option<RateLimitState> {

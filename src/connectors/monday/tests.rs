@@ -119,9 +119,25 @@ fn every_document_validates_against_the_schemas() {
             " only (monday's schema.graphql is not beside the project)"
         }
     );
-    assert_eq!(documents::ALL.len(), 7);
+    assert_eq!(documents::ALL.len(), 9);
     for (name, document) in documents::ALL {
         validate_document(document).unwrap_or_else(|e| panic!("{name} is invalid:\n{e}"));
+    }
+}
+
+#[test]
+fn batched_mutation_documents_validate_in_every_mix() {
+    use documents::BatchKind::{Archive, Create, Update};
+    let mixes: [&[documents::BatchKind]; 5] = [
+        &[Create],
+        &[Update],
+        &[Archive],
+        &[Create, Update, Archive, Create],
+        &[Update; 25],
+    ];
+    for kinds in mixes {
+        let document = documents::batch(kinds);
+        validate_document(&document).unwrap_or_else(|e| panic!("{kinds:?}:\n{document}\n{e}"));
     }
 }
 

@@ -165,7 +165,7 @@ impl Request<'_> {
             .map(|(_, fields)| {
                 let field = fields[0].as_ref();
                 match field.name.as_str() {
-                    "__typename" => 0,
+                    "__typename" | "complexity" => 0,
                     "create_item" => CREATE_ITEM_COST,
                     _ if self.is_mutation() => OTHER_MUTATION_COST,
                     "items" => {
@@ -214,6 +214,15 @@ enum Obj {
     },
     User(i64),
     PeopleEntity(Value),
+    Complexity(Complexity),
+}
+
+/// What `complexity { before after query reset_in_x_seconds }` answers for one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Complexity {
+    pub before: u64,
+    pub query: u64,
+    pub reset_in_x_seconds: u64,
 }
 
 impl Obj {
@@ -226,6 +235,7 @@ impl Obj {
             Obj::ItemsResponse { .. } => "ItemsResponse",
             Obj::User(_) => "User",
             Obj::PeopleEntity(_) => "PeopleEntity",
+            Obj::Complexity(_) => "Complexity",
         }
     }
 
@@ -286,6 +296,7 @@ fn id_arg(value: &Value) -> Option<u64> {
 struct Executor<'r, 'a> {
     req: &'r Request<'a>,
     integration_user_id: i64,
+    complexity: Complexity,
 }
 
 impl Executor<'_, '_> {
@@ -421,6 +432,13 @@ impl Executor<'_, '_> {
                 "kind" => Resolved::Leaf(entity.get("kind").cloned().unwrap_or(Value::Null)),
                 _ => Resolved::Leaf(Value::Null),
             },
+            Obj::Complexity(c) => match name {
+                "before" => leaf(c.before),
+                "after" => leaf(c.before.saturating_sub(c.query)),
+                "query" => leaf(c.query),
+                "reset_in_x_seconds" => leaf(c.reset_in_x_seconds),
+                _ => Resolved::Leaf(Value::Null),
+            },
         }
     }
 
@@ -469,6 +487,7 @@ impl Executor<'_, '_> {
         };
         match field.name.as_str() {
             "me" => Ok(Resolved::Object(Obj::User(self.integration_user_id))),
+            "complexity" => Ok(Resolved::Object(Obj::Complexity(self.complexity))),
             "boards" => {
                 let ids = arg("ids")
                     .as_array()
@@ -626,11 +645,13 @@ pub(super) fn execute(
     store: &mut Store,
     req: &Request<'_>,
     integration_user_id: i64,
+    complexity: Complexity,
     now: OffsetDateTime,
 ) -> Outcome {
     let exec = Executor {
         req,
         integration_user_id,
+        complexity,
     };
     let root_type = req.root_type();
     let mut data = Map::new();

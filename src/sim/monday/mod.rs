@@ -172,6 +172,8 @@ pub struct SimItem {
 pub struct MondayCall {
     /// The first top-level field, e.g. "create_item" ("" when the body or document did not parse).
     pub operation: String,
+    /// Every top-level field, in order: a batch names each of its mutations.
+    pub fields: Vec<String>,
     pub query: String,
     pub variables: Value,
     pub idempotency_key: Option<String>,
@@ -183,6 +185,18 @@ pub struct MondayCall {
     pub replayed: bool,
     /// When the request arrived.
     pub at: Instant,
+}
+
+impl MondayCall {
+    /// How many `field` mutations (or queries) the call carried.
+    pub fn count(&self, field: &str) -> usize {
+        self.fields.iter().filter(|f| *f == field).count()
+    }
+
+    /// Whether the call carried a `field`.
+    pub fn has(&self, field: &str) -> bool {
+        self.count(field) > 0
+    }
 }
 
 /// One webhook delivery attempt.
@@ -295,6 +309,19 @@ impl Budget {
         }
         self.points.push_back((now, cost));
         Ok(())
+    }
+
+    /// What `complexity` answers for a request of `cost` just charged at `now`.
+    fn complexity(&mut self, now: Instant, cost: u64) -> exec::Complexity {
+        self.prune(now);
+        let after = self
+            .complexity_per_minute
+            .saturating_sub(self.points_used());
+        exec::Complexity {
+            before: after + cost,
+            query: cost,
+            reset_in_x_seconds: Self::seconds_until_free(self.points.front().map(|(t, _)| *t), now),
+        }
     }
 
     /// `RateLimit-Policy` and `RateLimit` (FACTS.md §3.3).
@@ -700,6 +727,7 @@ impl Inner {
             .to_owned();
         let mut call = MondayCall {
             operation: schema::first_field_name(&query).unwrap_or_default(),
+            fields: schema::field_names(&query),
             variables: parsed
                 .as_ref()
                 .and_then(|b| b.get("variables"))
@@ -785,10 +813,12 @@ impl Inner {
                 if let Some(key) = &key {
                     state.idempotency.insert(key.clone(), Idempotency::InFlight);
                 }
+                let complexity = state.budget.complexity(at, req.cost());
                 let outcome = exec::execute(
                     &mut state.store,
                     &req,
                     self.integration_user_id,
+                    complexity,
                     OffsetDateTime::now_utc(),
                 );
                 let wait = state.webhook_before_response;

@@ -159,14 +159,28 @@ pub(crate) fn check_document(document: &str) -> Result<Valid<ExecutableDocument>
 
 /// The name of the first top-level field of the document's first operation, if it parses at all.
 pub(crate) fn first_field_name(document: &str) -> Option<String> {
-    let ast = ast::Document::parse(document, "query.graphql").ok()?;
-    ast.definitions.iter().find_map(|def| match def {
-        ast::Definition::OperationDefinition(op) => {
-            op.selection_set.iter().find_map(|sel| match sel {
-                ast::Selection::Field(f) => Some(f.name.to_string()),
-                _ => None,
-            })
-        }
-        _ => None,
-    })
+    field_names(document).into_iter().next()
+}
+
+/// The top-level field names of the document's first operation, in order (a batch of aliased
+/// mutations names each of its mutations).
+pub(crate) fn field_names(document: &str) -> Vec<String> {
+    let Ok(ast) = ast::Document::parse(document, "query.graphql") else {
+        return Vec::new();
+    };
+    ast.definitions
+        .iter()
+        .find_map(|def| match def {
+            ast::Definition::OperationDefinition(op) => Some(
+                op.selection_set
+                    .iter()
+                    .filter_map(|sel| match sel {
+                        ast::Selection::Field(f) => Some(f.name.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
 }

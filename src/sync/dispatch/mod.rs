@@ -6,8 +6,10 @@
 //!    to send from the field states and freeze it in the job, so every retry sends the same thing
 //!    under the same idempotency key; record the values as pending before the call, so an echo
 //!    arriving before step 3 is recognised;
-//! 2. `call` the remote (through `MondayApi` / `NpdApi`) with the job's idempotency key, answering
-//!    a typed `Sent`;
+//! 2. call the remote, answering a typed `Sent`: NPD jobs one by one (`call`), Monday jobs in
+//!    batches (`monday`: one lookup request for the creates, then up to `[monday] batch_max`
+//!    mutations per request as aliases, each request spent from the account's Monday budget,
+//!    `sync::budget`; when the budget is spent the jobs wait, their attempt uncounted);
 //! 3. `outcome` (one transaction, fenced): success (remote ids, confirmed values, follow-up
 //!    jobs), retry later (the one retry policy), or dead letter. A worker whose lease was taken
 //!    over finds the fence closed and changes nothing.
@@ -15,9 +17,10 @@
 //! Creates are idempotent beyond Monday's 30-minute key window: before `create_item` the ledger
 //! link and an `items_page_by_column_values` lookup on the npd_id column are checked, and the new
 //! item id is committed (with the write-back job to NPD) in the same transaction as the job.
-//! May import: std, rand, tracing, crate::{config, domain, ledger, connectors, sync}.
+//! May import: std, rand, sha2, tracing, crate::{config, domain, ledger, connectors, sync}.
 
 mod call;
+mod monday;
 mod outcome;
 mod prepare;
 
@@ -28,11 +31,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::connectors::budget::{Budget, Observed, Urgency};
-use crate::connectors::{MondayApi, NpdApi};
-use crate::domain::job::Priority;
+use crate::connectors::{ConnectorError, MondayApi, NpdApi};
+use crate::domain::budget::Cost;
+use crate::domain::entity::Side;
+use crate::domain::job::Work;
+use crate::ledger::entities::EntityRow;
 use crate::ledger::jobs::JobRow;
 use crate::ledger::{LedgerResult, Store};
+use crate::sync::budget::MondayBudget;
 use crate::sync::retry::RetryPolicy;
 
 /// The dispatch use case: the clients, the policy, the Monday budget and this worker's name.
@@ -43,7 +49,7 @@ pub struct Dispatcher {
     monday: Option<Arc<dyn MondayApi>>,
     npd: Option<Arc<dyn NpdApi>>,
     policy: RetryPolicy,
-    budget: Arc<Budget>,
+    budget: Arc<MondayBudget>,
     worker: String,
 }
 
@@ -54,12 +60,6 @@ pub struct Remotes {
     pub npd: Option<Arc<dyn NpdApi>>,
 }
 
-/// Complexity points Monday counts for a query, a mutation and a create (the simulator's and
-/// Monday's older guidance: create_item costs 10,000).
-const QUERY_POINTS: u64 = 100;
-const MUTATION_POINTS: u64 = 1_000;
-const CREATE_POINTS: u64 = 10_000;
-
 /// How one job ended, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEnd {
@@ -68,21 +68,41 @@ pub enum JobEnd {
     Dead(String),
     /// The lease was taken over: this worker's outcome was refused.
     Fenced,
+    /// Not sent: the Monday budget is spent for this long; the job waits, its attempt uncounted.
+    Deferred(Duration),
 }
+
+/// A claimed job whose work is frozen and marked as going out.
+pub(crate) struct Prepared {
+    job: JobRow,
+    token: i64,
+    work: Work,
+    entity: EntityRow,
+}
+
+/// The points of a create: room for one lets routine Monday work be claimed.
+const CREATE_POINTS: u64 = 10_000;
 
 impl Dispatcher {
     pub fn new(settings: Arc<Settings>, store: Store, remotes: Remotes, worker: String) -> Self {
-        let policy = RetryPolicy::from(&settings.sync);
-        let budget = Arc::new(Budget::new(
-            settings.monday.requests_per_minute,
-            settings.monday.complexity_per_minute,
-        ));
+        let budget = Arc::new(MondayBudget::new(&settings.monday, &store));
+        Dispatcher::with_budget(settings, store, remotes, worker, budget)
+    }
+
+    /// A dispatcher spending from `budget` (shared by this process's dispatchers and tests).
+    pub fn with_budget(
+        settings: Arc<Settings>,
+        store: Store,
+        remotes: Remotes,
+        worker: String,
+        budget: Arc<MondayBudget>,
+    ) -> Self {
         Dispatcher {
+            policy: RetryPolicy::from(&settings.sync),
             settings,
             store,
             monday: remotes.monday,
             npd: remotes.npd,
-            policy,
             budget,
             worker,
         }
@@ -92,67 +112,102 @@ impl Dispatcher {
         &self.store
     }
 
-    /// Claims up to `limit` jobs for this worker. Monday jobs are claimed only while the Monday
-    /// budget has room (admin pushes only, when only the reserve is left), so a job never sits
-    /// on its lease waiting for the budget.
+    pub fn budget(&self) -> &Arc<MondayBudget> {
+        &self.budget
+    }
+
+    /// Most Monday mutations one request carries.
+    pub fn batch_max(&self) -> usize {
+        self.settings.monday.batch_max.max(1)
+    }
+
+    /// Claims up to `limit` jobs for this worker. Monday jobs are claimed only at priorities the
+    /// Monday budget has room for (none at all while it is spent), so a job never sits on its
+    /// lease waiting for the budget.
     pub async fn claim(&self, limit: i64) -> LedgerResult<Vec<JobRow>> {
         let lease_ms = i64::try_from(self.settings.sync.lease_ms).unwrap_or(i64::MAX);
-        // Room for a whole job: at most a lookup and a create.
-        let monday_floor = match self.budget.room(2, QUERY_POINTS + CREATE_POINTS) {
-            Some(Urgency::Routine) => Some(Priority::Backfill),
-            Some(Urgency::Admin) => Some(Priority::Admin),
-            None => None,
-        };
+        let monday_floor = self.budget.room(Cost::request(CREATE_POINTS)).await?;
         self.store
             .claim_jobs(&self.worker, lease_ms, limit, monday_floor)
             .await
     }
 
     /// Runs one claimed job to its recorded outcome.
-    #[tracing::instrument(skip_all, fields(job.id = job.id, job.operation = %job.operation, job.attempt = job.attempts))]
     pub async fn run(&self, job: JobRow) -> LedgerResult<JobEnd> {
-        let Some(token) = job.lease_token else {
-            return Ok(JobEnd::Fenced);
-        };
-        let Some((work, entity)) = self.prepare(&job, token).await? else {
-            return Ok(JobEnd::Fenced);
-        };
-        let result = self.call(&job, &entity, &work).await;
-        let end = self.record(&job, token, &entity, &work, result).await?;
-        match &end {
-            JobEnd::Done => tracing::info!("job done"),
-            JobEnd::RetryLater(d) => {
-                tracing::warn!(retry_in_ms = d.as_millis() as u64, "job will be retried")
+        let id = job.id;
+        let ends = self.run_batch(vec![job]).await?;
+        Ok(ends
+            .into_iter()
+            .find(|(j, _)| *j == id)
+            .map_or(JobEnd::Fenced, |(_, end)| end))
+    }
+
+    /// Runs claimed jobs to their recorded outcomes: NPD jobs one call each, Monday jobs batched
+    /// (lookups and mutations, `[monday] batch_max` per request). The end of each, by job id.
+    #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
+    pub async fn run_batch(&self, jobs: Vec<JobRow>) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        let mut ends = Vec::new();
+        let mut monday = Vec::new();
+        for job in jobs {
+            let Some(token) = job.lease_token else {
+                ends.push((job.id, JobEnd::Fenced));
+                continue;
+            };
+            let Some((work, entity)) = self.prepare(&job, token).await? else {
+                ends.push((job.id, JobEnd::Fenced));
+                continue;
+            };
+            let p = Prepared {
+                job,
+                token,
+                work,
+                entity,
+            };
+            if p.job.target == Side::Monday {
+                monday.push(p);
+                continue;
             }
-            JobEnd::Dead(e) => tracing::warn!(error = %e, "job moved to the dead letters"),
-            JobEnd::Fenced => tracing::warn!("lease lost: outcome refused by the fence"),
+            let result = self.call_npd(&p.job, &p.entity, &p.work).await;
+            let end = self
+                .record(&p.job, token, &p.entity, &p.work, result)
+                .await?;
+            ends.push((p.job.id, end));
         }
-        Ok(end)
+        ends.extend(self.run_monday(monday).await?);
+        for (id, end) in &ends {
+            log_end(*id, end);
+        }
+        Ok(ends)
     }
+}
 
-    /// Spends Monday budget for one call (waits if this process is over it).
-    async fn spend(&self, points: u64, job: &JobRow) {
-        let urgency = match job.priority {
-            Priority::Admin => Urgency::Admin,
-            Priority::Live | Priority::Drift | Priority::Backfill => Urgency::Routine,
-        };
-        let waited = self.budget.acquire(points, urgency).await;
-        if waited > Duration::from_millis(100) {
+fn log_end(job: i64, end: &JobEnd) {
+    match end {
+        JobEnd::Done => tracing::info!(job.id = job, "job done"),
+        JobEnd::RetryLater(d) => {
+            tracing::warn!(
+                job.id = job,
+                retry_in_ms = d.as_millis() as u64,
+                "job will be retried"
+            )
+        }
+        JobEnd::Dead(e) => {
+            tracing::warn!(job.id = job, error = %e, "job moved to the dead letters")
+        }
+        JobEnd::Fenced => {
+            tracing::warn!(job.id = job, "lease lost: outcome refused by the fence")
+        }
+        JobEnd::Deferred(d) => {
             tracing::info!(
-                waited_ms = waited.as_millis() as u64,
-                "waited for Monday's per-minute budget"
-            );
+                job.id = job,
+                wait_ms = d.as_millis() as u64,
+                "job waits for the Monday budget"
+            )
         }
     }
+}
 
-    /// Takes in what Monday said of its remaining budget.
-    fn observe(&self, monday: &dyn MondayApi) {
-        if let Some(rl) = monday.last_rate_limit() {
-            self.budget.observe(Observed {
-                requests_remaining: rl.minute_remaining,
-                points_remaining: rl.complexity_remaining,
-                reset_in: rl.reset_in,
-            });
-        }
-    }
+/// A call that cannot be made: `what` is not configured.
+fn not_configured(system: Side, what: &str) -> ConnectorError {
+    ConnectorError::local(system, format!("{what} is not configured"))
 }

@@ -1,0 +1,483 @@
+//! Step 2 of Monday jobs, in batches: the npd_id lookups of the creates in one request, then
+//! every mutation of the batch in one request (aliases), each spent from the Monday budget.
+//!
+//! Owns: `Dispatcher::run_monday` and its steps: `look_up` (which unlinked entities already have
+//! an item: a create whose answer was lost is adopted, never made twice), `plan` (each job's
+//! mutation, or what it achieved without one), `send` (one request per chunk of `batch_max`; a
+//! single mutation goes as its own document under its job's key, several as aliases under a key
+//! derived from the jobs' keys and the request, so a retried batch replays and a re-formed one
+//! does not), and the mapping of each alias's answer or error back to its job.
+//! May import: std, sha2, crate::{connectors, domain, ledger, sync}.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::connectors::{ConnectorError, FailureClass, FoundItem, MondayApi, Mutation};
+use crate::domain::budget::Cost;
+use crate::domain::entity::{BoardId, MondayItemId, Side};
+use crate::domain::job::{Priority, Sent, Work};
+use crate::domain::mapping::FieldValue;
+use crate::ledger::LedgerResult;
+use crate::ledger::entities;
+use crate::sync::dispatch::{Dispatcher, JobEnd, Prepared, not_configured};
+
+/// Complexity points of a query (a lookup).
+const QUERY_POINTS: u64 = 100;
+
+/// What a job's answer will mean once its mutation lands.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Created {
+        board: BoardId,
+    },
+    Updated {
+        item: MondayItemId,
+        board: BoardId,
+        adopted: bool,
+    },
+    Archived {
+        item: MondayItemId,
+    },
+}
+
+/// A job's Monday work: a mutation to send, or what it achieved without one.
+enum Plan {
+    Done(Result<Sent, ConnectorError>),
+    Send(Mutation, Expect),
+}
+
+/// The outcome of a request: sent (each job's result), or not sent because the budget is spent
+/// for this long.
+enum Spent<T> {
+    Sent(T),
+    Deferred(Duration),
+}
+
+impl Dispatcher {
+    /// Runs prepared Monday jobs to their recorded ends.
+    pub(super) async fn run_monday(
+        &self,
+        prepared: Vec<Prepared>,
+    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        let mut ends = Vec::new();
+        let found = match self.look_up(&prepared).await? {
+            Spent::Sent(found) => found,
+            Spent::Deferred(wait) => return self.defer_all(&prepared, wait).await,
+        };
+        let mut to_send = Vec::new();
+        for p in prepared {
+            match self.plan(&p, &found).await {
+                Plan::Done(result) => ends.push(self.settle(&p, result).await?),
+                Plan::Send(mutation, expect) => to_send.push((p, mutation, expect)),
+            }
+        }
+        let batch_max = self.settings.monday.batch_max.max(1);
+        while !to_send.is_empty() {
+            let rest = to_send.split_off(batch_max.min(to_send.len()));
+            let chunk = std::mem::replace(&mut to_send, rest);
+            ends.extend(self.send(chunk).await?);
+        }
+        Ok(ends)
+    }
+
+    /// Records one job's end.
+    async fn settle(
+        &self,
+        p: &Prepared,
+        result: Result<Sent, ConnectorError>,
+    ) -> LedgerResult<(i64, JobEnd)> {
+        let end = self
+            .record(&p.job, p.token, &p.entity, &p.work, result)
+            .await?;
+        Ok((p.job.id, end))
+    }
+
+    /// Gives every job back for later: the budget is spent for `wait`.
+    async fn defer_all(
+        &self,
+        prepared: &[Prepared],
+        wait: Duration,
+    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        let until =
+            crate::ledger::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut ends = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            self.store.defer(p.job.id, p.token, until).await?;
+            ends.push((p.job.id, JobEnd::Deferred(wait)));
+        }
+        tracing::info!(
+            jobs = ends.len(),
+            wait_ms = wait.as_millis() as u64,
+            "Monday budget spent: jobs wait"
+        );
+        Ok(ends)
+    }
+
+    /// Spends the budget for one request of `cost` at the highest priority among `prepared`.
+    async fn spend(
+        &self,
+        cost: Cost,
+        prepared: &[&Prepared],
+    ) -> LedgerResult<Result<(), Duration>> {
+        let priority = prepared
+            .iter()
+            .map(|p| p.job.priority)
+            .max()
+            .unwrap_or(Priority::Live);
+        let waited = self
+            .budget
+            .acquire(cost, priority, crate::sync::budget::MAX_WAIT_ON_LEASE)
+            .await?;
+        if let Ok(w) = waited
+            && w > Duration::from_millis(100)
+        {
+            tracing::info!(
+                waited_ms = w.as_millis() as u64,
+                "waited for the Monday budget"
+            );
+        }
+        Ok(waited.map(drop))
+    }
+
+    /// Takes in what Monday said of the budget with its answer.
+    async fn observe(
+        &self,
+        monday: &dyn MondayApi,
+        complexity: Option<(u64, Duration)>,
+    ) -> LedgerResult<()> {
+        if let Some(rl) = monday.last_rate_limit() {
+            self.budget
+                .observe(rl.minute_remaining, rl.complexity_remaining, rl.reset_in)
+                .await?;
+        }
+        if let Some((left, reset)) = complexity {
+            self.budget.observe(None, Some(left), Some(reset)).await?;
+        }
+        Ok(())
+    }
+
+    /// The items that already carry the npd_id of each unlinked entity about to be created, by job
+    /// id: one request per board (and per `batch_max` ids). A failed lookup fails its jobs.
+    async fn look_up(
+        &self,
+        prepared: &[Prepared],
+    ) -> LedgerResult<Spent<HashMap<i64, Result<Option<MondayItemId>, ConnectorError>>>> {
+        let mut groups: BTreeMap<(BoardId, String), Vec<&Prepared>> = BTreeMap::new();
+        for p in prepared {
+            if let (Work::PushItem { .. }, None, Some(_), Some(board)) = (
+                &p.work,
+                p.entity.monday_item_id,
+                p.entity.npd_id,
+                self.board_of(p),
+            ) {
+                let column = self
+                    .settings
+                    .mapping
+                    .for_kind(p.entity.kind)
+                    .npd_id_column
+                    .clone();
+                groups.entry((board, column)).or_default().push(p);
+            }
+        }
+        let mut found = HashMap::new();
+        let Some(monday) = self.monday.as_deref() else {
+            return Ok(Spent::Sent(found));
+        };
+        for ((board, column), group) in groups {
+            for chunk in group.chunks(self.settings.monday.batch_max.max(1)) {
+                if let Err(wait) = self.spend(Cost::request(QUERY_POINTS), chunk).await? {
+                    return Ok(Spent::Deferred(wait));
+                }
+                let answer = find(monday, board, &column, chunk).await;
+                self.observe(monday, None).await?;
+                for p in chunk {
+                    let npd_id = p.entity.npd_id.map(|id| id.to_string()).unwrap_or_default();
+                    let item = answer
+                        .as_ref()
+                        .map(|items| pick(items, &npd_id, chunk.len() == 1));
+                    found.insert(p.job.id, item.map_err(Clone::clone));
+                }
+            }
+        }
+        Ok(Spent::Sent(found))
+    }
+
+    fn board_of(&self, p: &Prepared) -> Option<BoardId> {
+        p.entity
+            .board_id
+            .or_else(|| self.settings.board_for(p.entity.kind))
+    }
+
+    /// What one job sends.
+    async fn plan(
+        &self,
+        p: &Prepared,
+        found: &HashMap<i64, Result<Option<MondayItemId>, ConnectorError>>,
+    ) -> Plan {
+        if self.monday.is_none() {
+            return Plan::Done(Err(not_configured(Side::Monday, "MONDAY_API_TOKEN")));
+        }
+        match &p.work {
+            Work::PushItem { values, all } => {
+                let found = match found.get(&p.job.id) {
+                    Some(Err(e)) => return Plan::Done(Err(e.clone())),
+                    Some(Ok(item)) => *item,
+                    None => None,
+                };
+                self.plan_push(p, values, *all, found).await
+            }
+            Work::ArchiveItem => match p.entity.monday_item_id {
+                Some(item) => Plan::Send(Mutation::Archive { item }, Expect::Archived { item }),
+                None => Plan::Done(Ok(Sent::Archived { item_id: None })),
+            },
+            _ => Plan::Done(Ok(Sent::Nothing)),
+        }
+    }
+
+    /// The create of an unlinked entity's item, or the update of its (linked or adopted) item.
+    async fn plan_push(
+        &self,
+        p: &Prepared,
+        values: &BTreeMap<String, FieldValue>,
+        all: bool,
+        found: Option<MondayItemId>,
+    ) -> Plan {
+        let Some(board) = self.board_of(p) else {
+            return Plan::Done(Err(not_configured(Side::Monday, "the board id")));
+        };
+        let npd_id = p.entity.npd_id.map(|id| id.to_string()).unwrap_or_default();
+        let mapping = self.settings.mapping.for_kind(p.entity.kind);
+        let item_name = mapping.item_name(&self.name_values(p, values).await);
+        let (item, adopted) = match (p.entity.monday_item_id, found) {
+            (Some(item), _) => (item, false),
+            (None, Some(item)) => (item, true),
+            (None, None) => {
+                let filled: BTreeMap<String, FieldValue> = values
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(f, v)| (f.clone(), v.clone()))
+                    .collect();
+                let columns = mapping.monday_column_values(&filled, Some(&npd_id));
+                let create = Mutation::Create {
+                    board,
+                    item_name,
+                    columns,
+                };
+                return Plan::Send(create, Expect::Created { board });
+            }
+        };
+        let mut columns =
+            mapping.monday_column_values(values, (all || adopted).then_some(npd_id.as_str()));
+        if adopted || mapping.item_name.iter().any(|f| values.contains_key(f)) {
+            columns.set_item_name(&item_name);
+        }
+        let expect = Expect::Updated {
+            item,
+            board,
+            adopted,
+        };
+        if columns.is_empty() {
+            return Plan::Done(Ok(sent(expect, item)));
+        }
+        Plan::Send(
+            Mutation::Update {
+                board,
+                item,
+                columns,
+            },
+            expect,
+        )
+    }
+
+    /// The values of the item-name fields: the ones being sent, else what NPD holds.
+    async fn name_values(
+        &self,
+        p: &Prepared,
+        values: &BTreeMap<String, FieldValue>,
+    ) -> BTreeMap<String, FieldValue> {
+        let mut out = values.clone();
+        let mapping = self.settings.mapping.for_kind(p.entity.kind);
+        if mapping.item_name.iter().all(|f| values.contains_key(f)) {
+            return out;
+        }
+        if let Ok(mut tx) = self.store.begin_read().await {
+            if let Ok(fields) = entities::load_fields(&mut tx, p.entity.id).await {
+                for f in &mapping.item_name {
+                    out.entry(f.clone())
+                        .or_insert_with(|| fields.get(f).and_then(|s| s.npd.clone()));
+                }
+            }
+            let _ = tx.rollback().await;
+        }
+        out
+    }
+
+    /// Sends one chunk of mutations in one request and records each job's end.
+    async fn send(
+        &self,
+        chunk: Vec<(Prepared, Mutation, Expect)>,
+    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        let jobs: Vec<&Prepared> = chunk.iter().map(|(p, _, _)| p).collect();
+        let points = chunk.iter().map(|(_, m, _)| m.points()).sum();
+        if let Err(wait) = self.spend(Cost::request(points), &jobs).await? {
+            let prepared: Vec<Prepared> = chunk.into_iter().map(|(p, _, _)| p).collect();
+            return self.defer_all(&prepared, wait).await;
+        }
+        let results = self.request(&chunk).await?;
+        let mut ends = Vec::with_capacity(chunk.len());
+        for ((p, _, expect), result) in chunk.iter().zip(results) {
+            let sent = match (result, expect) {
+                (Ok(item), expect) => Ok(sent(*expect, item)),
+                // Already gone: nothing left to archive.
+                (Err(e), Expect::Archived { .. }) if e.class == FailureClass::NotFound => {
+                    Ok(Sent::Archived { item_id: None })
+                }
+                (Err(e), _) => Err(e),
+            };
+            ends.push(self.settle(p, sent).await?);
+        }
+        Ok(ends)
+    }
+
+    /// The request of one chunk: a single mutation as its own document under its job's key,
+    /// several as aliases under a key derived from the request. One result per mutation.
+    async fn request(
+        &self,
+        chunk: &[(Prepared, Mutation, Expect)],
+    ) -> LedgerResult<Vec<Result<MondayItemId, ConnectorError>>> {
+        let Some(monday) = self.monday.as_deref() else {
+            let e = not_configured(Side::Monday, "MONDAY_API_TOKEN");
+            return Ok(chunk.iter().map(|_| Err(e.clone())).collect());
+        };
+        if let [(p, mutation, _)] = chunk {
+            let result = single(monday, p, mutation).await;
+            self.observe(monday, None).await?;
+            return Ok(vec![result]);
+        }
+        let mutations: Vec<Mutation> = chunk.iter().map(|(_, m, _)| m.clone()).collect();
+        let key = batch_key(chunk);
+        let answer = monday.mutate(&mutations, &key).await;
+        let complexity = answer.as_ref().ok().and_then(|a| a.complexity_left);
+        self.observe(monday, complexity).await?;
+        Ok(match answer {
+            Ok(batched) => batched.results,
+            Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+        })
+    }
+}
+
+/// What a job achieved once its mutation answered `item`.
+fn sent(expect: Expect, item: MondayItemId) -> Sent {
+    match expect {
+        Expect::Created { board } => Sent::Item {
+            item_id: item,
+            board_id: board,
+            created: true,
+            adopted: false,
+        },
+        Expect::Updated {
+            item,
+            board,
+            adopted,
+        } => Sent::Item {
+            item_id: item,
+            board_id: board,
+            created: false,
+            adopted,
+        },
+        Expect::Archived { item } => Sent::Archived {
+            item_id: Some(item),
+        },
+    }
+}
+
+/// One job's key per mutation: stable across the job's retries, and distinct between the create
+/// and the update a retried create may turn into (an item adopted by its npd_id), since Monday
+/// answers a reused key with the first answer whatever the request.
+fn key_of(job_key: &str, mutation: &Mutation) -> String {
+    format!("{job_key}:{}", mutation.operation())
+}
+
+/// A batch's key: the same jobs (under their current keys) sending the same mutations get the
+/// same key, so a retried batch replays Monday's first answer; any other batch gets another.
+fn batch_key(chunk: &[(Prepared, Mutation, Expect)]) -> String {
+    let mut hash = Sha256::new();
+    for (p, mutation, _) in chunk {
+        hash.update(key_of(&p.job.idempotency_key, mutation));
+        hash.update(format!("{mutation:?}"));
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("npd-monday-gateway:batch:{hex}")
+}
+
+/// One mutation as its own document.
+async fn single(
+    monday: &dyn MondayApi,
+    p: &Prepared,
+    mutation: &Mutation,
+) -> Result<MondayItemId, ConnectorError> {
+    let key = key_of(&p.job.idempotency_key, mutation);
+    match mutation {
+        Mutation::Create {
+            board,
+            item_name,
+            columns,
+        } => monday.create_item(*board, item_name, columns, &key).await,
+        Mutation::Update {
+            board,
+            item,
+            columns,
+        } => monday
+            .change_multiple_column_values(*board, *item, columns, &key)
+            .await
+            .map(|()| *item),
+        Mutation::Archive { item } => monday.archive_item(*item, &key).await.map(|()| *item),
+    }
+}
+
+/// The items carrying the npd_ids of `chunk` (one id: the single lookup, active items first).
+async fn find(
+    monday: &dyn MondayApi,
+    board: BoardId,
+    column: &str,
+    chunk: &[&Prepared],
+) -> Result<Vec<FoundItem>, ConnectorError> {
+    let ids: Vec<String> = chunk
+        .iter()
+        .filter_map(|p| p.entity.npd_id.map(|id| id.to_string()))
+        .collect();
+    if let [id] = ids.as_slice() {
+        let items = monday.find_items_by_column(board, column, id).await?;
+        return Ok(items
+            .into_iter()
+            .map(|item| FoundItem {
+                id: item,
+                text: Some(id.clone()),
+                active: true,
+            })
+            .collect());
+    }
+    monday
+        .find_items_by_column_values(board, column, &ids)
+        .await
+}
+
+/// The item for `npd_id` among `items`: an active one before an archived one.
+fn pick(items: &[FoundItem], npd_id: &str, only: bool) -> Option<MondayItemId> {
+    let mine = |i: &&FoundItem| {
+        only || i
+            .text
+            .as_deref()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(npd_id))
+    };
+    items
+        .iter()
+        .filter(mine)
+        .find(|i| i.active)
+        .or_else(|| items.iter().find(mine))
+        .map(|i| i.id)
+}
