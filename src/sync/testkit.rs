@@ -6,6 +6,7 @@
 //! May import: std, tokio, tempfile, crate::*.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ use crate::ledger::entities::EntityRow;
 use crate::ledger::group_commit::InboxWriter;
 use crate::ledger::inbox::InsertOutcome;
 use crate::ledger::jobs::JobRow;
+use crate::sync::budget::MondayBudget;
 use crate::sync::dispatch::{Dispatcher, JobEnd, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
@@ -77,8 +79,9 @@ pub enum Call {
 #[derive(Debug, Default)]
 struct Script {
     calls: Vec<Call>,
-    /// Errors the next calls answer, in order (then calls succeed again).
-    failures: VecDeque<ConnectorError>,
+    /// What the next calls answer, in order: an error, or `None` to succeed (then every call
+    /// succeeds again).
+    failures: VecDeque<Option<ConnectorError>>,
     /// Errors for single aliases of the next batch, by alias index.
     alias_failures: BTreeMap<usize, ConnectorError>,
     /// Items by their npd_id column value, for `find_items_by_column`.
@@ -103,7 +106,12 @@ impl Fakes {
 
     /// The next call fails with `error`.
     pub fn fail_next(&self, error: ConnectorError) {
-        self.script().failures.push_back(error);
+        self.script().failures.push_back(Some(error));
+    }
+
+    /// The next call succeeds (before the failures queued after it).
+    pub fn succeed_next(&self) {
+        self.script().failures.push_back(None);
     }
 
     /// Alias `index` of the next batch fails with `error` (the others succeed).
@@ -128,7 +136,7 @@ impl Fakes {
     fn answer(&self, call: Call) -> Result<(), ConnectorError> {
         let mut script = self.script();
         script.calls.push(call);
-        match script.failures.pop_front() {
+        match script.failures.pop_front().flatten() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -312,6 +320,8 @@ impl NpdApi for Fakes {
 
 /// A ledger on a temporary SQLite file, the use cases over it, and the fakes they call.
 pub struct Kit {
+    /// The clock the Monday budget reads (unix ms): tests move it.
+    pub clock: Arc<AtomicI64>,
     pub store: Store,
     pub fakes: Fakes,
     pub ingest: Ingest,
@@ -350,13 +360,19 @@ impl Kit {
             monday: Some(Arc::new(fakes.clone())),
             npd: Some(Arc::new(fakes.clone())),
         };
-        let dispatcher = Dispatcher::new(
+        let clock = Arc::new(AtomicI64::new(crate::ledger::now_ms()));
+        let read = Arc::clone(&clock);
+        let budget = MondayBudget::new(&settings.monday, &store)
+            .with_clock(Arc::new(move || read.load(Ordering::SeqCst)));
+        let dispatcher = Dispatcher::with_budget(
             Arc::clone(&settings),
             store.clone(),
             remotes,
             "test-worker".into(),
+            Arc::new(budget),
         );
         Kit {
+            clock,
             store,
             fakes,
             ingest,
@@ -394,7 +410,7 @@ impl Kit {
         while self.processor.process_batch(50).await.expect("processed") > 0 {}
     }
 
-    /// Claims and runs every runnable job until none is left; the end of each, in order.
+    /// Claims and runs every runnable job, one at a time, until none is left; the end of each.
     pub async fn dispatch_all(&self) -> Vec<(JobRow, JobEnd)> {
         let mut ends = Vec::new();
         loop {
@@ -407,6 +423,42 @@ impl Kit {
                 ends.push((job, end));
             }
         }
+    }
+
+    /// Claims every runnable job and runs them as one batch, until none is left; the end of each.
+    pub async fn dispatch_batches(&self) -> Vec<(JobRow, JobEnd)> {
+        let mut ends = Vec::new();
+        loop {
+            let jobs = self.dispatcher.claim(100).await.expect("claimed");
+            if jobs.is_empty() {
+                return ends;
+            }
+            let batch = self.dispatcher.run_batch(jobs.clone()).await.expect("ran");
+            for (id, end) in batch {
+                let job = jobs
+                    .iter()
+                    .find(|j| j.id == id)
+                    .cloned()
+                    .expect("a claimed job");
+                ends.push((job, end));
+            }
+        }
+    }
+
+    /// Every pending job due now (the ledger's clock is the real one; the budget's may be moved).
+    pub async fn make_due(&self) {
+        let Store::Sqlite(sqlite) = &self.store else {
+            panic!("the kit runs on SQLite");
+        };
+        sqlx::query("update outbox_jobs set next_attempt_at = 0 where state = 'pending'")
+            .execute(&sqlite.pool)
+            .await
+            .expect("due");
+    }
+
+    /// Moves the Monday budget's clock by `ms`.
+    pub fn advance_clock(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
     }
 
     pub async fn entity(&self, npd_id: &str) -> EntityRow {

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod batching;
 mod conflicts;
 mod durability;
 mod http_limits;

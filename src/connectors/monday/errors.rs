@@ -316,6 +316,9 @@ pub(super) fn interpret(
     }
 }
 
+/// A batch's `data`, and each alias's own error.
+pub(super) type BatchAnswer = (Map<String, Value>, Vec<Option<ConnectorError>>);
+
 /// The answer to a batch of `aliases` mutations (`m0`, `m1`, ...): `data`, and per alias the
 /// error Monday named it in (`errors[].path[0]`), classified as a single answer's would be. An
 /// error that names no alias (a rate or complexity limit, a parse error), a non-2xx status or a
@@ -325,7 +328,7 @@ pub(super) fn interpret_batch(
     headers: &HeaderMap,
     body: &[u8],
     aliases: usize,
-) -> Result<(Map<String, Value>, Vec<Option<ConnectorError>>), ConnectorError> {
+) -> Result<BatchAnswer, ConnectorError> {
     let alias_of = |error: &Value| {
         let name = error.pointer("/path/0")?.as_str()?;
         let index: usize = name.strip_prefix('m')?.parse().ok()?;

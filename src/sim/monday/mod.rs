@@ -366,6 +366,8 @@ struct SimState {
     webhooks_enabled: bool,
     /// Answers to hold (after the call is recorded) until the test releases them.
     holds: VecDeque<oneshot::Receiver<()>>,
+    /// Holds for the next answers to mutations only.
+    mutation_holds: VecDeque<oneshot::Receiver<()>>,
 }
 
 struct Inner {
@@ -867,10 +869,16 @@ impl Inner {
         call.response = answer.body.clone();
         call.replayed = answer.replayed;
         let api_version = call.api_version.clone();
+        let mutation = call.query.trim_start().starts_with("mutation");
         let (latency, hold) = {
             let mut state = self.lock();
             self.record(&mut state, call);
-            (state.latency, state.holds.pop_front())
+            let hold = match state.holds.pop_front() {
+                Some(hold) => Some(hold),
+                None if mutation => state.mutation_holds.pop_front(),
+                None => None,
+            };
+            (state.latency, hold)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -967,6 +975,7 @@ impl MondaySim {
                 webhook_before_response: false,
                 webhooks_enabled: true,
                 holds: VecDeque::new(),
+                mutation_holds: VecDeque::new(),
             }),
             jobs,
             webhook_log,
@@ -1201,6 +1210,13 @@ impl MondayFaults {
     pub fn hold_next_answer(&self) -> AnswerHold {
         let (release, hold) = oneshot::channel();
         self.inner.lock().holds.push_back(hold);
+        AnswerHold(release)
+    }
+
+    /// Like `hold_next_answer`, for the next answer to a mutation (queries pass).
+    pub fn hold_next_mutation_answer(&self) -> AnswerHold {
+        let (release, hold) = oneshot::channel();
+        self.inner.lock().mutation_holds.push_back(hold);
         AnswerHold(release)
     }
 

@@ -48,38 +48,70 @@ enum Plan {
     Send(Mutation, Expect),
 }
 
-/// The outcome of a request: sent (each job's result), or not sent because the budget is spent
-/// for this long.
-enum Spent<T> {
+/// The outcome of spending on a request: sent, or not sent because the budget is spent (`D`
+/// says for how long, and what waits).
+enum Spent<T, D = Duration> {
     Sent(T),
-    Deferred(Duration),
+    Deferred(D),
 }
 
+/// Ends recorded so far, the jobs that wait, and how long.
+type Deferral = (Vec<(i64, JobEnd)>, Vec<Prepared>, Duration);
+
 impl Dispatcher {
-    /// Runs prepared Monday jobs to their recorded ends.
+    /// Runs prepared Monday jobs to their recorded ends, `batch_max` at a time: one lookup
+    /// request for the chunk's creates, then one request for its mutations. When the budget is
+    /// spent, the rest waits (its attempts uncounted).
     pub(super) async fn run_monday(
         &self,
-        prepared: Vec<Prepared>,
+        mut prepared: Vec<Prepared>,
     ) -> LedgerResult<Vec<(i64, JobEnd)>> {
         let mut ends = Vec::new();
-        let found = match self.look_up(&prepared).await? {
+        let batch_max = self.settings.monday.batch_max.max(1);
+        while !prepared.is_empty() {
+            let rest = prepared.split_off(batch_max.min(prepared.len()));
+            let chunk = std::mem::replace(&mut prepared, rest);
+            match self.run_chunk(chunk).await? {
+                Spent::Sent(done) => ends.extend(done),
+                Spent::Deferred((done, waiting, wait)) => {
+                    ends.extend(done);
+                    let waiting: Vec<Prepared> = waiting.into_iter().chain(prepared).collect();
+                    ends.extend(self.defer_all(&waiting, wait).await?);
+                    break;
+                }
+            }
+        }
+        Ok(ends)
+    }
+
+    /// One chunk: its lookups, its plans, its request. Deferred: the ends recorded so far, the
+    /// jobs still waiting, and for how long.
+    async fn run_chunk(
+        &self,
+        chunk: Vec<Prepared>,
+    ) -> LedgerResult<Spent<Vec<(i64, JobEnd)>, Deferral>> {
+        let found = match self.look_up(&chunk).await? {
             Spent::Sent(found) => found,
-            Spent::Deferred(wait) => return self.defer_all(&prepared, wait).await,
+            Spent::Deferred(wait) => return Ok(Spent::Deferred((Vec::new(), chunk, wait))),
         };
+        let mut ends = Vec::new();
         let mut to_send = Vec::new();
-        for p in prepared {
+        for p in chunk {
             match self.plan(&p, &found).await {
                 Plan::Done(result) => ends.push(self.settle(&p, result).await?),
                 Plan::Send(mutation, expect) => to_send.push((p, mutation, expect)),
             }
         }
-        let batch_max = self.settings.monday.batch_max.max(1);
-        while !to_send.is_empty() {
-            let rest = to_send.split_off(batch_max.min(to_send.len()));
-            let chunk = std::mem::replace(&mut to_send, rest);
-            ends.extend(self.send(chunk).await?);
+        if to_send.is_empty() {
+            return Ok(Spent::Sent(ends));
         }
-        Ok(ends)
+        match self.send(to_send).await? {
+            Spent::Sent(sent) => {
+                ends.extend(sent);
+                Ok(Spent::Sent(ends))
+            }
+            Spent::Deferred((_, waiting, wait)) => Ok(Spent::Deferred((ends, waiting, wait))),
+        }
     }
 
     /// Records one job's end.
@@ -318,12 +350,12 @@ impl Dispatcher {
     async fn send(
         &self,
         chunk: Vec<(Prepared, Mutation, Expect)>,
-    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
+    ) -> LedgerResult<Spent<Vec<(i64, JobEnd)>, Deferral>> {
         let jobs: Vec<&Prepared> = chunk.iter().map(|(p, _, _)| p).collect();
         let points = chunk.iter().map(|(_, m, _)| m.points()).sum();
         if let Err(wait) = self.spend(Cost::request(points), &jobs).await? {
-            let prepared: Vec<Prepared> = chunk.into_iter().map(|(p, _, _)| p).collect();
-            return self.defer_all(&prepared, wait).await;
+            let waiting: Vec<Prepared> = chunk.into_iter().map(|(p, _, _)| p).collect();
+            return Ok(Spent::Deferred((Vec::new(), waiting, wait)));
         }
         let results = self.request(&chunk).await?;
         let mut ends = Vec::with_capacity(chunk.len());
@@ -338,7 +370,7 @@ impl Dispatcher {
             };
             ends.push(self.settle(p, sent).await?);
         }
-        Ok(ends)
+        Ok(Spent::Sent(ends))
     }
 
     /// The request of one chunk: a single mutation as its own document under its job's key,

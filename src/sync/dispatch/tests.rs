@@ -236,3 +236,187 @@ async fn a_monday_edit_patches_only_that_field_in_npd() {
     );
     assert!(key.starts_with("npd-monday-gateway:"));
 }
+
+/// NPD created `n` contacts (ADA's fixture with other ids and emails), all processed.
+async fn kit_with_contacts(
+    n: usize,
+    tweak: impl FnOnce(&mut crate::config::Settings),
+) -> (Kit, Vec<String>) {
+    let kit = Kit::with(tweak).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = uuid::Uuid::from_u128(0x3f0b_6a52_0000_0000_0000_0000_0000_0000 + i as u128);
+        let body = fixture("npd/contact.created.json")
+            .replace(ADA, &id.to_string())
+            .replace("ada@example.com", &format!("ada{i}@example.com"));
+        kit.npd(&format!("msg_{i}"), &body).await;
+        ids.push(id.to_string());
+    }
+    (kit, ids)
+}
+
+fn batches(calls: &[Call]) -> Vec<(Vec<&'static str>, String)> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Batch { mutations, key } => Some((
+                mutations
+                    .iter()
+                    .map(crate::connectors::Mutation::operation)
+                    .collect(),
+                key.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn new_contacts_are_looked_up_together_and_created_in_one_request() {
+    let (kit, ids) = kit_with_contacts(3, |_| {}).await;
+
+    let ends = kit.dispatch_batches().await;
+
+    let calls = kit.fakes.calls();
+    assert_eq!(
+        calls[0],
+        Call::FindMany {
+            column: "npd_id".into(),
+            values: ids.clone()
+        },
+        "one lookup for every create"
+    );
+    let sent = batches(&calls);
+    assert_eq!(sent.len(), 1, "{calls:?}");
+    assert_eq!(sent[0].0, vec!["create_item"; 3]);
+    assert!(sent[0].1.starts_with("npd-monday-gateway:batch:"));
+    assert!(ends.iter().all(|(_, e)| *e == JobEnd::Done), "{ends:?}");
+    for id in &ids {
+        assert!(kit.entity(id).await.monday_item_id.is_some(), "{id} linked");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_alias_dead_letters_only_its_own_contact() {
+    let (kit, ids) = kit_with_contacts(3, |_| {}).await;
+    kit.fakes
+        .fail_alias(1, error(Side::Monday, FailureClass::Permanent, 200));
+
+    let ends = kit.dispatch_batches().await;
+
+    let dead: Vec<_> = ends
+        .iter()
+        .filter(|(_, e)| matches!(e, JobEnd::Dead(_)))
+        .collect();
+    assert_eq!(dead.len(), 1, "{ends:?}");
+    assert_eq!(kit.entity(&ids[1]).await.status, EntityStatus::Failed);
+    for id in [&ids[0], &ids[2]] {
+        let entity = kit.entity(id).await;
+        assert_eq!(entity.status, EntityStatus::Synced, "{id}");
+        assert!(entity.monday_item_id.is_some());
+    }
+    assert_eq!(
+        batches(&kit.fakes.calls()).len(),
+        1,
+        "created once, in one request"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_batch_keeps_its_key_and_a_re_formed_one_gets_another() {
+    let (kit, _) = kit_with_contacts(3, |_| {}).await;
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
+    let jobs = kit.dispatcher.claim(100).await.expect("claim");
+    // The lookup fails: the three jobs are retried later.
+    kit.dispatcher.run_batch(jobs.clone()).await.expect("ran");
+    let retry = |jobs: &[crate::ledger::jobs::JobRow]| {
+        jobs.iter()
+            .map(|j| j.id)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    kit.fakes.succeed_next();
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
+    kit.make_due().await;
+    let again = kit.dispatcher.claim(100).await.expect("claim");
+    assert_eq!(retry(&again), retry(&jobs));
+    // The lookup answers; the batch fails whole.
+    kit.dispatcher.run_batch(again).await.expect("ran");
+    kit.make_due().await;
+    let third = kit.dispatcher.claim(100).await.expect("claim");
+    kit.dispatcher.run_batch(third).await.expect("ran");
+
+    let sent = batches(&kit.fakes.calls());
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[0], sent[1],
+        "the same request again, under the same key"
+    );
+    // Re-formed: only two of the jobs (a fresh kit with two contacts) give another key.
+    let (other, _) = kit_with_contacts(2, |_| {}).await;
+    other.dispatch_batches().await;
+    assert_ne!(batches(&other.fakes.calls())[0].1, sent[0].1);
+}
+
+#[tokio::test]
+async fn with_the_daily_cap_spent_monday_jobs_wait_uncounted_and_go_the_next_utc_day() {
+    let day_ms: i64 = 86_400_000;
+    let (kit, ids) = kit_with_contacts(3, |s| {
+        s.monday.calls_per_day = 3;
+        s.monday.batch_max = 1;
+    })
+    .await;
+    // Half an hour before midnight UTC.
+    let now = kit.clock.load(std::sync::atomic::Ordering::SeqCst);
+    kit.advance_clock((now.div_euclid(day_ms) + 1) * day_ms - 1_800_000 - now);
+
+    kit.dispatch_batches().await;
+
+    // Live sync may spend 80 % of 3 calls a day (rounded up: 3): one lookup and one create, then
+    // the next lookup; the rest waits for the next day.
+    let monday_calls = |kit: &Kit| {
+        kit.fakes
+            .calls()
+            .iter()
+            .filter(|c| !matches!(c, Call::Patch { .. }))
+            .count()
+    };
+    assert_eq!(monday_calls(&kit), 3, "{:?}", kit.fakes.calls());
+    let open: Vec<_> = kit
+        .store
+        .all_jobs()
+        .await
+        .expect("jobs")
+        .into_iter()
+        .filter(|j| j.state.is_open())
+        .collect();
+    assert!(!open.is_empty());
+    assert!(
+        open.iter().all(|j| j.attempts <= 1),
+        "waiting costs no attempt: {open:?}"
+    );
+    assert_eq!(
+        kit.dispatcher
+            .budget()
+            .remaining()
+            .await
+            .expect("remaining")
+            .daily,
+        Some(0)
+    );
+
+    kit.advance_clock(1_800_000);
+    // The deferred jobs fall due when the day turns (the ledger's clock is the real one).
+    kit.make_due().await;
+    kit.dispatch_batches().await;
+
+    assert_eq!(
+        monday_calls(&kit),
+        6,
+        "the next day's budget: three more calls"
+    );
+    for id in &ids[..2] {
+        assert!(kit.entity(id).await.monday_item_id.is_some(), "{id}");
+    }
+}

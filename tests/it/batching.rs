@@ -1,0 +1,268 @@
+//! Monday's budget spent like it is scarce: bursts of creates go out as batched lookups and
+//! aliased mutations, one refused alias fails only its own contact, a lost answer creates nothing
+//! twice, and replicas on PostgreSQL spend one shared budget.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
+use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
+use npd_monday_gateway::domain::state::{EntityStatus, JobState};
+use npd_monday_gateway::sim::monday::MondayCall;
+use npd_monday_gateway::startup::Application;
+
+use crate::helpers::{Backend, TestDatabase, eventually, settle_world};
+use crate::store_tests;
+
+store_tests!(
+    a_burst_of_new_contacts_goes_out_as_a_few_batched_requests,
+    one_refused_alias_dead_letters_only_its_own_contact,
+    a_lost_batch_answer_creates_no_item_twice,
+);
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Creates `n` contacts in NPD while processing is held, so that their jobs meet in the outbox.
+async fn create_held(world: &World, n: usize, email: impl Fn(usize) -> String) -> Vec<NpdId> {
+    world.wake.pause_processing();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = NpdId(uuid::Uuid::new_v4());
+        let mut contact = sample_contact(id);
+        contact.email = Some(email(i));
+        world.npd.create_contact(contact).await;
+        ids.push(id);
+    }
+    eventually(SETTLE, async || {
+        let waiting = world.store.unprocessed_count().await.expect("count");
+        if waiting >= i64::try_from(n).unwrap_or(i64::MAX) {
+            Ok(())
+        } else {
+            Err(format!("{waiting} of {n} events in the inbox"))
+        }
+    })
+    .await;
+    world.wake.resume_processing();
+    ids
+}
+
+/// How many of `field` Monday executed, over every call (a refused alias is not executed).
+fn executed_count(world: &World, field: &str) -> usize {
+    world
+        .monday
+        .calls()
+        .iter()
+        .filter(|c: &&MondayCall| c.status == 200 && !c.replayed)
+        .map(|c| {
+            let failed: usize = c
+                .response
+                .get("errors")
+                .and_then(|e| e.as_array())
+                .map_or(0, Vec::len);
+            c.count(field).saturating_sub(failed)
+        })
+        .sum()
+}
+
+async fn a_burst_of_new_contacts_goes_out_as_a_few_batched_requests(backend: Backend) {
+    // Arrange
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |_| {}).await.expect("world");
+
+    // Act: thirty new contacts at once.
+    let ids = create_held(&world, 30, |i| format!("burst{i}@example.com")).await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: one item each, sent as a handful of requests.
+    let items = world.monday.items(CONTACTS_BOARD);
+    assert_eq!(items.len(), 30);
+    for id in &ids {
+        let entity = world
+            .store
+            .entity_by_npd(EntityKind::Contact, *id)
+            .await
+            .expect("read")
+            .expect("entity");
+        assert_eq!(entity.status, EntityStatus::Synced, "{id}");
+        assert!(entity.monday_item_id.is_some());
+    }
+    let calls = world.monday.calls();
+    let lookups = calls
+        .iter()
+        .filter(|c| c.has("items_page_by_column_values"))
+        .count();
+    let create_requests = calls.iter().filter(|c| c.has("create_item")).count();
+    let monday_requests = calls.iter().filter(|c| c.operation != "me").count();
+    assert!(
+        create_requests <= 4 && lookups <= 4,
+        "{create_requests} create requests and {lookups} lookups for 30 contacts"
+    );
+    assert!(
+        monday_requests * 5 <= ids.len(),
+        "{monday_requests} Monday requests for {} contacts",
+        ids.len()
+    );
+    assert_eq!(executed_count(&world, "create_item"), 30);
+}
+
+async fn one_refused_alias_dead_letters_only_its_own_contact(backend: Backend) {
+    // Arrange
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |_| {}).await.expect("world");
+
+    // Act: three new contacts, the second with an email Monday refuses.
+    let ids = create_held(&world, 3, |i| match i {
+        1 => "not an email".into(),
+        _ => format!("ok{i}@example.com"),
+    })
+    .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: only that contact is in the dead letters; the others were created once.
+    let mut statuses = BTreeMap::new();
+    for id in &ids {
+        let entity = world
+            .store
+            .entity_by_npd(EntityKind::Contact, *id)
+            .await
+            .expect("read")
+            .expect("entity");
+        statuses.insert(*id, (entity.status, entity.monday_item_id.is_some()));
+    }
+    assert_eq!(statuses[&ids[1]], (EntityStatus::Failed, false));
+    for id in [ids[0], ids[2]] {
+        assert_eq!(statuses[&id], (EntityStatus::Synced, true), "{id}");
+    }
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 2);
+    let dead = world
+        .store
+        .jobs_in_state(JobState::Dead, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let batch = world
+        .monday
+        .calls()
+        .into_iter()
+        .find(|c| c.count("create_item") == 3)
+        .expect("one request carried the three creates");
+    let errors = batch.response["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["path"][0], "m1");
+}
+
+async fn a_lost_batch_answer_creates_no_item_twice(backend: Backend) {
+    // Arrange: the first batch is executed but its answer never reaches the gateway in time,
+    // and Monday has forgotten the key by the time it retries (as after 30 minutes).
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| s.sync.monday_timeout_ms = 700)
+        .await
+        .expect("world");
+    let hold = world.monday.faults().hold_next_mutation_answer();
+
+    // Act
+    let ids = create_held(&world, 3, |i| format!("lost{i}@example.com")).await;
+    world
+        .monday
+        .wait_for_call(SETTLE, |c| c.count("create_item") == 3)
+        .await
+        .expect("the batch reached Monday");
+    eventually(SETTLE, async || {
+        let jobs = world.store.all_jobs().await.expect("jobs");
+        let retried = jobs.iter().filter(|j| j.last_error.is_some()).count();
+        if retried >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{retried} of 3 jobs saw the timeout"))
+        }
+    })
+    .await;
+    world.monday.faults().drop_idempotency_cache();
+    hold.release();
+    settle_world(&world, SETTLE).await;
+
+    // Assert: three items, each linked to its own contact.
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 3);
+    let mut items = Vec::new();
+    for id in &ids {
+        let item = world
+            .store
+            .entity_by_npd(EntityKind::Contact, *id)
+            .await
+            .expect("read")
+            .and_then(|e| e.monday_item_id)
+            .expect("linked");
+        items.push(item);
+    }
+    items.sort();
+    items.dedup();
+    assert_eq!(items.len(), 3, "one item per contact");
+    assert_eq!(
+        executed_count(&world, "create_item"),
+        3,
+        "created once each"
+    );
+}
+
+crate::postgres_test! {
+async fn three_replicas_on_postgres_spend_one_minute_budget() {
+    // Arrange: three gateways on one database, a budget of 10 requests a minute (live sync: 8),
+    // one mutation per request, and twelve new contacts: 24 requests wanted.
+    let db = TestDatabase::create(&Backend::postgres()).await;
+    let sims = Sims::start().await.expect("sims");
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let mut s = sims.settings(&db.url);
+        s.monday.requests_per_minute = 10;
+        s.monday.batch_max = 1;
+        let app = Application::build(s).await.expect("replica");
+        let addr = app.local_addr().expect("addr");
+        let stop = app.shutdown_token();
+        replicas.push((addr, stop, tokio::spawn(app.run_until_stopped())));
+    }
+    let (first, _, _) = &replicas[0];
+    sims.deliver_to(&format!("http://{first}"), &format!("http://{first}"));
+    let store = npd_monday_gateway::ledger::Store::connect(&sims.settings(&db.url).database)
+        .await
+        .expect("store");
+
+    // Act
+    for _ in 0..12 {
+        sims.npd
+            .create_contact(sample_contact(NpdId(uuid::Uuid::new_v4())))
+            .await;
+    }
+    // The replicas spend what the minute allows, then hold back: wait for the shared budget to
+    // say the live share is spent.
+    let spent = eventually(SETTLE, async || {
+        let state = store.monday_budget_state().await.expect("budget");
+        if state.minute_requests >= 8 {
+            Ok(state.minute_requests)
+        } else {
+            Err(format!("{} of 8 requests spent", state.minute_requests))
+        }
+    })
+    .await;
+
+    // Assert: Monday saw no more than the shared budget, however many replicas sent.
+    let sent = sims
+        .monday
+        .calls()
+        .iter()
+        .filter(|c| c.operation != "me")
+        .count();
+    assert_eq!(spent, 8, "the live share, not three of them");
+    assert!(sent <= 8, "{sent} requests in the first minute");
+    assert!(
+        sims.monday.items(CONTACTS_BOARD).len() < 12,
+        "the rest waits for the next minute"
+    );
+    for (_, stop, task) in replicas {
+        stop.cancel();
+        let _ = task.await;
+    }
+}
+}
