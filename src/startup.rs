@@ -84,7 +84,8 @@ impl Application {
             ingest,
             pusher,
             wake.clone(),
-        );
+        )
+        .with_budget(Arc::clone(dispatcher.budget()));
         warn_about_refused_sources(&state);
         let router = http::router(state);
         let listener = TcpListener::bind(settings.http.listen)

@@ -65,6 +65,16 @@ impl Priority {
         Priority::Admin,
     ];
 
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Backfill => "backfill",
+            Priority::Drift => "drift",
+            Priority::Live => "live",
+            Priority::Admin => "admin",
+        }
+    }
+
     pub fn as_i64(self) -> i64 {
         match self {
             Priority::Backfill => -20,

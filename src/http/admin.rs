@@ -372,6 +372,7 @@ async fn status(
         "sync_enabled": e.sync_enabled,
         "link": {"monday_id": e.monday_item_id, "board_id": e.board_id},
         "npd_version": e.npd_version,
+        "monday_budget": budget_json(&state).await,
         "fields": s.fields.iter().map(|(f, st)| (f.clone(), json!({
             "base": st.base, "npd": st.npd, "monday": st.monday,
             "pending": {
@@ -594,6 +595,18 @@ fn conflict_json(c: &crate::ledger::conflicts::ConflictRow) -> Value {
     })
 }
 
+/// What remains of the Monday budget: while it is spent, Monday jobs wait (events are still
+/// accepted), and this says why.
+async fn budget_json(state: &AppState) -> Value {
+    match state.budget.remaining().await {
+        Ok(r) => json!({"minute": r.minute, "complexity": r.complexity, "daily": r.daily}),
+        Err(e) => {
+            tracing::warn!(error = %e, "the Monday budget could not be read");
+            Value::Null
+        }
+    }
+}
+
 fn job_json(j: &JobRow) -> Value {
     json!({
         "id": j.id,
@@ -603,6 +616,7 @@ fn job_json(j: &JobRow) -> Value {
         "attempts": j.attempts,
         "max_attempts": j.max_attempts,
         "next_attempt_at": millis_to_rfc3339(j.next_attempt_at),
+        "priority": j.priority.as_str(),
         "last_error": j.last_error,
         "created_at": millis_to_rfc3339(j.created_at),
     })

@@ -34,6 +34,7 @@ use crate::auth::monday_jwt::MondayJwtVerifier;
 use crate::auth::standard_webhooks::Verifier;
 use crate::config::Settings;
 use crate::ledger::Store;
+use crate::sync::budget::MondayBudget;
 use crate::sync::ingest::Ingest;
 use crate::sync::push::Pusher;
 use crate::worker::Wake;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub admin_limiter: Arc<admin::AdminRateLimiter>,
     /// Wakes the workers when an admin action queued work.
     pub wake: Wake,
+    /// The Monday budget the dispatcher spends from (read for status and metrics).
+    pub budget: Arc<MondayBudget>,
 }
 
 impl AppState {
@@ -73,7 +76,9 @@ impl AppState {
             .monday
             .jwt_verifier(settings.http.monday_audience());
         let monday_path_token = settings.monday.webhook_token.clone();
+        let budget = Arc::new(MondayBudget::new(&settings.monday, &store));
         AppState {
+            budget,
             settings,
             store,
             ingest,
@@ -84,6 +89,14 @@ impl AppState {
             admin_limiter: Arc::default(),
             wake,
         }
+    }
+}
+
+impl AppState {
+    /// The state reading the dispatcher's own budget (on SQLite it lives in this process).
+    pub fn with_budget(mut self, budget: Arc<MondayBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 }
 

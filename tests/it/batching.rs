@@ -167,16 +167,16 @@ async fn a_lost_batch_answer_creates_no_item_twice(backend: Backend) {
     let ids = create_held(&world, 3, |i| format!("lost{i}@example.com")).await;
     world
         .monday
-        .wait_for_call(SETTLE, |c| c.count("create_item") == 3)
+        .wait_for_call(SETTLE, |c| c.has("create_item"))
         .await
-        .expect("the batch reached Monday");
+        .expect("a batch of creates reached Monday");
+    // Its answer never came: the gateway timed out and will retry.
     eventually(SETTLE, async || {
         let jobs = world.store.all_jobs().await.expect("jobs");
-        let retried = jobs.iter().filter(|j| j.last_error.is_some()).count();
-        if retried >= 3 {
+        if jobs.iter().any(|j| j.last_error.is_some()) {
             Ok(())
         } else {
-            Err(format!("{retried} of 3 jobs saw the timeout"))
+            Err("no job has seen the timeout yet".to_owned())
         }
     })
     .await;

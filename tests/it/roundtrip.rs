@@ -909,12 +909,13 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
     })
     .await
     .expect("world");
-    let routine: Vec<NpdId> = (0..5).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    let routine: Vec<NpdId> = (0..12).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
     for id in &routine {
         world.npd.create_contact(sample_contact(*id)).await;
     }
-    // Each create costs a lookup and a create_item: routine sync spends its share on at most
-    // four, then stops until the window slides (a minute, longer than this test). Nothing in the
+    // Each create costs a create_item (and its lookup, shared by the creates claimed together):
+    // routine sync spends its share of eight requests, then stops until the window turns (a
+    // minute, longer than this test). Nothing in the
     // gateway announces that the budget holds a job back, so wait for the ledger and the
     // simulators to show it: both simulators done, every event processed, and each job still
     // open a Monday job that has sat for a second (fifty of the dispatcher's 20 ms polls) since

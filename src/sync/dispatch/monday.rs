@@ -2,7 +2,8 @@
 //! every mutation of the batch in one request (aliases), each spent from the Monday budget.
 //!
 //! Owns: `Dispatcher::run_monday` and its steps: `look_up` (which unlinked entities already have
-//! an item: a create whose answer was lost is adopted, never made twice), `plan` (each job's
+//! an item, for every create of the claim in one request: a create whose answer was lost is
+//! adopted, never made twice), `plan` (each job's
 //! mutation, or what it achieved without one), `send` (one request per chunk of `batch_max`; a
 //! single mutation goes as its own document under its job's key, several as aliases under a key
 //! derived from the jobs' keys and the request, so a retried batch replays and a re-formed one
@@ -25,6 +26,8 @@ use crate::sync::dispatch::{Dispatcher, JobEnd, Prepared, not_configured};
 
 /// Complexity points of a query (a lookup).
 const QUERY_POINTS: u64 = 100;
+/// Most npd_ids one lookup asks for (a page holds at most 500 items).
+const LOOKUP_MAX: usize = 500;
 
 /// What a job's answer will mean once its mutation lands.
 #[derive(Debug, Clone, Copy)]
@@ -55,63 +58,39 @@ enum Spent<T, D = Duration> {
     Deferred(D),
 }
 
-/// Ends recorded so far, the jobs that wait, and how long.
-type Deferral = (Vec<(i64, JobEnd)>, Vec<Prepared>, Duration);
+/// The jobs that wait, and how long.
+type Deferral = (Vec<Prepared>, Duration);
 
 impl Dispatcher {
-    /// Runs prepared Monday jobs to their recorded ends, `batch_max` at a time: one lookup
-    /// request for the chunk's creates, then one request for its mutations. When the budget is
-    /// spent, the rest waits (its attempts uncounted).
+    /// Runs prepared Monday jobs to their recorded ends: one lookup request for all their
+    /// creates (up to 500 npd_ids a request), then one request per `batch_max` mutations. When the
+    /// budget is spent, what is left waits (its attempts uncounted).
     pub(super) async fn run_monday(
         &self,
-        mut prepared: Vec<Prepared>,
+        prepared: Vec<Prepared>,
     ) -> LedgerResult<Vec<(i64, JobEnd)>> {
-        let mut ends = Vec::new();
-        let batch_max = self.settings.monday.batch_max.max(1);
-        while !prepared.is_empty() {
-            let rest = prepared.split_off(batch_max.min(prepared.len()));
-            let chunk = std::mem::replace(&mut prepared, rest);
-            match self.run_chunk(chunk).await? {
-                Spent::Sent(done) => ends.extend(done),
-                Spent::Deferred((done, waiting, wait)) => {
-                    ends.extend(done);
-                    let waiting: Vec<Prepared> = waiting.into_iter().chain(prepared).collect();
-                    ends.extend(self.defer_all(&waiting, wait).await?);
-                    break;
-                }
-            }
-        }
-        Ok(ends)
-    }
-
-    /// One chunk: its lookups, its plans, its request. Deferred: the ends recorded so far, the
-    /// jobs still waiting, and for how long.
-    async fn run_chunk(
-        &self,
-        chunk: Vec<Prepared>,
-    ) -> LedgerResult<Spent<Vec<(i64, JobEnd)>, Deferral>> {
-        let found = match self.look_up(&chunk).await? {
+        let found = match self.look_up(&prepared).await? {
             Spent::Sent(found) => found,
-            Spent::Deferred(wait) => return Ok(Spent::Deferred((Vec::new(), chunk, wait))),
+            Spent::Deferred(wait) => return self.defer_all(&prepared, wait).await,
         };
         let mut ends = Vec::new();
         let mut to_send = Vec::new();
-        for p in chunk {
+        for p in prepared {
             match self.plan(&p, &found).await {
                 Plan::Done(result) => ends.push(self.settle(&p, result).await?),
                 Plan::Send(mutation, expect) => to_send.push((p, mutation, expect)),
             }
         }
-        if to_send.is_empty() {
-            return Ok(Spent::Sent(ends));
-        }
-        match self.send(to_send).await? {
-            Spent::Sent(sent) => {
-                ends.extend(sent);
-                Ok(Spent::Sent(ends))
+        let batch_max = self.settings.monday.batch_max.max(1);
+        while !to_send.is_empty() {
+            let rest = to_send.split_off(batch_max.min(to_send.len()));
+            let chunk = std::mem::replace(&mut to_send, rest);
+            if let Spent::Deferred((mut waiting, wait)) = self.send(chunk, &mut ends).await? {
+                waiting.extend(to_send.drain(..).map(|(p, _, _)| p));
+                ends.extend(self.defer_all(&waiting, wait).await?);
             }
-            Spent::Deferred((_, waiting, wait)) => Ok(Spent::Deferred((ends, waiting, wait))),
         }
+        Ok(ends)
     }
 
     /// Records one job's end.
@@ -218,7 +197,7 @@ impl Dispatcher {
             return Ok(Spent::Sent(found));
         };
         for ((board, column), group) in groups {
-            for chunk in group.chunks(self.settings.monday.batch_max.max(1)) {
+            for chunk in group.chunks(LOOKUP_MAX) {
                 if let Err(wait) = self.spend(Cost::request(QUERY_POINTS), chunk).await? {
                     return Ok(Spent::Deferred(wait));
                 }
@@ -346,19 +325,20 @@ impl Dispatcher {
         out
     }
 
-    /// Sends one chunk of mutations in one request and records each job's end.
+    /// Sends one chunk of mutations in one request and records each job's end in `ends`.
+    /// Deferred: the budget is spent; the chunk's jobs wait.
     async fn send(
         &self,
         chunk: Vec<(Prepared, Mutation, Expect)>,
-    ) -> LedgerResult<Spent<Vec<(i64, JobEnd)>, Deferral>> {
+        ends: &mut Vec<(i64, JobEnd)>,
+    ) -> LedgerResult<Spent<(), Deferral>> {
         let jobs: Vec<&Prepared> = chunk.iter().map(|(p, _, _)| p).collect();
         let points = chunk.iter().map(|(_, m, _)| m.points()).sum();
         if let Err(wait) = self.spend(Cost::request(points), &jobs).await? {
             let waiting: Vec<Prepared> = chunk.into_iter().map(|(p, _, _)| p).collect();
-            return Ok(Spent::Deferred((Vec::new(), waiting, wait)));
+            return Ok(Spent::Deferred((waiting, wait)));
         }
         let results = self.request(&chunk).await?;
-        let mut ends = Vec::with_capacity(chunk.len());
         for ((p, _, expect), result) in chunk.iter().zip(results) {
             let sent = match (result, expect) {
                 (Ok(item), expect) => Ok(sent(*expect, item)),
@@ -370,7 +350,7 @@ impl Dispatcher {
             };
             ends.push(self.settle(p, sent).await?);
         }
-        Ok(Spent::Sent(ends))
+        Ok(Spent::Sent(()))
     }
 
     /// The request of one chunk: a single mutation as its own document under its job's key,
