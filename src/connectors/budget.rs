@@ -46,6 +46,18 @@ pub struct Observed {
     pub reset_in: Option<Duration>,
 }
 
+/// What is left of each limit at one moment, for reading only (`/metrics`). `None`: no such
+/// limit is set (the daily cap is optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remaining {
+    /// Requests left in the current minute.
+    pub minute: u64,
+    /// Complexity points left in the current minute.
+    pub complexity: u64,
+    /// Calls left today.
+    pub daily: Option<u64>,
+}
+
 /// How much of the budget one call may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Urgency {
@@ -171,6 +183,19 @@ impl Budget {
         });
     }
 
+    /// What is left of each limit now (the whole limit, reserve included), as this process sees
+    /// it: its own spending of the last minute, or Monday's report when that says less is left.
+    /// Read-only; the one thing `/metrics` reads of the budget.
+    pub fn remaining(&self) -> Remaining {
+        let spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (requests, points) = self.counted(&spent, Instant::now());
+        Remaining {
+            minute: self.requests_per_minute.saturating_sub(requests),
+            complexity: self.points_per_minute.saturating_sub(points),
+            daily: None,
+        }
+    }
+
     /// Requests and points spent in the last minute by this process.
     pub fn spent(&self) -> (u64, u64) {
         let spent = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,6 +297,25 @@ mod tests {
         budget.try_spend(1, Urgency::Admin, now).expect("fits");
         assert_eq!(budget.room(1, 1), None);
         assert_eq!(budget.spent(), (5, 5));
+    }
+
+    #[test]
+    fn remaining_is_the_limit_less_what_counts_against_it() {
+        let budget = Budget::new(10, 1_000);
+        let now = Instant::now();
+        budget.try_spend(300, Urgency::Routine, now).expect("fits");
+        let left = budget.remaining();
+        assert_eq!((left.minute, left.complexity, left.daily), (9, 700, None));
+        budget.observe(Observed {
+            requests_remaining: Some(2),
+            points_remaining: None,
+            reset_in: Some(Duration::from_secs(30)),
+        });
+        assert_eq!(
+            budget.remaining().minute,
+            2,
+            "Monday says other replicas spent more"
+        );
     }
 
     #[tokio::test]

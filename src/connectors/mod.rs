@@ -34,6 +34,17 @@ pub enum FailureClass {
     NotFound,
 }
 
+impl FailureClass {
+    /// The class as a metrics label: `retryable`, `permanent`, `not_found`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureClass::Retryable => "retryable",
+            FailureClass::Permanent => "permanent",
+            FailureClass::NotFound => "not_found",
+        }
+    }
+}
+
 impl fmt::Display for FailureClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

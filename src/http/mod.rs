@@ -3,7 +3,8 @@
 //! Owns: `AppState`, `router()` with its middleware stack (request ids, sensitive headers, tracing
 //! without raw paths or bodies, body limit, request timeout), and one submodule per surface.
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
-//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, ledger, sync}.
+//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, metrics, ledger,
+//! connectors::budget, sync}.
 
 pub mod admin;
 pub mod error;
@@ -33,7 +34,9 @@ use tracing::Level;
 use crate::auth::monday_jwt::MondayJwtVerifier;
 use crate::auth::standard_webhooks::Verifier;
 use crate::config::Settings;
+use crate::connectors::budget::Budget;
 use crate::ledger::Store;
+use crate::metrics::Metrics;
 use crate::sync::ingest::Ingest;
 use crate::sync::push::Pusher;
 use crate::worker::Wake;
@@ -58,6 +61,10 @@ pub struct AppState {
     pub admin_limiter: Arc<admin::AdminRateLimiter>,
     /// Wakes the workers when an admin action queued work.
     pub wake: Wake,
+    /// This process's metrics (every request is timed into them; `/metrics` renders them).
+    pub metrics: Metrics,
+    /// The Monday budget the dispatcher spends, read by `/metrics` (None: not reported).
+    pub budget: Option<Arc<Budget>>,
 }
 
 impl AppState {
@@ -83,7 +90,16 @@ impl AppState {
             pusher,
             admin_limiter: Arc::default(),
             wake,
+            metrics: Metrics::default(),
+            budget: None,
         }
+    }
+
+    /// Reports into `metrics` and reads `budget` at each scrape.
+    pub fn with_metrics(mut self, metrics: Metrics, budget: Option<Arc<Budget>>) -> Self {
+        self.metrics = metrics;
+        self.budget = budget;
+        self
     }
 }
 
@@ -91,6 +107,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let request_timeout = state.settings.http.request_timeout();
+    let metrics = state.metrics.clone();
     let sensitive: Arc<[HeaderName]> = Arc::new([
         header::AUTHORIZATION,
         header::COOKIE,
@@ -117,6 +134,9 @@ pub fn router(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    timed(metrics.clone(), req, next)
+                }))
                 .layer(DefaultBodyLimit::max(body_limit))
                 .layer(middleware::from_fn(
                     move |mut req: Request, next: Next| async move {
@@ -140,6 +160,18 @@ fn make_request_span(req: &Request) -> tracing::Span {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
     tracing::info_span!("request", http.method = %req.method(), http.route = route, request_id)
+}
+
+/// Times a request into `gateway_http_request_duration_seconds` by route template and status.
+async fn timed(metrics: Metrics, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    metrics.http_request(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Answers 408 (problem+json) when a request, body included, takes longer than `timeout`.

@@ -1,7 +1,8 @@
 //! Every GraphQL document the gateway sends to monday, by name.
 //!
-//! Owns: the documents only (their variables are built by the client). Each one is validated by
-//! the tests against the simulator's subset SDL and, when present, monday's own SDL.
+//! Owns: the documents only (their variables are built by the client), and `root_field`, which
+//! names a document in metrics. Each one is validated by the tests against the simulator's subset
+//! SDL and, when present, monday's own SDL.
 //! May import: nothing.
 
 /// Creates an item with all mapped column values (`$column_values`: a JSON-encoded string).
@@ -89,3 +90,24 @@ pub const ALL: &[(&str, &str)] = &[
     ("BOARD_COLUMNS", BOARD_COLUMNS),
     ("ME", ME),
 ];
+
+/// The first root field a document selects (for an aliased field, the field, not the alias):
+/// the `operation` label of `gateway_monday_requests_total`.
+pub fn root_field(document: &str) -> &str {
+    fn ident(s: &str) -> (&str, &str) {
+        let s = s.trim_start();
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        (&s[..end], s[end..].trim_start())
+    }
+    let Some((_, body)) = document.split_once('{') else {
+        return "unknown";
+    };
+    let (first, rest) = ident(body);
+    let name = match rest.strip_prefix(':') {
+        Some(aliased) => ident(aliased).0,
+        None => first,
+    };
+    if name.is_empty() { "unknown" } else { name }
+}

@@ -5,7 +5,7 @@
 //! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
 //! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
-//! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain}.
+//! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain, metrics}.
 
 pub mod documents;
 mod errors;
@@ -26,6 +26,7 @@ use crate::config::MondaySettings;
 use crate::connectors::{ConnectorError, MondayApi};
 use crate::domain::entity::{BoardId, MondayItemId};
 use crate::domain::mapping::ColumnValues;
+use crate::metrics::Metrics;
 
 pub use errors::RateLimitState;
 
@@ -63,6 +64,7 @@ pub struct MondayClient {
     api_version: String,
     token: SecretString,
     last_rate_limit: Arc<Mutex<Option<RateLimitState>>>,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for MondayClient {
@@ -116,7 +118,14 @@ impl MondayClient {
             api_version: settings.api_version.clone(),
             token,
             last_rate_limit: Arc::new(Mutex::new(None)),
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Counts every request (by root field and outcome) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// What the last answer's `RateLimit` header said, if any answer carried one.
@@ -127,8 +136,20 @@ impl MondayClient {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// POSTs one document; the `data` object of a successful answer.
+    /// POSTs one document, counted in the metrics whatever its outcome; the `data` object of a
+    /// successful answer.
     async fn execute(
+        &self,
+        document: &str,
+        variables: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Map<String, Value>, ConnectorError> {
+        let result = self.post(document, variables, idempotency_key).await;
+        self.count(document, result.as_ref().err());
+        result
+    }
+
+    async fn post(
         &self,
         document: &str,
         variables: Value,
@@ -185,6 +206,13 @@ impl MondayClient {
             tracing::debug!(status, class = %e.class, code = e.code.as_deref(), "monday call failed");
         }
         result
+    }
+
+    /// Counts one request in `gateway_monday_requests_total`.
+    fn count(&self, document: &str, error: Option<&ConnectorError>) {
+        let outcome = error.map_or("ok", |e| e.class.label());
+        self.metrics
+            .monday_request(documents::root_field(document), outcome);
     }
 
     /// Creates an item with `column_values` (API write format, column id to value).

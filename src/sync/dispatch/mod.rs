@@ -15,7 +15,7 @@
 //! Creates are idempotent beyond Monday's 30-minute key window: before `create_item` the ledger
 //! link and an `items_page_by_column_values` lookup on the npd_id column are checked, and the new
 //! item id is committed (with the write-back job to NPD) in the same transaction as the job.
-//! May import: std, rand, tracing, crate::{config, domain, ledger, connectors, sync}.
+//! May import: std, rand, tracing, crate::{config, domain, metrics, ledger, connectors, sync}.
 
 mod call;
 mod outcome;
@@ -33,6 +33,7 @@ use crate::connectors::{MondayApi, NpdApi};
 use crate::domain::job::Priority;
 use crate::ledger::jobs::JobRow;
 use crate::ledger::{LedgerResult, Store};
+use crate::metrics::Metrics;
 use crate::sync::retry::RetryPolicy;
 
 /// The dispatch use case: the clients, the policy, the Monday budget and this worker's name.
@@ -45,6 +46,7 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     budget: Arc<Budget>,
     worker: String,
+    metrics: Metrics,
 }
 
 /// The outbound systems a dispatcher calls (`None`: not configured).
@@ -85,11 +87,23 @@ impl Dispatcher {
             policy,
             budget,
             worker,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts this dispatcher's outcomes (sync latency, dead letters) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The Monday budget this dispatcher spends (read-only use: `/metrics`).
+    pub fn budget(&self) -> Arc<Budget> {
+        Arc::clone(&self.budget)
     }
 
     /// Claims up to `limit` jobs for this worker. Monday jobs are claimed only while the Monday
