@@ -4,8 +4,9 @@
 //! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
-//! (an admin settles a conflict), `admin` (status, dead letters, the audit log).
-//! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
+//! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `setup` (a
+//! board made ready for the gateway: `monday setup`).
+//! May import: std, tokio, tracing, crate::{domain, config, metrics, ledger, connectors}.
 
 pub mod admin;
 pub mod dispatch;
@@ -16,6 +17,7 @@ pub mod process;
 pub mod push;
 pub mod resolve;
 pub mod retry;
+pub mod setup;
 
 #[cfg(test)]
 mod testkit;

@@ -11,6 +11,8 @@ pub mod documents;
 mod errors;
 
 #[cfg(test)]
+mod setup_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -23,9 +25,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::{ConnectorError, MondayApi};
+use crate::connectors::{ConnectorError, MondayApi, NewColumn};
 use crate::domain::entity::{BoardId, MondayItemId};
-use crate::domain::mapping::ColumnValues;
+use crate::domain::mapping::{ColumnType, ColumnValues};
 use crate::metrics::Metrics;
 
 pub use errors::RateLimitState;
@@ -54,6 +56,29 @@ pub struct ColumnValueSnapshot {
     pub value: Option<String>,
     /// The display text.
     pub text: Option<String>,
+}
+
+/// A board webhook as `webhooks(board_id:)` answers it (Monday does not say where it points).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardWebhook {
+    pub id: String,
+    /// The `WebhookEventType` it subscribes to (`create_item`, `change_column_value`, ...).
+    pub event: String,
+    /// Its config as Monday stores it (a JSON string), for the events that take one.
+    pub config: Option<String>,
+}
+
+/// The name of a mapping column type in Monday's GraphQL `ColumnType` enum: what
+/// `create_column` is asked for and what `boards { columns { type } }` answers. One line per
+/// type, so a new mapping type cannot be forgotten here.
+pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
+    match column_type {
+        ColumnType::Text => "text",
+        ColumnType::LongText => "long_text",
+        ColumnType::Email => "email",
+        ColumnType::Phone => "phone",
+        ColumnType::Link => "link",
+    }
 }
 
 /// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
@@ -414,6 +439,73 @@ impl MondayClient {
         Ok(Some(columns))
     }
 
+    /// The webhooks of `board` (`webhooks(board_id:)`).
+    pub async fn board_webhooks(
+        &self,
+        board: BoardId,
+    ) -> Result<Vec<BoardWebhook>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self
+            .execute(documents::BOARD_WEBHOOKS, variables, None)
+            .await?;
+        let list = match data.get("webhooks") {
+            Some(Value::Array(list)) => list,
+            Some(Value::Null) | None => return Ok(Vec::new()),
+            Some(_) => return Err(errors::unexpected("webhooks is not a list")),
+        };
+        Ok(list
+            .iter()
+            .filter(|w| !w.is_null())
+            .map(|w| BoardWebhook {
+                id: str_of(w.get("id")).unwrap_or_default(),
+                event: str_of(w.get("event")).unwrap_or_default(),
+                config: str_of(w.get("config")),
+            })
+            .collect())
+    }
+
+    /// Registers a webhook of `event` on `board` to `url` (Monday first sends `url` a
+    /// challenge); the new webhook's id.
+    pub async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string(), "url": url, "event": event });
+        let data = self
+            .execute(documents::CREATE_WEBHOOK, variables, Some(idempotency_key))
+            .await?;
+        data.get("create_webhook")
+            .and_then(|w| str_of(w.get("id")))
+            .ok_or_else(|| errors::unexpected("create_webhook answered no id"))
+    }
+
+    /// Creates column `id` of `column_type` titled `title` on `board`.
+    pub async fn create_column(
+        &self,
+        board: BoardId,
+        id: &str,
+        title: &str,
+        column_type: ColumnType,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        let variables = json!({
+            "board_id": board.to_string(),
+            "id": id,
+            "title": title,
+            "column_type": graphql_column_type(column_type),
+        });
+        let data = self
+            .execute(documents::CREATE_COLUMN, variables, Some(idempotency_key))
+            .await?;
+        match data.get("create_column") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected("create_column answered null")),
+        }
+    }
+
     /// The id of the user the API token acts as (`me { id }`).
     pub async fn me(&self) -> Result<i64, ConnectorError> {
         let data = self.execute(documents::ME, json!({}), None).await?;
@@ -476,6 +568,37 @@ impl MondayApi for MondayClient {
 
     async fn me(&self) -> Result<i64, ConnectorError> {
         MondayClient::me(self).await
+    }
+
+    async fn board_webhooks(&self, board: BoardId) -> Result<Vec<BoardWebhook>, ConnectorError> {
+        MondayClient::board_webhooks(self, board).await
+    }
+
+    async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError> {
+        MondayClient::create_webhook(self, board, url, event, idempotency_key).await
+    }
+
+    async fn create_column(
+        &self,
+        board: BoardId,
+        column: &NewColumn<'_>,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        MondayClient::create_column(
+            self,
+            board,
+            column.id,
+            column.title,
+            column.column_type,
+            idempotency_key,
+        )
+        .await
     }
 
     fn last_rate_limit(&self) -> Option<RateLimitState> {
