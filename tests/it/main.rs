@@ -11,3 +11,4 @@ mod npd_ingress;
 mod operations;
 mod replicas;
 mod roundtrip;
+mod setup;
