@@ -6,6 +6,7 @@ mod helpers;
 mod conflicts;
 mod durability;
 mod http_limits;
+mod metrics;
 mod monday_ingress;
 mod npd_ingress;
 mod operations;
