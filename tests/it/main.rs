@@ -4,6 +4,7 @@
 mod helpers;
 
 mod conflicts;
+mod deploy;
 mod durability;
 mod http_limits;
 mod metrics;
