@@ -135,10 +135,18 @@ pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerR
     Ok(())
 }
 
-/// The job, if it is still leased under `token`: the fence every outcome goes through.
+/// The job, if it is still leased under `token`: the fence every outcome goes through. The row
+/// stays locked until the transaction ends (PostgreSQL `for update`; on SQLite the write
+/// transaction holds the lock), so no reap or claim by another replica can slip in between the
+/// fence and the outcome it guards.
 pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<JobRow>> {
+    let lock = if matches!(tx, Tx::Postgres(_)) {
+        " for update"
+    } else {
+        ""
+    };
     let sql = format!(
-        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2"
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2{lock}"
     );
     Ok(on_tx!(tx, optional JobRow, &sql, id, token)?)
 }

@@ -8,7 +8,9 @@ use npd_monday_gateway::demo::World;
 use npd_monday_gateway::domain::reconcile::ConflictPolicy;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, created_contact, settle_world};
+use crate::helpers::{
+    Backend, TestDatabase, created_contact, edit_email_on_both_sides, settle_world,
+};
 use crate::store_tests;
 
 store_tests!(
@@ -106,6 +108,11 @@ async fn a_round_trip_shows_in_latency_requests_echoes_budget_and_queues(backend
     let daily = value(&text, r#"gateway_monday_budget_remaining{kind="daily"}"#);
     assert!(daily.is_infinite(), "no daily cap is configured: {daily}");
 
+    assert_queues_empty(&text);
+    world.stop().await;
+}
+
+fn assert_queues_empty(text: &str) {
     for series in [
         r#"gateway_queue{reading="inbox_unprocessed"}"#,
         r#"gateway_queue{reading="inbox_oldest_unprocessed_seconds"}"#,
@@ -114,9 +121,8 @@ async fn a_round_trip_shows_in_latency_requests_echoes_budget_and_queues(backend
         r#"gateway_outbox_jobs{state="dead"}"#,
         r#"gateway_queue{reading="conflicts_open"}"#,
     ] {
-        assert_eq!(value(&text, series), 0.0, "{series}");
+        assert_eq!(value(text, series), 0.0, "{series}");
     }
-    world.stop().await;
 }
 
 async fn dead_letters_and_conflicts_are_counted_when_they_happen(backend: Backend) {
@@ -124,18 +130,8 @@ async fn dead_letters_and_conflicts_are_counted_when_they_happen(backend: Backen
     let world = World::start(&db.url, |s| s.conflicts.default = ConflictPolicy::Manual)
         .await
         .expect("world");
-    let (id, item) = created_contact(&world).await;
-
-    // A conflict: both sides change the email while processing waits.
-    world.wake.pause_processing();
-    world
-        .npd
-        .update_contact(id, |c| c.email = Some("npd@example.com".into()))
-        .await;
-    let email = json!({"email": "monday@example.com", "text": "monday@example.com"});
-    world.monday.user_change_column(item, "email", email).await;
-    world.wake.resume_processing();
-    settle_world(&world, SETTLE).await;
+    let contact = created_contact(&world).await;
+    edit_email_on_both_sides(&world, contact, "npd@example.com", "monday@example.com").await;
     let text = scrape(&world).await;
     assert_eq!(value(&text, "gateway_conflicts_opened_total"), 1.0);
     assert_eq!(

@@ -140,16 +140,20 @@ async fn an_empty_board_is_set_up_once_and_then_syncs_through_the_registered_web
         "a second run changes nothing"
     );
 
-    // The board now syncs: a person's edit reaches NPD through the registered webhook.
-    let (id, item) = created_contact(&world).await;
+    a_person_s_edit_reaches_npd(&world).await;
+    world.stop().await;
+}
+
+/// The board syncs: a person's edit reaches NPD through the registered webhook.
+async fn a_person_s_edit_reaches_npd(world: &World) {
+    let (id, item) = created_contact(world).await;
     world
         .monday
         .user_change_column(item, "role_title", json!("Chief Engineer"))
         .await;
-    settle_world(&world, Duration::from_secs(30)).await;
+    settle_world(world, Duration::from_secs(30)).await;
     let contact = world.npd.contact(id).expect("the contact");
     assert_eq!(contact.role_title.as_deref(), Some("Chief Engineer"));
-    world.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

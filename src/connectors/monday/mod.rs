@@ -112,6 +112,18 @@ fn parse_id<T: serde::de::DeserializeOwned>(
         .ok_or_else(|| errors::unexpected(&format!("{what} is not a numeric id")))
 }
 
+/// The list `data[field]`: None when Monday answered null or nothing for it.
+fn list_of<'a>(
+    data: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Vec<Value>>, ConnectorError> {
+    match data.get(field) {
+        Some(Value::Array(list)) => Ok(Some(list)),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(errors::unexpected(&format!("{field} is not a list"))),
+    }
+}
+
 fn str_of(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::Null => None,
@@ -357,10 +369,8 @@ impl MondayClient {
     ) -> Result<Option<ItemSnapshot>, ConnectorError> {
         let variables = json!({ "item_id": item.to_string() });
         let data = self.execute(documents::GET_ITEM, variables, None).await?;
-        let items = match data.get("items") {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => return Ok(None),
-            Some(_) => return Err(errors::unexpected("items is not a list")),
+        let Some(items) = list_of(&data, "items")? else {
+            return Ok(None);
         };
         let Some(found) = items.iter().find(|i| {
             parse_id::<MondayItemId>(i.get("id"), "items[].id").is_ok_and(|id| id == item)
@@ -412,10 +422,8 @@ impl MondayClient {
         let data = self
             .execute(documents::BOARD_COLUMNS, variables, None)
             .await?;
-        let boards = match data.get("boards") {
-            Some(Value::Array(boards)) => boards,
-            Some(Value::Null) | None => return Ok(None),
-            Some(_) => return Err(errors::unexpected("boards is not a list")),
+        let Some(boards) = list_of(&data, "boards")? else {
+            return Ok(None);
         };
         let Some(found) = boards
             .iter()
@@ -448,13 +456,10 @@ impl MondayClient {
         let data = self
             .execute(documents::BOARD_WEBHOOKS, variables, None)
             .await?;
-        let list = match data.get("webhooks") {
-            Some(Value::Array(list)) => list,
-            Some(Value::Null) | None => return Ok(Vec::new()),
-            Some(_) => return Err(errors::unexpected("webhooks is not a list")),
-        };
+        let list = list_of(&data, "webhooks")?;
         Ok(list
-            .iter()
+            .into_iter()
+            .flatten()
             .filter(|w| !w.is_null())
             .map(|w| BoardWebhook {
                 id: str_of(w.get("id")).unwrap_or_default(),
