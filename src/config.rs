@@ -397,6 +397,18 @@ impl Settings {
         }
     }
 
+    /// Every environment variable the gateway reads: `GATEWAY_CONFIG` (the file) and each one
+    /// the overlay looks up, learned by running the overlay, so the list cannot drift from it.
+    pub fn environment_variables() -> Vec<String> {
+        let asked = std::cell::RefCell::new(vec!["GATEWAY_CONFIG".to_owned()]);
+        let record = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        };
+        env::overlay(&mut Settings::default(), &record);
+        asked.into_inner()
+    }
+
     /// Whether the gateway can write to Monday: a token and at least one board.
     pub fn monday_configured(&self) -> bool {
         self.monday.api_token.is_some()

@@ -1,5 +1,5 @@
 //! The `npd-monday-gateway` command line: `serve`, `migrate`, `demo`, `push-contact`,
-//! `admin-token create`, `check-config`.
+//! `admin-token create`, `check-config`, `monday setup`.
 //!
 //! Parses the command line, loads the settings, calls `startup` (which builds the store and the
 //! clients) and the use cases, and prints the outcome. Builds nothing itself.
@@ -19,6 +19,7 @@ use npd_monday_gateway::domain::entity::{BoardId, EntityKind, NpdId};
 use npd_monday_gateway::domain::mapping::EntityMapping;
 use npd_monday_gateway::startup::{self, Application};
 use npd_monday_gateway::sync::push::{PushError, Requester};
+use npd_monday_gateway::sync::setup::{self, SetupError, Step};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +57,42 @@ enum Command {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Work on the Monday boards.
+    Monday {
+        #[command(subcommand)]
+        command: MondayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MondayCommand {
+    /// Make a board ready: create the mapped columns it lacks (with the mapping's ids and types)
+    /// and register the gateway's webhooks at GATEWAY_PUBLIC_URL; prints the plan. A column that
+    /// exists with another type is reported, never changed. A second run changes nothing. Run it
+    /// while `serve` is reachable there: Monday sends each new webhook's URL a challenge.
+    Setup {
+        /// Which board.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Print the plan, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Contacts,
+    Organizations,
+}
+
+impl From<KindArg> for EntityKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Contacts => EntityKind::Contact,
+            KindArg::Organizations => EntityKind::Organization,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +142,9 @@ fn main() -> ExitCode {
             Command::AdminToken {
                 command: AdminTokenCommand::Create { name },
             } => create_admin_token(settings, &name).await,
+            Command::Monday {
+                command: MondayCommand::Setup { kind, dry_run },
+            } => monday_setup(settings, kind.into(), dry_run).await,
         }
     });
     match result {
@@ -190,6 +230,79 @@ async fn create_admin_token(settings: Settings, name: &str) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// `monday setup`: reads the board, prints the plan and (unless `dry_run`) applies it. Exit 0
+/// when the board is ready, 1 when a step failed or a column has the wrong type, 2 when the
+/// configuration lacks what set-up needs.
+async fn monday_setup(
+    settings: Settings,
+    kind: EntityKind,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let usage = |m: &str| {
+        eprintln!("error: {m}");
+        Ok(ExitCode::from(2))
+    };
+    let Some(client) = startup::monday_client(&settings) else {
+        return usage("MONDAY_API_TOKEN is not set");
+    };
+    let Some(board) = settings.board_for(kind) else {
+        return usage(&format!(
+            "MONDAY_{}_BOARD_ID is not set",
+            kind.plural().to_uppercase()
+        ));
+    };
+    let url = match setup::webhook_url(&settings) {
+        Ok(url) => url,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let mapping = settings.mapping.for_kind(kind);
+    let plan = match setup::read_plan(&client, kind, board, mapping).await {
+        Ok(plan) => plan,
+        Err(e @ SetupError::BoardNotFound(_)) => return usage(&e.to_string()),
+        Err(e) => anyhow::bail!(e),
+    };
+    let mode = if dry_run {
+        " (dry run: nothing is changed)"
+    } else {
+        ""
+    };
+    println!("{} board {board}{mode}", kind.plural());
+    for step in &plan.steps {
+        println!("  {}", step.describe(&url.shown));
+    }
+    let mut failed = 0;
+    if !dry_run {
+        for (step, result) in setup::apply(&client, &plan, &url).await {
+            let line = step.describe(&url.shown);
+            match result {
+                Ok(()) => println!("  done: {line}"),
+                Err(e) => {
+                    failed += 1;
+                    println!("  FAILED: {line}: {e}");
+                }
+            }
+        }
+        if failed > 0 {
+            println!(
+                "  (Monday sends each new webhook's URL a challenge: `serve` must be running and \
+                 reachable at GATEWAY_PUBLIC_URL)"
+            );
+        }
+    }
+    let verb = if dry_run { "to make" } else { "made" };
+    println!(
+        "{} changes {verb}, {} failed, {} problems",
+        plan.changes() - failed,
+        failed,
+        plan.problems()
+    );
+    Ok(if failed + plan.problems() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     print_config_report(&settings);
     let Some(client) = startup::monday_client(&settings) else {
@@ -240,28 +353,20 @@ fn column_problems(
     kind: EntityKind,
     board: BoardId,
 ) -> Vec<String> {
-    let mut wanted: Vec<(&str, &str)> = vec![(mapping.npd_id_column.as_str(), "text")];
-    wanted.extend(
-        mapping
-            .fields
-            .values()
-            .map(|c| (c.column.as_str(), c.column_type.as_str())),
-    );
-    let mut problems = Vec::new();
-    for (column, column_type) in wanted {
-        match columns.iter().find(|(id, _)| id == column) {
-            None => problems.push(format!(
-                "column `{column}` is missing on {} board {board}",
-                kind.plural()
+    let plan = setup::plan(kind, board, mapping, columns, &[]);
+    let kinds = kind.plural();
+    plan.steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::CreateColumn { id, .. } => {
+                Some(format!("column `{id}` is missing on {kinds} board {board}"))
+            }
+            Step::ColumnMistyped { id, found, wanted } => Some(format!(
+                "column `{id}` on {kinds} board {board} is of type {found}, the mapping says {wanted}"
             )),
-            Some((_, t)) if t != column_type => problems.push(format!(
-                "column `{column}` on {} board {board} is of type {t}, the mapping says {column_type}",
-                kind.plural()
-            )),
-            Some(_) => {}
-        }
-    }
-    problems
+            _ => None,
+        })
+        .collect()
 }
 
 fn print_config_report(s: &Settings) {

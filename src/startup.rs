@@ -21,6 +21,7 @@ use crate::connectors::{MondayApi, NpdApi};
 use crate::http::{self, AppState};
 use crate::ledger::Store;
 use crate::ledger::group_commit::InboxWriter;
+use crate::metrics::Metrics;
 use crate::sync::dispatch::{Dispatcher, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
@@ -58,13 +59,15 @@ impl Application {
         );
         let wake = Wake::default();
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
-        let remotes = remotes(&settings);
+        let metrics = Metrics::new();
+        let remotes = remotes(&settings, &metrics);
         let own_monday_user = OwnMondayUser::default();
         let processor = Processor::new(
             Arc::clone(&settings),
             store.clone(),
             own_monday_user.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         let shutdown = CancellationToken::new();
         if let Some(client) = remotes.monday.clone()
             && own_monday_user.get().is_none()
@@ -77,7 +80,8 @@ impl Application {
         }
         let pusher = Pusher::new(processor.clone(), remotes.npd.clone());
         let dispatcher =
-            Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker_name());
+            Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker_name())
+                .with_metrics(metrics.clone());
         let state = AppState::new(
             Arc::clone(&settings),
             store.clone(),
@@ -85,7 +89,8 @@ impl Application {
             pusher,
             wake.clone(),
         )
-        .with_budget(Arc::clone(dispatcher.budget()));
+        .with_budget(Arc::clone(dispatcher.budget()))
+        .with_metrics(metrics);
         warn_about_refused_sources(&state);
         let router = http::router(state);
         let listener = TcpListener::bind(settings.http.listen)
@@ -166,10 +171,12 @@ impl Application {
     }
 }
 
-/// The clients of Monday and NPD the settings configure (`None` where they do not).
-pub fn remotes(settings: &Settings) -> Remotes {
+/// The clients of Monday and NPD the settings configure (`None` where they do not); the Monday
+/// client counts its requests in `metrics`.
+pub fn remotes(settings: &Settings, metrics: &Metrics) -> Remotes {
     Remotes {
-        monday: monday_client(settings).map(|c| Arc::new(c) as Arc<dyn MondayApi>),
+        monday: monday_client(settings)
+            .map(|c| Arc::new(c.with_metrics(metrics.clone())) as Arc<dyn MondayApi>),
         npd: npd_client(settings).map(|c| Arc::new(c) as Arc<dyn NpdApi>),
     }
 }
@@ -201,7 +208,7 @@ pub fn npd_client(settings: &Settings) -> Option<NpdClient> {
 /// A pusher for `push-contact`: it queues the push in `store` (a running `serve` sends it). The
 /// gateway's Monday user is not learned for one command.
 pub fn cli_pusher(settings: Arc<Settings>, store: &Store) -> Pusher {
-    let npd = remotes(&settings).npd;
+    let npd = remotes(&settings, &Metrics::default()).npd;
     let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
     Pusher::new(processor, npd)
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
-use crate::domain::mapping::ColumnValues;
+use crate::domain::mapping::{ColumnType, ColumnValues};
 use crate::domain::record::{NpdRecord, NpdValue};
-use monday::{ItemSnapshot, RateLimitState};
+use monday::{BoardWebhook, ItemSnapshot, RateLimitState};
 
 /// How a failed call should be treated by the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,17 @@ pub enum FailureClass {
     Permanent,
     /// The remote record does not exist (Monday `ResourceNotFoundException`, NPD 404).
     NotFound,
+}
+
+impl FailureClass {
+    /// The class as a metrics label: `retryable`, `permanent`, `not_found`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureClass::Retryable => "retryable",
+            FailureClass::Permanent => "permanent",
+            FailureClass::NotFound => "not_found",
+        }
+    }
 }
 
 impl fmt::Display for FailureClass {
@@ -142,6 +153,14 @@ pub struct Batched {
     pub complexity_left: Option<(u64, Duration)>,
 }
 
+/// A column `MondayApi::create_column` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewColumn<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub column_type: ColumnType,
+}
+
 /// What the gateway asks of Monday's GraphQL API.
 #[async_trait]
 pub trait MondayApi: Send + Sync + fmt::Debug {
@@ -204,6 +223,27 @@ pub trait MondayApi: Send + Sync + fmt::Debug {
 
     /// The id of the user the API token acts as.
     async fn me(&self) -> Result<i64, ConnectorError>;
+
+    /// The webhooks of `board` (`monday setup`).
+    async fn board_webhooks(&self, board: BoardId) -> Result<Vec<BoardWebhook>, ConnectorError>;
+
+    /// Registers a webhook of `event` on `board` to `url` (Monday first sends the URL its
+    /// challenge, which the running gateway answers); the webhook's id.
+    async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError>;
+
+    /// Creates a column with the given id, title and type on `board`.
+    async fn create_column(
+        &self,
+        board: BoardId,
+        column: &NewColumn<'_>,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
 
     /// What the last answer's `RateLimit` header said, if any answer carried one.
     fn last_rate_limit(&self) -> Option<RateLimitState>;

@@ -540,7 +540,8 @@ async fn resolve_conflict(
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
     };
-    let resolved = match resolve(&state.store, &state.settings, id, take, by).await {
+    let resolved = match resolve(&state.store, &state.settings, &state.metrics, id, take, by).await
+    {
         Ok(r) => r,
         Err(e) => {
             let error = match e {

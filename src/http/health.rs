@@ -1,15 +1,19 @@
 //! Operations: `GET /healthz` (the process is up), `GET /readyz` (the store answers and is
-//! migrated) and `GET /metrics` (Prometheus text, counted from the ledger at scrape time).
+//! migrated) and `GET /metrics` (Prometheus text: this process's counters and histograms, plus
+//! the queue depths read from the ledger with a few indexed statements and the Monday budget,
+//! both read at scrape time).
 //!
-//! May import: axum, serde_json, crate::{http, ledger}.
+//! May import: axum, serde_json, crate::{domain, http, ledger, metrics, sync}.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::domain::budget::Remaining;
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::metrics::{LedgerGauge, Metrics};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,53 +40,36 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 async fn metrics(
     State(state): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
-    use std::fmt::Write;
-    let stats = state.store.stats().await?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP gateway_inbox_events Accepted deliveries by source and processing outcome."
+    let now = crate::ledger::now_ms();
+    let g = state.store.gauges(now).await?;
+    let m = &state.metrics;
+    let age = |at: Option<i64>| at.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+    m.set_ledger(LedgerGauge::InboxUnprocessed, g.inbox_unprocessed as f64);
+    m.set_ledger(
+        LedgerGauge::InboxOldestUnprocessedSeconds,
+        age(g.inbox_oldest_unprocessed_at),
     );
-    let _ = writeln!(out, "# TYPE gateway_inbox_events gauge");
-    for (source, outcome, n) in &stats.inbox {
-        let _ = writeln!(
-            out,
-            "gateway_inbox_events{{source=\"{source}\",outcome=\"{outcome}\"}} {n}"
-        );
+    for (job_state, n) in &g.jobs {
+        m.set_ledger(LedgerGauge::OutboxJobs(*job_state), *n as f64);
     }
-    let _ = writeln!(
-        out,
-        "# HELP gateway_outbox_jobs Outbox jobs by target, operation and state (dead = dead letters)."
-    );
-    let _ = writeln!(out, "# TYPE gateway_outbox_jobs gauge");
-    for (target, operation, job_state, n) in &stats.jobs {
-        let _ = writeln!(
-            out,
-            "gateway_outbox_jobs{{target=\"{target}\",operation=\"{operation}\",state=\"{job_state}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP gateway_conflicts_open Conflicts waiting for an admin."
-    );
-    let _ = writeln!(out, "# TYPE gateway_conflicts_open gauge");
-    let _ = writeln!(out, "gateway_conflicts_open {}", stats.open_conflicts);
-    let _ = writeln!(
-        out,
-        "# HELP gateway_entities Synced entities by kind and status."
-    );
-    let _ = writeln!(out, "# TYPE gateway_entities gauge");
-    for (kind, status, n) in &stats.entities {
-        let _ = writeln!(
-            out,
-            "gateway_entities{{kind=\"{kind}\",status=\"{status}\"}} {n}"
-        );
-    }
+    m.set_ledger(LedgerGauge::OutboxOldestDueSeconds, age(g.oldest_due_at));
+    m.set_ledger(LedgerGauge::ConflictsOpen, g.open_conflicts as f64);
+    report_budget(m, state.budget.remaining().await?);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        out,
+        m.render(),
     ))
+}
+
+/// The one place the budget meets the metrics: what is left of each limit (`+Inf` for a limit
+/// that is not set).
+fn report_budget(metrics: &Metrics, left: Remaining) {
+    metrics.set_budget_remaining(
+        left.minute as f64,
+        left.complexity as f64,
+        left.daily.map_or(f64::INFINITY, |d| d as f64),
+    );
 }

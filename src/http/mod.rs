@@ -3,7 +3,8 @@
 //! Owns: `AppState`, `router()` with its middleware stack (request ids, sensitive headers, tracing
 //! without raw paths or bodies, body limit, request timeout), and one submodule per surface.
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
-//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, ledger, sync}.
+//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, metrics, ledger,
+//! connectors::budget, sync}.
 
 pub mod admin;
 pub mod error;
@@ -34,6 +35,7 @@ use crate::auth::monday_jwt::MondayJwtVerifier;
 use crate::auth::standard_webhooks::Verifier;
 use crate::config::Settings;
 use crate::ledger::Store;
+use crate::metrics::Metrics;
 use crate::sync::budget::MondayBudget;
 use crate::sync::ingest::Ingest;
 use crate::sync::push::Pusher;
@@ -59,7 +61,9 @@ pub struct AppState {
     pub admin_limiter: Arc<admin::AdminRateLimiter>,
     /// Wakes the workers when an admin action queued work.
     pub wake: Wake,
-    /// The Monday budget the dispatcher spends from (read for status and metrics).
+    /// This process's metrics (every request is timed into them; `/metrics` renders them).
+    pub metrics: Metrics,
+    /// The Monday budget the dispatcher spends from (read for status and `/metrics`).
     pub budget: Arc<MondayBudget>,
 }
 
@@ -88,11 +92,16 @@ impl AppState {
             pusher,
             admin_limiter: Arc::default(),
             wake,
+            metrics: Metrics::default(),
         }
     }
-}
 
-impl AppState {
+    /// Reports into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// The state reading the dispatcher's own budget (on SQLite it lives in this process).
     pub fn with_budget(mut self, budget: Arc<MondayBudget>) -> Self {
         self.budget = budget;
@@ -104,6 +113,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let request_timeout = state.settings.http.request_timeout();
+    let metrics = state.metrics.clone();
     let sensitive: Arc<[HeaderName]> = Arc::new([
         header::AUTHORIZATION,
         header::COOKIE,
@@ -130,6 +140,9 @@ pub fn router(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    timed(metrics.clone(), req, next)
+                }))
                 .layer(DefaultBodyLimit::max(body_limit))
                 .layer(middleware::from_fn(
                     move |mut req: Request, next: Next| async move {
@@ -153,6 +166,18 @@ fn make_request_span(req: &Request) -> tracing::Span {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
     tracing::info_span!("request", http.method = %req.method(), http.route = route, request_id)
+}
+
+/// Times a request into `gateway_http_request_duration_seconds` by route template and status.
+async fn timed(metrics: Metrics, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    metrics.http_request(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Answers 408 (problem+json) when a request, body included, takes longer than `timeout`.

@@ -39,6 +39,13 @@ pub struct ConflictValues<'a> {
     pub monday: Option<&'a str>,
 }
 
+/// A conflict `open` wrote: its id, and whether it is new (else an open one was refreshed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub id: i64,
+    pub new: bool,
+}
+
 /// Opens a conflict on a field, or refreshes the values of the one already open.
 pub async fn open(
     tx: &mut Tx,
@@ -46,19 +53,21 @@ pub async fn open(
     field: &str,
     v: &ConflictValues<'_>,
     policy: ConflictPolicy,
-) -> LedgerResult<i64> {
+) -> LedgerResult<Opened> {
     let now = now_ms();
     if let Some(id) = open_for_field(tx, entity_id, field).await?.map(|c| c.id) {
         let sql = "update conflicts set base_value = $2, npd_value = $3, monday_value = $4, \
                    updated_at = $5 where id = $1";
         on_tx!(tx, execute, sql, id, v.base, v.npd, v.monday, now)?;
-        return Ok(id);
+        return Ok(Opened { id, new: false });
     }
     let sql = "insert into conflicts (entity_id, field, base_value, npd_value, monday_value, policy, \
                status, opened_at, created_at, updated_at) \
                values ($1, $2, $3, $4, $5, $6, $8, $7, $7, $7) returning id";
     let open = ConflictStatus::Open;
-    Ok(on_tx!(tx, scalar i64, sql, entity_id, field, v.base, v.npd, v.monday, policy, now, open)?)
+    let id =
+        on_tx!(tx, scalar i64, sql, entity_id, field, v.base, v.npd, v.monday, policy, now, open)?;
+    Ok(Opened { id, new: true })
 }
 
 /// The open conflict of a field, if any.

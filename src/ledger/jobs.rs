@@ -37,11 +37,14 @@ pub struct JobRow {
     pub done_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the oldest event this job carries was accepted (unix ms); None for work no event
+    /// caused. The start of the sync latency.
+    pub accepted_at: Option<i64>,
 }
 
 const JOB_COLUMNS: &str = "id, entity_id, target, operation, payload, idempotency_key, priority, state, \
      attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, request_id, \
-     done_at, created_at, updated_at";
+     done_at, created_at, updated_at, accepted_at";
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub struct NewJob<'a> {
     pub priority: Priority,
     pub max_attempts: i64,
     pub request_id: Option<&'a str>,
+    /// When the event behind it was accepted (unix ms), if an event caused it.
+    pub accepted_at: Option<i64>,
 }
 
 /// A fresh idempotency key: stable for all attempts of a job, new for a replayed one.
@@ -67,8 +72,8 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> LedgerResult<i64> {
         tx,
         scalar i64,
         "insert into outbox_jobs (entity_id, target, operation, payload, idempotency_key, priority, state, \
-         attempts, max_attempts, next_attempt_at, request_id, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $10, 0, $7, $8, $9, $8, $8) returning id",
+         attempts, max_attempts, next_attempt_at, request_id, created_at, updated_at, accepted_at) \
+         values ($1, $2, $3, $4, $5, $6, $10, 0, $7, $8, $9, $8, $8, $11) returning id",
         job.entity_id,
         job.operation.target(),
         job.operation,
@@ -78,8 +83,18 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> LedgerResult<i64> {
         job.max_attempts,
         now,
         job.request_id,
-        JobState::Pending
+        JobState::Pending,
+        job.accepted_at
     )?)
+}
+
+/// Notes that an event accepted at `accepted_at` joined job `id` (coalescing): the job keeps the
+/// oldest acceptance it carries, so its latency counts from the event that waited longest.
+pub async fn note_accepted(tx: &mut Tx, id: i64, accepted_at: i64) -> LedgerResult<()> {
+    let sql = "update outbox_jobs set accepted_at = $2 where id = $1 \
+               and (accepted_at is null or accepted_at > $2)";
+    on_tx!(tx, execute, sql, id, accepted_at)?;
+    Ok(())
 }
 
 /// An open job of this entity, target and operation that has not been attempted yet: new changes
@@ -120,10 +135,18 @@ pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerR
     Ok(())
 }
 
-/// The job, if it is still leased under `token`: the fence every outcome goes through.
+/// The job, if it is still leased under `token`: the fence every outcome goes through. The row
+/// stays locked until the transaction ends (PostgreSQL `for update`; on SQLite the write
+/// transaction holds the lock), so no reap or claim by another replica can slip in between the
+/// fence and the outcome it guards.
 pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<JobRow>> {
+    let lock = if matches!(tx, Tx::Postgres(_)) {
+        " for update"
+    } else {
+        ""
+    };
     let sql = format!(
-        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2"
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2{lock}"
     );
     Ok(on_tx!(tx, optional JobRow, &sql, id, token)?)
 }

@@ -4,7 +4,7 @@
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
 //! `admin` (tokens and the audit log), `budget` (the Monday budget replicas share) and `stats`
-//! (counts for `/metrics`). `tx` is one transaction
+//! (the cheap gauges of `/metrics`, and full counts for tests). `tx` is one transaction
 //! over either backend; `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.

@@ -18,6 +18,9 @@ pub struct Cause<'a> {
     pub inbox_id: Option<i64>,
     pub priority: Priority,
     pub request_id: Option<&'a str>,
+    /// When the event was accepted (its inbox row's `received_at`, unix ms): the jobs it queues
+    /// carry it, and the sync latency is measured from it.
+    pub accepted_at: Option<i64>,
 }
 
 impl<'a> Cause<'a> {
@@ -27,6 +30,15 @@ impl<'a> Cause<'a> {
             inbox_id: Some(inbox_id),
             priority: Priority::Live,
             request_id,
+            accepted_at: None,
+        }
+    }
+
+    /// The same cause, for an event accepted at `received_at` (unix ms).
+    pub fn accepted(self, received_at: i64) -> Self {
+        Cause {
+            accepted_at: Some(received_at),
+            ..self
         }
     }
 
@@ -36,6 +48,7 @@ impl<'a> Cause<'a> {
             inbox_id: None,
             priority: Priority::Admin,
             request_id,
+            accepted_at: None,
         }
     }
 
@@ -45,6 +58,7 @@ impl<'a> Cause<'a> {
             inbox_id: None,
             priority,
             request_id,
+            accepted_at: None,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
 //! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `budget` (the
-//! Monday budget of the account: shared through the ledger on PostgreSQL).
-//! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
+//! Monday budget of the account: shared through the ledger on PostgreSQL), `setup` (a board made
+//! ready for the gateway: `monday setup`).
+//! May import: std, tokio, tracing, crate::{domain, config, metrics, ledger, connectors}.
 
 pub mod admin;
 pub mod budget;
@@ -18,6 +19,7 @@ pub mod process;
 pub mod push;
 pub mod resolve;
 pub mod retry;
+pub mod setup;
 
 #[cfg(test)]
 mod testkit;

@@ -26,6 +26,9 @@ pub async fn ensure(
     cause: &Cause<'_>,
 ) -> LedgerResult<i64> {
     if let Some(job) = jobs::find_unsent(tx, entity.id, operation).await? {
+        if let Some(at) = cause.accepted_at {
+            jobs::note_accepted(tx, job.id, at).await?;
+        }
         return Ok(job.id);
     }
     enqueue(tx, entity, operation, JobPayload::default(), cause).await
@@ -48,6 +51,7 @@ pub async fn enqueue(
             priority: cause.priority,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             request_id: cause.request_id,
+            accepted_at: cause.accepted_at,
         },
     )
     .await

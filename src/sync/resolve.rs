@@ -3,7 +3,7 @@
 //! Owns: `resolve_conflict`. The chosen value (NPD's, Monday's, or one given by the admin, in the
 //! field's canonical form) becomes each side's pending write where it differs, the writes are
 //! enqueued on the normal path, and the conflict closes, all in one transaction.
-//! May import: std, crate::{config, domain, ledger, sync}.
+//! May import: std, crate::{config, domain, metrics, ledger, sync}.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use crate::domain::state::{ConflictStatus, EntityStatus, HistoryKind, Resolution
 use crate::ledger::conflicts::{self, ConflictRow};
 use crate::ledger::entities;
 use crate::ledger::{LedgerError, Store};
+use crate::metrics::Metrics;
 use crate::sync::history::{Cause, record};
 use crate::sync::outbox;
 use crate::sync::push::Requester;
@@ -52,6 +53,7 @@ pub struct Resolved {
 pub async fn resolve_conflict(
     store: &Store,
     settings: &Arc<Settings>,
+    metrics: &Metrics,
     id: i64,
     take: Take,
     by: Requester<'_>,
@@ -115,6 +117,7 @@ pub async fn resolve_conflict(
     .await?;
     let conflict = conflicts::find(&mut tx, id).await?.unwrap_or(conflict);
     tx.commit().await?;
+    metrics.conflict_resolved();
     Ok(Resolved {
         conflict,
         value,

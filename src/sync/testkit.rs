@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::config::Settings;
-use crate::connectors::monday::{ItemSnapshot, RateLimitState};
+use crate::connectors::monday::{BoardWebhook, ItemSnapshot, RateLimitState, graphql_column_type};
 use crate::connectors::{
-    Batched, ConnectorError, FailureClass, FoundItem, MondayApi, Mutation, NpdApi, NpdFields,
+    Batched, ConnectorError, FailureClass, FoundItem, MondayApi, Mutation, NewColumn, NpdApi,
+    NpdFields,
 };
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::event::{MondayDelivery, NpdEvent};
@@ -74,6 +75,19 @@ pub enum Call {
         column: String,
         values: Vec<String>,
     },
+    CreateColumn {
+        board: BoardId,
+        id: String,
+        title: String,
+        column_type: String,
+        key: String,
+    },
+    CreateWebhook {
+        board: BoardId,
+        url: String,
+        event: String,
+        key: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +102,9 @@ struct Script {
     items_by_npd_id: BTreeMap<String, MondayItemId>,
     next_item: u64,
     npd_version: i64,
+    /// The board's columns (id, GraphQL type); None: no such board.
+    board_columns: Option<Vec<(String, String)>>,
+    webhooks: Vec<BoardWebhook>,
 }
 
 /// Monday and NPD in memory: every call is recorded; failures can be scripted.
@@ -131,6 +148,16 @@ impl Fakes {
         self.script()
             .items_by_npd_id
             .insert(npd_id.to_owned(), item);
+    }
+
+    /// A board that exists with these columns (id, GraphQL type) and no webhooks.
+    pub fn set_board(&self, columns: &[(&str, &str)]) {
+        self.script().board_columns = Some(
+            columns
+                .iter()
+                .map(|(id, t)| ((*id).to_owned(), (*t).to_owned()))
+                .collect(),
+        );
     }
 
     fn answer(&self, call: Call) -> Result<(), ConnectorError> {
@@ -265,7 +292,56 @@ impl MondayApi for Fakes {
         &self,
         _board: BoardId,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
-        Ok(None)
+        Ok(self.script().board_columns.clone())
+    }
+
+    async fn board_webhooks(&self, _board: BoardId) -> Result<Vec<BoardWebhook>, ConnectorError> {
+        Ok(self.script().webhooks.clone())
+    }
+
+    async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        key: &str,
+    ) -> Result<String, ConnectorError> {
+        let (url, event, key) = (url.to_owned(), event.to_owned(), key.to_owned());
+        self.answer(Call::CreateWebhook {
+            board,
+            url,
+            event: event.clone(),
+            key,
+        })?;
+        let mut script = self.script();
+        let id = format!("{}", 81_000_000 + script.webhooks.len());
+        let config = None;
+        script.webhooks.push(BoardWebhook {
+            id: id.clone(),
+            event,
+            config,
+        });
+        Ok(id)
+    }
+
+    async fn create_column(
+        &self,
+        board: BoardId,
+        column: &NewColumn<'_>,
+        key: &str,
+    ) -> Result<(), ConnectorError> {
+        let column_type = graphql_column_type(column.column_type).to_owned();
+        self.answer(Call::CreateColumn {
+            board,
+            id: column.id.to_owned(),
+            title: column.title.to_owned(),
+            column_type: column_type.clone(),
+            key: key.to_owned(),
+        })?;
+        let mut script = self.script();
+        let columns = script.board_columns.get_or_insert_with(Vec::new);
+        columns.push((column.id.to_owned(), column_type));
+        Ok(())
     }
 
     async fn me(&self) -> Result<i64, ConnectorError> {

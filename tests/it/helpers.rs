@@ -645,3 +645,24 @@ pub async fn created_contact(
         .expect("linked");
     (id, item)
 }
+
+/// Both sides change a contact's email while processing waits, so they meet in one merge:
+/// NPD's record to `npd`, the Monday item's column to `monday`; returns once both were delivered
+/// and processed.
+pub async fn edit_email_on_both_sides(
+    world: &World,
+    (id, item): (
+        npd_monday_gateway::domain::entity::NpdId,
+        npd_monday_gateway::domain::entity::MondayItemId,
+    ),
+    npd: &str,
+    monday: &str,
+) {
+    world.wake.pause_processing();
+    let npd = npd.to_owned();
+    world.npd.update_contact(id, |c| c.email = Some(npd)).await;
+    let value = json!({"email": monday, "text": monday});
+    world.monday.user_change_column(item, "email", value).await;
+    world.wake.resume_processing();
+    settle_world(world, Duration::from_secs(60)).await;
+}

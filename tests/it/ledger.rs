@@ -68,6 +68,7 @@ async fn enqueue(store: &Store, entity: i64, operation: Operation, priority: Pri
         priority,
         max_attempts: 3,
         request_id: Some("req-1"),
+        accepted_at: None,
     };
     let id = jobs::enqueue(&mut tx, &job).await.expect("enqueue");
     tx.commit().await.expect("commit");
@@ -371,9 +372,10 @@ async fn conflicts_open_once_per_field_and_close_once(backend: Backend) {
     };
 
     let mut tx = store.begin().await.expect("tx");
-    let first = conflicts::open(&mut tx, a.id, "email", &values("a"), ConflictPolicy::Manual)
+    let opened = conflicts::open(&mut tx, a.id, "email", &values("a"), ConflictPolicy::Manual)
         .await
         .expect("open");
+    let first = opened.id;
     let refreshed = conflicts::open(&mut tx, a.id, "email", &values("b"), ConflictPolicy::Manual)
         .await
         .expect("refresh");
@@ -390,7 +392,8 @@ async fn conflicts_open_once_per_field_and_close_once(backend: Backend) {
         .expect("row");
     tx.commit().await.expect("commit");
 
-    assert_eq!(first, refreshed, "one open conflict per field");
+    assert!(opened.new && !refreshed.new);
+    assert_eq!(first, refreshed.id, "one open conflict per field");
     assert_eq!(open_count, 1);
     assert!(closed && !twice);
     assert_eq!(row.npd_value.as_deref(), Some("b"));

@@ -5,11 +5,14 @@ mod helpers;
 
 mod batching;
 mod conflicts;
+mod deploy;
 mod durability;
 mod http_limits;
 mod ledger;
+mod metrics;
 mod monday_ingress;
 mod npd_ingress;
 mod operations;
 mod replicas;
 mod roundtrip;
+mod setup;

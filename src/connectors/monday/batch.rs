@@ -32,9 +32,10 @@ impl MondayClient {
         let document = documents::batch(&kinds);
         let answer = self
             .post(&document, Value::Object(variables), Some(idempotency_key))
-            .await?;
-        let (data, errors) =
-            errors::interpret_batch(answer.status, &answer.headers, &answer.body, kinds.len())?;
+            .await
+            .and_then(|a| errors::interpret_batch(a.status, &a.headers, &a.body, kinds.len()));
+        self.count(&document, answer.as_ref().err());
+        let (data, errors) = answer?;
         let results = errors
             .into_iter()
             .enumerate()

@@ -1,8 +1,9 @@
 //! Every GraphQL document the gateway sends to monday, by name.
 //!
-//! Owns: the documents only (their variables are built by the client), and `batch`, the one
-//! document built per request: several mutations as aliases. Each one is validated by the tests
-//! against the simulator's subset SDL and, when present, monday's own SDL.
+//! Owns: the documents only (their variables are built by the client), `batch`, the one document
+//! built per request (several mutations as aliases), and `root_field`, which names a document in
+//! metrics. Each one is validated by the tests against the simulator's subset SDL and, when
+//! present, monday's own SDL.
 //! May import: std.
 
 /// Creates an item with all mapped column values (`$column_values`: a JSON-encoded string).
@@ -147,6 +148,33 @@ pub const ME: &str = r#"query Me {
   }
 }"#;
 
+/// The webhooks of a board (Monday does not say where they point).
+pub const BOARD_WEBHOOKS: &str = r#"query BoardWebhooks($board_id: ID!) {
+  webhooks(board_id: $board_id) {
+    id
+    event
+    config
+  }
+}"#;
+
+/// Registers a board webhook; Monday first sends the URL a challenge it must echo.
+pub const CREATE_WEBHOOK: &str = r#"mutation CreateWebhook($board_id: ID!, $url: String!, $event: WebhookEventType!) {
+  create_webhook(board_id: $board_id, url: $url, event: $event) {
+    id
+    board_id
+    event
+  }
+}"#;
+
+/// Creates a column with the id the mapping names.
+pub const CREATE_COLUMN: &str = r#"mutation CreateColumn($board_id: ID!, $id: String!, $title: String!, $column_type: ColumnType!) {
+  create_column(board_id: $board_id, id: $id, title: $title, column_type: $column_type) {
+    id
+    type
+    title
+  }
+}"#;
+
 /// (name, document) of every document above.
 pub const ALL: &[(&str, &str)] = &[
     ("CREATE_ITEM", CREATE_ITEM),
@@ -161,4 +189,53 @@ pub const ALL: &[(&str, &str)] = &[
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
     ("ME", ME),
+    ("BOARD_WEBHOOKS", BOARD_WEBHOOKS),
+    ("CREATE_WEBHOOK", CREATE_WEBHOOK),
+    ("CREATE_COLUMN", CREATE_COLUMN),
 ];
+
+/// The first root field a document selects (for an aliased field, the field, not the alias):
+/// the `operation` label of `gateway_monday_requests_total`.
+pub fn root_field(document: &str) -> &str {
+    fn ident(s: &str) -> (&str, &str) {
+        let s = s.trim_start();
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        (&s[..end], s[end..].trim_start())
+    }
+    let Some((_, body)) = document.split_once('{') else {
+        return "unknown";
+    };
+    let (first, rest) = ident(body);
+    let name = match rest.strip_prefix(':') {
+        Some(aliased) => ident(aliased).0,
+        None => first,
+    };
+    if name.is_empty() { "unknown" } else { name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_field_names_the_first_field_not_its_alias() {
+        let cases = [
+            (CREATE_ITEM, "create_item"),
+            (ITEMS_BY_COLUMN_VALUE, "items_page_by_column_values"),
+            (BOARD_COLUMNS, "boards"),
+            (ME, "me"),
+            (BOARD_WEBHOOKS, "webhooks"),
+            (
+                "mutation { item_0: archive_item(item_id: 1) { id } }",
+                "archive_item",
+            ),
+            ("not a document", "unknown"),
+            ("{ }", "unknown"),
+        ];
+        for (document, expected) in cases {
+            assert_eq!(root_field(document), expected, "{document}");
+        }
+    }
+}

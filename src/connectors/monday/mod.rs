@@ -5,12 +5,14 @@
 //! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
 //! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
-//! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain}.
+//! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain, metrics}.
 
 mod batch;
 pub mod documents;
 mod errors;
 
+#[cfg(test)]
+mod setup_tests;
 #[cfg(test)]
 mod tests;
 
@@ -24,9 +26,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::{Batched, ConnectorError, FoundItem, MondayApi, Mutation};
+use crate::connectors::{Batched, ConnectorError, FoundItem, MondayApi, Mutation, NewColumn};
 use crate::domain::entity::{BoardId, MondayItemId};
-use crate::domain::mapping::ColumnValues;
+use crate::domain::mapping::{ColumnType, ColumnValues};
+use crate::metrics::Metrics;
 
 pub use errors::RateLimitState;
 
@@ -63,6 +66,29 @@ struct RawAnswer {
     body: bytes::Bytes,
 }
 
+/// A board webhook as `webhooks(board_id:)` answers it (Monday does not say where it points).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardWebhook {
+    pub id: String,
+    /// The `WebhookEventType` it subscribes to (`create_item`, `change_column_value`, ...).
+    pub event: String,
+    /// Its config as Monday stores it (a JSON string), for the events that take one.
+    pub config: Option<String>,
+}
+
+/// The name of a mapping column type in Monday's GraphQL `ColumnType` enum: what
+/// `create_column` is asked for and what `boards { columns { type } }` answers. One line per
+/// type, so a new mapping type cannot be forgotten here.
+pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
+    match column_type {
+        ColumnType::Text => "text",
+        ColumnType::LongText => "long_text",
+        ColumnType::Email => "email",
+        ColumnType::Phone => "phone",
+        ColumnType::Link => "link",
+    }
+}
+
 /// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
 #[derive(Clone)]
 pub struct MondayClient {
@@ -71,6 +97,7 @@ pub struct MondayClient {
     api_version: String,
     token: SecretString,
     last_rate_limit: Arc<Mutex<Option<RateLimitState>>>,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for MondayClient {
@@ -91,6 +118,18 @@ fn parse_id<T: serde::de::DeserializeOwned>(
     value
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .ok_or_else(|| errors::unexpected(&format!("{what} is not a numeric id")))
+}
+
+/// The list `data[field]`: None when Monday answered null or nothing for it.
+fn list_of<'a>(
+    data: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Vec<Value>>, ConnectorError> {
+    match data.get(field) {
+        Some(Value::Array(list)) => Ok(Some(list)),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(errors::unexpected(&format!("{field} is not a list"))),
+    }
 }
 
 fn str_of(value: Option<&Value>) -> Option<String> {
@@ -124,7 +163,14 @@ impl MondayClient {
             api_version: settings.api_version.clone(),
             token,
             last_rate_limit: Arc::new(Mutex::new(None)),
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Counts every request (by root field and outcome) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// What the last answer's `RateLimit` header said, if any answer carried one.
@@ -135,18 +181,20 @@ impl MondayClient {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// POSTs one document; the `data` object of a successful answer.
+    /// POSTs one document, counted in the metrics whatever its outcome; the `data` object of a
+    /// successful answer.
     async fn execute(
         &self,
         document: &str,
         variables: Value,
         idempotency_key: Option<&str>,
     ) -> Result<Map<String, Value>, ConnectorError> {
-        let answer = self.post(document, variables, idempotency_key).await?;
-        let result = errors::interpret(answer.status, &answer.headers, &answer.body);
+        let answer = self.post(document, variables, idempotency_key).await;
+        let result = answer.and_then(|a| errors::interpret(a.status, &a.headers, &a.body));
         if let Err(e) = &result {
-            tracing::debug!(status = answer.status, class = %e.class, code = e.code.as_deref(), "monday call failed");
+            tracing::debug!(class = %e.class, code = e.code.as_deref(), "monday call failed");
         }
+        self.count(document, result.as_ref().err());
         result
     }
 
@@ -209,6 +257,13 @@ impl MondayClient {
             headers,
             body,
         })
+    }
+
+    /// Counts one request in `gateway_monday_requests_total`.
+    fn count(&self, document: &str, error: Option<&ConnectorError>) {
+        let outcome = error.map_or("ok", |e| e.class.label());
+        self.metrics
+            .monday_request(documents::root_field(document), outcome);
     }
 
     /// Creates an item with `column_values` (API write format, column id to value).
@@ -328,10 +383,8 @@ impl MondayClient {
     ) -> Result<Option<ItemSnapshot>, ConnectorError> {
         let variables = json!({ "item_id": item.to_string() });
         let data = self.execute(documents::GET_ITEM, variables, None).await?;
-        let items = match data.get("items") {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => return Ok(None),
-            Some(_) => return Err(errors::unexpected("items is not a list")),
+        let Some(items) = list_of(&data, "items")? else {
+            return Ok(None);
         };
         let Some(found) = items.iter().find(|i| {
             parse_id::<MondayItemId>(i.get("id"), "items[].id").is_ok_and(|id| id == item)
@@ -383,10 +436,8 @@ impl MondayClient {
         let data = self
             .execute(documents::BOARD_COLUMNS, variables, None)
             .await?;
-        let boards = match data.get("boards") {
-            Some(Value::Array(boards)) => boards,
-            Some(Value::Null) | None => return Ok(None),
-            Some(_) => return Err(errors::unexpected("boards is not a list")),
+        let Some(boards) = list_of(&data, "boards")? else {
+            return Ok(None);
         };
         let Some(found) = boards
             .iter()
@@ -408,6 +459,70 @@ impl MondayClient {
             })
             .collect();
         Ok(Some(columns))
+    }
+
+    /// The webhooks of `board` (`webhooks(board_id:)`).
+    pub async fn board_webhooks(
+        &self,
+        board: BoardId,
+    ) -> Result<Vec<BoardWebhook>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self
+            .execute(documents::BOARD_WEBHOOKS, variables, None)
+            .await?;
+        let list = list_of(&data, "webhooks")?;
+        Ok(list
+            .into_iter()
+            .flatten()
+            .filter(|w| !w.is_null())
+            .map(|w| BoardWebhook {
+                id: str_of(w.get("id")).unwrap_or_default(),
+                event: str_of(w.get("event")).unwrap_or_default(),
+                config: str_of(w.get("config")),
+            })
+            .collect())
+    }
+
+    /// Registers a webhook of `event` on `board` to `url` (Monday first sends `url` a
+    /// challenge); the new webhook's id.
+    pub async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string(), "url": url, "event": event });
+        let data = self
+            .execute(documents::CREATE_WEBHOOK, variables, Some(idempotency_key))
+            .await?;
+        data.get("create_webhook")
+            .and_then(|w| str_of(w.get("id")))
+            .ok_or_else(|| errors::unexpected("create_webhook answered no id"))
+    }
+
+    /// Creates column `id` of `column_type` titled `title` on `board`.
+    pub async fn create_column(
+        &self,
+        board: BoardId,
+        id: &str,
+        title: &str,
+        column_type: ColumnType,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        let variables = json!({
+            "board_id": board.to_string(),
+            "id": id,
+            "title": title,
+            "column_type": graphql_column_type(column_type),
+        });
+        let data = self
+            .execute(documents::CREATE_COLUMN, variables, Some(idempotency_key))
+            .await?;
+        match data.get("create_column") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected("create_column answered null")),
+        }
     }
 
     /// The id of the user the API token acts as (`me { id }`).
@@ -489,6 +604,37 @@ impl MondayApi for MondayClient {
         values: &[String],
     ) -> Result<Vec<FoundItem>, ConnectorError> {
         MondayClient::find_items_by_column_values(self, board, column_id, values).await
+    }
+
+    async fn board_webhooks(&self, board: BoardId) -> Result<Vec<BoardWebhook>, ConnectorError> {
+        MondayClient::board_webhooks(self, board).await
+    }
+
+    async fn create_webhook(
+        &self,
+        board: BoardId,
+        url: &str,
+        event: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ConnectorError> {
+        MondayClient::create_webhook(self, board, url, event, idempotency_key).await
+    }
+
+    async fn create_column(
+        &self,
+        board: BoardId,
+        column: &NewColumn<'_>,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        MondayClient::create_column(
+            self,
+            board,
+            column.id,
+            column.title,
+            column.column_type,
+            idempotency_key,
+        )
+        .await
     }
 
     fn last_rate_limit(&self) -> Option<RateLimitState> {

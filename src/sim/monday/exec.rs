@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::store::{
     Change, FieldError, ItemView, Store, api_value, column_value_typename, display_text, iso_ms,
 };
-use super::{ItemState, SimBoard, SimColumn};
+use super::{ItemState, SimBoard, SimColumn, SimWebhook, setup};
 use crate::domain::entity::{BoardId, MondayItemId};
 
 /// Complexity points: monday's documented 10,000 per `create_item`.
@@ -33,6 +33,8 @@ pub(super) struct Request<'a> {
     pub doc: &'a Valid<ExecutableDocument>,
     pub operation: &'a Operation,
     pub variables: &'a Map<String, Value>,
+    /// Webhook URLs that answered the challenge for this request (`create_webhook`).
+    pub verified_urls: &'a [String],
 }
 
 /// The answer body (`data` and `errors`, without `extensions`) and what the writes did.
@@ -44,6 +46,19 @@ pub(super) struct Outcome {
 impl Request<'_> {
     pub(super) fn is_mutation(&self) -> bool {
         self.operation.operation_type == OperationType::Mutation
+    }
+
+    /// The `url` of every `create_webhook` the operation runs: monday challenges each first.
+    pub(super) fn webhook_urls(&self) -> Vec<String> {
+        if !self.is_mutation() {
+            return Vec::new();
+        }
+        self.collect(&[&self.operation.selection_set], "Mutation", None)
+            .iter()
+            .map(|(_, fields)| fields[0].as_ref())
+            .filter(|f| f.name == "create_webhook")
+            .filter_map(|f| self.arg(f, "url").as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The value of argument `name` of `field` (specified, else the schema default, else null).
@@ -215,6 +230,7 @@ enum Obj {
     User(i64),
     PeopleEntity(Value),
     Complexity(Complexity),
+    Webhook(SimWebhook),
 }
 
 /// What `complexity { before after query reset_in_x_seconds }` answers for one request.
@@ -236,6 +252,7 @@ impl Obj {
             Obj::User(_) => "User",
             Obj::PeopleEntity(_) => "PeopleEntity",
             Obj::Complexity(_) => "Complexity",
+            Obj::Webhook(_) => "Webhook",
         }
     }
 
@@ -285,7 +302,7 @@ fn columns_of(board: &SimBoard, ids: &Value, types: &Value) -> Vec<SimColumn> {
 }
 
 /// A numeric `ID` argument (a string of digits or an integer).
-fn id_arg(value: &Value) -> Option<u64> {
+pub(super) fn id_arg(value: &Value) -> Option<u64> {
     match value {
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_u64(),
@@ -421,6 +438,13 @@ impl Executor<'_, '_> {
             },
             Obj::User(id) => match name {
                 "id" => leaf(id.to_string()),
+                _ => Resolved::Leaf(Value::Null),
+            },
+            Obj::Webhook(w) => match name {
+                "id" => leaf(w.id.to_string()),
+                "board_id" => leaf(w.board_id.to_string()),
+                "event" => leaf(w.event.clone()),
+                "config" => opt_str(w.config.as_deref()),
                 _ => Resolved::Leaf(Value::Null),
             },
             Obj::PeopleEntity(entity) => match name {
@@ -633,9 +657,48 @@ impl Executor<'_, '_> {
                 changes.append(&mut done);
                 Ok(item_object(store, MondayItemId(item)))
             }
+            "webhooks" | "create_webhook" | "create_column" => self.setup(store, field),
             other => Err(FieldError::invalid_argument(format!(
                 "Field '{other}' is not supported by the simulator"
             ))),
+        }
+    }
+}
+
+impl Executor<'_, '_> {
+    /// The board set-up fields (see `setup`).
+    fn setup(&self, store: &mut Store, field: &Field) -> Result<Resolved, FieldError> {
+        let arg = |name: &str| self.req.arg(field, name);
+        let text = |name: &str| arg(name).as_str().map(str::to_owned);
+        let board = arg("board_id");
+        match field.name.as_str() {
+            "webhooks" => Ok(Resolved::List(
+                setup::board_webhooks(store, &board)?
+                    .into_iter()
+                    .map(|w| Resolved::Object(Obj::Webhook(w)))
+                    .collect(),
+            )),
+            "create_webhook" => {
+                let (url, event) = (text("url").unwrap_or_default(), text("event"));
+                let config = match arg("config") {
+                    Value::Null => None,
+                    Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
+                };
+                let spec = (url.as_str(), event.as_deref().unwrap_or_default(), config);
+                let w = setup::create_webhook(store, &board, spec, self.req.verified_urls)?;
+                Ok(Resolved::Object(Obj::Webhook(w)))
+            }
+            _ => {
+                let (id, title, column_type) = (text("id"), text("title"), text("column_type"));
+                let spec = (
+                    id.as_deref(),
+                    title.as_deref().unwrap_or_default(),
+                    column_type.as_deref().unwrap_or("text"),
+                );
+                let column = setup::create_column(store, &board, spec)?;
+                Ok(Resolved::Object(Obj::Column(column)))
+            }
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The Monday simulator: an in-process axum server on a loopback port that answers monday's
-//! GraphQL API (`POST /v2`) the way the gateway can observe it, and fires signed board webhooks
-//! back at a target URL for every change, like the real monday.
+//! GraphQL API (`POST /v2`) the way the gateway can observe it, and fires board webhooks for
+//! every change, like the real monday: to the webhooks registered with `create_webhook`
+//! (unsigned), else signed to a target URL set by the test.
 //!
 //! Owns: the public simulator API (`MondaySim`, `MondaySimConfig`, `MondayFaults`, the call and
 //! webhook logs), the HTTP edge (authentication, request shape, fault injection, idempotency keys,
-//! the per-minute request and complexity budget, rate-limit headers). Submodules: `schema`
-//! (document validation), `store` (boards, items, column value formats), `exec` (GraphQL
-//! execution), `webhooks` (event bodies and their delivery).
+//! the per-minute request and complexity budget, rate-limit headers, the challenge sent before a
+//! `create_webhook` runs). Submodules: `schema` (document validation), `store` (boards, items,
+//! column value formats), `exec` (GraphQL execution), `setup` (webhook registration, column
+//! creation), `webhooks` (event bodies and their delivery).
 //! May import: std, axum, tokio, reqwest, serde_json, apollo-compiler, time, rand, uuid, tracing,
 //! crate::{auth, domain}.
 
 mod exec;
 pub mod schema;
+mod setup;
 mod store;
 mod webhooks;
 
@@ -71,6 +74,18 @@ impl SimColumn {
             title: title.to_owned(),
         }
     }
+}
+
+/// A webhook registered with `create_webhook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimWebhook {
+    pub id: u64,
+    pub board_id: BoardId,
+    /// Its `WebhookEventType`.
+    pub event: String,
+    pub config: Option<String>,
+    /// Where its deliveries go (monday never answers this in `webhooks`).
+    pub url: String,
 }
 
 /// A simulated board.
@@ -204,7 +219,7 @@ impl MondayCall {
 pub struct SentWebhook {
     /// `{"event": {...}}`.
     pub body: Value,
-    /// The JWT sent in `Authorization`.
+    /// The JWT sent in `Authorization` (empty for an unsigned delivery).
     pub authorization: String,
     /// The receiver's answer; None when the request failed.
     pub status: Option<u16>,
@@ -382,6 +397,8 @@ struct Inner {
     /// How many calls were ever recorded: wakes tests waiting for a call.
     calls_seen: watch::Sender<u64>,
     in_flight: AtomicU64,
+    /// Sends the challenges of `create_webhook`.
+    http: reqwest::Client,
 }
 
 /// An answer before the common headers are added.
@@ -669,8 +686,9 @@ impl Inner {
         !token.is_empty() && token == self.api_token
     }
 
-    /// Queues the webhooks of `changes` (none when no target is set or webhooks are off); the
-    /// receivers resolve once each was delivered, when `wait`.
+    /// Queues the webhooks of `changes` (none when webhooks are off): to the webhooks registered
+    /// for the change's board and event, unsigned, else to the target (signed), if one is set.
+    /// The receivers resolve once each was delivered, when `wait`.
     fn dispatch(
         &self,
         state: &SimState,
@@ -678,32 +696,55 @@ impl Inner {
         user_id: i64,
         wait: bool,
     ) -> Vec<oneshot::Receiver<()>> {
-        let Some((url, audience)) = state.target.clone().filter(|_| state.webhooks_enabled) else {
+        if !state.webhooks_enabled {
             return Vec::new();
-        };
-        let audience = audience.unwrap_or_else(|| url.clone());
+        }
         let now = OffsetDateTime::now_utc();
         let mut receivers = Vec::new();
         for change in changes {
             let board_index = state.store.board_index(change.board()).unwrap_or_default();
-            let (done, receiver) = if wait {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(rx))
+            let body = webhooks::event_body(change, user_id, board_index, now);
+            let registered = setup::fired_by(&state.store, change);
+            // (url, audience: None for an unsigned delivery, subscription id to set)
+            let targets: Vec<(String, Option<String>, Option<u64>)> = if registered.is_empty() {
+                state
+                    .target
+                    .iter()
+                    .map(|(url, audience)| {
+                        let audience = audience.clone().unwrap_or_else(|| url.clone());
+                        (url.clone(), Some(audience), None)
+                    })
+                    .collect()
             } else {
-                (None, None)
+                registered
+                    .into_iter()
+                    .map(|w| (w.url, None, Some(w.id)))
+                    .collect()
             };
-            let job = webhooks::Job {
-                body: webhooks::event_body(change, user_id, board_index, now),
-                user_id,
-                url: url.clone(),
-                audience: audience.clone(),
-                done,
-                _delivery: self.deliveries.queue(),
-            };
-            if self.jobs.send(job).is_ok()
-                && let Some(rx) = receiver
-            {
-                receivers.push(rx);
+            for (url, audience, subscription) in targets {
+                let mut body = body.clone();
+                if let Some(id) = subscription {
+                    body["event"]["subscriptionId"] = json!(id);
+                }
+                let (done, receiver) = if wait {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
+                let job = webhooks::Job {
+                    body,
+                    user_id,
+                    url,
+                    audience,
+                    done,
+                    _delivery: self.deliveries.queue(),
+                };
+                if self.jobs.send(job).is_ok()
+                    && let Some(rx) = receiver
+                {
+                    receivers.push(rx);
+                }
             }
         }
         receivers
@@ -778,10 +819,25 @@ impl Inner {
             Ok(checked) => checked,
             Err(answer) => return self.finish(call, answer, &request_id, None).await,
         };
+        // Like monday, a webhook is registered only for a URL that echoes a challenge.
+        let mut verified = Vec::new();
+        let urls = exec::Request {
+            doc: &checked.doc,
+            operation: &checked.operation,
+            variables: &checked.variables,
+            verified_urls: &[],
+        }
+        .webhook_urls();
+        for url in urls {
+            if setup::challenge(&self.http, &url).await {
+                verified.push(url);
+            }
+        }
         let req = exec::Request {
             doc: &checked.doc,
             operation: &checked.operation,
             variables: &checked.variables,
+            verified_urls: &verified,
         };
         let key = call
             .idempotency_key
@@ -951,7 +1007,7 @@ impl MondaySim {
         let webhook_log = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(webhooks::deliver_all(
             receiver,
-            client,
+            client.clone(),
             config.signing_secret.as_bytes().to_vec(),
             webhook_log.clone(),
         ));
@@ -982,6 +1038,7 @@ impl MondaySim {
             deliveries: DeliveryTracker::new(),
             calls_seen: watch::Sender::new(0),
             in_flight: AtomicU64::new(0),
+            http: client,
         });
         let app = Router::new()
             .route("/v2", post(handle))
@@ -1060,6 +1117,28 @@ impl MondaySim {
 
     pub fn item(&self, id: MondayItemId) -> Option<SimItem> {
         self.inner.lock().store.item(id).map(|s| s.item.clone())
+    }
+
+    /// The webhooks registered on `board` with `create_webhook`, with where they point.
+    pub fn registered_webhooks(&self, board: BoardId) -> Vec<SimWebhook> {
+        let state = self.inner.lock();
+        state
+            .store
+            .webhooks()
+            .iter()
+            .filter(|w| w.board_id == board)
+            .cloned()
+            .collect()
+    }
+
+    /// The columns of `board` as they are now (`create_column` adds to them).
+    pub fn columns(&self, board: BoardId) -> Vec<SimColumn> {
+        let state = self.inner.lock();
+        state
+            .store
+            .board(board)
+            .map(|b| b.columns.clone())
+            .unwrap_or_default()
     }
 
     /// Every webhook delivery attempt so far, in order.

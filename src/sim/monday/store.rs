@@ -1,6 +1,6 @@
 //! The simulator's boards and items, and monday's column value formats.
 //!
-//! Owns: `Store` (boards, items, id allocation, page cursors), the validation of written column
+//! Owns: `Store` (boards, items, id allocation, page cursors, registered webhooks), the validation of written column
 //! values (`ColumnValueException` and friends, FACTS.md §2.6), their three read-back shapes (the
 //! API `value` JSON and `text`, and the webhook `value`), and `Change`, what a write did, from
 //! which the webhook module builds deliveries.
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{ItemState, SimBoard, SimColumn, SimItem};
+use super::{ItemState, SimBoard, SimColumn, SimItem, SimWebhook};
 use crate::domain::entity::{BoardId, MondayItemId};
 
 /// The first id handed to a created item.
@@ -565,6 +565,8 @@ pub(super) struct Store {
     next_id: u64,
     cursors: HashMap<String, (BoardId, Vec<MondayItemId>)>,
     next_cursor: u64,
+    /// Webhooks registered with `create_webhook` (see `setup`).
+    webhooks: Vec<SimWebhook>,
 }
 
 /// Validated writes: each column with its value to store (None clears), and a new item name.
@@ -586,7 +588,20 @@ impl Store {
             next_id: FIRST_ITEM_ID,
             cursors: HashMap::new(),
             next_cursor: 1,
+            webhooks: Vec::new(),
         }
+    }
+
+    pub(super) fn board_mut(&mut self, id: BoardId) -> Option<&mut SimBoard> {
+        self.boards.iter_mut().find(|b| b.id == id)
+    }
+
+    pub(super) fn webhooks(&self) -> &[SimWebhook] {
+        &self.webhooks
+    }
+
+    pub(super) fn webhooks_mut(&mut self) -> &mut Vec<SimWebhook> {
+        &mut self.webhooks
     }
 
     pub(super) fn boards(&self) -> &[SimBoard] {

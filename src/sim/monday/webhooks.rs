@@ -37,7 +37,9 @@ pub(super) struct Job {
     pub body: Value,
     pub user_id: i64,
     pub url: String,
-    pub audience: String,
+    /// The `aud` of the delivery's JWT; None: an unsigned delivery (a webhook made with a
+    /// personal API token).
+    pub audience: Option<String>,
     /// Signalled once the event was delivered (or given up on).
     pub done: Option<oneshot::Sender<()>>,
     /// Counts the event as pending until the job is dropped, once delivered (or given up on).
@@ -138,6 +140,21 @@ pub(super) fn event_body(
     json!({ "event": event })
 }
 
+/// The JWT of one signed delivery.
+fn jwt_for(signing_secret: &[u8], user_id: i64, audience: &str) -> String {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let short_lived: u128 = rand::rng().random();
+    let claims = json!({
+        "accountId": ACCOUNT_ID,
+        "userId": user_id,
+        "aud": audience,
+        "exp": now + JWT_LIFETIME_SECS,
+        "iat": now,
+        "shortLivedToken": format!("{short_lived:032x}"),
+    });
+    sign_hs256(signing_secret, &claims)
+}
+
 /// The delivery task: one job at a time, in order.
 pub(super) async fn deliver_all(
     mut jobs: mpsc::UnboundedReceiver<Job>,
@@ -153,24 +170,16 @@ pub(super) async fn deliver_all(
                     event.insert("isRetry".into(), Value::Bool(true));
                 }
             }
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            let short_lived: u128 = rand::rng().random();
-            let claims = json!({
-                "accountId": ACCOUNT_ID,
-                "userId": job.user_id,
-                "aud": job.audience,
-                "exp": now + JWT_LIFETIME_SECS,
-                "iat": now,
-                "shortLivedToken": format!("{short_lived:032x}"),
-            });
-            let jwt = sign_hs256(&signing_secret, &claims);
-            let sent = client
-                .post(&job.url)
-                .header(reqwest::header::AUTHORIZATION, &jwt)
-                .json(&job.body)
-                .timeout(DELIVERY_TIMEOUT)
-                .send()
-                .await;
+            let jwt = job
+                .audience
+                .as_deref()
+                .map(|aud| jwt_for(&signing_secret, job.user_id, aud))
+                .unwrap_or_default();
+            let mut request = client.post(&job.url).json(&job.body);
+            if !jwt.is_empty() {
+                request = request.header(reqwest::header::AUTHORIZATION, &jwt);
+            }
+            let sent = request.timeout(DELIVERY_TIMEOUT).send().await;
             let status = match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();

@@ -17,7 +17,7 @@
 //! Creates are idempotent beyond Monday's 30-minute key window: before `create_item` the ledger
 //! link and an `items_page_by_column_values` lookup on the npd_id column are checked, and the new
 //! item id is committed (with the write-back job to NPD) in the same transaction as the job.
-//! May import: std, rand, sha2, tracing, crate::{config, domain, ledger, connectors, sync}.
+//! May import: std, rand, sha2, tracing, crate::{config, domain, metrics, ledger, connectors, sync}.
 
 mod call;
 mod monday;
@@ -38,6 +38,7 @@ use crate::domain::job::Work;
 use crate::ledger::entities::EntityRow;
 use crate::ledger::jobs::JobRow;
 use crate::ledger::{LedgerResult, Store};
+use crate::metrics::Metrics;
 use crate::sync::budget::MondayBudget;
 use crate::sync::retry::RetryPolicy;
 
@@ -51,6 +52,7 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     budget: Arc<MondayBudget>,
     worker: String,
+    metrics: Metrics,
 }
 
 /// The outbound systems a dispatcher calls (`None`: not configured).
@@ -105,7 +107,14 @@ impl Dispatcher {
             npd: remotes.npd,
             budget,
             worker,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts this dispatcher's outcomes (sync latency, dead letters) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn store(&self) -> &Store {

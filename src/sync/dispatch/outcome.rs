@@ -43,6 +43,7 @@ impl Dispatcher {
         let entity = &entities::lock(&mut tx, entity.id)
             .await?
             .unwrap_or_else(|| entity.clone());
+        let wrote = matches!(&result, Ok(sent) if *sent != Sent::Nothing);
         let end = match result {
             Ok(sent) => {
                 self.succeeded(&mut tx, job, entity, work, &sent).await?;
@@ -62,7 +63,24 @@ impl Dispatcher {
             }
         };
         tx.commit().await?;
+        self.count(job, &end, wrote);
         Ok(end)
+    }
+
+    /// Counts a committed outcome: the sync latency of a write the remote acknowledged (from the
+    /// acceptance of the oldest event the job carries), or one more dead letter.
+    fn count(&self, job: &JobRow, end: &JobEnd, wrote: bool) {
+        match end {
+            JobEnd::Done if wrote => {
+                if let Some(accepted_at) = job.accepted_at {
+                    let ms = u64::try_from(now_ms() - accepted_at).unwrap_or(0);
+                    self.metrics
+                        .sync_latency(job.target, Duration::from_millis(ms));
+                }
+            }
+            JobEnd::Dead(_) => self.metrics.dead_lettered(job.target),
+            _ => {}
+        }
     }
 
     async fn succeeded(

@@ -46,9 +46,10 @@ impl Processor {
         entity: &EntityRow,
         merge: Merge<'_>,
     ) -> LedgerResult<Outcome> {
-        let decisions = self.decide_fields(tx, entity, &merge).await?;
+        let (decisions, opened) = self.decide_fields(tx, entity, &merge).await?;
         self.queue_writes(tx, entity, &merge, &decisions).await?;
         let mut outcome = summarise(merge.side, &decisions);
+        outcome.conflicts_opened = opened;
         if let Some(hint) = merge.echo_hint
             && outcome.detail == NOTHING_CHANGED
         {
@@ -76,15 +77,17 @@ impl Processor {
         Ok(outcome)
     }
 
-    /// Decides each changed field, saving its new state and opening its conflict.
+    /// Decides each changed field, saving its new state and opening its conflict; also says how
+    /// many conflicts are new.
     async fn decide_fields(
         &self,
         tx: &mut Tx,
         entity: &EntityRow,
         merge: &Merge<'_>,
-    ) -> LedgerResult<Vec<(String, Decision)>> {
+    ) -> LedgerResult<(Vec<(String, Decision)>, u64)> {
         let fields = entities::load_fields(tx, entity.id).await?;
         let mut decisions = Vec::new();
+        let mut opened = 0;
         for (field, value) in merge.changes.iter().cloned() {
             let state = fields.get(&field).cloned().unwrap_or_default();
             let policy = self.settings.conflicts.policy(entity.kind, &field);
@@ -114,11 +117,15 @@ impl Processor {
                     npd: npd.as_deref(),
                     monday: monday.as_deref(),
                 };
-                conflicts::open(tx, entity.id, &field, &values, policy).await?;
+                opened += u64::from(
+                    conflicts::open(tx, entity.id, &field, &values, policy)
+                        .await?
+                        .new,
+                );
             }
             decisions.push((field, decision));
         }
-        Ok(decisions)
+        Ok((decisions, opened))
     }
 
     /// Queues the writes the decisions imply (a new entity's first push included) and marks an

@@ -12,7 +12,7 @@
 //! for one at a time; the remote calls happen in `dispatch`, in parallel. Outbound writes go
 //! through `outbox`: a change joins an unsent job of its entity when there is one (coalescing),
 //! so a burst of edits becomes one write.
-//! May import: std, tracing, crate::{config, domain, ledger, sync}.
+//! May import: std, tracing, crate::{config, domain, metrics, ledger, sync}.
 
 mod merge;
 mod monday;
@@ -32,6 +32,7 @@ use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::inbox::{self, InboxRow};
 use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerError, LedgerResult, Store};
+use crate::metrics::Metrics;
 use crate::sync::history::{Cause, record};
 
 pub(crate) use merge::Merge;
@@ -44,6 +45,8 @@ const PROCESSING_LOCK: i64 = 0x6e70_645f_6d6f_6e01;
 pub struct Outcome {
     pub outcome: InboxOutcome,
     pub detail: String,
+    /// Conflicts the event opened (counted once its transaction commits).
+    pub conflicts_opened: u64,
 }
 
 impl Outcome {
@@ -51,6 +54,7 @@ impl Outcome {
         Outcome {
             outcome,
             detail: detail.into(),
+            conflicts_opened: 0,
         }
     }
 }
@@ -109,6 +113,7 @@ pub struct Processor {
     settings: Arc<Settings>,
     store: Store,
     own_monday_user: OwnMondayUser,
+    metrics: Metrics,
 }
 
 impl Processor {
@@ -120,7 +125,14 @@ impl Processor {
             settings,
             store,
             own_monday_user,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts what this processor commits (outcomes, echoes, conflicts) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn settings(&self) -> &Arc<Settings> {
@@ -129,6 +141,12 @@ impl Processor {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The metrics this processor counts in (drift scans count their repairs here:
+    /// `processor.metrics().drift_repaired(side)`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Processes up to `limit` unprocessed events in one transaction. Returns how many were
@@ -153,11 +171,23 @@ impl Processor {
             return Ok(0);
         }
         let events = inbox::next_unprocessed(&mut tx, limit).await?;
+        let mut outcomes = Vec::with_capacity(events.len());
         for event in &events {
-            self.process_and_mark(&mut tx, event).await?;
+            outcomes.push((event.source, self.process_and_mark(&mut tx, event).await?));
         }
         tx.commit().await?;
+        for (source, outcome) in &outcomes {
+            self.count(*source, outcome);
+        }
         Ok(events.len())
+    }
+
+    /// Counts one committed outcome.
+    fn count(&self, source: Side, outcome: &Outcome) {
+        self.metrics.event_processed(source, outcome.outcome);
+        if outcome.conflicts_opened > 0 {
+            self.metrics.conflicts_opened(outcome.conflicts_opened);
+        }
     }
 
     async fn one_at_a_time(&self, limit: i64) -> LedgerResult<usize> {
@@ -173,7 +203,10 @@ impl Processor {
                 break;
             };
             match self.process_and_mark(&mut tx, &event).await {
-                Ok(()) => tx.commit().await?,
+                Ok(outcome) => {
+                    tx.commit().await?;
+                    self.count(event.source, &outcome);
+                }
                 Err(e @ LedgerError::Unavailable(_)) => return Err(e),
                 Err(e) => {
                     tx.rollback().await?;
@@ -191,10 +224,12 @@ impl Processor {
         let mut tx = self.store.begin().await?;
         let detail = format!("processing failed: {error}");
         inbox::mark_processed(&mut tx, event.id, InboxOutcome::Failed, Some(&detail)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.count(event.source, &Outcome::new(InboxOutcome::Failed, detail));
+        Ok(())
     }
 
-    async fn process_and_mark(&self, tx: &mut Tx, event: &InboxRow) -> LedgerResult<()> {
+    async fn process_and_mark(&self, tx: &mut Tx, event: &InboxRow) -> LedgerResult<Outcome> {
         let outcome = self.process_one(tx, event).await?;
         tracing::debug!(
             inbox.id = event.id,
@@ -204,7 +239,8 @@ impl Processor {
             "{}",
             outcome.detail
         );
-        inbox::mark_processed(tx, event.id, outcome.outcome, Some(&outcome.detail)).await
+        inbox::mark_processed(tx, event.id, outcome.outcome, Some(&outcome.detail)).await?;
+        Ok(outcome)
     }
 
     async fn process_one(&self, tx: &mut Tx, row: &InboxRow) -> LedgerResult<Outcome> {

@@ -37,7 +37,7 @@ impl Processor {
         let Some(item) = event.item_id else {
             return ignored("the delivery names no item");
         };
-        let cause = Cause::event(row.id, row.request_id.as_deref());
+        let cause = Cause::event(row.id, row.request_id.as_deref()).accepted(row.received_at);
         let mut entity = entities::find_by_item(tx, item).await?;
         if entity.is_none() && event.kind == MondayEventKind::ItemCreated {
             self.link_created_item(tx, event, kind, item, &cause)

@@ -40,7 +40,7 @@ impl Processor {
                 return self.npd_deleted(tx, row, &entity, version).await;
             }
         };
-        let cause = Cause::event(row.id, None);
+        let cause = Cause::event(row.id, None).accepted(row.received_at);
         let entity = match existing {
             Some(e) => locked(tx, e).await?,
             None => {
@@ -174,7 +174,7 @@ impl Processor {
         entity: &EntityRow,
         version: i64,
     ) -> LedgerResult<Outcome> {
-        let cause = Cause::event(row.id, row.request_id.as_deref());
+        let cause = Cause::event(row.id, row.request_id.as_deref()).accepted(row.received_at);
         if let Some(last) = entity.npd_version
             && version <= last
         {
