@@ -447,18 +447,31 @@ impl DatabaseSettings {
         Duration::from_millis(self.acquire_timeout_ms)
     }
 
-    /// The URL with any password replaced, fit for logs.
+    /// The URL with every password replaced, fit for logs: the one in the user info and any
+    /// query parameter naming one (`?password=`, `sslpassword=`, ...).
     pub fn redacted_url(&self) -> String {
         let url = self.url.expose_secret();
-        match url::Url::parse(url) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                let _ = parsed.set_password(Some("REDACTED"));
-                parsed.to_string()
-            }
-            Ok(parsed) if url.starts_with("postgres") => parsed.to_string(),
-            _ if url.starts_with("sqlite:") => url.to_owned(),
-            _ => "[unparseable database url]".into(),
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return "[unparseable database url]".into();
+        };
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("REDACTED"));
         }
+        let secret_key = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            k.contains("password") || k.contains("passwd") || k == "passfile"
+        };
+        if parsed.query_pairs().any(|(k, _)| secret_key(&k)) {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if secret_key(&k) { "REDACTED".into() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        parsed.to_string()
     }
 }
 

@@ -195,7 +195,7 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     let Some(client) = startup::monday_client(&settings) else {
         return Ok(ExitCode::SUCCESS);
     };
-    let mut ok = true;
+    let (mut ok, mut unreachable) = (true, false);
     for kind in EntityKind::ALL {
         let Some(board) = settings.board_for(kind) else {
             continue;
@@ -208,10 +208,13 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(Some(columns)) => {
                 column_problems(settings.mapping.for_kind(kind), &columns, kind, board)
             }
-            Err(e) => vec![format!(
-                "cannot read {} board {board} from Monday: {e}",
-                kind.plural()
-            )],
+            Err(e) => {
+                unreachable = true;
+                vec![format!(
+                    "cannot read {} board {board} from Monday: {e}",
+                    kind.plural()
+                )]
+            }
         };
         for problem in &problems {
             println!("problem: {problem}");
@@ -225,10 +228,12 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    // A board that is missing or mapped wrongly is a configuration problem (2); a Monday that
+    // could not be asked is a failure (1): the configuration may well be right.
+    Ok(match (ok, unreachable) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, true) => ExitCode::FAILURE,
+        (false, false) => ExitCode::from(2),
     })
 }
 

@@ -5,7 +5,8 @@
 //! to `pending` for a retry. Completion and failure name the token they were claimed with and
 //! change nothing if it no longer matches (a stale worker is fenced off). Per entity, only the
 //! oldest open job may be claimed, and none while one is leased: one write in flight per entity,
-//! in order. A dead job blocks nothing.
+//! in order. A dead job blocks nothing. A job keeps its idempotency key across retries, except
+//! after a rate-limit refusal and on replay from the dead letters, which give it a new one.
 //! May import: std, sqlx, uuid, crate::{domain, ledger}.
 
 use sqlx::FromRow;
@@ -134,6 +135,8 @@ enum Settle<'a> {
     Complete(&'a Sent),
     /// Back to pending, due at the time given.
     RetryAt(&'a str, i64),
+    /// The same, under a new idempotency key (the attempt was refused unprocessed: a 429).
+    RetryAtWithNewKey(&'a str, i64),
     /// To the dead letters.
     Bury(&'a str),
 }
@@ -156,6 +159,14 @@ async fn settle(tx: &mut Tx, id: i64, token: i64, settle: Settle<'_>) -> LedgerR
                  lease_until = null, updated_at = $5 {fence}"
             );
             on_tx!(tx, execute, &sql, id, token, error, at, now)?
+        }
+        Settle::RetryAtWithNewKey(error, at) => {
+            let sql = format!(
+                "update outbox_jobs set state = 'pending', last_error = $3, next_attempt_at = $4, \
+                 lease_until = null, idempotency_key = $6, updated_at = $5 {fence}"
+            );
+            let key = new_idempotency_key();
+            on_tx!(tx, execute, &sql, id, token, error, at, now, key)?
         }
         Settle::Bury(error) => {
             let sql = format!(
@@ -182,6 +193,40 @@ pub async fn retry_later(
     next_attempt_at: i64,
 ) -> LedgerResult<bool> {
     settle(tx, id, token, Settle::RetryAt(error, next_attempt_at)).await
+}
+
+/// Like `retry_later`, with a new idempotency key: after a 429 Monday did not process the
+/// request, and a retry under the same key would be answered with the cached refusal.
+pub async fn retry_later_with_new_key(
+    tx: &mut Tx,
+    id: i64,
+    token: i64,
+    error: &str,
+    next_attempt_at: i64,
+) -> LedgerResult<bool> {
+    settle(tx, id, token, Settle::RetryAtWithNewKey(error, next_attempt_at)).await
+}
+
+/// The dead job `id`, locked for a replay (`None` when no job by that id is dead).
+pub async fn dead(tx: &mut Tx, id: i64) -> LedgerResult<Option<JobRow>> {
+    let lock = match tx {
+        Tx::Sqlite(..) => "",
+        Tx::Postgres(_) => " for update",
+    };
+    let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{lock}");
+    Ok(on_tx!(tx, optional JobRow, &sql, id)?)
+}
+
+/// Puts a dead job back to `pending`, due now, with a full set of attempts again (its limit
+/// grows by its original allowance, so the API shows the real limit). It gets a new idempotency
+/// key: Monday caches the first answer to a key for 30 minutes, errors included, so the old key
+/// would only replay the old failure. A replayed create is still safe (the item is looked up by
+/// its `npd_id` column first); updates and archives are idempotent. False when it is not dead.
+pub async fn replay(tx: &mut Tx, id: i64) -> LedgerResult<bool> {
+    let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
+               next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
+               where id = $1 and state = 'dead'";
+    Ok(on_tx!(tx, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
 }
 
 /// Moves a leased job to the dead letters with its error; false when fenced off.
@@ -253,17 +298,6 @@ impl Store {
         Ok(on_pool!(self, execute, sql, id, token, now_ms())? == 1)
     }
 
-    /// Puts a dead job back to `pending`, due now, with as many attempts again as it had. It gets a
-    /// new idempotency key: Monday caches the first answer to a key for 30 minutes, errors
-    /// included, so the old key would only replay the old failure. A replayed create is still safe
-    /// (the item is looked up by its `npd_id` column first); updates and archives are idempotent.
-    /// False when the job is not dead.
-    pub async fn replay_dead_job(&self, id: i64) -> LedgerResult<bool> {
-        let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
-                   next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
-                   where id = $1 and state = 'dead'";
-        Ok(on_pool!(self, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
-    }
 
     pub async fn job(&self, id: i64) -> LedgerResult<Option<JobRow>> {
         let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1");

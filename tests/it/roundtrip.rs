@@ -25,7 +25,7 @@ store_tests!(
     a_monday_rename_patches_only_the_name_part_that_changed,
     unmapped_columns_and_boards_are_recorded_as_ignored,
     echoes_are_recognised_even_when_the_webhook_beats_the_answer,
-    monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing,
+    monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing,
     timeouts_and_idempotency_conflicts_are_retried_under_the_same_key,
     permanent_monday_errors_become_dead_letters_and_replay_succeeds,
     npd_failures_are_retried,
@@ -522,7 +522,7 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
     assert_no_double_effects(&world);
 }
 
-async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(backend: Backend) {
+async fn monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing(backend: Backend) {
     let (world, _db) = world(&backend).await;
     let faults = world.monday.faults();
     faults.fail_next(2, 500);
@@ -549,16 +549,14 @@ async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(bac
         .filter(|c| c.status == 200 && c.response.get("errors").is_none())
         .collect();
     assert_eq!(ok.len(), 2, "one item per contact in the end");
-    // Every attempt of one job carries the same key.
-    let mut keys: BTreeMap<String, Vec<&MondayCall>> = BTreeMap::new();
+    // The attempts of one job, by the contact they create.
+    let mut jobs: BTreeMap<String, Vec<&MondayCall>> = BTreeMap::new();
     for c in &creates {
-        keys.entry(c.idempotency_key.clone().unwrap_or_default())
-            .or_default()
-            .push(c);
+        let npd_id = column_values(c)["npd_id"].as_str().unwrap_or_default().to_owned();
+        jobs.entry(npd_id).or_default().push(c);
     }
-    assert_eq!(keys.len(), 2, "two jobs, one key each: {:?}", keys.keys());
-    // Retry-After / retry_in_seconds were honoured: the attempt after each was >= 1 s later.
-    for attempts in keys.values() {
+    assert_eq!(jobs.len(), 2, "two jobs: {:?}", jobs.keys());
+    for attempts in jobs.values() {
         for pair in attempts.windows(2) {
             let limited = pair[0].status == 429
                 || pair[0]
@@ -566,6 +564,15 @@ async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(bac
                     .pointer("/errors/0/extensions/code")
                     .and_then(Value::as_str)
                     == Some("COMPLEXITY_BUDGET_EXHAUSTED");
+            // A rate-limited request was not processed: its retry has a new key. After a 5xx
+            // the retry keeps the key.
+            assert_eq!(
+                pair[0].idempotency_key != pair[1].idempotency_key,
+                limited,
+                "key after a {} answer",
+                pair[0].status
+            );
+            // Retry-After / retry_in_seconds were honoured: the next attempt was >= 1 s later.
             if limited {
                 let gap = pair[1].at.duration_since(pair[0].at);
                 assert!(

@@ -1,7 +1,8 @@
 //! The gateway's client of monday's GraphQL API.
 //!
 //! Owns: `MondayClient` (one POST per call, `Authorization: <token>` raw, `API-Version`,
-//! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout), the
+//! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout, at most
+//! `MAX_ANSWER_BYTES` of an answer read), the
 //! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
 //! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
@@ -23,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::{ConnectorError, MondayApi};
+use crate::connectors::{ConnectorError, MondayApi, read_bounded};
 use crate::domain::entity::{BoardId, MondayItemId};
 use crate::domain::mapping::ColumnValues;
 
@@ -31,6 +32,9 @@ pub use errors::RateLimitState;
 
 /// `User-Agent` of every call.
 const USER_AGENT: &str = concat!("npd-monday-gateway/", env!("CARGO_PKG_VERSION"));
+/// Most bytes read of any answer: the largest page the gateway asks for (25 items with their
+/// column values) is a few hundred KiB; anything past this is refused unread.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// An item as monday answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,11 +180,13 @@ impl MondayClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(state);
         }
-        let bytes = response
-            .bytes()
+        let (bytes, truncated) = read_bounded(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| errors::transport_error(&e))?;
-        let result = errors::interpret(status, &headers, &bytes);
+        let result = match truncated {
+            true => Err(errors::too_large(status, MAX_ANSWER_BYTES)),
+            false => errors::interpret(status, &headers, &bytes),
+        };
         if let Err(e) = &result {
             tracing::debug!(status, class = %e.class, code = e.code.as_deref(), "monday call failed");
         }

@@ -185,7 +185,7 @@ impl Processor {
         entities::mark_deleted(tx, entity.id, version).await?;
         let reason = match entity.monday_item_id {
             Some(item) if entity.sync_enabled && self.monday_ready(entity.kind) => {
-                outbox::ensure(tx, entity, Operation::ArchiveItem, &cause).await?;
+                outbox::ensure(tx, &self.settings, entity, Operation::ArchiveItem, &cause).await?;
                 format!("deleted in NPD: Monday item {item} will be archived")
             }
             Some(item) => format!(
