@@ -220,6 +220,7 @@ fn worker_settings(settings: &Settings) -> WorkerSettings {
         poll: settings.sync.poll_interval(),
         lease: settings.sync.lease(),
         grace: settings.http.shutdown_grace(),
+        retention: settings.retention,
     }
 }
 

@@ -1,30 +1,53 @@
 //! Operations: `GET /healthz` (the process is up), `GET /readyz` (the store answers and is
 //! migrated) and `GET /metrics` (Prometheus text, counted from the ledger at scrape time).
 //!
-//! May import: axum, serde_json, crate::{http, ledger}.
+//! May import: axum, serde, utoipa, utoipa-axum, crate::{http, ledger}.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Problem};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: String,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, body = HealthResponse))
+)]
+async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", summary = "The store is reachable and migrated",
+    responses(
+        (status = 200, body = HealthResponse),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "The store is unreachable or not migrated"),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
     match state.store.ready().await {
-        Ok(true) => Ok(Json(json!({"status": "ready"}))),
+        Ok(true) => Ok(Json(HealthResponse {
+            status: "ready".into(),
+        })),
         Ok(false) => Err(ApiError::NotReady("migrations are not all applied".into())),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -33,6 +56,13 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     }
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", summary = "Prometheus text",
+    responses(
+        (status = 200, body = String, content_type = "text/plain"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "The store cannot be read"),
+    )
+)]
 async fn metrics(
     State(state): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {

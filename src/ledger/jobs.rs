@@ -11,7 +11,7 @@
 
 use sqlx::FromRow;
 
-use crate::domain::entity::Side;
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::state::JobState;
 use crate::ledger::tx::{Tx, on_pool, on_tx};
@@ -43,6 +43,16 @@ pub struct JobRow {
 const JOB_COLUMNS: &str = "id, entity_id, target, operation, payload, idempotency_key, priority, state, \
      attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, request_id, \
      done_at, created_at, updated_at";
+
+/// A dead letter: the dead job and the entity it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DeadLetterRow {
+    #[sqlx(flatten)]
+    pub job: JobRow,
+    pub kind: EntityKind,
+    pub npd_id: Option<NpdId>,
+    pub monday_item_id: Option<MondayItemId>,
+}
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -317,6 +327,23 @@ impl Store {
         let sql =
             format!("select {JOB_COLUMNS} from outbox_jobs where state = $1 order by id limit $2");
         Ok(on_pool!(self, all JobRow, &sql, state, limit)?)
+    }
+
+    /// One page of the dead letters, each with its entity: the dead jobs after job `after`
+    /// (0: from the start), oldest first, at most `limit` (keyset pagination over
+    /// `outbox_jobs_state_id_idx`).
+    pub async fn dead_letters(&self, after: i64, limit: i64) -> LedgerResult<Vec<DeadLetterRow>> {
+        let columns = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "select {columns}, e.kind, e.npd_id, e.monday_item_id from outbox_jobs j \
+             join entities e on e.id = j.entity_id \
+             where j.state = 'dead' and j.id > $1 order by j.id limit $2"
+        );
+        Ok(on_pool!(self, all DeadLetterRow, &sql, after, limit)?)
     }
 
     /// All jobs, oldest first (tests and diagnostics).

@@ -14,7 +14,7 @@ use crate::ledger::admin::AuditEntry;
 use crate::ledger::conflicts::ConflictRow;
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::history::HistoryRow;
-use crate::ledger::jobs::{self, JobRow};
+use crate::ledger::jobs::{self, DeadLetterRow, JobRow};
 use crate::ledger::{LedgerResult, Store};
 
 /// Everything an admin needs to see why an entity synced or not.
@@ -58,9 +58,9 @@ pub async fn sync_status(
     }))
 }
 
-/// The dead letters, oldest first.
-pub async fn dead_letters(store: &Store, limit: i64) -> LedgerResult<Vec<JobRow>> {
-    store.jobs_in_state(JobState::Dead, limit).await
+/// A page of the dead letters with their entities: those after job `after`, oldest first.
+pub async fn dead_letters(store: &Store, after: i64, limit: i64) -> LedgerResult<Vec<DeadLetterRow>> {
+    store.dead_letters(after, limit).await
 }
 
 /// Puts a dead job back in the queue, its values pending again where their source still holds

@@ -4,7 +4,8 @@
 //! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
-//! (an admin settles a conflict), `admin` (status, dead letters, the audit log).
+//! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `retention`
+//! (pruning what the ledger no longer needs).
 //! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
 
 pub mod admin;
@@ -15,6 +16,7 @@ pub mod outbox;
 pub mod process;
 pub mod push;
 pub mod resolve;
+pub mod retention;
 pub mod retry;
 
 #[cfg(test)]
