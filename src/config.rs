@@ -510,7 +510,11 @@ impl DatabaseSettings {
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if secret_key(&k) { "REDACTED".into() } else { v.into_owned() };
+                    let v = if secret_key(&k) {
+                        "REDACTED".into()
+                    } else {
+                        v.into_owned()
+                    };
                     (k.into_owned(), v)
                 })
                 .collect();

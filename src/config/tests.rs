@@ -210,7 +210,10 @@ fn secrets_never_appear_in_debug_or_errors() {
 #[test]
 fn an_unreadable_log_filter_is_refused_with_the_reason() {
     let msg = problems(&[("GATEWAY_LOG", "npd_monday_gateway=loud")], None);
-    assert!(msg.contains("GATEWAY_LOG `npd_monday_gateway=loud`"), "{msg}");
+    assert!(
+        msg.contains("GATEWAY_LOG `npd_monday_gateway=loud`"),
+        "{msg}"
+    );
     for fine in ["info", "warn,npd_monday_gateway=debug", "off"] {
         assert!(
             load(&[("GATEWAY_LOG", fine)], None).is_ok(),
@@ -222,7 +225,10 @@ fn an_unreadable_log_filter_is_refused_with_the_reason() {
 #[test]
 fn redacted_urls_hold_no_password_in_any_form() {
     let cases = [
-        ("postgres://u:pw-SECRET@db:5432/gw", "postgres://u:REDACTED@db:5432/gw"),
+        (
+            "postgres://u:pw-SECRET@db:5432/gw",
+            "postgres://u:REDACTED@db:5432/gw",
+        ),
         (
             "postgres://u@db/gw?password=pw-SECRET&sslmode=require",
             "postgres://u@db/gw?password=REDACTED&sslmode=require",

@@ -70,7 +70,11 @@ impl ConnectorError {
     /// such a code inside an HTTP 200): it was not processed, so its retry must not reuse the
     /// idempotency key (Monday would answer the cached refusal).
     pub fn is_rate_limited(&self) -> bool {
-        let code = self.code.as_deref().unwrap_or_default().to_ascii_lowercase();
+        let code = self
+            .code
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let squeezed: String = code.chars().filter(char::is_ascii_alphanumeric).collect();
         self.status == Some(429)
             || ["ratelimit", "complexity", "maxconcurrency"]

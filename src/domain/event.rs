@@ -356,8 +356,9 @@ impl MondayDelivery {
             return Err(EventParseError::body("body must be a JSON object"));
         };
         match root.remove("event") {
-            Some(Value::Object(event)) => MondayEvent::from_object(event, body)
-                .map(|e| MondayDelivery::Event(Box::new(e))),
+            Some(Value::Object(event)) => {
+                MondayEvent::from_object(event, body).map(|e| MondayDelivery::Event(Box::new(e)))
+            }
             Some(_) => Err(EventParseError::wrong_type("event", "an object")),
             None => match root.remove("challenge") {
                 Some(Value::String(challenge)) => Ok(MondayDelivery::Challenge(challenge)),
@@ -1631,7 +1632,10 @@ mod tests {
         let body = monday!("update_column_value_legacy_without_trigger_uuid.json").1;
         let parsed = event(body);
         assert_eq!(parsed.kind, MondayEventKind::ColumnValueChanged);
-        let key = parsed.trigger_uuid.strip_prefix("sha256:").expect("body key");
+        let key = parsed
+            .trigger_uuid
+            .strip_prefix("sha256:")
+            .expect("body key");
         assert_eq!(key.len(), 64);
         assert!(key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
         assert_eq!(parsed.trigger_uuid, body_key(body.as_bytes()));

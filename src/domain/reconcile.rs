@@ -513,8 +513,7 @@ pub fn abandon(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
 /// in flight.
 pub fn retry(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
     let mut next = state.clone();
-    if state.pending(to).is_none() && state.value(to.other()) == value && state.value(to) != value
-    {
+    if state.pending(to).is_none() && state.value(to.other()) == value && state.value(to) != value {
         next.set_pending(to, Some(value.clone()));
     }
     next
@@ -1021,7 +1020,13 @@ mod tests {
         for policy in ConflictPolicy::ALL {
             let (decision, after) = decide(&state, &change(Side::Npd, "X", last - 1), policy);
             assert!(
-                matches!(decision, Decision::Push { to: Side::Monday, .. }),
+                matches!(
+                    decision,
+                    Decision::Push {
+                        to: Side::Monday,
+                        ..
+                    }
+                ),
                 "{policy}: {decision:?}"
             );
             assert_eq!(after.npd, v("X"), "{policy}");
@@ -1568,7 +1573,11 @@ mod tests {
     /// What processing does with one delivered change: an NPD change older than NPD's last applied
     /// one is dropped as stale before the merge (the processor compares NPD's `version`; in these
     /// models a change's time stands for its version), everything else goes to `decide`.
-    fn process(state: &FieldState, change: &Change, policy: ConflictPolicy) -> (Decision, FieldState) {
+    fn process(
+        state: &FieldState,
+        change: &Change,
+        policy: ConflictPolicy,
+    ) -> (Decision, FieldState) {
         if change.side == Side::Npd
             && let (Some(at), Some(known)) = (change.at_ms, state.npd_at)
             && at < known

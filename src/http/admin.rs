@@ -87,7 +87,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Problem
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ProblemQuery(q))
-            .map_err(|e| ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text()))
+            })
     }
 }
 
@@ -446,7 +448,12 @@ mod tests {
     fn pages_take_a_bounded_limit_and_only_cursors_the_api_gave() {
         assert_eq!(page(None, None).ok(), Some((100, None)));
         assert_eq!(page(Some(500), Some("42")).ok(), Some((500, Some(42))));
-        for (limit, cursor) in [(Some(0), None), (Some(501), None), (None, Some("x")), (None, Some("-3"))] {
+        for (limit, cursor) in [
+            (Some(0), None),
+            (Some(501), None),
+            (None, Some("x")),
+            (None, Some("-3")),
+        ] {
             assert!(page(limit, cursor).is_err(), "{limit:?} {cursor:?}");
         }
         let (rows, next) = split_page(vec![1, 2, 3], 2, |r| *r);

@@ -119,7 +119,10 @@ pub enum ApiError {
     NotReady(String),
     /// 429: a rate limit; `Retry-After` says when to try again.
     #[error("{detail}")]
-    RateLimited { detail: String, retry_after_secs: u64 },
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 500: anything else; logged, never described to the client.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),

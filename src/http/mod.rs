@@ -221,7 +221,12 @@ mod tests {
             (b"line\nbreak\x00", false),
         ];
         for (id, kept) in cases {
-            assert_eq!(acceptable_request_id(id), kept, "{:?}", String::from_utf8_lossy(id));
+            assert_eq!(
+                acceptable_request_id(id),
+                kept,
+                "{:?}",
+                String::from_utf8_lossy(id)
+            );
         }
     }
 }

@@ -44,7 +44,10 @@ pub struct MondayAnswer {
 
 /// A Monday delivery: `{"event": {…}}` as Monday sends it, or `{"challenge": "…"}`.
 #[derive(ToSchema)]
-#[expect(dead_code, reason = "the request body of the OpenAPI document, parsed by MondayDelivery")]
+#[expect(
+    dead_code,
+    reason = "the request body of the OpenAPI document, parsed by MondayDelivery"
+)]
 struct MondayDeliveryBody {
     challenge: Option<String>,
     #[schema(value_type = Option<Object>)]

@@ -34,10 +34,16 @@ pub struct NpdEventResponse {
 
 /// An NPD change event (CONTRACT: `data` is the record's full snapshot).
 #[derive(ToSchema)]
-#[expect(dead_code, reason = "the request body of the OpenAPI document, parsed by NpdEvent")]
+#[expect(
+    dead_code,
+    reason = "the request body of the OpenAPI document, parsed by NpdEvent"
+)]
 struct NpdEventBody {
     /// `contact.created|updated|deleted`, `organization.created|updated|deleted`.
-    #[schema(rename = "type", pattern = "^(contact|organization)[.](created|updated|deleted)$")]
+    #[schema(
+        rename = "type",
+        pattern = "^(contact|organization)[.](created|updated|deleted)$"
+    )]
     event_type: String,
     #[schema(format = DateTime)]
     timestamp: Option<String>,

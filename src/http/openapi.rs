@@ -41,7 +41,9 @@ impl utoipa::Modify for AdminToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("GATEWAY_ADMIN_TOKEN or a token made with `admin-token create`"))
+            .description(Some(
+                "GATEWAY_ADMIN_TOKEN or a token made with `admin-token create`",
+            ))
             .build();
         openapi
             .components
@@ -84,7 +86,10 @@ mod tests {
 
     /// The document the running router serves.
     fn served() -> Value {
-        let (_, document) = utoipa_axum::router::OpenApiRouter::<crate::http::AppState>::with_openapi(super::document())
+        let (_, document) =
+            utoipa_axum::router::OpenApiRouter::<crate::http::AppState>::with_openapi(
+                super::document(),
+            )
             .merge(crate::http::health::router())
             .merge(crate::http::npd::router())
             .merge(crate::http::monday::router())
@@ -111,7 +116,11 @@ mod tests {
                     }
                 }
                 let admin = path.starts_with("/api/v1/") && path != "/api/v1/npd/events";
-                assert_eq!(op.get("security").is_some(), admin, "{method} {path} security");
+                assert_eq!(
+                    op.get("security").is_some(),
+                    admin,
+                    "{method} {path} security"
+                );
             }
         }
         for route in [
@@ -127,7 +136,8 @@ mod tests {
         }
         let id = &doc["paths"]["/api/v1/contacts/{id}/sync"]["get"]["parameters"][0]["schema"];
         assert_eq!(id["format"], "uuid", "{id}");
-        let job = &doc["paths"]["/api/v1/dead-letters/{id}/replay"]["post"]["parameters"][0]["schema"];
+        let job =
+            &doc["paths"]["/api/v1/dead-letters/{id}/replay"]["post"]["parameters"][0]["schema"];
         assert_eq!(job["type"], "integer", "{job}");
     }
 }

@@ -99,7 +99,9 @@ async fn run_writer(
 /// no promise that the row is stored: that is an error (503, the sender retries), never a
 /// "duplicate" (a 2xx).
 fn answer_of(outcome: Option<InsertOutcome>) -> LedgerResult<InsertOutcome> {
-    outcome.ok_or_else(|| LedgerError::Corrupt("the group commit returned no outcome for a row".into()))
+    outcome.ok_or_else(|| {
+        LedgerError::Corrupt("the group commit returned no outcome for a row".into())
+    })
 }
 
 /// One transaction for the whole batch; SQLite takes its write lock up front (`BEGIN IMMEDIATE`)

@@ -214,7 +214,13 @@ pub async fn retry_later_with_new_key(
     error: &str,
     next_attempt_at: i64,
 ) -> LedgerResult<bool> {
-    settle(tx, id, token, Settle::RetryAtWithNewKey(error, next_attempt_at)).await
+    settle(
+        tx,
+        id,
+        token,
+        Settle::RetryAtWithNewKey(error, next_attempt_at),
+    )
+    .await
 }
 
 /// The dead job `id`, locked for a replay (`None` when no job by that id is dead).
@@ -223,7 +229,8 @@ pub async fn dead(tx: &mut Tx, id: i64) -> LedgerResult<Option<JobRow>> {
         Tx::Sqlite(..) => "",
         Tx::Postgres(_) => " for update",
     };
-    let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{lock}");
+    let sql =
+        format!("select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{lock}");
     Ok(on_tx!(tx, optional JobRow, &sql, id)?)
 }
 
@@ -307,7 +314,6 @@ impl Store {
                    updated_at = $3 where id = $1 and state = 'leased' and lease_token = $2";
         Ok(on_pool!(self, execute, sql, id, token, now_ms())? == 1)
     }
-
 
     pub async fn job(&self, id: i64) -> LedgerResult<Option<JobRow>> {
         let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1");

@@ -59,7 +59,11 @@ pub async fn sync_status(
 }
 
 /// A page of the dead letters with their entities: those after job `after`, oldest first.
-pub async fn dead_letters(store: &Store, after: i64, limit: i64) -> LedgerResult<Vec<DeadLetterRow>> {
+pub async fn dead_letters(
+    store: &Store,
+    after: i64,
+    limit: i64,
+) -> LedgerResult<Vec<DeadLetterRow>> {
     store.dead_letters(after, limit).await
 }
 

@@ -27,7 +27,15 @@ pub async fn ensure(
     if let Some(job) = jobs::find_unsent(tx, entity.id, operation).await? {
         return Ok(job.id);
     }
-    enqueue(tx, settings, entity, operation, JobPayload::default(), cause).await
+    enqueue(
+        tx,
+        settings,
+        entity,
+        operation,
+        JobPayload::default(),
+        cause,
+    )
+    .await
 }
 
 /// Enqueues a new job unconditionally.

@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod admin_safety;
 mod conflicts;
 mod durability;
+mod hardening;
 mod http_limits;
 mod monday_ingress;
 mod npd_ingress;

@@ -522,7 +522,9 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
     assert_no_double_effects(&world);
 }
 
-async fn monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing(backend: Backend) {
+async fn monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing(
+    backend: Backend,
+) {
     let (world, _db) = world(&backend).await;
     let faults = world.monday.faults();
     faults.fail_next(2, 500);
@@ -552,7 +554,10 @@ async fn monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_kee
     // The attempts of one job, by the contact they create.
     let mut jobs: BTreeMap<String, Vec<&MondayCall>> = BTreeMap::new();
     for c in &creates {
-        let npd_id = column_values(c)["npd_id"].as_str().unwrap_or_default().to_owned();
+        let npd_id = column_values(c)["npd_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         jobs.entry(npd_id).or_default().push(c);
     }
     assert_eq!(jobs.len(), 2, "two jobs: {:?}", jobs.keys());

@@ -123,7 +123,9 @@ pub async fn audit_calls(State(state): State<AppState>, mut req: Request, next: 
         action: &action,
         target: note.target.as_deref(),
         request_id: request_id.as_deref(),
-        outcome: note.outcome.unwrap_or_else(|| outcome_of(response.status())),
+        outcome: note
+            .outcome
+            .unwrap_or_else(|| outcome_of(response.status())),
         detail: detail.as_deref(),
     };
     admin_use::audit(&state.store, &entry).await;
@@ -277,8 +279,15 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let slot = parts.extensions.get::<AuditSlot>().cloned().unwrap_or_default();
-        let route = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned());
+        let slot = parts
+            .extensions
+            .get::<AuditSlot>()
+            .cloned()
+            .unwrap_or_default();
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned());
         slot.with(|n| {
             n.action = Some("authenticate".into());
             n.target = route;
@@ -341,13 +350,20 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<String, Failure
             "missing `Authorization: Bearer <admin token>`",
         ));
     };
-    let bootstrap = state.settings.admin.token.as_ref().is_some_and(|b| {
-        constant_time_eq(b.expose_secret().as_bytes(), token.as_bytes())
-    });
+    let bootstrap = state
+        .settings
+        .admin
+        .token
+        .as_ref()
+        .is_some_and(|b| constant_time_eq(b.expose_secret().as_bytes(), token.as_bytes()));
     if bootstrap {
         return Ok("bootstrap".to_owned());
     }
-    match state.store.admin_token_name(&admin_token::hash(token)).await {
+    match state
+        .store
+        .admin_token_name(&admin_token::hash(token))
+        .await
+    {
         Ok(Some(name)) => Ok(name),
         Ok(None) => Err(Failure::Denied("invalid admin token")),
         Err(e) => Err(Failure::Store(e)),
@@ -368,7 +384,11 @@ mod tests {
         assert!(first.first && first.wait <= WINDOW && !first.wait.is_zero());
         let again = limiter.hit("a", 3).expect_err("still over");
         assert!(!again.first, "a repeated refusal is not audited again");
-        assert_eq!(limiter.hit("b", 3), Ok(()), "another key has its own window");
+        assert_eq!(
+            limiter.hit("b", 3),
+            Ok(()),
+            "another key has its own window"
+        );
     }
 
     #[test]

@@ -194,7 +194,10 @@ impl From<&HistoryRow> for HistoryView {
             at: rfc3339(h.at),
             kind: h.kind.to_string(),
             reason: h.reason.clone(),
-            detail: h.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+            detail: h
+                .detail
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
             inbox_event_id: h.inbox_event_id,
             job_id: h.job_id,
         }

@@ -272,10 +272,22 @@ async fn after_a_429_the_retry_gets_a_new_idempotency_key_after_a_5xx_the_same()
         ..error(Side::Monday, FailureClass::Retryable, 200)
     };
     let cases = [
-        ("HTTP 429", error(Side::Monday, FailureClass::Retryable, 429), true),
-        ("HTTP 503", error(Side::Monday, FailureClass::Retryable, 503), false),
+        (
+            "HTTP 429",
+            error(Side::Monday, FailureClass::Retryable, 429),
+            true,
+        ),
+        (
+            "HTTP 503",
+            error(Side::Monday, FailureClass::Retryable, 503),
+            false,
+        ),
         ("complexity budget in a 200", rate_limited_in_200, true),
-        ("HTTP 500", error(Side::Monday, FailureClass::Retryable, 500), false),
+        (
+            "HTTP 500",
+            error(Side::Monday, FailureClass::Retryable, 500),
+            false,
+        ),
     ];
     let mut key = original.idempotency_key;
     for (name, failure, new_key) in cases {
@@ -296,7 +308,10 @@ async fn after_a_429_the_retry_gets_a_new_idempotency_key_after_a_5xx_the_same()
     else {
         panic!("the item is created in the end");
     };
-    assert!(sent.starts_with(&key), "{sent} is sent under the job's last key {key}");
+    assert!(
+        sent.starts_with(&key),
+        "{sent} is sent under the job's last key {key}"
+    );
 }
 
 #[tokio::test]
@@ -310,7 +325,11 @@ async fn a_replayed_dead_letter_gets_a_full_set_of_attempts_and_shows_its_real_l
     run_next(&kit).await;
     let (dead, end) = run_next(&kit).await;
     assert!(matches!(end, JobEnd::Dead(_)), "{end:?}");
-    assert_eq!((dead.attempts, dead.max_attempts), (2, 2), "the configured limit");
+    assert_eq!(
+        (dead.attempts, dead.max_attempts),
+        (2, 2),
+        "the configured limit"
+    );
 
     // Act: replayed, its first attempt fails again.
     let replayed = crate::sync::admin::replay_dead_letter(&kit.store, dead.id).await;
@@ -327,6 +346,10 @@ async fn a_replayed_dead_letter_gets_a_full_set_of_attempts_and_shows_its_real_l
     assert_eq!(done.state, JobState::Done);
     let calls = kit.fakes.calls();
     let lookups = calls.iter().filter(|c| matches!(c, Call::Find { .. }));
-    assert_eq!(lookups.count(), 4, "every attempt, the replayed ones too, sends: {calls:?}");
+    assert_eq!(
+        lookups.count(),
+        4,
+        "every attempt, the replayed ones too, sends: {calls:?}"
+    );
     assert!(kit.entity(ADA).await.monday_item_id.is_some());
 }

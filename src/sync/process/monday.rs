@@ -170,7 +170,9 @@ impl Processor {
         }
         let column = &self.settings.mapping.for_kind(kind).npd_id_column;
         if let Some(npd_id) = created_npd_id(event, column) {
-            return self.link_to_unseen_record(tx, event, kind, item, npd_id, cause).await;
+            return self
+                .link_to_unseen_record(tx, event, kind, item, npd_id, cause)
+                .await;
         }
         let entity = entities::insert(
             tx,
@@ -231,7 +233,15 @@ impl Processor {
             "Monday item {item} names NPD {kind} {npd_id} in its npd_id column: linked to it, \
              although the gateway has not seen that record yet"
         );
-        record(tx, entity.id, cause, HistoryKind::Linked, reason.clone(), None).await?;
+        record(
+            tx,
+            entity.id,
+            cause,
+            HistoryKind::Linked,
+            reason.clone(),
+            None,
+        )
+        .await?;
         Ok(Outcome::new(InboxOutcome::Applied, reason))
     }
 
@@ -251,7 +261,14 @@ impl Processor {
             state.monday = value;
             entities::save_field(tx, entity.id, &field, &state).await?;
         }
-        outbox::ensure(tx, &self.settings, entity, Operation::CreateNpdContact, cause).await?;
+        outbox::ensure(
+            tx,
+            &self.settings,
+            entity,
+            Operation::CreateNpdContact,
+            cause,
+        )
+        .await?;
         Ok(())
     }
 }
