@@ -244,7 +244,7 @@ fn push_error(e: PushError) -> ApiError {
     get, path = "/api/v1/contacts/{id}/sync", tag = "admin",
     summary = "Sync status, link, jobs, conflicts and history of a contact",
     params(("id" = uuid::Uuid, Path, description = "The contact's NPD id")),
-    responses((status = 200, body = SyncStatusResponse), AdminProblems),
+    responses((status = 200, body = SyncStatusResponse, description = "The entity and why it synced or not"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn contact_status(
@@ -259,7 +259,7 @@ async fn contact_status(
     get, path = "/api/v1/organizations/{id}/sync", tag = "admin",
     summary = "Sync status, link, jobs, conflicts and history of an organization",
     params(("id" = uuid::Uuid, Path, description = "The organization's NPD id")),
-    responses((status = 200, body = SyncStatusResponse), AdminProblems),
+    responses((status = 200, body = SyncStatusResponse, description = "The entity and why it synced or not"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn organization_status(
@@ -292,7 +292,7 @@ async fn status(
     get, path = "/api/v1/dead-letters", tag = "admin",
     summary = "Jobs that went to the dead letters, oldest first, each naming its entity",
     params(PageQuery),
-    responses((status = 200, body = DeadLettersResponse), AdminProblems),
+    responses((status = 200, body = DeadLettersResponse, description = "A page of dead letters"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn list_dead_letters(
@@ -314,7 +314,7 @@ async fn list_dead_letters(
     post, path = "/api/v1/dead-letters/{id}/replay", tag = "admin",
     summary = "Queue a dead job again, with a new idempotency key and a full set of attempts",
     params(("id" = i64, Path, description = "The dead job's id")),
-    responses((status = 200, body = ReplayResponse), AdminProblems),
+    responses((status = 200, body = ReplayResponse, description = "Queued again"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn replay_dead_letter(
@@ -337,7 +337,7 @@ async fn replay_dead_letter(
     get, path = "/api/v1/conflicts", tag = "admin",
     summary = "Conflicts (open by default), oldest first",
     params(ConflictQuery),
-    responses((status = 200, body = ConflictsResponse), AdminProblems),
+    responses((status = 200, body = ConflictsResponse, description = "A page of conflicts"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn list_conflicts(
@@ -370,7 +370,7 @@ async fn list_conflicts(
     params(("id" = i64, Path, description = "The conflict's id")),
     request_body(content = ResolveRequest, content_type = "application/json"),
     responses(
-        (status = 200, body = ResolveResponse),
+        (status = 200, body = ResolveResponse, description = "Settled; the value is on its way to the side(s) lacking it"),
         AdminProblems,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The conflict is already resolved"),
     ),
@@ -422,7 +422,7 @@ async fn resolve(
     get, path = "/api/v1/audit", tag = "admin",
     summary = "The audit log, newest first: every admin call, refused ones included",
     params(PageQuery),
-    responses((status = 200, body = AuditResponse), AdminProblems),
+    responses((status = 200, body = AuditResponse, description = "A page of the audit log"), AdminProblems),
     security(("adminToken" = []))
 )]
 async fn list_audit(

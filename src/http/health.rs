@@ -28,7 +28,7 @@ pub struct HealthResponse {
 
 #[utoipa::path(
     get, path = "/healthz", tag = "operations", summary = "The process is up",
-    responses((status = 200, body = HealthResponse))
+    responses((status = 200, body = HealthResponse, description = "Up"))
 )]
 async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
@@ -39,7 +39,7 @@ async fn healthz() -> Json<HealthResponse> {
 #[utoipa::path(
     get, path = "/readyz", tag = "operations", summary = "The store is reachable and migrated",
     responses(
-        (status = 200, body = HealthResponse),
+        (status = 200, body = HealthResponse, description = "Ready"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "The store is unreachable or not migrated"),
     )
 )]
@@ -59,7 +59,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, A
 #[utoipa::path(
     get, path = "/metrics", tag = "operations", summary = "Prometheus text",
     responses(
-        (status = 200, body = String, content_type = "text/plain"),
+        (status = 200, body = String, content_type = "text/plain", description = "Prometheus text exposition format"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "The store cannot be read"),
     )
 )]

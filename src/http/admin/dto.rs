@@ -288,6 +288,7 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
 }
 
@@ -302,6 +303,7 @@ pub struct ConflictQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
 }
 
