@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
-use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
+use npd_monday_gateway::config::RetentionSettings;
+use npd_monday_gateway::demo::{CONTACTS_BOARD, World};
+use npd_monday_gateway::domain::entity::EntityKind;
 use npd_monday_gateway::domain::state::AuditOutcome;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, created_contact, eventually, settle_world};
+use crate::helpers::{
+    Backend, TestDatabase, contact_monday_refuses, created_contact, eventually, settle_world,
+};
 use crate::store_tests;
 
 store_tests!(
@@ -72,6 +75,50 @@ async fn failed_admin_authentication_is_limited_per_address_with_bounded_audit_r
     );
 }
 
+/// A request id of 500 characters, spaces and markup among them, is replaced before it is kept:
+/// the id the gateway answered with (a UUID).
+async fn call_with_an_unfit_request_id(world: &World) -> String {
+    let long_id = format!("{} <script>", "r".repeat(500));
+    let tagged = world
+        .client
+        .get(world.url("/api/v1/dead-letters"))
+        .bearer_auth(&world.admin_token)
+        .header("x-request-id", &long_id)
+        .send()
+        .await
+        .expect("get");
+    let kept = tagged.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&kept).is_ok(),
+        "replaced by a UUID: {kept}"
+    );
+    kept
+}
+
+/// Every entry of `GET /api/v1/audit`, following `next_cursor` two entries a page.
+async fn whole_audit_log(world: &World) -> Vec<Value> {
+    let mut entries: Vec<Value> = Vec::new();
+    let mut path = "/api/v1/audit?limit=2".to_owned();
+    for _ in 0..10 {
+        let page: Value = world
+            .admin_get(&path)
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/audit?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    entries
+}
+
 async fn every_admin_call_is_audited_and_the_log_pages_newest_first(backend: Backend) {
     // Arrange
     let db = TestDatabase::create(&backend).await;
@@ -91,42 +138,10 @@ async fn every_admin_call_is_audited_and_the_log_pages_newest_first(backend: Bac
         .await
         .expect("post");
     assert_eq!(missing.status().as_u16(), 404);
-    // A request id of 500 characters, spaces and markup among them, is replaced before it is kept.
-    let long_id = format!("{} <script>", "r".repeat(500));
-    let tagged = world
-        .client
-        .get(world.url("/api/v1/dead-letters"))
-        .bearer_auth(&world.admin_token)
-        .header("x-request-id", &long_id)
-        .send()
-        .await
-        .expect("get");
-    let kept = tagged.headers()["x-request-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    assert!(
-        uuid::Uuid::parse_str(&kept).is_ok(),
-        "replaced by a UUID: {kept}"
-    );
+    let kept = call_with_an_unfit_request_id(&world).await;
 
     // Act: the whole log, two entries a page.
-    let mut entries: Vec<Value> = Vec::new();
-    let mut path = "/api/v1/audit?limit=2".to_owned();
-    for _ in 0..10 {
-        let page: Value = world
-            .admin_get(&path)
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/api/v1/audit?limit=2&cursor={cursor}"),
-            None => break,
-        }
-    }
+    let entries = whole_audit_log(&world).await;
 
     // Assert: one entry per call, newest first (each read of the log is written after its page).
     let actions: Vec<(&str, &str)> = entries
@@ -235,47 +250,24 @@ async fn an_entity_keeps_syncing_after_everything_prunable_was_pruned(backend: B
     let db = TestDatabase::create(&backend).await;
     let world = World::start(&db.url, |s| {
         let zero = Duration::ZERO;
-        s.retention.processed_events = zero;
-        s.retention.history = zero;
-        s.retention.finished_jobs = zero;
-        s.retention.audit = zero;
-        s.retention.dedupe_window = zero;
-        s.retention.prune_interval = Duration::from_millis(100);
+        s.retention = RetentionSettings {
+            processed_events: zero,
+            history: zero,
+            finished_jobs: zero,
+            audit: zero,
+            dedupe_window: zero,
+            prune_interval: Duration::from_millis(100),
+        };
     })
     .await
     .expect("world");
     let (id, item) = created_contact(&world).await;
-    let poison = NpdId(uuid::Uuid::new_v4());
-    let mut contact = sample_contact(poison);
-    contact.email = Some("not-an-email".into());
-    world.npd.create_contact(contact).await;
+    contact_monday_refuses(&world).await;
     settle_world(&world, SETTLE).await;
     world.admin_get("/api/v1/dead-letters").await.expect("get");
 
     // Act: everything prunable goes.
-    eventually(Duration::from_secs(20), async || {
-        let stats = world.store.stats().await.map_err(|e| e.to_string())?;
-        let inbox: i64 = stats.inbox.iter().map(|(_, _, n)| n).sum();
-        let done: i64 = stats
-            .jobs
-            .iter()
-            .filter(|j| j.2 == "done")
-            .map(|j| j.3)
-            .sum();
-        let audit = world
-            .store
-            .audit_log(10)
-            .await
-            .map_err(|e| e.to_string())?
-            .len();
-        match (inbox, done, audit) {
-            (0, 0, 0) => Ok(()),
-            left => Err(format!(
-                "not yet pruned (inbox, done jobs, audit): {left:?}"
-            )),
-        }
-    })
-    .await;
+    everything_prunable_pruned(&world).await;
 
     // Assert: the link, the field states and the dead letter stayed; the contact still syncs.
     let entity = world
@@ -310,4 +302,31 @@ async fn an_entity_keeps_syncing_after_everything_prunable_was_pruned(backend: B
         1,
         "no second item"
     );
+}
+
+/// Waits until no inbox row, done job or audit row is left.
+async fn everything_prunable_pruned(world: &World) {
+    eventually(Duration::from_secs(20), async || {
+        let stats = world.store.stats().await.map_err(|e| e.to_string())?;
+        let inbox: i64 = stats.inbox.iter().map(|(_, _, n)| n).sum();
+        let done: i64 = stats
+            .jobs
+            .iter()
+            .filter(|j| j.2 == "done")
+            .map(|j| j.3)
+            .sum();
+        let audit = world
+            .store
+            .audit_log(10)
+            .await
+            .map_err(|e| e.to_string())?
+            .len();
+        match (inbox, done, audit) {
+            (0, 0, 0) => Ok(()),
+            left => Err(format!(
+                "not yet pruned (inbox, done jobs, audit): {left:?}"
+            )),
+        }
+    })
+    .await;
 }

@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
+use npd_monday_gateway::demo::{CONTACTS_BOARD, World};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId, Side};
 use npd_monday_gateway::domain::state::InboxOutcome;
 use serde_json::{Map, Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, created_contact, eventually, fixture, settle_world,
+    Backend, TestApp, TestDatabase, contact_monday_refuses, created_contact, eventually, fixture,
+    settle_world,
 };
 use crate::store_tests;
 
@@ -20,7 +21,7 @@ store_tests!(
     an_npd_event_with_a_higher_version_but_an_older_clock_is_applied,
     a_legacy_monday_delivery_without_trigger_uuid_is_accepted_once,
     dead_letters_name_their_entity_and_page_with_a_cursor,
-    a_monday_edit_reaches_npd_without_waiting_for_the_poll,
+    a_monday_edit_is_processed_without_waiting_for_the_poll,
     a_contact_created_in_npd_from_monday_gets_its_npd_id_column_written,
     an_item_naming_an_npd_id_the_ledger_does_not_know_is_linked_not_created_again,
 );
@@ -136,11 +137,7 @@ async fn dead_letters_name_their_entity_and_page_with_a_cursor(backend: Backend)
     let (linked, item) = created_contact(&world).await;
     let mut unlinked = Vec::new();
     for _ in 0..2 {
-        let id = NpdId(uuid::Uuid::new_v4());
-        let mut contact = sample_contact(id);
-        contact.email = Some("not-an-email".into());
-        world.npd.create_contact(contact).await;
-        unlinked.push(id);
+        unlinked.push(contact_monday_refuses(&world).await);
     }
     world
         .npd
@@ -202,11 +199,16 @@ async fn dead_letters_name_their_entity_and_page_with_a_cursor(backend: Backend)
     assert_eq!(bad.status().as_u16(), 400);
 }
 
-async fn a_monday_edit_reaches_npd_without_waiting_for_the_poll(backend: Backend) {
+async fn a_monday_edit_is_processed_without_waiting_for_the_poll(backend: Backend) {
     // Arrange: workers that poll only every 30 s; only being woken makes them quick.
     let (world, _db) = world_with(&backend, |s| s.sync.poll_interval_ms = 30_000).await;
-    let (id, item) = created_contact(&world).await;
-    world.npd.clear_calls();
+    let (_id, item) = created_contact(&world).await;
+    let before = world
+        .store
+        .inbox_events(Side::Monday, 10_000)
+        .await
+        .expect("inbox")
+        .len();
 
     // Act
     world
@@ -214,13 +216,17 @@ async fn a_monday_edit_reaches_npd_without_waiting_for_the_poll(backend: Backend
         .user_change_column(item, "role_title", json!("Analyst"))
         .await;
 
-    // Assert: NPD is patched within seconds, not at the next poll.
+    // Assert: the delivery is processed within seconds, not at the next poll.
     eventually(Duration::from_secs(10), async || {
-        match world.npd.contact(id).and_then(|c| c.role_title) {
-            Some(role) if role == "Analyst" => Ok(()),
-            other => Err(format!(
-                "NPD still holds {other:?}: the edit waits for the poll"
-            )),
+        let rows = world
+            .store
+            .inbox_events(Side::Monday, 10_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        match rows.get(before) {
+            Some(row) if row.processed_at.is_some() => Ok(()),
+            Some(_) => Err("the Monday edit waits for the poll".to_owned()),
+            None => Err("the Monday edit is not stored yet".to_owned()),
         }
     })
     .await;

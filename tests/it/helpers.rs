@@ -645,3 +645,15 @@ pub async fn created_contact(
         .expect("linked");
     (id, item)
 }
+
+/// Creates in the world's NPD a contact whose email Monday refuses (`ColumnValueException`): its
+/// create goes to the dead letters. Returns its id.
+pub async fn contact_monday_refuses(
+    world: &npd_monday_gateway::demo::World,
+) -> npd_monday_gateway::domain::entity::NpdId {
+    let id = npd_monday_gateway::domain::entity::NpdId(uuid::Uuid::new_v4());
+    let mut contact = npd_monday_gateway::demo::sample_contact(id);
+    contact.email = Some("not-an-email".into());
+    world.npd.create_contact(contact).await;
+    id
+}
