@@ -131,10 +131,21 @@ pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerR
     Ok(())
 }
 
-/// The job, if it is still leased under `token`: the fence every outcome goes through.
+/// `for update` on PostgreSQL (SQLite's write transaction already excludes every other writer).
+fn row_lock(tx: &Tx) -> &'static str {
+    match tx {
+        Tx::Sqlite(..) => "",
+        Tx::Postgres(_) => " for update",
+    }
+}
+
+/// The job, if it is still leased under `token`: the fence every outcome goes through. The row
+/// stays locked until the transaction ends, so the lease cannot be reaped and taken over between
+/// this check and the outcome recorded after it (which would record a completion twice).
 pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<JobRow>> {
     let sql = format!(
-        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2"
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2{}",
+        row_lock(tx)
     );
     Ok(on_tx!(tx, optional JobRow, &sql, id, token)?)
 }
@@ -225,12 +236,10 @@ pub async fn retry_later_with_new_key(
 
 /// The dead job `id`, locked for a replay (`None` when no job by that id is dead).
 pub async fn dead(tx: &mut Tx, id: i64) -> LedgerResult<Option<JobRow>> {
-    let lock = match tx {
-        Tx::Sqlite(..) => "",
-        Tx::Postgres(_) => " for update",
-    };
-    let sql =
-        format!("select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{lock}");
+    let sql = format!(
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{}",
+        row_lock(tx)
+    );
     Ok(on_tx!(tx, optional JobRow, &sql, id)?)
 }
 
