@@ -298,7 +298,8 @@ async fn after_a_429_the_retry_gets_a_new_idempotency_key_after_a_5xx_the_same()
         key = job.idempotency_key;
     }
 
-    kit.dispatch_all().await;
+    let (_, end) = run_next(&kit).await;
+    assert_eq!(end, JobEnd::Done);
 
     let Some(Call::CreateItem { key: sent, .. }) = kit
         .fakes
