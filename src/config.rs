@@ -48,6 +48,7 @@ pub struct Settings {
     pub mapping: MappingSettings,
     pub conflicts: ConflictSettings,
     pub sync: SyncSettings,
+    pub retention: RetentionSettings,
 }
 
 // The four `[gateway]` sections cannot refuse unknown keys themselves (each sees the others'
@@ -334,6 +335,9 @@ pub struct SyncSettings {
     pub npd_timeout_ms: u64,
     /// Admin requests allowed per token per minute (then 429).
     pub admin_requests_per_minute: u32,
+    /// Failed admin authentications allowed per client address per minute; past it the address
+    /// gets 429 with `Retry-After` (and no more audit rows) until the minute is over.
+    pub admin_auth_failures_per_minute: u32,
     /// Whether this process runs the processor and dispatcher. `false` makes an ingress-only
     /// replica (other replicas on the same PostgreSQL database do the work).
     pub run_workers: bool,
@@ -352,7 +356,48 @@ impl Default for SyncSettings {
             monday_timeout_ms: 30_000,
             npd_timeout_ms: 15_000,
             admin_requests_per_minute: 120,
+            admin_auth_failures_per_minute: 10,
             run_workers: true,
+        }
+    }
+}
+
+/// `[retention]`: how long what the ledger no longer needs is kept. Pruning runs in the
+/// background in small batches and never touches entities, links, field states, open conflicts
+/// or unfinished jobs. Durations are written like `"30d"`, `"1h"`, `"500ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Processed inbox events older than this are deleted (never one within `dedupe_window`).
+    #[serde(deserialize_with = "file::duration")]
+    pub processed_events: Duration,
+    /// History entries older than this are deleted.
+    #[serde(deserialize_with = "file::duration")]
+    pub history: Duration,
+    /// Done outbox jobs older than this are deleted (dead letters stay until replayed).
+    #[serde(deserialize_with = "file::duration")]
+    pub finished_jobs: Duration,
+    /// Audit rows older than this are deleted.
+    #[serde(deserialize_with = "file::duration")]
+    pub audit: Duration,
+    /// Every inbox row is kept at least this long, so a redelivery within it is a duplicate.
+    #[serde(deserialize_with = "file::duration")]
+    pub dedupe_window: Duration,
+    /// How often pruning runs; `"0s"` turns it off.
+    #[serde(deserialize_with = "file::duration")]
+    pub prune_interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3_600;
+        RetentionSettings {
+            processed_events: Duration::from_secs(30 * DAY),
+            history: Duration::from_secs(180 * DAY),
+            finished_jobs: Duration::from_secs(30 * DAY),
+            audit: Duration::from_secs(365 * DAY),
+            dedupe_window: Duration::from_secs(7 * DAY),
+            prune_interval: Duration::from_secs(3_600),
         }
     }
 }
@@ -467,18 +512,35 @@ impl DatabaseSettings {
         Duration::from_millis(self.acquire_timeout_ms)
     }
 
-    /// The URL with any password replaced, fit for logs.
+    /// The URL with every password replaced, fit for logs: the one in the user info and any
+    /// query parameter naming one (`?password=`, `sslpassword=`, ...).
     pub fn redacted_url(&self) -> String {
         let url = self.url.expose_secret();
-        match url::Url::parse(url) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                let _ = parsed.set_password(Some("REDACTED"));
-                parsed.to_string()
-            }
-            Ok(parsed) if url.starts_with("postgres") => parsed.to_string(),
-            _ if url.starts_with("sqlite:") => url.to_owned(),
-            _ => "[unparseable database url]".into(),
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return "[unparseable database url]".into();
+        };
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("REDACTED"));
         }
+        let secret_key = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            k.contains("password") || k.contains("passwd") || k == "passfile"
+        };
+        if parsed.query_pairs().any(|(k, _)| secret_key(&k)) {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if secret_key(&k) {
+                        "REDACTED".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        parsed.to_string()
     }
 }
 

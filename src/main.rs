@@ -1,5 +1,5 @@
 //! The `npd-monday-gateway` command line: `serve`, `migrate`, `demo`, `push-contact`,
-//! `admin-token create`, `check-config`, `monday setup`.
+//! `admin-token create|list|revoke`, `check-config`, `monday setup`.
 //!
 //! Parses the command line, loads the settings, calls `startup` (which builds the store and the
 //! clients) and the use cases, and prints the outcome. Builds nothing itself.
@@ -17,6 +17,7 @@ use npd_monday_gateway::auth::admin_token;
 use npd_monday_gateway::config::Settings;
 use npd_monday_gateway::domain::entity::{BoardId, EntityKind, NpdId};
 use npd_monday_gateway::domain::mapping::EntityMapping;
+use npd_monday_gateway::http::admin::dto::rfc3339;
 use npd_monday_gateway::startup::{self, Application};
 use npd_monday_gateway::sync::push::{PushError, Requester};
 use npd_monday_gateway::sync::setup::{self, SetupError, Step};
@@ -103,6 +104,14 @@ enum AdminTokenCommand {
         #[arg(long)]
         name: String,
     },
+    /// List the tokens: name, created, last used, revoked (never the token or its hash).
+    List,
+    /// Revoke a token: from then on it gets 401.
+    Revoke {
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,9 +148,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::PushContact { contact_id } => push_contact(settings, &contact_id).await,
-            Command::AdminToken {
-                command: AdminTokenCommand::Create { name },
-            } => create_admin_token(settings, &name).await,
+            Command::AdminToken { command } => admin_token_command(settings, command).await,
             Command::Monday {
                 command: MondayCommand::Setup { kind, dry_run },
             } => monday_setup(settings, kind.into(), dry_run).await,
@@ -206,6 +213,47 @@ async fn push_contact(settings: Settings, contact_id: &str) -> anyhow::Result<Ex
             eprintln!("error: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+async fn admin_token_command(
+    settings: Settings,
+    command: AdminTokenCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminTokenCommand::Create { name } => create_admin_token(settings, &name).await,
+        AdminTokenCommand::List => list_admin_tokens(settings).await,
+        AdminTokenCommand::Revoke { name } => revoke_admin_token(settings, name.trim()).await,
+    }
+}
+
+async fn list_admin_tokens(settings: Settings) -> anyhow::Result<ExitCode> {
+    let store = startup::open_store(&settings).await?;
+    let tokens = store.admin_tokens().await;
+    store.close().await;
+    let when = |ms: Option<i64>| ms.and_then(rfc3339).unwrap_or_else(|| "-".to_owned());
+    println!(
+        "{:<24} {:<26} {:<26} revoked",
+        "name", "created", "last used"
+    );
+    for t in tokens? {
+        let created = when(Some(t.created_at));
+        let (used, revoked) = (when(t.last_used_at), when(t.revoked_at));
+        println!("{:<24} {created:<26} {used:<26} {revoked}", t.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_admin_token(settings: Settings, name: &str) -> anyhow::Result<ExitCode> {
+    let store = startup::open_store(&settings).await?;
+    let revoked = store.revoke_admin_token(name).await;
+    store.close().await;
+    if revoked? {
+        println!("admin token `{name}` revoked: it now gets 401");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: no live admin token is named `{name}`");
+        Ok(ExitCode::FAILURE)
     }
 }
 
@@ -308,7 +356,7 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     let Some(client) = startup::monday_client(&settings) else {
         return Ok(ExitCode::SUCCESS);
     };
-    let mut ok = true;
+    let (mut ok, mut unreachable) = (true, false);
     for kind in EntityKind::ALL {
         let Some(board) = settings.board_for(kind) else {
             continue;
@@ -321,10 +369,13 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(Some(columns)) => {
                 column_problems(settings.mapping.for_kind(kind), &columns, kind, board)
             }
-            Err(e) => vec![format!(
-                "cannot read {} board {board} from Monday: {e}",
-                kind.plural()
-            )],
+            Err(e) => {
+                unreachable = true;
+                vec![format!(
+                    "cannot read {} board {board} from Monday: {e}",
+                    kind.plural()
+                )]
+            }
         };
         for problem in &problems {
             println!("problem: {problem}");
@@ -338,10 +389,12 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    // A board that is missing or mapped wrongly is a configuration problem (2); a Monday that
+    // could not be asked is a failure (1): the configuration may well be right.
+    Ok(match (ok, unreachable) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, true) => ExitCode::FAILURE,
+        (false, false) => ExitCode::from(2),
     })
 }
 

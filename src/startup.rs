@@ -228,6 +228,7 @@ fn worker_settings(settings: &Settings) -> WorkerSettings {
         poll: settings.sync.poll_interval(),
         lease: settings.sync.lease(),
         grace: settings.http.shutdown_grace(),
+        retention: settings.retention,
     }
 }
 
@@ -279,8 +280,9 @@ fn warn_about_refused_sources(state: &AppState) {
 }
 
 /// Installs the global tracing subscriber (text or JSON lines). Safe to call more than once.
+/// The filter was validated with the settings; one that still does not parse logs nothing.
 pub fn init_tracing(log: &LogSettings) {
-    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -16,7 +16,7 @@ use serde::de::{Deserializer, Error as _, IgnoredAny};
 
 use super::{
     AdminSettings, ConfigError, ConflictSettings, DatabaseSettings, HttpSettings, LogSettings,
-    MappingSettings, MondaySettings, NpdSettings, Settings, SyncSettings,
+    MappingSettings, MondaySettings, NpdSettings, RetentionSettings, Settings, SyncSettings,
 };
 use crate::domain::entity::BoardId;
 use crate::domain::reconcile::ConflictPolicy;
@@ -31,6 +31,7 @@ pub(super) struct SettingsFile {
     mapping: MappingSettings,
     conflicts: ConflictSettings,
     sync: SyncSettings,
+    retention: RetentionSettings,
 }
 
 /// `[gateway]`: the keys of four sections in one table. A flattened section cannot refuse keys
@@ -69,6 +70,7 @@ impl From<SettingsFile> for Settings {
             mapping: f.mapping,
             conflicts: f.conflicts,
             sync: f.sync,
+            retention: f.retention,
         }
     }
 }
@@ -136,6 +138,11 @@ impl<'de, T: FromStr<Err: Display>> Deserialize<'de> for Parsed<T> {
         let text = String::deserialize(d)?;
         text.parse().map(Parsed).map_err(D::Error::custom)
     }
+}
+
+/// `"30d"`, `"1h"`, `"250ms"`: a duration as humans write it.
+pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    Parsed::<humantime::Duration>::deserialize(d).map(|Parsed(p)| p.into())
 }
 
 /// `default = "npd_wins"`: a conflict policy by its name.

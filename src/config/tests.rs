@@ -208,6 +208,51 @@ fn secrets_never_appear_in_debug_or_errors() {
 }
 
 #[test]
+fn an_unreadable_log_filter_is_refused_with_the_reason() {
+    let msg = problems(&[("GATEWAY_LOG", "npd_monday_gateway=loud")], None);
+    assert!(
+        msg.contains("GATEWAY_LOG `npd_monday_gateway=loud`"),
+        "{msg}"
+    );
+    for fine in ["info", "warn,npd_monday_gateway=debug", "off"] {
+        assert!(
+            load(&[("GATEWAY_LOG", fine)], None).is_ok(),
+            "`{fine}` is a filter"
+        );
+    }
+}
+
+#[test]
+fn redacted_urls_hold_no_password_in_any_form() {
+    let cases = [
+        (
+            "postgres://u:pw-SECRET@db:5432/gw",
+            "postgres://u:REDACTED@db:5432/gw",
+        ),
+        (
+            "postgres://u@db/gw?password=pw-SECRET&sslmode=require",
+            "postgres://u@db/gw?password=REDACTED&sslmode=require",
+        ),
+        (
+            "postgresql://db/gw?user=u&PassWord=pw%20SECRET&sslpassword=key-SECRET",
+            "postgresql://db/gw?user=u&PassWord=REDACTED&sslpassword=REDACTED",
+        ),
+        ("postgres://u@db/gw", "postgres://u@db/gw"),
+        ("sqlite://data/gateway.db", "sqlite://data/gateway.db"),
+        ("postgres://u:pw-SECRET@[::1", "[unparseable database url]"),
+    ];
+    for (url, expected) in cases {
+        let settings = DatabaseSettings {
+            url: SecretString::from(url.to_owned()),
+            ..DatabaseSettings::default()
+        };
+        let redacted = settings.redacted_url();
+        assert!(!redacted.contains("SECRET"), "{url} -> {redacted}");
+        assert_eq!(redacted, expected, "{url}");
+    }
+}
+
+#[test]
 fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
     let example = include_str!("../../fixtures/gateway.example.toml");
     let shipped = load(&[], Some(example)).expect("the example file loads as shipped");

@@ -2,11 +2,15 @@
 //!
 //! Owns: `Settings::problems`. Each problem is a sentence naming the key (its environment
 //! variable where it has one) and never a secret value.
-//! May import: std, secrecy, url, crate::config, crate::domain, crate::auth.
+//! May import: std, secrecy, url, tracing-subscriber (to parse the log filter), crate::config,
+//! crate::domain, crate::auth.
 
 use secrecy::ExposeSecret;
 
-use super::{DatabaseSettings, HttpSettings, MondaySettings, NpdSettings, Settings, SyncSettings};
+use super::{
+    DatabaseSettings, HttpSettings, LogSettings, MondaySettings, NpdSettings, Settings,
+    SyncSettings,
+};
 use crate::auth::standard_webhooks::WebhookSecret;
 use crate::domain::entity::EntityKind;
 
@@ -16,6 +20,7 @@ impl Settings {
         let mut problems = Vec::new();
         self.database.check_backend(&mut problems);
         self.http.check(&mut problems);
+        self.log.check(&mut problems);
         self.database.check(&mut problems);
         self.npd.check(&mut problems);
         self.monday.check(&mut problems);
@@ -74,6 +79,18 @@ impl DatabaseSettings {
             problems.push(
                 "gateway.ingest_batch_max and gateway.ingest_writers must be positive".into(),
             );
+        }
+    }
+}
+
+impl LogSettings {
+    /// An unreadable filter is refused, never quietly replaced by `info`.
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.filter) {
+            problems.push(format!(
+                "GATEWAY_LOG `{}` is not a tracing filter ({e}); e.g. `info` or `npd_monday_gateway=debug,info`",
+                self.filter
+            ));
         }
     }
 }
@@ -154,9 +171,10 @@ impl SyncSettings {
         if self.dispatch_concurrency == 0
             || self.poll_interval_ms == 0
             || self.admin_requests_per_minute == 0
+            || self.admin_auth_failures_per_minute == 0
         {
             problems.push(
-                "sync.dispatch_concurrency, sync.poll_interval_ms and sync.admin_requests_per_minute must be positive"
+                "sync.dispatch_concurrency, sync.poll_interval_ms, sync.admin_requests_per_minute and sync.admin_auth_failures_per_minute must be positive"
                     .into(),
             );
         }

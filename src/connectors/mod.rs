@@ -75,6 +75,22 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         self.class == FailureClass::Retryable
     }
+
+    /// The remote refused the request for a rate, complexity or concurrency limit (HTTP 429, or
+    /// such a code inside an HTTP 200): it was not processed, so its retry must not reuse the
+    /// idempotency key (Monday would answer the cached refusal).
+    pub fn is_rate_limited(&self) -> bool {
+        let code = self
+            .code
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let squeezed: String = code.chars().filter(char::is_ascii_alphanumeric).collect();
+        self.status == Some(429)
+            || ["ratelimit", "complexity", "maxconcurrency"]
+                .iter()
+                .any(|marker| squeezed.contains(marker))
+    }
 }
 
 impl ConnectorError {
@@ -90,6 +106,24 @@ impl ConnectorError {
             retry_after: None,
         }
     }
+}
+
+/// Reads at most `limit` bytes of an answer, chunk by chunk (a huge answer is never buffered);
+/// the flag says whether more was left unread.
+pub(crate) async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// The fields of an NPD write (`PATCH`, `POST`): name to value, `Null` clearing a field.

@@ -16,13 +16,13 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::config::NpdSettings;
-use crate::connectors::{ConnectorError, FailureClass, NpdApi, NpdFields};
+use crate::connectors::{ConnectorError, FailureClass, NpdApi, NpdFields, read_bounded};
 use crate::domain::entity::{EntityKind, NpdId, Side};
 use crate::domain::record::NpdRecord;
 
@@ -196,7 +196,7 @@ impl NpdClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, OffsetDateTime::now_utc()));
-        let read = read_bounded(response).await;
+        let read = read_bounded(response, MAX_ANSWER_BYTES).await;
         if status.is_success() {
             let (body, truncated) = read.map_err(|e| ConnectorError {
                 status: Some(status.as_u16()),
@@ -237,20 +237,6 @@ fn classify(status: StatusCode) -> FailureClass {
         408 | 409 | 423 | 425 | 429 | 500..=599 => FailureClass::Retryable,
         _ => FailureClass::Permanent,
     }
-}
-
-/// Reads at most `MAX_ANSWER_BYTES`; the flag says whether more was left.
-async fn read_bounded(mut response: Response) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_ANSWER_BYTES - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, true));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, false))
 }
 
 #[async_trait::async_trait]

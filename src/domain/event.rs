@@ -4,7 +4,9 @@
 //! body of a Monday webhook delivery, legacy `event.type` vocabulary of FACTS.md §1.2), and
 //! `EventParseError`, the reason a body was refused. An error names the JSON path of the offending
 //! field and what was expected, never the offending value or any other payload content.
-//! May import: std, serde, serde_json, serde_path_to_error, time, crate::domain::entity.
+//! A Monday delivery without `triggerUuid` (the legacy shape) is accepted: its dedupe key is
+//! `sha256:` and the SHA-256 of its body, so a redelivery of the same bytes is a duplicate.
+//! May import: std, serde, serde_json, serde_path_to_error, sha2, time, crate::domain::entity.
 
 use std::fmt;
 
@@ -355,7 +357,7 @@ impl MondayDelivery {
         };
         match root.remove("event") {
             Some(Value::Object(event)) => {
-                MondayEvent::from_object(event).map(|e| MondayDelivery::Event(Box::new(e)))
+                MondayEvent::from_object(event, body).map(|e| MondayDelivery::Event(Box::new(e)))
             }
             Some(_) => Err(EventParseError::wrong_type("event", "an object")),
             None => match root.remove("challenge") {
@@ -443,7 +445,8 @@ pub struct MondayEvent {
     pub kind: MondayEventKind,
     /// The raw legacy `type`.
     pub event_type: String,
-    /// Required and non-empty: the dedupe key.
+    /// The dedupe key: `triggerUuid` (non-empty when given), or `sha256:<hex>` of the whole body
+    /// for a legacy delivery without one.
     pub trigger_uuid: String,
     pub original_trigger_uuid: Option<String>,
     /// `boardId`; for `move_subitem`, `destBoardId`.
@@ -485,14 +488,14 @@ impl MondayEvent {
         self.changed_at.map(|s| (s * 1000.0).floor() as i64)
     }
 
-    fn from_object(event: Map<String, Value>) -> Result<MondayEvent, EventParseError> {
+    fn from_object(event: Map<String, Value>, body: &[u8]) -> Result<MondayEvent, EventParseError> {
         let raw: RawMondayEvent = decode(Value::Object(event), "event")?;
 
         let event_type = raw
             .event_type
             .ok_or_else(|| EventParseError::missing("event.type"))?;
         let trigger_uuid = match raw.trigger_uuid {
-            None => return Err(EventParseError::missing("event.triggerUuid")),
+            None => body_key(body),
             Some(s) if s.trim().is_empty() => {
                 return Err(EventParseError::at(
                     "event.triggerUuid",
@@ -543,6 +546,12 @@ impl MondayEvent {
             update_id: raw.update_id,
         })
     }
+}
+
+/// The dedupe key of a delivery without `triggerUuid`: the SHA-256 of its body.
+pub fn body_key(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(body))
 }
 
 /// The wire shape of `event`: every field optional here; required ones are checked afterwards so
@@ -1570,10 +1579,6 @@ mod tests {
         (r#"{"event": null}"#, Some("event")),
         (r#"{"event": [1, 2]}"#, Some("event")),
         (
-            r#"{"event": {"type": "create_pulse"}}"#,
-            Some("event.triggerUuid"),
-        ),
-        (
             r#"{"event": {"type": "create_pulse", "triggerUuid": ""}}"#,
             Some("event.triggerUuid"),
         ),
@@ -1620,6 +1625,23 @@ mod tests {
         for &(fields, field) in MONDAY_BAD_FIELDS {
             assert_refused_at(monday_err, &event_with(fields), Some(field));
         }
+    }
+
+    #[test]
+    fn a_legacy_delivery_without_trigger_uuid_is_keyed_by_the_sha256_of_its_body() {
+        let body = monday!("update_column_value_legacy_without_trigger_uuid.json").1;
+        let parsed = event(body);
+        assert_eq!(parsed.kind, MondayEventKind::ColumnValueChanged);
+        let key = parsed
+            .trigger_uuid
+            .strip_prefix("sha256:")
+            .expect("body key");
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert_eq!(parsed.trigger_uuid, body_key(body.as_bytes()));
+        assert_eq!(event(body).trigger_uuid, parsed.trigger_uuid, "stable");
+        let other = body.replace("Countess of Lovelace", "Countess");
+        assert_ne!(event(&other).trigger_uuid, parsed.trigger_uuid);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Owns: `ConflictPolicy` (how a field is settled when both sides changed it to different
 //! values), `Side`, the ledger's view of one field (`FieldState`, `Pending`), an incoming
 //! `Change`, the `Decision` taken on it (`PushReason`), and the rules: `decide` (one incoming
-//! change), `confirm` (a push landed), `abandon` (a push failed for good) and `resolve` (an admin
-//! settles a conflict). No I/O: the caller stores the returned state and sends the pushes.
+//! change), `confirm` (a push landed), `abandon` (a push failed for good), `retry` (an admin
+//! replays it) and `resolve` (an admin settles a conflict). No I/O: the caller stores the returned state and sends the pushes.
 //! May import: std, serde, serde_json, thiserror, crate::domain.
 
 use std::fmt;
@@ -333,8 +333,10 @@ impl Decision {
 /// Decides one incoming change of one field and returns the field's new state.
 ///
 /// Rules, in order:
-/// 1. **Stale**: `change.at_ms` and the side's source time are both known and `at_ms` is older:
-///    nothing changes.
+/// 1. **Stale** (Monday only): `change.at_ms` and Monday's source time are both known and `at_ms`
+///    is older: nothing changes. NPD's changes are ordered by their `version` before they get
+///    here (NPD's app servers' clocks disagree); timestamps only weigh the two sides against each
+///    other under `latest_wins`.
 /// 2. **Echo of a write in flight**: the side's pending write, or an earlier write to it that a
 ///    newer decision superseded (it may have been sent already), carries `change.value`: the
 ///    side holds it (by the gateway), that write and any before it are done (a newer pending
@@ -366,7 +368,8 @@ pub fn decide(
     let value = &change.value;
 
     // 1. Stale.
-    if let (Some(at), Some(known)) = (change.at_ms, state.at(side))
+    if side == Side::Monday
+        && let (Some(at), Some(known)) = (change.at_ms, state.at(side))
         && at < known
     {
         return (Decision::Stale, state.clone());
@@ -501,6 +504,18 @@ pub fn mark_sent(state: &FieldState, to: Side, value: &FieldValue) -> FieldState
 pub fn abandon(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
     let mut next = state.clone();
     next.dropped(to, value);
+    next
+}
+
+/// A write that died is tried again (an admin replays its dead letter): `value` becomes `to`'s
+/// pending write again, unless the side it came from no longer holds it (that side moved on: a
+/// newer decision will carry its new value), `to` holds it already, or another write to `to` is
+/// in flight.
+pub fn retry(state: &FieldState, to: Side, value: &FieldValue) -> FieldState {
+    let mut next = state.clone();
+    if state.pending(to).is_none() && state.value(to.other()) == value && state.value(to) != value {
+        next.set_pending(to, Some(value.clone()));
+    }
     next
 }
 
@@ -997,14 +1012,41 @@ mod tests {
     }
 
     #[test]
-    fn changes_older_than_the_last_applied_one_of_their_side_are_stale() {
+    fn an_npd_change_with_an_older_timestamp_is_not_stale_its_version_ordered_it() {
+        // NPD's clocks disagree: a higher version may carry an older `updated_at`. The version
+        // was checked before the merge, so the change applies; NPD's time never moves back.
+        let state = known("B", "B", "B");
+        let last = state.npd_at.expect("known time");
+        for policy in ConflictPolicy::ALL {
+            let (decision, after) = decide(&state, &change(Side::Npd, "X", last - 1), policy);
+            assert!(
+                matches!(
+                    decision,
+                    Decision::Push {
+                        to: Side::Monday,
+                        ..
+                    }
+                ),
+                "{policy}: {decision:?}"
+            );
+            assert_eq!(after.npd, v("X"), "{policy}");
+            assert_eq!(after.npd_at, Some(last), "{policy}: the known time is kept");
+        }
+    }
+
+    #[test]
+    fn monday_changes_older_than_the_last_applied_one_are_stale() {
         let policy = ConflictPolicy::LatestWins;
         let state = known("B", "B", "B");
         for side in Side::ALL {
             let last = state.at(side).expect("known time");
             let (decision, after) = decide(&state, &change(side, "X", last - 1), policy);
-            assert_eq!(decision, Decision::Stale, "{side}");
-            assert_eq!(after, state, "{side}");
+            if side == Side::Monday {
+                assert_eq!(decision, Decision::Stale, "{side}");
+                assert_eq!(after, state, "{side}");
+            } else {
+                assert_ne!(decision, Decision::Stale, "{side}: versions order NPD");
+            }
 
             let (decision, _) = decide(&state, &change(side, "X", last), policy);
             assert!(
@@ -1528,6 +1570,23 @@ mod tests {
             .prop_map(|(side, value, at_ms)| Change { side, value, at_ms })
     }
 
+    /// What processing does with one delivered change: an NPD change older than NPD's last applied
+    /// one is dropped as stale before the merge (the processor compares NPD's `version`; in these
+    /// models a change's time stands for its version), everything else goes to `decide`.
+    fn process(
+        state: &FieldState,
+        change: &Change,
+        policy: ConflictPolicy,
+    ) -> (Decision, FieldState) {
+        if change.side == Side::Npd
+            && let (Some(at), Some(known)) = (change.at_ms, state.npd_at)
+            && at < known
+        {
+            return (Decision::Stale, state.clone());
+        }
+        decide(state, change, policy)
+    }
+
     /// The gateway's write of `value` to `to` lands, then its echo, stamped `at_ms`, arrives.
     fn land_and_echo(
         state: &FieldState,
@@ -1558,7 +1617,7 @@ mod tests {
         ) {
             let mut state = FieldState::agreed(v(INITIAL));
             for &i in &order {
-                let (decision, next) = decide(&state, &changes[i], policy);
+                let (decision, next) = process(&state, &changes[i], policy);
                 state = next;
                 if let Decision::Push { to, value, .. } = decision {
                     let source = changes.iter().find(|c| c.value == value).and_then(|c| c.at_ms);
@@ -1585,7 +1644,7 @@ mod tests {
         ) {
             let mut state = FieldState::agreed(v(INITIAL));
             for &i in &order {
-                state = decide(&state, &changes[i], policy).1;
+                state = process(&state, &changes[i], policy).1;
             }
             for side in Side::ALL {
                 if let Some(Pending { value, .. }) = state.pending(side).cloned() {
@@ -1736,7 +1795,7 @@ mod tests {
             } else {
                 self.events.remove(i)
             };
-            let (decision, next) = decide(&self.ledger, &event, self.policy);
+            let (decision, next) = process(&self.ledger, &event, self.policy);
             self.ledger = next;
             if let Decision::Push { to, value, .. } = decision {
                 self.writes.push((to, value));

@@ -1,219 +1,175 @@
-//! The admin API: forced pushes, sync status, dead letters.
+//! The admin API: forced pushes, sync status, dead letters, conflicts, the audit log.
 //!
-//! Owns: the admin routes, the `Admin` extractor (a bearer token: the bootstrap
-//! `GATEWAY_ADMIN_TOKEN` or one made with `admin-token create`, whose SHA-256 is looked up; both
-//! compared in constant time; never accepted in a query string), the per-token rate limit, and an
-//! audit row for every admin call. Handlers only call `sync` use cases; they never call Monday.
-//! May import: std, axum, serde, serde_json, secrecy, crate::{auth, domain, http, ledger, sync}.
+//! Owns: the admin routes and their handlers. Who may call them, the limits and the one audit row
+//! per call are `auth`; the wire types are `dto`. Handlers only call `sync` use cases; they never
+//! call Monday.
+//!
+//! How a route is documented (the OpenAPI document at `/openapi.json` is generated from this
+//! code, and `.ci/run` fuzzes it with schemathesis, which fails on any undocumented status):
+//! - annotate the handler with `#[utoipa::path(method, path = "...", tag = "admin", ...)]` and
+//!   register it with `.routes(routes!(handler))` in `router()`, never with a bare `.route`;
+//! - give path parameters their format (`("id" = uuid::Uuid, Path)`, `("id" = i64, Path)`) and
+//!   queries an `IntoParams` struct in `dto` with their bounds (`#[param(minimum, maximum)]`),
+//!   `deny_unknown_fields`, and the `ProblemQuery` extractor (its rejections are problems);
+//! - answer typed `dto` structs deriving `Serialize` + `ToSchema` (never `json!`), request bodies
+//!   likewise (`Deserialize` + `ToSchema`, read from `RawBody` so 413 and 400 are problems);
+//! - list `responses((status = 200, body = ...), AdminProblems)` plus any other status the route
+//!   can answer (409, 502, ...) as `(status = N, body = Problem, content_type =
+//!   "application/problem+json")`, and `security(("adminToken" = []))`;
+//! - take the `Admin` extractor and call `admin.acts("noun.verb", target)`: the audit row is
+//!   written by the middleware whatever the outcome;
+//! - lists page with `PageQuery` (`limit` 1..=500, default 100; `cursor` opaque) over a keyset
+//!   ledger query (`… where id > $after order by id limit $n`) on an index, never a scan.
+//!
+//! May import: std, axum, serde, serde_json, secrecy, utoipa, utoipa-axum,
+//! crate::{auth, domain, http, ledger, sync}.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod auth;
+pub mod dto;
+
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::{Json, middleware};
+use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::auth::{admin_token, constant_time_eq};
-use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
+pub use auth::{Admin, AdminLimits, WindowLimiter};
+
+use crate::domain::entity::{EntityKind, NpdId};
 use crate::domain::state::{AuditOutcome, ConflictStatus};
-use crate::http::error::ApiError;
-use crate::http::{AppState, request_id_of};
-use crate::ledger::admin::AuditEntry;
-use crate::ledger::jobs::JobRow;
+use crate::http::AppState;
+use crate::http::error::{AdminProblems, ApiError, Problem, RawBody};
 use crate::sync::admin as admin_use;
-use crate::sync::push::{PushError, PushOutcome, PushQueued, Requester};
+use crate::sync::push::{PushError, PushOutcome, Requester};
+use crate::sync::resolve::{ResolveError, Take, resolve_conflict};
+use dto::{
+    AuditResponse, AuditView, ConflictQuery, ConflictView, ConflictsResponse, DeadLetterView,
+    DeadLettersResponse, PageQuery, PushQuery, PushResponse, RecordId, ReplayResponse,
+    ResolveRequest, ResolveResponse, SyncStatusResponse, TakeSide,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts/{id}/sync-to-monday", post(push_contact))
-        .route(
-            "/api/v1/organizations/{id}/sync-to-monday",
-            post(push_organization),
-        )
-        .route("/api/v1/contacts/{id}/sync", get(contact_status))
-        .route("/api/v1/organizations/{id}/sync", get(organization_status))
-        .route("/api/v1/dead-letters", get(list_dead_letters))
-        .route("/api/v1/dead-letters/{id}/replay", post(replay_dead_letter))
-        .route("/api/v1/conflicts", get(list_conflicts))
-        .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
+/// The longest `?wait=true` waits (CONTRACT: 30 s).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// What a waiting push keeps of the request timeout to answer in.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 500;
+
+/// The admin routes with their audit middleware.
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
+    documented_routes().layer(middleware::from_fn_with_state(state, auth::audit_calls))
 }
 
-/// An authenticated admin: the token's name (`bootstrap` for `GATEWAY_ADMIN_TOKEN`).
-#[derive(Debug, Clone)]
-pub struct Admin {
-    pub actor: String,
-    pub request_id: Option<String>,
+/// The admin routes and their documentation, without the middleware.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(push_contact))
+        .routes(routes!(push_organization))
+        .routes(routes!(contact_status))
+        .routes(routes!(organization_status))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(replay_dead_letter))
+        .routes(routes!(list_conflicts))
+        .routes(routes!(resolve))
+        .routes(routes!(list_audit))
 }
 
-/// Per-token request budget: a fixed one-minute window per token.
-#[derive(Debug, Default)]
-pub struct AdminRateLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
-}
+/// A query string parsed into `T`; a query that does not parse is a 400 problem.
+pub struct ProblemQuery<T>(pub T);
 
-impl AdminRateLimiter {
-    /// `Ok` when `actor` may make another request, else the wait until its window resets.
-    fn check(&self, actor: &str, per_minute: u32) -> Result<(), Duration> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let entry = windows.entry(actor.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        if entry.1 >= per_minute {
-            return Err(Duration::from_secs(60).saturating_sub(now.duration_since(entry.0)));
-        }
-        entry.1 += 1;
-        Ok(())
-    }
-}
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ProblemQuery<T> {
+    type Rejection = ApiError;
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let request_id = request_id_of(&parts.headers);
-        if query_carries_token(parts.uri.query()) {
-            return Err(ApiError::Unauthorized(
-                "admin tokens are never accepted in a query string".into(),
-            )
-            .into_response());
-        }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ProblemQuery(q))
+            .map_err(|e| {
+                ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text()))
             })
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
-            return Err(unauthorized(
-                "missing `Authorization: Bearer <admin token>`",
-            ));
-        };
-        let bootstrap = state
-            .settings
-            .admin
-            .token
-            .as_ref()
-            .is_some_and(|b| constant_time_eq(b.expose_secret().as_bytes(), token.as_bytes()));
-        let actor = if bootstrap {
-            "bootstrap".to_owned()
-        } else {
-            match state
-                .store
-                .admin_token_name(&admin_token::hash(token))
-                .await
-            {
-                Ok(Some(name)) => name,
-                Ok(None) => {
-                    let entry = AuditEntry {
-                        actor: "unknown",
-                        action: "authenticate",
-                        target: None,
-                        request_id: request_id.as_deref(),
-                        outcome: AuditOutcome::Denied,
-                        detail: Some("invalid admin token"),
-                    };
-                    admin_use::audit(&state.store, &entry).await;
-                    return Err(unauthorized("invalid admin token"));
-                }
-                Err(e) => return Err(ApiError::from(e).into_response()),
-            }
-        };
-        if let Err(wait) = state
-            .admin_limiter
-            .check(&actor, state.settings.sync.admin_requests_per_minute)
-        {
-            return Err(rate_limited(
-                state.settings.sync.admin_requests_per_minute,
-                wait,
-            ));
-        }
-        Ok(Admin { actor, request_id })
     }
 }
 
-/// 429 with `Retry-After`: the token's requests of this minute are spent.
-fn rate_limited(per_minute: u32, wait: Duration) -> Response {
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::CONTENT_TYPE, crate::http::error::PROBLEM_JSON)],
-        json!({
-            "type": "urn:npd-monday-gateway:problem:rate-limited",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": format!("admin request limit of {per_minute} per minute reached"),
-        })
-        .to_string(),
-    )
-        .into_response();
-    let secs = wait.as_secs().max(1).to_string();
-    if let Ok(v) = HeaderValue::from_str(&secs) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
+fn parse_uuid(kind: EntityKind, raw: &str) -> Result<NpdId, ApiError> {
+    NpdId::parse(raw).map_err(|_| ApiError::BadRequest(format!("{kind} id must be a UUID")))
+}
+
+fn parse_number(what: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{what} id must be a number")))
+}
+
+/// `limit` and the id after which the page starts.
+fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(i64, Option<i64>), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {MAX_PAGE}"
+        )));
     }
-    response
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::BadRequest("`cursor` is not one this API gave".into()))?,
+        ),
+    };
+    Ok((i64::from(limit), after))
 }
 
-fn unauthorized(detail: &str) -> Response {
-    let mut response = ApiError::Unauthorized(detail.to_owned()).into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+/// Rows fetched one past the page: the page, and the cursor of the next one if there is one.
+fn split_page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(|r| id(r).to_string());
+    (rows, next)
 }
 
-/// Whether a query string carries something that looks like a credential.
-fn query_carries_token(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let key = pair
-                .split('=')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            matches!(
-                key.as_str(),
-                "token" | "access_token" | "admin_token" | "api_key" | "authorization"
-            )
-        })
-    })
-}
-
-#[derive(Debug, Deserialize)]
-struct PushQuery {
-    #[serde(default)]
-    wait: Option<String>,
-}
-
+#[utoipa::path(
+    post, path = "/api/v1/contacts/{id}/sync-to-monday", tag = "admin",
+    summary = "Force a push of one contact to Monday",
+    params(("id" = uuid::Uuid, Path, description = "The contact's NPD id"), PushQuery),
+    responses(
+        (status = 200, body = PushResponse, description = "Queued (with `wait`: its outcome)"),
+        AdminProblems,
+        (status = 502, body = Problem, content_type = "application/problem+json", description = "NPD could not be asked about a record the gateway never saw"),
+    ),
+    security(("adminToken" = []))
+)]
 async fn push_contact(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Query(query): Query<PushQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ProblemQuery(query): ProblemQuery<PushQuery>,
+) -> Result<Json<PushResponse>, ApiError> {
     push(state, admin, EntityKind::Contact, id, query).await
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/organizations/{id}/sync-to-monday", tag = "admin",
+    summary = "Force a push of one organization to Monday",
+    params(("id" = uuid::Uuid, Path, description = "The organization's NPD id"), PushQuery),
+    responses(
+        (status = 200, body = PushResponse, description = "Queued (with `wait`: its outcome)"),
+        AdminProblems,
+        (status = 502, body = Problem, content_type = "application/problem+json", description = "NPD could not be asked about a record the gateway never saw"),
+    ),
+    security(("adminToken" = []))
+)]
 async fn push_organization(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    Query(query): Query<PushQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ProblemQuery(query): ProblemQuery<PushQuery>,
+) -> Result<Json<PushResponse>, ApiError> {
     push(state, admin, EntityKind::Organization, id, query).await
 }
 
@@ -223,122 +179,94 @@ async fn push(
     kind: EntityKind,
     raw_id: String,
     query: PushQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PushResponse>, ApiError> {
+    admin.acts(&format!("{kind}.sync-to-monday"), None);
     let wait = match query.wait.as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(_) => return Err(ApiError::BadRequest("`wait` must be true or false".into())),
     };
-    let action = format!("{kind}.sync-to-monday");
-    let Ok(id) = NpdId::parse(&raw_id) else {
-        audit(
-            &state,
-            &admin,
-            &action,
-            None,
-            AuditOutcome::Rejected,
-            Some("malformed id"),
-        )
-        .await;
-        return Err(ApiError::BadRequest(format!("{kind} id must be a UUID")));
-    };
-    let target = id.to_string();
+    let id = parse_uuid(kind, &raw_id)?;
+    admin.acts(&format!("{kind}.sync-to-monday"), Some(&id.to_string()));
     let by = Requester {
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
     };
-    let queued = match state.pusher.push(kind, id, by).await {
-        Ok(q) => q,
-        Err(e) => {
-            let (outcome, error) = push_error(e);
-            let detail = error.to_string();
-            audit(
-                &state,
-                &admin,
-                &action,
-                Some(&target),
-                outcome,
-                Some(&detail),
-            )
-            .await;
-            return Err(error);
-        }
-    };
+    let queued = state.pusher.push(kind, id, by).await.map_err(push_error)?;
     state.wake.dispatch.notify_one();
-    let mut body = json!({
-        format!("{kind}_id"): target,
-        "sync_triggered": queued.job_id.is_some(),
-        "message": queued.message,
-        "monday_id": queued.monday_id,
-    });
-    if wait {
-        let (outcome, link) = wait_for_push(&state, kind, id, &queued).await?;
-        body["outcome"] = json!(outcome.as_str());
-        body["monday_id"] = json!(link);
+    let mut body = PushResponse {
+        id: RecordId::of(kind, id.to_string()),
+        sync_triggered: queued.job_id.is_some(),
+        message: queued.message.clone(),
+        monday_id: queued.monday_id.map(|m| m.to_string()),
+        outcome: None,
+    };
+    if wait && let Some(job) = queued.job_id {
+        let (outcome, link) = state
+            .pusher
+            .wait(kind, id, job, wait_budget(admin.deadline))
+            .await
+            .map_err(push_error)?;
+        body.outcome = Some(outcome.as_str().to_owned());
+        body.monday_id = link.map(|m| m.to_string());
+    } else if wait {
+        body.outcome = Some(PushOutcome::Pending.as_str().to_owned());
     }
-    audit(
-        &state,
-        &admin,
-        &action,
-        Some(&target),
-        AuditOutcome::Queued,
-        Some(&queued.message),
-    )
-    .await;
+    admin.outcome(AuditOutcome::Queued, Some(&queued.message));
     Ok(Json(body))
 }
 
-/// The answer and audit outcome of a push that could not be queued.
-fn push_error(e: PushError) -> (AuditOutcome, ApiError) {
+/// How long a waiting push may wait: 30 s, less when the request timeout comes sooner, so the
+/// answer (`pending` at worst) always goes out before the timeout would answer 408.
+fn wait_budget(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(ANSWER_MARGIN)
+        .min(MAX_WAIT)
+}
+
+/// The answer of a push that could not be queued or waited for.
+fn push_error(e: PushError) -> ApiError {
     match e {
-        PushError::NotConfigured(m) => (AuditOutcome::Rejected, ApiError::BadRequest(m)),
+        PushError::NotConfigured(m) => ApiError::BadRequest(m),
         e @ (PushError::NotFound { .. } | PushError::Deleted { .. }) => {
-            (AuditOutcome::NotFound, ApiError::NotFound(e.to_string()))
+            ApiError::NotFound(e.to_string())
         }
-        PushError::Lookup(c) => (
-            AuditOutcome::Failed,
-            ApiError::BadGateway(format!(
-                "NPD could not be asked about the record: {}",
-                c.class
-            )),
-        ),
-        PushError::Ledger(l) => (AuditOutcome::Failed, ApiError::from(l)),
+        PushError::Lookup(c) => ApiError::BadGateway(format!(
+            "NPD could not be asked about the record: {}",
+            c.class
+        )),
+        PushError::Ledger(l) => ApiError::from(l),
     }
 }
 
-/// `?wait=true`: the push's outcome within 30 s, and the entity's link then.
-async fn wait_for_push(
-    state: &AppState,
-    kind: EntityKind,
-    id: NpdId,
-    queued: &PushQueued,
-) -> Result<(PushOutcome, Option<MondayItemId>), ApiError> {
-    let Some(job) = queued.job_id else {
-        return Ok((PushOutcome::Pending, queued.monday_id));
-    };
-    state
-        .pusher
-        .wait(kind, id, job, Duration::from_secs(30))
-        .await
-        .map_err(|e| match e {
-            PushError::Ledger(l) => ApiError::from(l),
-            other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
-        })
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/contacts/{id}/sync", tag = "admin",
+    summary = "Sync status, link, jobs, conflicts and history of a contact",
+    params(("id" = uuid::Uuid, Path, description = "The contact's NPD id")),
+    responses((status = 200, body = SyncStatusResponse, description = "The entity and why it synced or not"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn contact_status(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SyncStatusResponse>, ApiError> {
     status(state, admin, EntityKind::Contact, id).await
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{id}/sync", tag = "admin",
+    summary = "Sync status, link, jobs, conflicts and history of an organization",
+    params(("id" = uuid::Uuid, Path, description = "The organization's NPD id")),
+    responses((status = 200, body = SyncStatusResponse, description = "The entity and why it synced or not"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn organization_status(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SyncStatusResponse>, ApiError> {
     status(state, admin, EntityKind::Organization, id).await
 }
 
@@ -347,306 +275,200 @@ async fn status(
     admin: Admin,
     kind: EntityKind,
     raw_id: String,
-) -> Result<Json<Value>, ApiError> {
-    let id = NpdId::parse(&raw_id)
-        .map_err(|_| ApiError::BadRequest(format!("{kind} id must be a UUID")))?;
+) -> Result<Json<SyncStatusResponse>, ApiError> {
+    admin.acts(&format!("{kind}.sync-status"), None);
+    let id = parse_uuid(kind, &raw_id)?;
+    admin.acts(&format!("{kind}.sync-status"), Some(&id.to_string()));
     let Some(s) = admin_use::sync_status(&state.store, kind, id).await? else {
-        audit(
-            &state,
-            &admin,
-            &format!("{kind}.sync-status"),
-            Some(&id.to_string()),
-            AuditOutcome::NotFound,
-            None,
-        )
-        .await;
         return Err(ApiError::NotFound(format!(
             "{kind} {id} is unknown to the gateway"
         )));
     };
-    let e = &s.entity;
-    let body = json!({
-        format!("{kind}_id"): id.to_string(),
-        "status": e.status,
-        "last_error": e.last_error,
-        "sync_enabled": e.sync_enabled,
-        "link": {"monday_id": e.monday_item_id, "board_id": e.board_id},
-        "npd_version": e.npd_version,
-        "monday_budget": budget_json(&state).await,
-        "fields": s.fields.iter().map(|(f, st)| (f.clone(), json!({
-            "base": st.base, "npd": st.npd, "monday": st.monday,
-            "pending": {
-                "npd": st.pending_npd.as_ref().map(|p| &p.value),
-                "monday": st.pending_monday.as_ref().map(|p| &p.value),
-            },
-        }))).collect::<serde_json::Map<String, Value>>(),
-        "pending_jobs": s.open_jobs.iter().map(job_json).collect::<Vec<_>>(),
-        "dead_jobs": s.dead_jobs.iter().map(job_json).collect::<Vec<_>>(),
-        "open_conflicts": s.conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
-        "history": s.history.iter().map(|h| json!({
-            "at": millis_to_rfc3339(h.at), "kind": h.kind, "reason": h.reason,
-            "detail": h.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
-            "inbox_event_id": h.inbox_event_id, "job_id": h.job_id,
-        })).collect::<Vec<_>>(),
-    });
-    audit(
-        &state,
-        &admin,
-        &format!("{kind}.sync-status"),
-        Some(&id.to_string()),
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
-    Ok(Json(body))
+    let id = RecordId::of(kind, id.to_string());
+    let budget = state.budget.remaining().await?;
+    Ok(Json(SyncStatusResponse::new(id, &s, budget)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/dead-letters", tag = "admin",
+    summary = "Jobs that went to the dead letters, oldest first, each naming its entity",
+    params(PageQuery),
+    responses((status = 200, body = DeadLettersResponse, description = "A page of dead letters"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn list_dead_letters(
     State(state): State<AppState>,
     admin: Admin,
-) -> Result<Json<Value>, ApiError> {
-    let jobs = admin_use::dead_letters(&state.store, 500).await?;
-    audit(
-        &state,
-        &admin,
-        "dead-letters.list",
-        None,
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
-    Ok(Json(
-        json!({ "dead_letters": jobs.iter().map(job_json).collect::<Vec<_>>() }),
-    ))
+    ProblemQuery(query): ProblemQuery<PageQuery>,
+) -> Result<Json<DeadLettersResponse>, ApiError> {
+    admin.acts("dead-letters.list", None);
+    let (limit, after) = page(query.limit, query.cursor.as_deref())?;
+    let rows = admin_use::dead_letters(&state.store, after.unwrap_or(0), limit + 1).await?;
+    let (rows, next_cursor) = split_page(rows, limit, |d| d.job.id);
+    Ok(Json(DeadLettersResponse {
+        dead_letters: rows.iter().map(DeadLetterView::from).collect(),
+        next_cursor,
+    }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/dead-letters/{id}/replay", tag = "admin",
+    summary = "Queue a dead job again, with a new idempotency key and a full set of attempts",
+    params(("id" = i64, Path, description = "The dead job's id")),
+    responses((status = 200, body = ReplayResponse, description = "Queued again"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn replay_dead_letter(
     State(state): State<AppState>,
     admin: Admin,
     Path(raw_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id: i64 = raw_id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("dead letter id must be a number".into()))?;
-    let replayed = admin_use::replay_dead_letter(&state.store, id).await?;
-    let target = id.to_string();
-    if !replayed {
-        audit(
-            &state,
-            &admin,
-            "dead-letters.replay",
-            Some(&target),
-            AuditOutcome::NotFound,
-            None,
-        )
-        .await;
+) -> Result<Json<ReplayResponse>, ApiError> {
+    admin.acts("dead-letters.replay", None);
+    let id = parse_number("dead letter", &raw_id)?;
+    admin.acts("dead-letters.replay", Some(&id.to_string()));
+    if !admin_use::replay_dead_letter(&state.store, id).await? {
         return Err(ApiError::NotFound(format!("no dead letter {id}")));
     }
     state.wake.dispatch.notify_one();
-    audit(
-        &state,
-        &admin,
-        "dead-letters.replay",
-        Some(&target),
-        AuditOutcome::Queued,
-        None,
-    )
-    .await;
-    Ok(Json(json!({"id": id, "replayed": true})))
+    admin.outcome(AuditOutcome::Queued, None);
+    Ok(Json(ReplayResponse { id, replayed: true }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConflictQuery {
-    #[serde(default)]
-    status: Option<String>,
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/conflicts", tag = "admin",
+    summary = "Conflicts (open by default), oldest first",
+    params(ConflictQuery),
+    responses((status = 200, body = ConflictsResponse, description = "A page of conflicts"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn list_conflicts(
     State(state): State<AppState>,
     admin: Admin,
-    Query(query): Query<ConflictQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ProblemQuery(query): ProblemQuery<ConflictQuery>,
+) -> Result<Json<ConflictsResponse>, ApiError> {
+    admin.acts("conflicts.list", None);
     let status = match query.status.as_deref() {
         None => ConflictStatus::Open,
         Some(s) => s
             .parse::<ConflictStatus>()
             .map_err(|_| ApiError::BadRequest("`status` must be open or resolved".into()))?,
     };
-    let rows = state.store.conflicts(status, 1_000).await?;
-    audit(
-        &state,
-        &admin,
-        "conflicts.list",
-        None,
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
-    Ok(Json(
-        json!({ "conflicts": rows.iter().map(conflict_json).collect::<Vec<_>>() }),
-    ))
+    let (limit, after) = page(query.limit, query.cursor.as_deref())?;
+    let rows = state
+        .store
+        .conflicts_page(status, after.unwrap_or(0), limit + 1)
+        .await?;
+    let (rows, next_cursor) = split_page(rows, limit, |c| c.id);
+    Ok(Json(ConflictsResponse {
+        conflicts: rows.iter().map(ConflictView::from).collect(),
+        next_cursor,
+    }))
 }
 
-/// `{"take": "npd" | "monday"}` or `{"value": "…" | null}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResolveRequest {
-    #[serde(default)]
-    take: Option<String>,
-    #[serde(default, deserialize_with = "some_value")]
-    value: Option<Option<String>>,
-}
-
-/// Distinguishes `"value": null` (clear the field) from no `value` at all.
-fn some_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-async fn resolve_conflict(
+#[utoipa::path(
+    post, path = "/api/v1/conflicts/{id}/resolve", tag = "admin",
+    summary = "Settle a conflict: take one side's value, or give one",
+    params(("id" = i64, Path, description = "The conflict's id")),
+    request_body(content = ResolveRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = ResolveResponse, description = "Settled; the value is on its way to the side(s) lacking it"),
+        AdminProblems,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The conflict is already resolved"),
+    ),
+    security(("adminToken" = []))
+)]
+async fn resolve(
     State(state): State<AppState>,
     admin: Admin,
     Path(raw_id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    use crate::sync::resolve::{ResolveError, Take, resolve_conflict as resolve};
-    let id: i64 = raw_id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("conflict id must be a number".into()))?;
-    let request: ResolveRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "body must be {{\"take\": \"npd\"|\"monday\"}} or {{\"value\": …}} ({})",
-            e.to_string()
-                .split(" at line")
-                .next()
-                .unwrap_or("invalid JSON")
-        ))
+    RawBody(body): RawBody,
+) -> Result<Json<ResolveResponse>, ApiError> {
+    admin.acts("conflicts.resolve", None);
+    let id = parse_number("conflict", &raw_id)?;
+    admin.acts("conflicts.resolve", Some(&id.to_string()));
+    let request: ResolveRequest = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::BadRequest(
+            "body must be exactly one of {\"take\": \"npd\"|\"monday\"} and {\"value\": \"…\"|null}"
+                .into(),
+        )
     })?;
-    let take = match (request.take.as_deref(), request.value) {
-        (Some(side), None) => match side.parse::<Side>() {
-            Ok(Side::Npd) => Take::Npd,
-            Ok(Side::Monday) => Take::Monday,
-            Err(_) => return Err(ApiError::BadRequest("`take` must be npd or monday".into())),
+    let take = match request {
+        ResolveRequest::Take(t) => match t.take {
+            TakeSide::Npd => Take::Npd,
+            TakeSide::Monday => Take::Monday,
         },
-        (None, Some(value)) => Take::Value(value),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of `take` and `value`".into(),
-            ));
-        }
+        ResolveRequest::Value(v) => Take::Value(v.value),
     };
-    let target = id.to_string();
     let by = Requester {
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
     };
-    let resolved = match resolve(&state.store, &state.settings, &state.metrics, id, take, by).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let error = match e {
-                ResolveError::NotFound(_) => ApiError::NotFound(e.to_string()),
-                ResolveError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
-                ResolveError::Ledger(l) => ApiError::from(l),
-            };
-            audit(
-                &state,
-                &admin,
-                "conflicts.resolve",
-                Some(&target),
-                AuditOutcome::Rejected,
-                Some(&error.to_string()),
-            )
-            .await;
-            return Err(error);
-        }
-    };
+    let resolved = resolve_conflict(&state.store, &state.settings, &state.metrics, id, take, by)
+        .await
+        .map_err(|e| match e {
+            ResolveError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ResolveError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
+            ResolveError::Ledger(l) => ApiError::from(l),
+        })?;
     state.wake.dispatch.notify_one();
-    audit(
-        &state,
-        &admin,
-        "conflicts.resolve",
-        Some(&target),
-        AuditOutcome::Resolved,
-        None,
-    )
-    .await;
-    Ok(Json(json!({
-        "conflict": conflict_json(&resolved.conflict),
-        "value": resolved.value,
-        "written_to": resolved.pushed_to.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-    })))
+    admin.outcome(AuditOutcome::Resolved, None);
+    Ok(Json(ResolveResponse {
+        conflict: ConflictView::from(&resolved.conflict),
+        value: resolved.value,
+        written_to: resolved.pushed_to.iter().map(|s| s.to_string()).collect(),
+    }))
 }
 
-fn conflict_json(c: &crate::ledger::conflicts::ConflictRow) -> Value {
-    json!({
-        "id": c.id,
-        "entity_id": c.entity_id,
-        "field": c.field,
-        "base": c.base_value,
-        "npd": c.npd_value,
-        "monday": c.monday_value,
-        "policy": c.policy,
-        "status": c.status,
-        "resolution": c.resolution,
-        "resolved_value": c.resolved_value,
-        "resolved_by": c.resolved_by,
-        "opened_at": millis_to_rfc3339(c.opened_at),
-        "resolved_at": c.resolved_at.and_then(millis_to_rfc3339),
-    })
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "admin",
+    summary = "The audit log, newest first: every admin call, refused ones included",
+    params(PageQuery),
+    responses((status = 200, body = AuditResponse, description = "A page of the audit log"), AdminProblems),
+    security(("adminToken" = []))
+)]
+async fn list_audit(
+    State(state): State<AppState>,
+    admin: Admin,
+    ProblemQuery(query): ProblemQuery<PageQuery>,
+) -> Result<Json<AuditResponse>, ApiError> {
+    admin.acts("audit.list", None);
+    let (limit, before) = page(query.limit, query.cursor.as_deref())?;
+    let rows = state.store.audit_page(before, limit + 1).await?;
+    let (rows, next_cursor) = split_page(rows, limit, |a| a.id);
+    Ok(Json(AuditResponse {
+        entries: rows.iter().map(AuditView::from).collect(),
+        next_cursor,
+    }))
 }
 
-/// What remains of the Monday budget: while it is spent, Monday jobs wait (events are still
-/// accepted), and this says why.
-async fn budget_json(state: &AppState) -> Value {
-    match state.budget.remaining().await {
-        Ok(r) => json!({"minute": r.minute, "complexity": r.complexity, "daily": r.daily}),
-        Err(e) => {
-            tracing::warn!(error = %e, "the Monday budget could not be read");
-            Value::Null
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_take_a_bounded_limit_and_only_cursors_the_api_gave() {
+        assert_eq!(page(None, None).ok(), Some((100, None)));
+        assert_eq!(page(Some(500), Some("42")).ok(), Some((500, Some(42))));
+        for (limit, cursor) in [
+            (Some(0), None),
+            (Some(501), None),
+            (None, Some("x")),
+            (None, Some("-3")),
+        ] {
+            assert!(page(limit, cursor).is_err(), "{limit:?} {cursor:?}");
         }
+        let (rows, next) = split_page(vec![1, 2, 3], 2, |r| *r);
+        assert_eq!((rows, next.as_deref()), (vec![1, 2], Some("2")));
+        let (rows, next) = split_page(vec![1, 2], 2, |r| *r);
+        assert_eq!((rows, next), (vec![1, 2], None));
     }
-}
 
-fn job_json(j: &JobRow) -> Value {
-    json!({
-        "id": j.id,
-        "target": j.target,
-        "operation": j.operation,
-        "state": j.state,
-        "attempts": j.attempts,
-        "max_attempts": j.max_attempts,
-        "next_attempt_at": millis_to_rfc3339(j.next_attempt_at),
-        "priority": j.priority.as_str(),
-        "last_error": j.last_error,
-        "created_at": millis_to_rfc3339(j.created_at),
-    })
-}
-
-fn millis_to_rfc3339(ms: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-}
-
-async fn audit(
-    state: &AppState,
-    admin: &Admin,
-    action: &str,
-    target: Option<&str>,
-    outcome: AuditOutcome,
-    detail: Option<&str>,
-) {
-    let entry = AuditEntry {
-        actor: &admin.actor,
-        action,
-        target,
-        request_id: admin.request_id.as_deref(),
-        outcome,
-        detail,
-    };
-    admin_use::audit(&state.store, &entry).await;
+    #[test]
+    fn a_waiting_push_always_answers_before_the_request_timeout() {
+        let soon = Instant::now() + Duration::from_secs(3);
+        assert!(wait_budget(soon) <= Duration::from_secs(2));
+        let late = Instant::now() + Duration::from_secs(120);
+        assert_eq!(wait_budget(late), MAX_WAIT);
+        assert_eq!(wait_budget(Instant::now()), Duration::ZERO);
+    }
 }

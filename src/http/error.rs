@@ -4,7 +4,9 @@
 //! rejections are problems too, 413 over the limit).
 //! `detail` never contains a secret or a raw payload; internal errors are logged once here and
 //! answered with a generic detail.
-//! May import: std, axum, serde_json, tracing, crate::ledger.
+//! `Problem` is the body's type, and the `*Problems` response sets are what the OpenAPI
+//! document says each family of routes can answer.
+//! May import: std, axum, serde, serde_json, tracing, utoipa, crate::ledger.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -14,6 +16,73 @@ use axum::response::{IntoResponse, Response};
 use crate::ledger::LedgerError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error body (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A stable URN per kind of problem, e.g. `urn:npd-monday-gateway:problem:not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, naming the field; never a secret or a payload.
+    pub detail: String,
+}
+
+/// The detail of a problem answered, in the response's extensions (the admin audit reads it).
+#[derive(Debug, Clone)]
+pub struct ProblemDetail(pub String);
+
+/// Declares an OpenAPI response set: one problem+json response per status.
+macro_rules! problems {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:literal: $what:literal $(, headers($($h:tt)*))?;)* }) => {
+        $(#[$meta])*
+        #[derive(utoipa::IntoResponses)]
+        pub enum $name {
+            $(
+                #[response(status = $status, description = $what, content_type = "application/problem+json" $(, headers($($h)*))?)]
+                $variant(Problem),
+            )*
+        }
+    };
+}
+
+problems! {
+    /// What an admin route can answer besides its success.
+    AdminProblems {
+        BadRequest = 400: "The id, the query or the body is malformed; the detail names what";
+        Unauthorized = 401: "No admin token, a wrong or revoked one, or one in the query string", headers(("WWW-Authenticate" = String, description = "Bearer"));
+        NotFound = 404: "No such record";
+        Timeout = 408: "The request took longer than the request timeout";
+        TooLarge = 413: "The body is larger than the limit";
+        RateLimited = 429: "The token's requests of this minute are spent, or this address failed to authenticate too often", headers(("Retry-After" = u64, description = "Seconds until the limit resets"));
+        Unavailable = 503: "The store cannot be reached; retry later", headers(("Retry-After" = u64, description = "Seconds"));
+    }
+}
+
+problems! {
+    /// What `POST /api/v1/npd/events` can answer besides 202.
+    NpdProblems {
+        BadRequest = 400: "Not a valid event: invalid JSON, an unknown type, a missing id, a wrongly typed field";
+        Unauthorized = 401: "A missing or wrong signature, or a timestamp out of range";
+        Timeout = 408: "The request took longer than the request timeout";
+        TooLarge = 413: "The body is larger than 256 KiB";
+        Unavailable = 503: "The store cannot commit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
+    }
+}
+
+problems! {
+    /// What a Monday webhook route can answer besides 200.
+    MondayProblems {
+        BadRequest = 400: "Not a Monday delivery";
+        Unauthorized = 401: "A missing or invalid JWT, or no way to authenticate deliveries is configured";
+        NotFound = 404: "A wrong path token (the route does not exist)";
+        Timeout = 408: "The request took longer than the request timeout";
+        TooLarge = 413: "The body is larger than 256 KiB";
+        Unavailable = 503: "The store cannot commit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
+    }
+}
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +117,12 @@ pub enum ApiError {
     /// 503: the gateway is up but cannot serve yet (store unreachable or not migrated).
     #[error("{0}")]
     NotReady(String),
+    /// 429: a rate limit; `Retry-After` says when to try again.
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 500: anything else; logged, never described to the client.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -64,6 +139,7 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +158,7 @@ impl ApiError {
             ApiError::Unavailable => "store-unavailable",
             ApiError::NotReady(_) => "not-ready",
             ApiError::BadGateway(_) => "bad-gateway",
+            ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -103,17 +180,28 @@ impl IntoResponse for ApiError {
             tracing::error!(error.cause_chain = ?e, "internal error");
         }
         let status = self.status();
-        let body = serde_json::json!({
-            "type": format!("urn:npd-monday-gateway:problem:{}", self.slug()),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-        });
-        let mut response = (status, body.to_string()).into_response();
+        let detail = self.to_string();
+        let body = Problem {
+            kind: format!("urn:npd-monday-gateway:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.clone(),
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = (status, text).into_response();
+        response.extensions_mut().insert(ProblemDetail(detail));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(self, ApiError::Unavailable) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match &self {
+            ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -3,32 +3,55 @@
 //! the queue depths read from the ledger with a few indexed statements and the Monday budget,
 //! both read at scrape time).
 //!
-//! May import: axum, serde_json, crate::{domain, http, ledger, metrics, sync}.
+//! May import: axum, serde, serde_json, utoipa, utoipa-axum, crate::{domain, http, ledger, metrics, sync}.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::budget::Remaining;
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Problem};
 use crate::metrics::{LedgerGauge, Metrics};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: String,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, body = HealthResponse, description = "Up"))
+)]
+async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", summary = "The store is reachable and migrated",
+    responses(
+        (status = 200, body = HealthResponse, description = "Ready"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "The store is unreachable or not migrated"),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
     match state.store.ready().await {
-        Ok(true) => Ok(Json(json!({"status": "ready"}))),
+        Ok(true) => Ok(Json(HealthResponse {
+            status: "ready".into(),
+        })),
         Ok(false) => Err(ApiError::NotReady("migrations are not all applied".into())),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -37,6 +60,13 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     }
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", summary = "Prometheus text",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "Prometheus text exposition format"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "The store cannot be read"),
+    )
+)]
 async fn metrics(
     State(state): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {

@@ -1,10 +1,13 @@
 //! The axum edge: routes, extractors, wire answers and problem+json errors.
 //!
-//! Owns: `AppState`, `router()` with its middleware stack (request ids, sensitive headers, tracing
-//! without raw paths or bodies, body limit, request timeout), and one submodule per surface.
+//! Owns: `AppState`, `router()` with its middleware stack (request ids, bounded when a client
+//! sends one, sensitive headers, tracing without raw paths or bodies, body limit, request timeout
+//! with the request's `RequestDeadline`), and one submodule per surface. Every route is
+//! registered through `utoipa_axum`'s `OpenApiRouter`, so `/openapi.json` is generated from the
+//! handlers themselves (see `admin`'s header for how a route is documented).
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
-//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, metrics, ledger,
-//! connectors::budget, sync}.
+//! May import: std, axum, tower, tower-http, tracing, utoipa, utoipa-axum,
+//! crate::{auth, config, domain, metrics, ledger, sync}.
 
 pub mod admin;
 pub mod error;
@@ -15,7 +18,7 @@ pub mod openapi;
 pub mod server;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -30,6 +33,7 @@ use tower_http::request_id::{
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::monday_jwt::MondayJwtVerifier;
 use crate::auth::standard_webhooks::Verifier;
@@ -58,7 +62,8 @@ pub struct AppState {
     pub monday_path_token: Option<SecretString>,
     /// Forced pushes requested by admins.
     pub pusher: Pusher,
-    pub admin_limiter: Arc<admin::AdminRateLimiter>,
+    /// Failed authentications per address and requests per token.
+    pub admin_limits: Arc<admin::AdminLimits>,
     /// Wakes the workers when an admin action queued work.
     pub wake: Wake,
     /// This process's metrics (every request is timed into them; `/metrics` renders them).
@@ -90,7 +95,7 @@ impl AppState {
             monday_jwt,
             monday_path_token,
             pusher,
-            admin_limiter: Arc::default(),
+            admin_limits: Arc::default(),
             wake,
             metrics: Metrics::default(),
         }
@@ -119,18 +124,21 @@ pub fn router(state: AppState) -> Router {
         header::COOKIE,
         HeaderName::from_static("webhook-signature"),
     ]);
-    Router::new()
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::document())
         .merge(health::router())
         .merge(npd::router())
         .merge(monday::router())
-        .merge(admin::router())
-        .merge(openapi::router())
+        .merge(admin::router(state.clone()))
+        .split_for_parts();
+    routes
+        .merge(openapi::router(&document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
+                .layer(middleware::from_fn(bound_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -180,12 +188,45 @@ async fn timed(metrics: Metrics, req: Request, next: Next) -> Response {
     response
 }
 
+/// When a request must be answered by: its start plus the request timeout. A handler that waits
+/// (a push with `?wait=true`) answers before it, never letting the timeout answer 408.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDeadline(pub Instant);
+
 /// Answers 408 (problem+json) when a request, body included, takes longer than `timeout`.
-async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
+async fn with_timeout(timeout: Duration, mut req: Request, next: Next) -> Response {
+    req.extensions_mut()
+        .insert(RequestDeadline(Instant::now() + timeout));
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout.into_response(),
     }
+}
+
+/// The longest client-sent `x-request-id` kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client-sent request id may be kept: 1 to 128 characters of letters, digits and
+/// `-_.:@/+=`. Anything else is dropped and a fresh UUID is set instead, so what reaches the logs
+/// and the ledger is bounded and printable.
+pub fn acceptable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/+=".contains(b))
+}
+
+/// Drops a client's `x-request-id` that is too long or carries other characters.
+async fn bound_request_id(mut req: Request, next: Next) -> Response {
+    let refused = req
+        .headers()
+        .get_all(REQUEST_ID_HEADER)
+        .iter()
+        .any(|v| !acceptable_request_id(v.as_bytes()));
+    if refused || req.headers().get_all(REQUEST_ID_HEADER).iter().count() > 1 {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
 }
 
 /// The request id set by the middleware, for storing with what the request caused.
@@ -199,4 +240,30 @@ pub fn request_id_of(headers: &axum::http::HeaderMap) -> Option<String> {
 /// Unix seconds now, for signature windows.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_printable_request_ids_are_kept() {
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        let cases: [(&[u8], bool); 6] = [
+            (b"3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", true),
+            (b"req_01:trace/span=a+b@c", true),
+            (b"", false),
+            (long.as_bytes(), false),
+            (b"has space", false),
+            (b"line\nbreak\x00", false),
+        ];
+        for (id, kept) in cases {
+            assert_eq!(
+                acceptable_request_id(id),
+                kept,
+                "{:?}",
+                String::from_utf8_lossy(id)
+            );
+        }
+    }
 }

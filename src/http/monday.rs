@@ -12,44 +12,76 @@
 //!
 //! A 200 `{}` is sent only after the inbox row is committed, also for duplicates and for events the
 //! gateway ignores (recorded with their reason); Monday retries anything else for 30 minutes.
-//! May import: axum, serde_json, secrecy, crate::{auth, domain, http, sync}.
+//! May import: axum, serde, secrecy, utoipa, utoipa-axum, crate::{auth, domain, http, sync}.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
-use axum::routing::post;
-use axum::{Json, Router};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::constant_time_eq;
 use crate::domain::event::MondayDelivery;
-use crate::http::error::{ApiError, RawBody};
+use crate::http::error::{ApiError, MondayProblems, RawBody};
 use crate::http::{AppState, now_unix, request_id_of};
 use crate::ledger::inbox::InsertOutcome;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/monday", post(receive_signed_monday_webhook))
-        .route(
-            "/webhooks/monday/{token}",
-            post(receive_tokened_monday_webhook),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(receive_signed_monday_webhook))
+        .routes(routes!(receive_tokened_monday_webhook))
 }
 
+/// `{}`, or the challenge echoed: `{"challenge": "…"}`.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct MondayAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+}
+
+/// A Monday delivery: `{"event": {…}}` as Monday sends it, or `{"challenge": "…"}`.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "the request body of the OpenAPI document, parsed by MondayDelivery"
+)]
+struct MondayDeliveryBody {
+    challenge: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    event: (),
+}
+
+#[utoipa::path(
+    post, path = "/webhooks/monday", tag = "ingress",
+    summary = "Receive a Monday webhook delivery signed with an HS256 JWT",
+    params(("Authorization" = Option<String>, Header, description = "Monday's JWT, raw or `Bearer`")),
+    request_body(content = MondayDeliveryBody, content_type = "application/json"),
+    responses((status = 200, body = MondayAnswer, description = "Committed (or a duplicate, or recorded as ignored)"), MondayProblems)
+)]
 async fn receive_signed_monday_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MondayAnswer>, ApiError> {
     receive(state, headers, body, Route::Signed).await
 }
 
+#[utoipa::path(
+    post, path = "/webhooks/monday/{token}", tag = "ingress",
+    summary = "Receive an unsigned Monday webhook delivery on a secret path",
+    params(("token" = String, Path, description = "MONDAY_WEBHOOK_TOKEN")),
+    request_body(content = MondayDeliveryBody, content_type = "application/json"),
+    responses((status = 200, body = MondayAnswer, description = "Committed (or a duplicate, or recorded as ignored)"), MondayProblems)
+)]
 async fn receive_tokened_monday_webhook(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MondayAnswer>, ApiError> {
     let expected = state
         .monday_path_token
         .as_ref()
@@ -72,10 +104,12 @@ async fn receive(
     headers: HeaderMap,
     body: axum::body::Bytes,
     route: Route,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MondayAnswer>, ApiError> {
     let event = match MondayDelivery::parse(&body) {
         Ok(MondayDelivery::Challenge(challenge)) => {
-            return Ok(Json(json!({ "challenge": challenge })));
+            return Ok(Json(MondayAnswer {
+                challenge: Some(challenge),
+            }));
         }
         Ok(MondayDelivery::Event(event)) => {
             authenticate(&state, &headers, route)?;
@@ -103,7 +137,7 @@ async fn receive(
         ingest.status = status,
         "Monday event {status}"
     );
-    Ok(Json(json!({})))
+    Ok(Json(MondayAnswer::default()))
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap, route: Route) -> Result<(), ApiError> {

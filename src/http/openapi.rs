@@ -1,189 +1,143 @@
-//! `GET /openapi.json`: the gateway's HTTP surface as an OpenAPI 3.1 document.
+//! `GET /openapi.json`: the gateway's HTTP surface as an OpenAPI 3.1 document, generated from the
+//! handlers' own `#[utoipa::path]` annotations and wire types.
 //!
-//! Owns: the document, written by hand next to the routes it describes; a test checks that every
-//! route of the router is in it.
-//! May import: axum, serde_json.
+//! Owns: the document's root (`document`: title, version, the `adminToken` bearer scheme, the
+//! `Problem` schema) and the route that serves the finished document. The paths themselves are
+//! collected by `OpenApiRouter` from every route registered with `routes!` (`http::router`).
+//! May import: axum, serde_json, utoipa, crate::http.
 
+use axum::Router;
+use axum::http::header;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::http::AppState;
+use crate::http::error::Problem;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "npd-monday-gateway",
+        description = "Keeps NPD contacts and organizations in sync with Monday.com boards. \
+            Errors are application/problem+json (RFC 9457). Admin routes need \
+            `Authorization: Bearer <admin token>`."
+    ),
+    paths(openapi_json),
+    components(schemas(Problem)),
+    modifiers(&AdminToken),
+    tags(
+        (name = "ingress", description = "Deliveries from NPD and Monday"),
+        (name = "admin", description = "Admin API (bearer token)"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The `adminToken` security scheme: `Authorization: Bearer <token>`.
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "GATEWAY_ADMIN_TOKEN or a token made with `admin-token create`",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("adminToken", SecurityScheme::Http(scheme));
+    }
 }
 
-/// Every route: (method, path, summary, success status, whether admin auth is needed).
-pub const ROUTES: &[(&str, &str, &str, u16, bool)] = &[
-    (
-        "post",
-        "/api/v1/npd/events",
-        "Receive a signed NPD change event (Standard Webhooks v1)",
-        202,
-        false,
-    ),
-    (
-        "post",
-        "/webhooks/monday",
-        "Receive a Monday webhook delivery signed with an HS256 JWT",
-        200,
-        false,
-    ),
-    (
-        "post",
-        "/webhooks/monday/{token}",
-        "Receive an unsigned Monday webhook delivery on a secret path",
-        200,
-        false,
-    ),
-    (
-        "post",
-        "/api/v1/contacts/{id}/sync-to-monday",
-        "Force a push of one contact to Monday",
-        200,
-        true,
-    ),
-    (
-        "post",
-        "/api/v1/organizations/{id}/sync-to-monday",
-        "Force a push of one organization to Monday",
-        200,
-        true,
-    ),
-    (
-        "get",
-        "/api/v1/contacts/{id}/sync",
-        "Sync status, link, jobs, conflicts and history of a contact",
-        200,
-        true,
-    ),
-    (
-        "get",
-        "/api/v1/organizations/{id}/sync",
-        "Sync status, link, jobs, conflicts and history of an organization",
-        200,
-        true,
-    ),
-    (
-        "get",
-        "/api/v1/conflicts",
-        "Conflicts (?status=open|resolved)",
-        200,
-        true,
-    ),
-    (
-        "post",
-        "/api/v1/conflicts/{id}/resolve",
-        "Settle a conflict: {\"take\": \"npd\"|\"monday\"} or {\"value\": ...}",
-        200,
-        true,
-    ),
-    (
-        "get",
-        "/api/v1/dead-letters",
-        "Jobs that went to the dead letters",
-        200,
-        true,
-    ),
-    (
-        "post",
-        "/api/v1/dead-letters/{id}/replay",
-        "Queue a dead job again",
-        200,
-        true,
-    ),
-    ("get", "/healthz", "The process is up", 200, false),
-    (
-        "get",
-        "/readyz",
-        "The store is reachable and migrated",
-        200,
-        false,
-    ),
-    (
-        "get",
-        "/metrics",
-        "Prometheus text from the ledger",
-        200,
-        false,
-    ),
-    ("get", "/openapi.json", "This document", 200, false),
-];
+/// The document's root, before the routes add their paths.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
 
-fn document() -> Value {
-    let problem = json!({"$ref": "#/components/schemas/Problem"});
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary, status, admin) in ROUTES {
-        let mut responses = serde_json::Map::new();
-        responses.insert(status.to_string(), json!({"description": "success"}));
-        for (code, what) in [
-            ("400", "bad request"),
-            ("401", "unauthorized"),
-            ("404", "not found"),
-            ("413", "body too large"),
-            ("429", "rate limited"),
-            ("503", "store unavailable"),
-        ] {
-            responses.insert(
-                code.into(),
-                json!({"description": what, "content": {"application/problem+json": {"schema": problem}}}),
-            );
-        }
-        let mut operation = json!({"summary": summary, "responses": responses});
-        if *admin {
-            operation["security"] = json!([{"adminToken": []}]);
-        }
-        let params: Vec<Value> = path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        if !params.is_empty() {
-            operation["parameters"] = Value::Array(params);
-        }
-        let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
-        entry[*method] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "npd-monday-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": {
-                "type": "object",
-                "required": ["type", "title", "status", "detail"],
-                "properties": {
-                    "type": {"type": "string"}, "title": {"type": "string"},
-                    "status": {"type": "integer"}, "detail": {"type": "string"}
-                }
-            }}
-        }
-    })
+/// This document (documented here; served by `router`, which holds the finished document).
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+#[expect(dead_code, reason = "documents the route `router` serves")]
+fn openapi_json() {}
+
+/// Serves the finished document, serialised once.
+pub fn router(document: &utoipa::openapi::OpenApi) -> Router<AppState> {
+    let json = document.to_json().unwrap_or_else(|_| "{}".to_owned());
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+        }),
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::Value;
+
+    use crate::http::error::PROBLEM_JSON;
+
+    /// The document the running router serves.
+    fn served() -> Value {
+        let (_, document) =
+            utoipa_axum::router::OpenApiRouter::<crate::http::AppState>::with_openapi(
+                super::document(),
+            )
+            .merge(crate::http::health::router())
+            .merge(crate::http::npd::router())
+            .merge(crate::http::monday::router())
+            .merge(crate::http::admin::documented_routes())
+            .split_for_parts();
+        serde_json::to_value(&document).expect("json")
+    }
 
     #[test]
-    fn every_route_is_documented_once_with_its_method() {
-        let doc = document();
-        for (method, path, _, _, admin) in ROUTES {
-            let op = &doc["paths"][*path][*method];
-            assert!(op.is_object(), "{method} {path} missing");
-            assert_eq!(
-                op.get("security").is_some(),
-                *admin,
-                "{method} {path} security"
-            );
+    fn every_route_is_documented_with_typed_answers_and_problems() {
+        let doc = served();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().expect("operations") {
+                let responses = op["responses"].as_object().expect("responses");
+                let ok = responses.keys().find(|s| s.starts_with('2'));
+                assert!(ok.is_some(), "{method} {path}: a success answer");
+                for (status, answer) in responses {
+                    if !status.starts_with('2') {
+                        assert!(
+                            answer["content"][PROBLEM_JSON].is_object(),
+                            "{method} {path} {status} is a problem"
+                        );
+                    }
+                }
+                let admin = path.starts_with("/api/v1/") && path != "/api/v1/npd/events";
+                assert_eq!(
+                    op.get("security").is_some(),
+                    admin,
+                    "{method} {path} security"
+                );
+            }
         }
-        let documented: usize = doc["paths"].as_object().map_or(0, |p| {
-            p.values()
-                .map(|v| v.as_object().map_or(0, |o| o.len()))
-                .sum()
-        });
-        assert_eq!(documented, ROUTES.len());
+        for route in [
+            "/api/v1/audit",
+            "/api/v1/dead-letters",
+            "/api/v1/contacts/{id}/sync-to-monday",
+            "/webhooks/monday/{token}",
+            "/api/v1/npd/events",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains_key(route), "{route} is documented");
+        }
+        let id = &doc["paths"]["/api/v1/contacts/{id}/sync"]["get"]["parameters"][0]["schema"];
+        assert_eq!(id["format"], "uuid", "{id}");
+        let job =
+            &doc["paths"]["/api/v1/dead-letters/{id}/replay"]["post"]["parameters"][0]["schema"];
+        assert_eq!(job["type"], "integer", "{job}");
     }
 }

@@ -21,6 +21,15 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// One admin token as `admin-token list` shows it (its hash is never read back).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AdminTokenRow {
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// One admin action to record.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
@@ -64,6 +73,27 @@ impl Store {
             e.detail
         )?;
         Ok(())
+    }
+
+    /// One page of the audit log: the entries before entry `before` (`None`: from the newest),
+    /// newest first, at most `limit` (keyset pagination on the primary key).
+    pub async fn audit_page(&self, before: Option<i64>, limit: i64) -> LedgerResult<Vec<AuditRow>> {
+        let sql = "select id, at, actor, action, target, request_id, outcome, detail from audit_log \
+                   where id < $1 order by id desc limit $2";
+        Ok(on_pool!(self, all AuditRow, sql, before.unwrap_or(i64::MAX), limit)?)
+    }
+
+    /// Every admin token, oldest first: name, created, last used, revoked (never the hash).
+    pub async fn admin_tokens(&self) -> LedgerResult<Vec<AdminTokenRow>> {
+        let sql = "select name, created_at, last_used_at, revoked_at from admin_tokens order by id";
+        Ok(on_pool!(self, all AdminTokenRow, sql)?)
+    }
+
+    /// Revokes the live token named `name`; false when there is none.
+    pub async fn revoke_admin_token(&self, name: &str) -> LedgerResult<bool> {
+        let sql = "update admin_tokens set revoked_at = $2, updated_at = $2 \
+                   where name = $1 and revoked_at is null";
+        Ok(on_pool!(self, execute, sql, name, now_ms())? == 1)
     }
 
     /// The newest `limit` audit entries, newest first.

@@ -131,6 +131,20 @@ impl Store {
         Ok(on_pool!(self, all ConflictRow, &sql, status, limit)?)
     }
 
+    /// One page of the conflicts in a status: those after conflict `after` (0: from the start),
+    /// oldest first, at most `limit` (keyset pagination over `conflicts_status_id_idx`).
+    pub async fn conflicts_page(
+        &self,
+        status: ConflictStatus,
+        after: i64,
+        limit: i64,
+    ) -> LedgerResult<Vec<ConflictRow>> {
+        let sql = format!(
+            "select {CONFLICT_COLUMNS} from conflicts where status = $1 and id > $2 order by id limit $3"
+        );
+        Ok(on_pool!(self, all ConflictRow, &sql, status, after, limit)?)
+    }
+
     /// Open conflicts of one entity.
     pub async fn entity_conflicts(&self, entity_id: i64) -> LedgerResult<Vec<ConflictRow>> {
         let sql = format!(

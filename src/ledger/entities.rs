@@ -239,6 +239,14 @@ impl Store {
         row
     }
 
+    /// The entity linked to Monday item `item`, if any.
+    pub async fn entity_by_item(&self, item: MondayItemId) -> LedgerResult<Option<EntityRow>> {
+        let mut tx = self.begin_read().await?;
+        let found = find_by_item(&mut tx, item).await;
+        tx.rollback().await?;
+        found
+    }
+
     /// Every field's merge state of an entity (read-only view).
     pub async fn entity_fields(
         &self,

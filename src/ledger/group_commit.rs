@@ -71,8 +71,9 @@ async fn run_writer(
         let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         match commit_batch(&store, &events).await {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                let mut outcomes = outcomes.into_iter();
+                for reply in replies {
+                    let _ = reply.send(answer_of(outcomes.next()));
                 }
             }
             Err(e) if events.len() == 1 => {
@@ -85,13 +86,22 @@ async fn run_writer(
                 for (event, reply) in events.into_iter().zip(replies) {
                     let result = commit_batch(&store, std::slice::from_ref(&event))
                         .await
-                        .map(|mut o| o.pop().unwrap_or(InsertOutcome::Duplicate));
+                        .and_then(|mut o| answer_of(o.pop()));
                     let _ = reply.send(result);
                 }
             }
         }
         batch = Vec::with_capacity(batch_max);
     }
+}
+
+/// A request's answer from its row's outcome. A batch that answered no outcome for a row gives
+/// no promise that the row is stored: that is an error (503, the sender retries), never a
+/// "duplicate" (a 2xx).
+fn answer_of(outcome: Option<InsertOutcome>) -> LedgerResult<InsertOutcome> {
+    outcome.ok_or_else(|| {
+        LedgerError::Corrupt("the group commit returned no outcome for a row".into())
+    })
 }
 
 /// One transaction for the whole batch; SQLite takes its write lock up front (`BEGIN IMMEDIATE`)
@@ -111,5 +121,23 @@ async fn commit_batch(store: &Store, events: &[NewInboxEvent]) -> LedgerResult<V
             tx.commit().await?;
             Ok(outcomes)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_batch_result_is_an_error_never_a_duplicate() {
+        assert!(matches!(answer_of(None), Err(LedgerError::Corrupt(_))));
+        assert_eq!(
+            answer_of(Some(InsertOutcome::Accepted(7))).ok(),
+            Some(InsertOutcome::Accepted(7))
+        );
+        assert_eq!(
+            answer_of(Some(InsertOutcome::Duplicate)).ok(),
+            Some(InsertOutcome::Duplicate)
+        );
     }
 }

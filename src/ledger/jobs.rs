@@ -5,12 +5,13 @@
 //! to `pending` for a retry. Completion and failure name the token they were claimed with and
 //! change nothing if it no longer matches (a stale worker is fenced off). Per entity, only the
 //! oldest open job may be claimed, and none while one is leased: one write in flight per entity,
-//! in order. A dead job blocks nothing.
+//! in order. A dead job blocks nothing. A job keeps its idempotency key across retries, except
+//! after a rate-limit refusal and on replay from the dead letters, which give it a new one.
 //! May import: std, sqlx, uuid, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
-use crate::domain::entity::Side;
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::state::JobState;
 use crate::ledger::tx::{Tx, on_pool, on_tx};
@@ -45,6 +46,16 @@ pub struct JobRow {
 const JOB_COLUMNS: &str = "id, entity_id, target, operation, payload, idempotency_key, priority, state, \
      attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, request_id, \
      done_at, created_at, updated_at, accepted_at";
+
+/// A dead letter: the dead job and the entity it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DeadLetterRow {
+    #[sqlx(flatten)]
+    pub job: JobRow,
+    pub kind: EntityKind,
+    pub npd_id: Option<NpdId>,
+    pub monday_item_id: Option<MondayItemId>,
+}
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -135,18 +146,21 @@ pub async fn raise_priority(tx: &mut Tx, id: i64, priority: Priority) -> LedgerR
     Ok(())
 }
 
+/// `for update` on PostgreSQL (SQLite's write transaction already excludes every other writer).
+fn row_lock(tx: &Tx) -> &'static str {
+    match tx {
+        Tx::Sqlite(..) => "",
+        Tx::Postgres(_) => " for update",
+    }
+}
+
 /// The job, if it is still leased under `token`: the fence every outcome goes through. The row
-/// stays locked until the transaction ends (PostgreSQL `for update`; on SQLite the write
-/// transaction holds the lock), so no reap or claim by another replica can slip in between the
-/// fence and the outcome it guards.
+/// stays locked until the transaction ends, so the lease cannot be reaped and taken over between
+/// this check and the outcome recorded after it (which would record a completion twice).
 pub async fn fenced(tx: &mut Tx, id: i64, token: i64) -> LedgerResult<Option<JobRow>> {
-    let lock = if matches!(tx, Tx::Postgres(_)) {
-        " for update"
-    } else {
-        ""
-    };
     let sql = format!(
-        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2{lock}"
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'leased' and lease_token = $2{}",
+        row_lock(tx)
     );
     Ok(on_tx!(tx, optional JobRow, &sql, id, token)?)
 }
@@ -157,6 +171,8 @@ enum Settle<'a> {
     Complete(&'a Sent),
     /// Back to pending, due at the time given.
     RetryAt(&'a str, i64),
+    /// The same, under a new idempotency key (the attempt was refused unprocessed: a 429).
+    RetryAtWithNewKey(&'a str, i64),
     /// To the dead letters.
     Bury(&'a str),
 }
@@ -179,6 +195,14 @@ async fn settle(tx: &mut Tx, id: i64, token: i64, settle: Settle<'_>) -> LedgerR
                  lease_until = null, updated_at = $5 {fence}"
             );
             on_tx!(tx, execute, &sql, id, token, error, at, now)?
+        }
+        Settle::RetryAtWithNewKey(error, at) => {
+            let sql = format!(
+                "update outbox_jobs set state = 'pending', last_error = $3, next_attempt_at = $4, \
+                 lease_until = null, idempotency_key = $6, updated_at = $5 {fence}"
+            );
+            let key = new_idempotency_key();
+            on_tx!(tx, execute, &sql, id, token, error, at, now, key)?
         }
         Settle::Bury(error) => {
             let sql = format!(
@@ -205,6 +229,45 @@ pub async fn retry_later(
     next_attempt_at: i64,
 ) -> LedgerResult<bool> {
     settle(tx, id, token, Settle::RetryAt(error, next_attempt_at)).await
+}
+
+/// Like `retry_later`, with a new idempotency key: after a 429 Monday did not process the
+/// request, and a retry under the same key would be answered with the cached refusal.
+pub async fn retry_later_with_new_key(
+    tx: &mut Tx,
+    id: i64,
+    token: i64,
+    error: &str,
+    next_attempt_at: i64,
+) -> LedgerResult<bool> {
+    settle(
+        tx,
+        id,
+        token,
+        Settle::RetryAtWithNewKey(error, next_attempt_at),
+    )
+    .await
+}
+
+/// The dead job `id`, locked for a replay (`None` when no job by that id is dead).
+pub async fn dead(tx: &mut Tx, id: i64) -> LedgerResult<Option<JobRow>> {
+    let sql = format!(
+        "select {JOB_COLUMNS} from outbox_jobs where id = $1 and state = 'dead'{}",
+        row_lock(tx)
+    );
+    Ok(on_tx!(tx, optional JobRow, &sql, id)?)
+}
+
+/// Puts a dead job back to `pending`, due now, with a full set of attempts again (its limit
+/// grows by its original allowance, so the API shows the real limit). It gets a new idempotency
+/// key: Monday caches the first answer to a key for 30 minutes, errors included, so the old key
+/// would only replay the old failure. A replayed create is still safe (the item is looked up by
+/// its `npd_id` column first); updates and archives are idempotent. False when it is not dead.
+pub async fn replay(tx: &mut Tx, id: i64) -> LedgerResult<bool> {
+    let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
+               next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
+               where id = $1 and state = 'dead'";
+    Ok(on_tx!(tx, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
 }
 
 /// Moves a leased job to the dead letters with its error; false when fenced off.
@@ -285,18 +348,6 @@ impl Store {
         Ok(on_pool!(self, execute, sql, id, token, until, now_ms())? == 1)
     }
 
-    /// Puts a dead job back to `pending`, due now, with as many attempts again as it had. It gets a
-    /// new idempotency key: Monday caches the first answer to a key for 30 minutes, errors
-    /// included, so the old key would only replay the old failure. A replayed create is still safe
-    /// (the item is looked up by its `npd_id` column first); updates and archives are idempotent.
-    /// False when the job is not dead.
-    pub async fn replay_dead_job(&self, id: i64) -> LedgerResult<bool> {
-        let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
-                   next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
-                   where id = $1 and state = 'dead'";
-        Ok(on_pool!(self, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
-    }
-
     pub async fn job(&self, id: i64) -> LedgerResult<Option<JobRow>> {
         let sql = format!("select {JOB_COLUMNS} from outbox_jobs where id = $1");
         Ok(on_pool!(self, optional JobRow, &sql, id)?)
@@ -315,6 +366,23 @@ impl Store {
         let sql =
             format!("select {JOB_COLUMNS} from outbox_jobs where state = $1 order by id limit $2");
         Ok(on_pool!(self, all JobRow, &sql, state, limit)?)
+    }
+
+    /// One page of the dead letters, each with its entity: the dead jobs after job `after`
+    /// (0: from the start), oldest first, at most `limit` (keyset pagination over
+    /// `outbox_jobs_state_id_idx`).
+    pub async fn dead_letters(&self, after: i64, limit: i64) -> LedgerResult<Vec<DeadLetterRow>> {
+        let columns = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "select {columns}, e.kind, e.npd_id, e.monday_item_id from outbox_jobs j \
+             join entities e on e.id = j.entity_id \
+             where j.state = 'dead' and j.id > $1 order by j.id limit $2"
+        );
+        Ok(on_pool!(self, all DeadLetterRow, &sql, after, limit)?)
     }
 
     /// All jobs, oldest first (tests and diagnostics).

@@ -3,8 +3,9 @@
 //! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
-//! `admin` (tokens and the audit log), `budget` (the Monday budget replicas share) and `stats`
-//! (the cheap gauges of `/metrics`, and full counts for tests). `tx` is one transaction
+//! `admin` (tokens and the audit log), `budget` (the Monday budget replicas share), `retention`
+//! (pruning by age) and `stats` (the cheap gauges of `/metrics`, and full counts for tests). `tx`
+//! is one transaction
 //! over either backend; `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
@@ -20,6 +21,7 @@ pub mod group_commit;
 pub mod history;
 pub mod inbox;
 pub mod jobs;
+pub mod retention;
 pub mod stats;
 pub mod tx;
 

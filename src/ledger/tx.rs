@@ -116,14 +116,16 @@ impl Tx {
         Ok(())
     }
 
-    /// Serialises a unit of work across every replica sharing a PostgreSQL database (a
+    /// Serialises a unit of work across every replica sharing a PostgreSQL ledger (a
     /// transaction-scoped advisory lock, released at commit). Returns false when another replica
-    /// holds it. On SQLite the transaction's write lock already serialises, so it is always true.
+    /// holds it. Advisory locks are database-wide, so the key is mixed with the ledger's schema:
+    /// gateways on other schemas of the same database (other tenants, tests) never wait for each
+    /// other. On SQLite the transaction's write lock already serialises, so it is always true.
     pub async fn try_exclusive(&mut self, key: i64) -> LedgerResult<bool> {
         match self {
             Tx::Sqlite(..) => Ok(true),
             Tx::Postgres(t) => Ok(sqlx::query_scalar::<_, bool>(
-                "select pg_try_advisory_xact_lock($1)",
+                "select pg_try_advisory_xact_lock($1 # hashtext(current_schema())::bigint)",
             )
             .bind(key)
             .fetch_one(&mut **t)

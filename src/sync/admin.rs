@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use crate::domain::entity::{EntityKind, NpdId};
-use crate::domain::reconcile::FieldState;
+use crate::domain::job::Work;
+use crate::domain::reconcile::{self, FieldState};
 use crate::domain::state::JobState;
 use crate::ledger::admin::AuditEntry;
 use crate::ledger::conflicts::ConflictRow;
-use crate::ledger::entities::EntityRow;
+use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::history::HistoryRow;
-use crate::ledger::jobs::JobRow;
+use crate::ledger::jobs::{self, DeadLetterRow, JobRow};
 use crate::ledger::{LedgerResult, Store};
 
 /// Everything an admin needs to see why an entity synced or not.
@@ -57,14 +58,38 @@ pub async fn sync_status(
     }))
 }
 
-/// The dead letters, oldest first.
-pub async fn dead_letters(store: &Store, limit: i64) -> LedgerResult<Vec<JobRow>> {
-    store.jobs_in_state(JobState::Dead, limit).await
+/// A page of the dead letters with their entities: those after job `after`, oldest first.
+pub async fn dead_letters(
+    store: &Store,
+    after: i64,
+    limit: i64,
+) -> LedgerResult<Vec<DeadLetterRow>> {
+    store.dead_letters(after, limit).await
 }
 
-/// Puts a dead job back in the queue. False when no dead job has that id.
+/// Puts a dead job back in the queue, its values pending again where their source still holds
+/// them (so it sends them, under a new key, rather than nothing). False when no dead job has
+/// that id.
 pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
-    store.replay_dead_job(id).await
+    let mut tx = store.begin().await?;
+    let Some(job) = jobs::dead(&mut tx, id).await? else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    let _entity = entities::lock(&mut tx, job.entity_id).await?;
+    if let Some((side, values)) = job.payload.frozen.as_ref().and_then(Work::field_values) {
+        let fields = entities::load_fields(&mut tx, job.entity_id).await?;
+        for (field, value) in values {
+            let state = fields.get(field).cloned().unwrap_or_default();
+            let next = reconcile::retry(&state, side, value);
+            if next != state {
+                entities::save_field(&mut tx, job.entity_id, field, &next).await?;
+            }
+        }
+    }
+    let replayed = jobs::replay(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(replayed)
 }
 
 /// Records one admin call in the audit log. The call's answer never depends on it: a failure

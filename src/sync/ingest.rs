@@ -56,21 +56,20 @@ impl Ingest {
             .await
     }
 
-    /// Stores a Monday event under its `triggerUuid`.
+    /// Stores a Monday event under its `triggerUuid` (or its body's hash, for the legacy shape).
     pub async fn monday_event(
         &self,
         event: &MondayEvent,
         raw_body: &[u8],
         request_id: Option<String>,
     ) -> LedgerResult<InsertOutcome> {
-        self.writer
-            .insert(monday_inbox_row(
-                &self.settings,
-                event,
-                raw_body,
-                request_id,
-            ))
-            .await
+        self.store(monday_inbox_row(
+            &self.settings,
+            event,
+            raw_body,
+            request_id,
+        ))
+        .await
     }
 }
 

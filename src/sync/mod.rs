@@ -6,7 +6,7 @@
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
 //! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `budget` (the
 //! Monday budget of the account: shared through the ledger on PostgreSQL), `setup` (a board made
-//! ready for the gateway: `monday setup`).
+//! ready for the gateway: `monday setup`), `retention` (pruning what the ledger no longer needs).
 //! May import: std, tokio, tracing, crate::{domain, config, metrics, ledger, connectors}.
 
 pub mod admin;
@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod process;
 pub mod push;
 pub mod resolve;
+pub mod retention;
 pub mod retry;
 pub mod setup;
 

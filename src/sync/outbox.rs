@@ -2,7 +2,8 @@
 //!
 //! Owns: `ensure` (enqueue unless an unsent job of the same entity and operation exists: that job
 //! will carry the new values too, since a job's payload is computed from the field states when it
-//! is first sent), forced pushes, the write-back of a new link, and the retry budget of new jobs.
+//! is first sent), forced pushes, the write-back of a new link, and the retry budget of new jobs
+//! (`[sync] max_attempts`, stored with each job: the limit the dispatcher and the API go by).
 //! The operations themselves are `domain::job::Operation`.
 //! May import: crate::{config, domain, ledger, sync}.
 
@@ -15,12 +16,10 @@ use crate::ledger::jobs::{self, NewJob};
 use crate::ledger::tx::Tx;
 use crate::sync::history::Cause;
 
-/// Attempts before a job goes to the dead letters.
-pub const DEFAULT_MAX_ATTEMPTS: i64 = 10;
-
 /// Enqueues `operation` for `entity` unless an unsent job for it already exists. Returns the job id.
 pub async fn ensure(
     tx: &mut Tx,
+    settings: &Settings,
     entity: &EntityRow,
     operation: Operation,
     cause: &Cause<'_>,
@@ -31,12 +30,21 @@ pub async fn ensure(
         }
         return Ok(job.id);
     }
-    enqueue(tx, entity, operation, JobPayload::default(), cause).await
+    enqueue(
+        tx,
+        settings,
+        entity,
+        operation,
+        JobPayload::default(),
+        cause,
+    )
+    .await
 }
 
 /// Enqueues a new job unconditionally.
 pub async fn enqueue(
     tx: &mut Tx,
+    settings: &Settings,
     entity: &EntityRow,
     operation: Operation,
     payload: JobPayload,
@@ -49,7 +57,7 @@ pub async fn enqueue(
             operation,
             payload,
             priority: cause.priority,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_attempts: settings.sync.max_attempts,
             request_id: cause.request_id,
             accepted_at: cause.accepted_at,
         },
@@ -68,6 +76,7 @@ pub async fn has_open(tx: &mut Tx, entity_id: i64, operation: Operation) -> Ledg
 /// Enqueues a forced push (every synced field) for `entity`, or turns its unsent push into one.
 pub async fn ensure_forced_push(
     tx: &mut Tx,
+    settings: &Settings,
     entity: &EntityRow,
     cause: &Cause<'_>,
 ) -> LedgerResult<i64> {
@@ -76,7 +85,8 @@ pub async fn ensure_forced_push(
         jobs::raise_priority(tx, job.id, cause.priority).await?;
         return Ok(job.id);
     }
-    enqueue(tx, entity, Operation::PushItem, JobPayload::forced(), cause).await
+    let forced = JobPayload::forced();
+    enqueue(tx, settings, entity, Operation::PushItem, forced, cause).await
 }
 
 /// Queues the write-back of a new link to NPD (`PATCH … {"monday_id"}`), unless NPD already holds
@@ -93,6 +103,6 @@ pub async fn write_link_back(
     if entity.npd_id.is_none() || settings.npd.api_url.is_none() || npd_holds == Some(item) {
         return Ok(());
     }
-    ensure(tx, entity, Operation::WriteLink, cause).await?;
+    ensure(tx, settings, entity, Operation::WriteLink, cause).await?;
     Ok(())
 }

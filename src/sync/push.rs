@@ -114,7 +114,8 @@ impl Pusher {
                 message: "sync_enabled is false in NPD: nothing is pushed".into(),
             });
         }
-        let job_id = outbox::ensure_forced_push(&mut tx, &entity, &cause).await?;
+        let job_id =
+            outbox::ensure_forced_push(&mut tx, self.processor.settings(), &entity, &cause).await?;
         let reason = format!("forced push to Monday requested by {}", by.actor);
         record(
             &mut tx,

@@ -97,7 +97,7 @@ pub async fn resolve_conflict(
             Side::Monday => Operation::PushItem,
             Side::Npd => Operation::PatchNpd,
         };
-        outbox::ensure(&mut tx, &entity, operation, &cause).await?;
+        outbox::ensure(&mut tx, settings, &entity, operation, &cause).await?;
         pushed_to.push(*side);
     }
     conflicts::close(&mut tx, id, resolution, value.as_deref(), by.actor).await?;

@@ -1,5 +1,6 @@
 //! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
-//! dispatcher (jobs to Monday and NPD, several at once) and the lease reaper.
+//! dispatcher (jobs to Monday and NPD, several at once), the lease reaper and the retention
+//! pruner (every `[retention] prune_interval`, off at `0s`).
 //!
 //! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
 //! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
@@ -15,7 +16,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RetentionSettings;
 use crate::domain::entity::Side;
+use crate::ledger::Store;
 use crate::ledger::jobs::JobRow;
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::process::Processor;
@@ -65,6 +68,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long in-flight jobs may take to finish on stop.
     pub grace: Duration,
+    /// What is pruned, and how often.
+    pub retention: RetentionSettings,
 }
 
 impl Workers {
@@ -81,6 +86,7 @@ impl Workers {
             poll,
             lease,
             grace,
+            retention,
         } = settings;
         let mut tasks = JoinSet::new();
         tasks.spawn(process_loop(
@@ -97,6 +103,10 @@ impl Workers {
             grace,
             shutdown.clone(),
         ));
+        if !retention.prune_interval.is_zero() {
+            let store = dispatcher.store().clone();
+            tasks.spawn(prune_loop(store, retention, shutdown.clone()));
+        }
         tasks.spawn(reap_loop(dispatcher, lease, shutdown));
         Workers { tasks }
     }
@@ -253,6 +263,19 @@ async fn reap_loop(dispatcher: Dispatcher, lease: Duration, shutdown: Cancellati
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "expired leases returned to the queue"),
             Err(e) => tracing::warn!(error = %e, "lease reaper failed"),
+        }
+    }
+}
+
+/// Prunes at start and then every `prune_interval`, until stopped.
+async fn prune_loop(store: Store, retention: RetentionSettings, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = crate::sync::retention::prune_all(&store, &retention).await {
+            tracing::warn!(error = %e, "pruning failed; will retry at the next interval");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(retention.prune_interval) => {},
         }
     }
 }

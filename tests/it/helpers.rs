@@ -666,3 +666,15 @@ pub async fn edit_email_on_both_sides(
     world.wake.resume_processing();
     settle_world(world, Duration::from_secs(60)).await;
 }
+
+/// Creates in the world's NPD a contact whose email Monday refuses (`ColumnValueException`): its
+/// create goes to the dead letters. Returns its id.
+pub async fn contact_monday_refuses(
+    world: &npd_monday_gateway::demo::World,
+) -> npd_monday_gateway::domain::entity::NpdId {
+    let id = npd_monday_gateway::domain::entity::NpdId(uuid::Uuid::new_v4());
+    let mut contact = npd_monday_gateway::demo::sample_contact(id);
+    contact.email = Some("not-an-email".into());
+    world.npd.create_contact(contact).await;
+    id
+}

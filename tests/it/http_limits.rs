@@ -168,23 +168,25 @@ async fn every_documented_route_exists_and_the_document_is_served() {
         .await
         .expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
-    for (method, path, _, _, _) in npd_monday_gateway::http::openapi::ROUTES {
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 15, "{} paths", paths.len());
+    for (path, operations) in paths {
         if path.contains("{token}") {
             continue; // without the right token this route answers 404 by design
         }
-        let concrete = path.replace("{id}", "1");
-        let request = match *method {
-            "get" => app.client.get(app.url(&concrete)),
-            _ => app.client.post(app.url(&concrete)).body("{}"),
-        };
-        let status = request.send().await.expect("request").status().as_u16();
-        assert!(
-            status != 404 && status != 405,
-            "{method} {path} answered {status}"
-        );
-        assert!(
-            doc["paths"][*path][*method].is_object(),
-            "{method} {path} undocumented"
-        );
+        let concrete = path.replace("{id}", "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10");
+        for method in operations.as_object().expect("operations").keys() {
+            let request = match method.as_str() {
+                "get" => app.client.get(app.url(&concrete)),
+                _ => app.client.post(app.url(&concrete)).body("{}"),
+            };
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            assert!(
+                status != 405 && !body.contains("no such route"),
+                "{method} {path} is documented but not routed: {status} {body}"
+            );
+        }
     }
 }

@@ -327,8 +327,10 @@ async fn frozen_payloads_dead_letters_replays_and_reaped_leases(backend: Backend
         .jobs_in_state(JobState::Dead, 10)
         .await
         .expect("dead letters");
-    let replayed = store.replay_dead_job(id).await.expect("replay");
-    let again = store.replay_dead_job(id).await.expect("replay twice");
+    let mut tx = store.begin().await.expect("tx");
+    let replayed = jobs::replay(&mut tx, id).await.expect("replay");
+    let again = jobs::replay(&mut tx, id).await.expect("replay twice");
+    tx.commit().await.expect("commit");
     let after = store.job(id).await.expect("read").expect("job");
 
     assert_eq!(dead.len(), 1);

@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod admin_safety;
 mod batching;
 mod conflicts;
 mod deploy;
 mod durability;
+mod hardening;
 mod http_limits;
 mod ledger;
 mod metrics;

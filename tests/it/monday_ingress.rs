@@ -82,7 +82,8 @@ async fn the_challenge_is_echoed_on_both_routes_without_credentials(backend: Bac
 }
 
 async fn every_monday_event_shape_is_stored_with_its_entity_and_outcome(backend: Backend) {
-    let app = TestApp::spawn(&backend).await;
+    // Ingress only: what ingest stores is read before any processing (which it wakes) decides.
+    let app = TestApp::spawn_with(&backend, |s| s.sync.run_workers = false).await;
     for (name, kind, outcome) in SHAPES {
         let body = fixture(&format!("monday/{name}.json"));
         let sent: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -299,7 +300,6 @@ async fn malformed_deliveries_get_400_only_after_authentication(backend: Backend
     let cases = [
         ("invalid json", "{\"event\": {".to_owned()),
         ("event not an object", "{\"event\": 7}".to_owned()),
-        ("missing triggerUuid", json!({"event": {"type": "update_name", "boardId": CONTACTS_BOARD, "pulseId": 1}}).to_string()),
         ("pulseId not numeric", json!({"event": {"type": "update_name", "triggerUuid": "0123456789abcdef0123456789abcdef", "boardId": CONTACTS_BOARD, "pulseId": "LEAKME"}}).to_string()),
         ("neither event nor challenge", "{\"hello\": 1}".to_owned()),
     ];

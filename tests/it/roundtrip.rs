@@ -25,7 +25,7 @@ store_tests!(
     a_monday_rename_patches_only_the_name_part_that_changed,
     unmapped_columns_and_boards_are_recorded_as_ignored,
     echoes_are_recognised_even_when_the_webhook_beats_the_answer,
-    monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing,
+    monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing,
     timeouts_and_idempotency_conflicts_are_retried_under_the_same_key,
     permanent_monday_errors_become_dead_letters_and_replay_succeeds,
     npd_failures_are_retried,
@@ -522,8 +522,14 @@ async fn echoes_are_recognised_even_when_the_webhook_beats_the_answer(backend: B
     assert_no_double_effects(&world);
 }
 
-async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(backend: Backend) {
-    let (world, _db) = world(&backend).await;
+async fn monday_failures_are_retried_with_the_same_key_new_after_429_and_npd_keeps_flowing(
+    backend: Backend,
+) {
+    // One mutation per request, so that each request is one job's attempt.
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| s.monday.batch_max = 1)
+        .await
+        .expect("world");
     let faults = world.monday.faults();
     faults.fail_next(2, 500);
     faults.rate_limit_next(1, 1);
@@ -544,44 +550,22 @@ async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(bac
         .into_iter()
         .filter(|c| c.has("create_item"))
         .collect();
-    let created: usize = creates
+    let ok: Vec<_> = creates
         .iter()
         .filter(|c| c.status == 200 && c.response.get("errors").is_none())
-        .map(|c| c.count("create_item"))
-        .sum();
-    assert_eq!(created, 2, "one item per contact in the end");
-    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 2);
-    // Every attempt of one request (one job's create, or one batch of them) carries the same key:
-    // the requests under a key are the same request again.
-    let mut keys: BTreeMap<String, Vec<&MondayCall>> = BTreeMap::new();
+        .collect();
+    assert_eq!(ok.len(), 2, "one item per contact in the end");
+    // The attempts of one job, by the contact they create.
+    let mut jobs: BTreeMap<String, Vec<&MondayCall>> = BTreeMap::new();
     for c in &creates {
-        keys.entry(c.idempotency_key.clone().unwrap_or_default())
-            .or_default()
-            .push(c);
+        let npd_id = column_values(c)["npd_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        jobs.entry(npd_id).or_default().push(c);
     }
-    for (key, calls) in &keys {
-        assert!(
-            calls.windows(2).all(|w| w[0].variables == w[1].variables),
-            "one key, one request: {key}"
-        );
-    }
-    let executed: usize = keys
-        .values()
-        .filter(|calls| {
-            calls
-                .iter()
-                .any(|c| c.status == 200 && c.response.get("errors").is_none())
-        })
-        .map(|calls| calls[0].count("create_item"))
-        .sum();
-    assert_eq!(
-        executed,
-        2,
-        "each create executed under one key: {:?}",
-        keys.keys()
-    );
-    // Retry-After / retry_in_seconds were honoured: the attempt after each was >= 1 s later.
-    for attempts in keys.values() {
+    assert_eq!(jobs.len(), 2, "two jobs: {:?}", jobs.keys());
+    for attempts in jobs.values() {
         for pair in attempts.windows(2) {
             let limited = pair[0].status == 429
                 || pair[0]
@@ -589,6 +573,15 @@ async fn monday_failures_are_retried_with_the_same_key_and_npd_keeps_flowing(bac
                     .pointer("/errors/0/extensions/code")
                     .and_then(Value::as_str)
                     == Some("COMPLEXITY_BUDGET_EXHAUSTED");
+            // A rate-limited request was not processed: its retry has a new key. After a 5xx
+            // the retry keeps the key.
+            assert_eq!(
+                pair[0].idempotency_key != pair[1].idempotency_key,
+                limited,
+                "key after a {} answer",
+                pair[0].status
+            );
+            // Retry-After / retry_in_seconds were honoured: the next attempt was >= 1 s later.
             if limited {
                 let gap = pair[1].at.duration_since(pair[0].at);
                 assert!(

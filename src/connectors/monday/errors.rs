@@ -389,6 +389,15 @@ pub(super) fn transport_error(e: &reqwest::Error) -> ConnectorError {
     }
 }
 
+/// An answer longer than the gateway reads (`limit` bytes): refused unread, and not retried.
+pub(super) fn too_large(status: u16, limit: usize) -> ConnectorError {
+    ConnectorError {
+        status: Some(status),
+        message: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
+        ..unexpected("")
+    }
+}
+
 /// An answer of an unexpected shape.
 pub(super) fn unexpected(what: &str) -> ConnectorError {
     ConnectorError {

@@ -1,7 +1,8 @@
 //! The gateway's client of monday's GraphQL API.
 //!
 //! Owns: `MondayClient` (one POST per call, `Authorization: <token>` raw, `API-Version`,
-//! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout), the
+//! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout, at most
+//! `MAX_ANSWER_BYTES` of an answer read), the
 //! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
 //! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
@@ -26,7 +27,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::config::MondaySettings;
-use crate::connectors::{Batched, ConnectorError, FoundItem, MondayApi, Mutation, NewColumn};
+use crate::connectors::{
+    Batched, ConnectorError, FoundItem, MondayApi, Mutation, NewColumn, read_bounded,
+};
 use crate::domain::entity::{BoardId, MondayItemId};
 use crate::domain::mapping::{ColumnType, ColumnValues};
 use crate::metrics::Metrics;
@@ -35,6 +38,9 @@ pub use errors::RateLimitState;
 
 /// `User-Agent` of every call.
 const USER_AGENT: &str = concat!("npd-monday-gateway/", env!("CARGO_PKG_VERSION"));
+/// Most bytes read of any answer: the largest page the gateway asks for (25 items with their
+/// column values) is a few hundred KiB; anything past this is refused unread.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// An item as monday answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +69,7 @@ pub struct ColumnValueSnapshot {
 struct RawAnswer {
     status: u16,
     headers: HeaderMap,
-    body: bytes::Bytes,
+    body: Vec<u8>,
 }
 
 /// A board webhook as `webhooks(board_id:)` answers it (Monday does not say where it points).
@@ -248,10 +254,12 @@ impl MondayClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(state);
         }
-        let body = response
-            .bytes()
+        let (body, truncated) = read_bounded(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| errors::transport_error(&e))?;
+        if truncated {
+            return Err(errors::too_large(status, MAX_ANSWER_BYTES));
+        }
         Ok(RawAnswer {
             status,
             headers,

@@ -996,3 +996,33 @@ async fn me_names_the_user_the_token_acts_as() {
     let me = client.me().await.expect("me");
     assert_eq!(me, sim_config().integration_user_id);
 }
+
+#[tokio::test]
+async fn a_64_mib_answer_is_refused_unread_not_buffered() {
+    // Arrange: a server whose answer is valid JSON, 64 MiB long.
+    let padding = "x".repeat(64 * 1024 * 1024);
+    let body = format!(r#"{{"data": {{"me": {{"id": "71000001", "padding": "{padding}"}}}}}}"#);
+    let app = axum::Router::new().route(
+        "/v2",
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let s = settings_for(format!("http://{addr}/v2"), Some("t"));
+    let client = MondayClient::new(&s, Duration::from_secs(20)).expect("configured");
+
+    // Act
+    let err = client.me().await.expect_err("too large to read");
+
+    // Assert: refused for its size, as a permanent failure (retrying cannot shrink it).
+    assert_eq!(err.class, FailureClass::Permanent, "{err:?}");
+    assert!(err.message.contains("larger than 8 MiB"), "{}", err.message);
+}

@@ -122,6 +122,9 @@ impl Dispatcher {
                 entities::set_npd_id(tx, entity.id, *npd_id).await?;
                 self.confirm_all(tx, entity, Side::Npd, values).await?;
                 mark_synced(tx, entity).await?;
+                // The item learns its NPD id: a forced push writes its npd_id column.
+                let cause = Cause::job(job.priority, job.request_id.as_deref());
+                outbox::ensure_forced_push(tx, &self.settings, entity, &cause).await?;
                 (
                     format!("NPD contact {npd_id} created from the Monday item"),
                     None,
@@ -212,11 +215,18 @@ impl Dispatcher {
         work: &Work,
         error: &ConnectorError,
     ) -> LedgerResult<JobEnd> {
-        let verdict = self.policy.verdict(job.attempts, error, &mut rand::rng());
+        let (attempts, max) = (job.attempts, job.max_attempts);
+        let verdict = self.policy.verdict(attempts, max, error, &mut rand::rng());
         match verdict {
             Verdict::RetryAfter(delay) => {
-                let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                jobs::retry_later(tx, job.id, token, &error.to_string(), at).await?;
+                let at = now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(0));
+                let message = error.to_string();
+                // A rate-limited request was not processed: its retry gets a new key.
+                if error.is_rate_limited() {
+                    jobs::retry_later_with_new_key(tx, job.id, token, &message, at).await?;
+                } else {
+                    jobs::retry_later(tx, job.id, token, &message, at).await?;
+                }
                 let reason = format!(
                     "{} attempt {} failed, retry in {} ms: {error}",
                     job.operation,

@@ -430,3 +430,121 @@ async fn with_the_daily_cap_spent_monday_jobs_wait_uncounted_and_go_the_next_utc
         assert!(kit.entity(id).await.monday_item_id.is_some(), "{id}");
     }
 }
+
+/// A kit whose retries are due at once (1 ms backoff), Ada's event processed.
+async fn kit_retrying_at_once(max_attempts: i64) -> Kit {
+    let kit = Kit::with(|s| {
+        s.sync.retry_base_ms = 1;
+        s.sync.retry_cap_ms = 1;
+        s.sync.max_attempts = max_attempts;
+    })
+    .await;
+    kit.npd("msg_1", &fixture("npd/contact.created.json")).await;
+    kit
+}
+
+/// Claims the next job (its retry is due within a millisecond) and runs it; the job as it
+/// stands after the run, and how the run ended.
+async fn run_next(kit: &Kit) -> (crate::ledger::jobs::JobRow, JobEnd) {
+    let job = loop {
+        if let Some(job) = kit.dispatcher.claim(1).await.expect("claim").pop() {
+            break job;
+        }
+        tokio::task::yield_now().await;
+    };
+    let end = kit.dispatcher.run(job.clone()).await.expect("run");
+    let after = kit.store.job(job.id).await.expect("read").expect("job");
+    (after, end)
+}
+
+#[tokio::test]
+async fn after_a_429_the_retry_gets_a_new_idempotency_key_after_a_5xx_the_same() {
+    let kit = kit_retrying_at_once(10).await;
+    let original = kit.store.all_jobs().await.expect("jobs")[0].clone();
+    let rate_limited_in_200 = crate::connectors::ConnectorError {
+        code: Some("COMPLEXITY_BUDGET_EXHAUSTED".into()),
+        ..error(Side::Monday, FailureClass::Retryable, 200)
+    };
+    let cases = [
+        (
+            "HTTP 429",
+            error(Side::Monday, FailureClass::Retryable, 429),
+            true,
+        ),
+        (
+            "HTTP 503",
+            error(Side::Monday, FailureClass::Retryable, 503),
+            false,
+        ),
+        ("complexity budget in a 200", rate_limited_in_200, true),
+        (
+            "HTTP 500",
+            error(Side::Monday, FailureClass::Retryable, 500),
+            false,
+        ),
+    ];
+    let mut key = original.idempotency_key;
+    for (name, failure, new_key) in cases {
+        kit.fakes.fail_next(failure);
+        let (job, end) = run_next(&kit).await;
+        assert!(matches!(end, JobEnd::RetryLater(_)), "{name}: {end:?}");
+        assert_eq!(job.idempotency_key != key, new_key, "{name}");
+        key = job.idempotency_key;
+    }
+
+    let (_, end) = run_next(&kit).await;
+    assert_eq!(end, JobEnd::Done);
+
+    let Some(Call::CreateItem { key: sent, .. }) = kit
+        .fakes
+        .calls()
+        .into_iter()
+        .find(|c| matches!(c, Call::CreateItem { .. }))
+    else {
+        panic!("the item is created in the end");
+    };
+    assert!(
+        sent.starts_with(&key),
+        "{sent} is sent under the job's last key {key}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_gets_a_full_set_of_attempts_and_shows_its_real_limit() {
+    // Arrange: two attempts allowed; both fail.
+    let kit = kit_retrying_at_once(2).await;
+    for _ in 0..2 {
+        kit.fakes
+            .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
+    }
+    run_next(&kit).await;
+    let (dead, end) = run_next(&kit).await;
+    assert!(matches!(end, JobEnd::Dead(_)), "{end:?}");
+    assert_eq!(
+        (dead.attempts, dead.max_attempts),
+        (2, 2),
+        "the configured limit"
+    );
+
+    // Act: replayed, its first attempt fails again.
+    let replayed = crate::sync::admin::replay_dead_letter(&kit.store, dead.id).await;
+    assert!(replayed.expect("replay"));
+    kit.fakes
+        .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
+    let (replayed, end) = run_next(&kit).await;
+
+    // Assert: retried, not dead: the replay has two attempts of its own.
+    assert!(matches!(end, JobEnd::RetryLater(_)), "{end:?}");
+    assert_eq!((replayed.attempts, replayed.max_attempts), (3, 4));
+    let (done, end) = run_next(&kit).await;
+    assert_eq!(end, JobEnd::Done);
+    assert_eq!(done.state, JobState::Done);
+    let calls = kit.fakes.calls();
+    let lookups = calls.iter().filter(|c| matches!(c, Call::Find { .. }));
+    assert_eq!(
+        lookups.count(),
+        4,
+        "every attempt, the replayed ones too, sends: {calls:?}"
+    );
+    assert!(kit.entity(ADA).await.monday_item_id.is_some());
+}

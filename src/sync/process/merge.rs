@@ -151,10 +151,24 @@ impl Processor {
                 && !conflict
                 && !outbox::has_open(tx, entity.id, Operation::PushItem).await?)
         {
-            outbox::ensure(tx, entity, Operation::PushItem, &merge.cause).await?;
+            outbox::ensure(
+                tx,
+                &self.settings,
+                entity,
+                Operation::PushItem,
+                &merge.cause,
+            )
+            .await?;
         }
         if pushes_to(Side::Npd) {
-            outbox::ensure(tx, entity, Operation::PatchNpd, &merge.cause).await?;
+            outbox::ensure(
+                tx,
+                &self.settings,
+                entity,
+                Operation::PatchNpd,
+                &merge.cause,
+            )
+            .await?;
         }
         if conflict {
             entities::set_status(tx, entity.id, EntityStatus::Conflict, None).await?;

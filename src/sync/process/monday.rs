@@ -161,8 +161,9 @@ impl Processor {
         .map(Some)
     }
 
-    /// An item no entity is linked to: a created one is recorded (and, with `[sync]
-    /// create_in_npd`, created as an NPD contact); other deliveries about it are ignored.
+    /// An item no entity is linked to: a created one naming an NPD id is linked to that record; one
+    /// without is recorded (and, with `[sync] create_in_npd`, created as an NPD contact); other
+    /// deliveries about it are ignored.
     async fn unknown_item(
         &self,
         tx: &mut Tx,
@@ -173,6 +174,12 @@ impl Processor {
     ) -> LedgerResult<Outcome> {
         if event.kind != MondayEventKind::ItemCreated {
             return ignored(format!("Monday item {item} is not linked to an NPD record"));
+        }
+        let column = &self.settings.mapping.for_kind(kind).npd_id_column;
+        if let Some(npd_id) = created_npd_id(event, column) {
+            return self
+                .link_to_unseen_record(tx, event, kind, item, npd_id, cause)
+                .await;
         }
         let entity = entities::insert(
             tx,
@@ -208,6 +215,43 @@ impl Processor {
         noted_as(tx, &entity, cause, HistoryKind::Reported, outcome, reason).await
     }
 
+    /// An item created with an NPD id in its npd_id column that the ledger does not know yet (the
+    /// record's event has not arrived, or NPD's earlier sync made it): the item belongs to that
+    /// record, so it is linked to it and no second NPD contact is ever created for it.
+    async fn link_to_unseen_record(
+        &self,
+        tx: &mut Tx,
+        event: &MondayEvent,
+        kind: EntityKind,
+        item: MondayItemId,
+        npd_id: NpdId,
+        cause: &Cause<'_>,
+    ) -> LedgerResult<Outcome> {
+        let new = NewEntity {
+            kind,
+            npd_id: Some(npd_id),
+            monday_item_id: Some(item),
+            board_id: event.board_id,
+            sync_enabled: true,
+            status: EntityStatus::Pending,
+        };
+        let entity = entities::insert(tx, &new).await?;
+        let reason = format!(
+            "Monday item {item} names NPD {kind} {npd_id} in its npd_id column: linked to it, \
+             although the gateway has not seen that record yet"
+        );
+        record(
+            tx,
+            entity.id,
+            cause,
+            HistoryKind::Linked,
+            reason.clone(),
+            None,
+        )
+        .await?;
+        Ok(Outcome::new(InboxOutcome::Applied, reason))
+    }
+
     /// Keeps the created item's values as Monday's side of each field and queues the NPD create.
     async fn queue_npd_create(
         &self,
@@ -224,7 +268,14 @@ impl Processor {
             state.monday = value;
             entities::save_field(tx, entity.id, &field, &state).await?;
         }
-        outbox::ensure(tx, entity, Operation::CreateNpdContact, cause).await?;
+        outbox::ensure(
+            tx,
+            &self.settings,
+            entity,
+            Operation::CreateNpdContact,
+            cause,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -78,6 +78,16 @@ impl Processor {
         kind: EntityKind,
         record: &NpdRecord,
     ) -> LedgerResult<EntityRow> {
+        // The record NPD created for a Monday item (`create_in_npd`), whose event beat the
+        // create's answer: it is that item's entity, not a new one (which would make a second item).
+        if let Some(item) = record.monday_id
+            && let Some(owner) = entities::find_by_item(tx, item).await?
+            && owner.npd_id.is_none()
+            && owner.kind == kind
+        {
+            entities::set_npd_id(tx, owner.id, record.id).await?;
+            return Ok(entities::find_by_id(tx, owner.id).await?.unwrap_or(owner));
+        }
         // NPD may already hold a link the ledger lost (or that another gateway made): adopt it
         // unless another entity owns that item.
         let link = match record.monday_id {
@@ -185,7 +195,7 @@ impl Processor {
         entities::mark_deleted(tx, entity.id, version).await?;
         let reason = match entity.monday_item_id {
             Some(item) if entity.sync_enabled && self.monday_ready(entity.kind) => {
-                outbox::ensure(tx, entity, Operation::ArchiveItem, &cause).await?;
+                outbox::ensure(tx, &self.settings, entity, Operation::ArchiveItem, &cause).await?;
                 format!("deleted in NPD: Monday item {item} will be archived")
             }
             Some(item) => format!(

@@ -194,3 +194,40 @@ async fn sync_disabled_keeps_the_snapshot_and_sends_nothing() {
     assert!(entity.npd_snapshot.is_some());
     assert!(open_operations(&kit).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_npd_record_made_for_a_monday_item_joins_its_entity_when_its_event_comes_first() {
+    // Arrange: a person's item without an npd_id; the gateway queued its NPD create.
+    let kit = Kit::with(|s| s.sync.create_in_npd = true).await;
+    kit.monday(&fixture("monday/create_pulse.json")).await;
+    assert_eq!(
+        open_operations(&kit).await,
+        vec![Operation::CreateNpdContact]
+    );
+    let item = MondayItemId(5_200_000_101);
+    let waiting = kit
+        .store
+        .entity_by_item(item)
+        .await
+        .expect("q")
+        .expect("entity");
+
+    // Act: NPD's event for the record it created (naming the item) beats the create's answer.
+    let mut event: serde_json::Value =
+        serde_json::from_str(&fixture("npd/contact.created.json")).expect("json");
+    event["data"]["monday_id"] = serde_json::json!(item.to_string());
+    kit.npd("msg_made_for_the_item", &event.to_string()).await;
+
+    // Assert: the same entity, now with the NPD id, still linked; no second entity or item.
+    let entity = kit.entity(ADA).await;
+    assert_eq!((entity.id, entity.monday_item_id), (waiting.id, Some(item)));
+    assert!(
+        kit.store
+            .all_jobs()
+            .await
+            .expect("jobs")
+            .iter()
+            .all(|j| j.entity_id == waiting.id),
+        "every job belongs to the one entity"
+    );
+}
