@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::config::Settings;
-use crate::connectors::monday::{ItemSnapshot, RateLimitState};
-use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi, NpdFields};
+use crate::connectors::monday::{ItemSnapshot, ItemsPage, RateLimitState};
+use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi, NpdFields, NpdPage};
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::event::{MondayDelivery, NpdEvent};
 use crate::domain::mapping::ColumnValues;
@@ -190,6 +190,16 @@ impl MondayApi for Fakes {
         Ok(None)
     }
 
+    async fn items_page(
+        &self,
+        _board: BoardId,
+        _columns: &[String],
+        _cursor: Option<&str>,
+        _limit: u32,
+    ) -> Result<ItemsPage, ConnectorError> {
+        Ok(ItemsPage::default())
+    }
+
     async fn me(&self) -> Result<i64, ConnectorError> {
         Ok(GATEWAY_USER)
     }
@@ -201,6 +211,15 @@ impl MondayApi for Fakes {
 
 #[async_trait]
 impl NpdApi for Fakes {
+    async fn list(
+        &self,
+        _kind: EntityKind,
+        _cursor: Option<&str>,
+        _limit: u32,
+    ) -> Result<NpdPage, ConnectorError> {
+        Ok(NpdPage::default())
+    }
+
     async fn get(
         &self,
         _kind: EntityKind,

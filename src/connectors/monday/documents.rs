@@ -76,6 +76,46 @@ pub const ME: &str = r#"query Me {
   }
 }"#;
 
+/// The first page of a board's items (up to `$limit`, at most 500) with only the columns named
+/// in `$columns`; `cursor` continues with `NEXT_ITEMS_PAGE` (valid 60 minutes).
+pub const BOARD_ITEMS_PAGE: &str = r#"query BoardItemsPage($board_id: ID!, $limit: Int!, $columns: [String!]) {
+  boards(ids: [$board_id]) {
+    id
+    items_page(limit: $limit) {
+      cursor
+      items {
+        id
+        name
+        state
+        column_values(ids: $columns) {
+          id
+          type
+          text
+          value
+        }
+      }
+    }
+  }
+}"#;
+
+/// The next page of a walk begun with `BOARD_ITEMS_PAGE`.
+pub const NEXT_ITEMS_PAGE: &str = r#"query NextItemsPage($cursor: String!, $limit: Int!, $columns: [String!]) {
+  next_items_page(cursor: $cursor, limit: $limit) {
+    cursor
+    items {
+      id
+      name
+      state
+      column_values(ids: $columns) {
+        id
+        type
+        text
+        value
+      }
+    }
+  }
+}"#;
+
 /// (name, document) of every document above.
 pub const ALL: &[(&str, &str)] = &[
     ("CREATE_ITEM", CREATE_ITEM),
@@ -88,4 +128,6 @@ pub const ALL: &[(&str, &str)] = &[
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
     ("ME", ME),
+    ("BOARD_ITEMS_PAGE", BOARD_ITEMS_PAGE),
+    ("NEXT_ITEMS_PAGE", NEXT_ITEMS_PAGE),
 ];
