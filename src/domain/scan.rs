@@ -101,6 +101,11 @@ pub struct Candidate {
     pub why: MatchReason,
 }
 
+/// The candidates of a record in review, stored as one document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Candidates(pub Vec<Candidate>);
+
 /// An item as a scan read it: its name, the text of its npd_id column, and the canonical value of
 /// every synced field (the item-name fields from its name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
-//! `admin` (tokens and the audit log) and `stats` (counts for `/metrics`). `tx` is one transaction
+//! `admin` (tokens and the audit log), `scans` (backfill and drift runs, their staging area and
+//! the review queue) and `stats` (counts for `/metrics`). `tx` is one transaction
 //! over either backend; `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
@@ -18,6 +19,7 @@ pub mod group_commit;
 pub mod history;
 pub mod inbox;
 pub mod jobs;
+pub mod scans;
 pub mod stats;
 pub mod tx;
 
