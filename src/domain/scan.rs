@@ -197,6 +197,31 @@ pub enum Summary {
     Drift(DriftCounts),
 }
 
+/// Which sides the first values of a new link write to: (Monday, NPD). Per field: equal values
+/// write nothing; an empty value never overwrites a non-empty one; otherwise `winner` decides
+/// (`manual` writes neither: a conflict opens).
+pub fn first_writes(
+    npd: &BTreeMap<String, FieldValue>,
+    monday: &BTreeMap<String, FieldValue>,
+    winner: InitialWinner,
+) -> (bool, bool) {
+    let (mut to_monday, mut to_npd) = (false, false);
+    for (field, n) in npd {
+        let m = monday.get(field).cloned().flatten();
+        match (n, &m) {
+            (n, m) if n == m => {}
+            (Some(_), None) => to_monday = true,
+            (None, Some(_)) => to_npd = true,
+            _ => match winner {
+                InitialWinner::Npd => to_monday = true,
+                InitialWinner::Monday => to_npd = true,
+                InitialWinner::Manual => {}
+            },
+        }
+    }
+    (to_monday, to_npd)
+}
+
 /// An NPD record as matching sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordKeys {
@@ -570,6 +595,64 @@ mod tests {
             link(32, MatchReason::Email),
             "a link to a vanished item is matched again"
         );
+    }
+
+    #[test]
+    fn first_writes_never_let_an_empty_value_win() {
+        let map = |pairs: &[(&str, Option<&str>)]| -> BTreeMap<String, FieldValue> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect()
+        };
+        use InitialWinner::*;
+        let cases = [
+            (
+                "equal",
+                map(&[("a", Some("x"))]),
+                map(&[("a", Some("x"))]),
+                Npd,
+                (false, false),
+            ),
+            (
+                "npd only",
+                map(&[("a", Some("x"))]),
+                map(&[]),
+                Monday,
+                (true, false),
+            ),
+            (
+                "monday only",
+                map(&[("a", None)]),
+                map(&[("a", Some("y"))]),
+                Npd,
+                (false, true),
+            ),
+            (
+                "npd wins",
+                map(&[("a", Some("x"))]),
+                map(&[("a", Some("y"))]),
+                Npd,
+                (true, false),
+            ),
+            (
+                "monday wins",
+                map(&[("a", Some("x"))]),
+                map(&[("a", Some("y"))]),
+                Monday,
+                (false, true),
+            ),
+            (
+                "manual",
+                map(&[("a", Some("x"))]),
+                map(&[("a", Some("y"))]),
+                Manual,
+                (false, false),
+            ),
+        ];
+        for (name, npd, monday, winner, expected) in cases {
+            assert_eq!(first_writes(&npd, &monday, winner), expected, "{name}");
+        }
     }
 
     #[test]

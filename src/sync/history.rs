@@ -18,6 +18,9 @@ pub struct Cause<'a> {
     pub inbox_id: Option<i64>,
     pub priority: Priority,
     pub request_id: Option<&'a str>,
+    /// What produced the change when no delivery did ("drift", "backfill"): every history
+    /// entry recorded under this cause starts with it.
+    pub label: Option<&'static str>,
 }
 
 impl<'a> Cause<'a> {
@@ -27,6 +30,7 @@ impl<'a> Cause<'a> {
             inbox_id: Some(inbox_id),
             priority: Priority::Live,
             request_id,
+            label: None,
         }
     }
 
@@ -36,6 +40,35 @@ impl<'a> Cause<'a> {
             inbox_id: None,
             priority: Priority::Admin,
             request_id,
+            label: None,
+        }
+    }
+
+    /// A difference a drift scan found (reason "drift", below live sync).
+    pub fn drift() -> Self {
+        Cause {
+            inbox_id: None,
+            priority: Priority::Drift,
+            request_id: None,
+            label: Some("drift"),
+        }
+    }
+
+    /// The first sync of existing data (reason "backfill", the lowest priority).
+    pub fn backfill(request_id: Option<&'a str>) -> Self {
+        Cause {
+            inbox_id: None,
+            priority: Priority::Backfill,
+            request_id,
+            label: Some("backfill"),
+        }
+    }
+
+    /// An admin's resolution of a backfill's review: admin priority, reason "backfill".
+    pub fn review(request_id: Option<&'a str>) -> Self {
+        Cause {
+            label: Some("backfill"),
+            ..Cause::admin(request_id)
         }
     }
 
@@ -45,6 +78,7 @@ impl<'a> Cause<'a> {
             inbox_id: None,
             priority,
             request_id,
+            label: None,
         }
     }
 }
@@ -58,15 +92,11 @@ pub async fn record(
     reason: impl Into<String>,
     detail: Option<HistoryDetail>,
 ) -> LedgerResult<()> {
-    append(
-        tx,
-        entity_id,
-        (cause.inbox_id, None),
-        kind,
-        reason.into(),
-        detail,
-    )
-    .await
+    let reason = match cause.label {
+        Some(label) => format!("{label}: {}", reason.into()),
+        None => reason.into(),
+    };
+    append(tx, entity_id, (cause.inbox_id, None), kind, reason, detail).await
 }
 
 /// Appends one history entry for `entity_id`, tied to outbox job `job_id`.

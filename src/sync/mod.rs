@@ -4,11 +4,16 @@
 //! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
-//! (an admin settles a conflict), `admin` (status, dead letters, the audit log).
+//! (an admin settles a conflict), `admin` (status, dead letters, the audit log), and the scans of
+//! existing data: `scan` (both sides read page by page into the ledger's staging area),
+//! `backfill` (matching, links, creates, the review queue) and `drift` (repairs of what webhooks
+//! missed), producers that hand every change to the same merge and outbox.
 //! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
 
 pub mod admin;
+pub mod backfill;
 pub mod dispatch;
+pub mod drift;
 pub mod history;
 pub mod ingest;
 pub mod outbox;
@@ -16,6 +21,7 @@ pub mod process;
 pub mod push;
 pub mod resolve;
 pub mod retry;
+pub mod scan;
 
 #[cfg(test)]
 mod testkit;

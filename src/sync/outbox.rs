@@ -2,7 +2,8 @@
 //!
 //! Owns: `ensure` (enqueue unless an unsent job of the same entity and operation exists: that job
 //! will carry the new values too, since a job's payload is computed from the field states when it
-//! is first sent), forced pushes, the write-back of a new link, and the retry budget of new jobs.
+//! is first sent), forced pushes, the write-back of a new link, the npd_id column write of a
+//! backfill's link, and the retry budget of new jobs.
 //! The operations themselves are `domain::job::Operation`.
 //! May import: crate::{config, domain, ledger, sync}.
 
@@ -91,4 +92,26 @@ pub async fn write_link_back(
     }
     ensure(tx, entity, Operation::WriteLink, cause).await?;
     Ok(())
+}
+
+/// Makes the entity's next push write its NPD id into the item's npd_id column too (a backfill
+/// linked an item whose column was empty): its unsent push carries it, or a new push does.
+pub async fn ensure_npd_id_write(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+) -> LedgerResult<i64> {
+    if let Some(job) = jobs::find_unsent(tx, entity.id, Operation::PushItem).await? {
+        let payload = JobPayload {
+            write_npd_id: true,
+            ..job.payload
+        };
+        jobs::set_payload(tx, job.id, &payload).await?;
+        return Ok(job.id);
+    }
+    let payload = JobPayload {
+        write_npd_id: true,
+        ..JobPayload::default()
+    };
+    enqueue(tx, entity, Operation::PushItem, payload, cause).await
 }

@@ -31,7 +31,11 @@ impl Dispatcher {
     ) -> Result<Sent, ConnectorError> {
         match work {
             Work::Nothing => Ok(Sent::Nothing),
-            Work::PushItem { values, all } => self.push_item(job, entity, values, *all).await,
+            Work::PushItem {
+                values,
+                all,
+                npd_id,
+            } => self.push_item(job, entity, values, *all || *npd_id).await,
             Work::ArchiveItem => self.archive_item(job, entity).await,
             Work::PatchNpd { values } => Ok(Sent::NpdPatched {
                 fields: values.keys().cloned().collect(),
