@@ -3,7 +3,8 @@
 //! `serve` and for the one-shot commands of the CLI alike.
 //!
 //! Owns: `Application`, the pieces the CLI's commands use (`open_store`, `migrate`,
-//! `monday_client`, `npd_client`, `cli_pusher`), logging set-up, signal handling.
+//! `monday_client`, `npd_client`, `cli_pusher`, `cli_scans`, `cli_dispatcher`), logging set-up,
+//! signal handling.
 //! May import: everything in the crate.
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::sync::dispatch::{Dispatcher, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
+use crate::sync::scan::Scans;
 use crate::worker::{Wake, WorkerSettings, Workers};
 
 /// A built gateway, bound to its port, not yet serving.
@@ -37,6 +39,7 @@ pub struct Application {
     processor: Processor,
     dispatcher: Dispatcher,
     wake: Wake,
+    scans: Scans,
 }
 
 impl Application {
@@ -76,6 +79,11 @@ impl Application {
             ));
         }
         let pusher = Pusher::new(processor.clone(), remotes.npd.clone());
+        let scans = Scans::new(
+            processor.clone(),
+            remotes.monday.clone(),
+            remotes.npd.clone(),
+        );
         let dispatcher =
             Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker_name());
         let state = AppState::new(
@@ -84,6 +92,7 @@ impl Application {
             ingest,
             pusher,
             wake.clone(),
+            scans.clone(),
         );
         warn_about_refused_sources(&state);
         let router = http::router(state);
@@ -99,6 +108,7 @@ impl Application {
             processor,
             dispatcher,
             wake,
+            scans,
         })
     }
 
@@ -131,13 +141,16 @@ impl Application {
             "npd-monday-gateway listening"
         );
         let workers = self.settings.sync.run_workers.then(|| {
-            Workers::spawn(
+            let mut workers = Workers::spawn(
                 self.processor,
                 self.dispatcher,
                 self.wake,
                 worker_settings(&self.settings),
                 self.shutdown.clone(),
-            )
+            );
+            let interval = self.settings.drift.interval;
+            workers.spawn_scans(self.scans.clone(), interval, self.shutdown.clone());
+            workers
         });
         if workers.is_none() {
             tracing::info!(
@@ -203,6 +216,19 @@ pub fn cli_pusher(settings: Arc<Settings>, store: &Store) -> Pusher {
     let npd = remotes(&settings).npd;
     let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
     Pusher::new(processor, npd)
+}
+
+/// The scans (backfill, reviews, drift) for the CLI, over `store`.
+pub fn cli_scans(settings: Arc<Settings>, store: &Store) -> Scans {
+    let remotes = remotes(&settings);
+    let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
+    Scans::new(processor, remotes.monday, remotes.npd)
+}
+
+/// A dispatcher for the CLI, so `backfill` sends what it queued without a running `serve`.
+pub fn cli_dispatcher(settings: Arc<Settings>, store: &Store) -> Dispatcher {
+    let remotes = remotes(&settings);
+    Dispatcher::new(settings, store.clone(), remotes, worker_name())
 }
 
 /// This process's name on the jobs it leases: unique per process and start.

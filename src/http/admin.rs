@@ -608,7 +608,7 @@ fn job_json(j: &JobRow) -> Value {
     })
 }
 
-fn millis_to_rfc3339(ms: i64) -> Option<String> {
+pub(crate) fn millis_to_rfc3339(ms: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -617,7 +617,7 @@ fn millis_to_rfc3339(ms: i64) -> Option<String> {
         })
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     admin: &Admin,
     action: &str,

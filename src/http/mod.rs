@@ -6,6 +6,7 @@
 //! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, ledger, sync}.
 
 pub mod admin;
+pub mod backfill;
 pub mod error;
 pub mod health;
 pub mod monday;
@@ -36,6 +37,7 @@ use crate::config::Settings;
 use crate::ledger::Store;
 use crate::sync::ingest::Ingest;
 use crate::sync::push::Pusher;
+use crate::sync::scan::Scans;
 use crate::worker::Wake;
 use error::{ApiError, BodyLimit};
 
@@ -58,6 +60,8 @@ pub struct AppState {
     pub admin_limiter: Arc<admin::AdminRateLimiter>,
     /// Wakes the workers when an admin action queued work.
     pub wake: Wake,
+    /// Backfills, the review queue and drift scans.
+    pub scans: Scans,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
         ingest: Ingest,
         pusher: Pusher,
         wake: Wake,
+        scans: Scans,
     ) -> Self {
         let npd_verifier = settings.npd.verifier();
         let monday_jwt = settings
@@ -83,6 +88,7 @@ impl AppState {
             pusher,
             admin_limiter: Arc::default(),
             wake,
+            scans,
         }
     }
 }
@@ -101,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(npd::router())
         .merge(monday::router())
         .merge(admin::router())
+        .merge(backfill::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

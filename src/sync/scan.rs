@@ -78,11 +78,6 @@ impl ScanBudget {
             );
         }
     }
-
-    /// Requests per minute a scan's reads may make.
-    pub fn requests_per_minute(settings: &Settings) -> u64 {
-        (settings.monday.requests_per_minute / 2).max(1)
-    }
 }
 
 /// What a run does after each committed page (record its counts, show that it is alive).
