@@ -249,6 +249,8 @@ pub async fn drain_outbox(
             if dispatcher.store().open_job_count().await? == 0 {
                 return Ok(());
             }
+            // A job leased by a process that died comes back once its lease is over.
+            dispatcher.store().reap_expired_leases().await?;
             tokio::time::sleep(poll).await;
             continue;
         }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backfill;
 mod conflicts;
 mod durability;
 mod http_limits;
