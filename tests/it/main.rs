@@ -5,6 +5,7 @@ mod helpers;
 
 mod backfill;
 mod conflicts;
+mod drift;
 mod durability;
 mod http_limits;
 mod monday_ingress;
