@@ -101,6 +101,17 @@ fn board_links(world: &World) -> HashMap<String, Vec<MondayItemId>> {
     links
 }
 
+async fn resolve_match(world: &World, id: Value, body: Value) -> reqwest::Response {
+    world
+        .client
+        .post(world.url(&format!("/api/v1/matches/{id}/resolve")))
+        .bearer_auth(&world.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
 fn npd_monday_id(world: &World, id: NpdId) -> Option<MondayItemId> {
     world.npd.contact(id).and_then(|c| c.monday_id)
 }
@@ -338,16 +349,7 @@ async fn the_review_queue_is_resolved_each_way(backend: Backend) {
     assert_eq!(matches[0]["candidates"][0]["why"], "email");
 
     // Act
-    let resolve = async |id: Value, body: Value| {
-        world
-            .client
-            .post(world.url(&format!("/api/v1/matches/{id}/resolve")))
-            .bearer_auth(&world.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
-    };
+    let resolve = async |id: Value, body: Value| resolve_match(&world, id, body).await;
     let not_a_candidate = resolve(id_of(link_me), json!({"link": "1"})).await;
     let linked = resolve(id_of(link_me), json!({"link": items[1].to_string()})).await;
     let created = resolve(id_of(create_me), json!({"create": true})).await;
@@ -438,6 +440,17 @@ async fn a_backfill_killed_mid_run_and_run_again_leaves_no_duplicate_and_no_lost
         out.contains("backfill") && out.contains("done"),
         "plain progress lines off a terminal: {out}"
     );
+    assert_each_once_and_linked(&sims, &store, &seeded).await;
+    assert_eq!(store.open_job_count().await.expect("count"), 0);
+    store.close().await;
+}
+
+/// Every seeded record on the board exactly once, linked both ways.
+async fn assert_each_once_and_linked(
+    sims: &Sims,
+    store: &npd_monday_gateway::ledger::Store,
+    seeded: &Seeded,
+) {
     let mut columns: HashMap<String, usize> = HashMap::new();
     for item in sims.monday.items(CONTACTS_BOARD) {
         if let Some(npd_id) = item.column_values.get("npd_id").and_then(Value::as_str) {
@@ -466,8 +479,6 @@ async fn a_backfill_killed_mid_run_and_run_again_leaves_no_duplicate_and_no_lost
             "{npd_id}: link in NPD"
         );
     }
-    assert_eq!(store.open_job_count().await.expect("count"), 0);
-    store.close().await;
 }
 
 /// The `backfill` command on the contacts, its output piped (or written to `log`).
