@@ -53,6 +53,9 @@ impl fmt::Debug for NpdClient {
     }
 }
 
+/// One page of the list API: the records as JSON objects, and the next page's cursor.
+pub type ListPage = (Vec<Map<String, Value>>, Option<String>);
+
 /// An answer that arrived, read up to `MAX_ANSWER_BYTES`.
 struct Answer {
     status: StatusCode,
@@ -116,7 +119,7 @@ impl NpdClient {
         kind: EntityKind,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<(Vec<Map<String, Value>>, Option<String>), ConnectorError> {
+    ) -> Result<ListPage, ConnectorError> {
         let url = format!("{}/api/v1/{}", self.base_url, kind.plural());
         let mut query = vec![("limit", limit.to_string())];
         query.extend(cursor.map(|c| ("cursor", c.to_owned())));
