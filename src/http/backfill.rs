@@ -261,22 +261,45 @@ async fn start_backfill(
         .map_err(scan_error)?;
     let scans = state.scans.clone();
     tokio::spawn(async move { scans.run_backfill(id).await });
+    Ok(started(&state, &admin, "backfills.start", id).await)
+}
+
+/// Audits a started run and answers 202 `{"id", "status": "running"}`.
+async fn started(
+    state: &AppState,
+    admin: &Admin,
+    action: &str,
+    id: i64,
+) -> (StatusCode, Json<StartedResponse>) {
+    let target = id.to_string();
     audit(
-        &state,
-        &admin,
-        "backfills.start",
-        Some(&id.to_string()),
+        state,
+        admin,
+        action,
+        Some(&target),
         AuditOutcome::Queued,
         None,
     )
     .await;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(StartedResponse {
-            id,
-            status: RunStatus::Running,
-        }),
-    ))
+    let status = RunStatus::Running;
+    (StatusCode::ACCEPTED, Json(StartedResponse { id, status }))
+}
+
+/// Audits a look at one run; the run, or 404 naming `what`.
+async fn found(
+    state: &AppState,
+    admin: &Admin,
+    action: &str,
+    (id, what): (i64, &str),
+    run: Option<RunRow>,
+) -> Result<RunRow, ApiError> {
+    let outcome = if run.is_some() {
+        AuditOutcome::Ok
+    } else {
+        AuditOutcome::NotFound
+    };
+    audit(state, admin, action, Some(&id.to_string()), outcome, None).await;
+    run.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
 }
 
 async fn get_backfill(
@@ -286,16 +309,7 @@ async fn get_backfill(
 ) -> Result<Json<BackfillResponse>, ApiError> {
     let id = run_id(&raw_id, "backfill")?;
     let run = state.scans.backfill_status(id).await?;
-    audit(
-        &state,
-        &admin,
-        "backfills.get",
-        Some(&raw_id),
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
-    let run = run.ok_or_else(|| ApiError::NotFound(format!("no backfill {id}")))?;
+    let run = found(&state, &admin, "backfills.get", (id, "backfill"), run).await?;
     Ok(Json(BackfillResponse::from(&run)))
 }
 
@@ -304,21 +318,10 @@ async fn list_backfills(
     admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<RunsResponse<BackfillsList>>, ApiError> {
-    let (runs, next_cursor) = list_runs(&state, ScanKind::Backfill, &query).await?;
-    audit(
-        &state,
-        &admin,
-        "backfills.list",
-        None,
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
+    let (runs, next_cursor) = list_runs(&state, &admin, ScanKind::Backfill, &query).await?;
     let backfills = runs.iter().map(BackfillResponse::from).collect();
-    Ok(Json(RunsResponse {
-        runs: BackfillsList { backfills },
-        next_cursor,
-    }))
+    let runs = BackfillsList { backfills };
+    Ok(Json(RunsResponse { runs, next_cursor }))
 }
 
 async fn start_drift_scan(
@@ -332,22 +335,7 @@ async fn start_drift_scan(
     let id = state.scans.start_drift(scope).await.map_err(scan_error)?;
     let scans = state.scans.clone();
     tokio::spawn(async move { scans.run_drift(id).await });
-    audit(
-        &state,
-        &admin,
-        "drift-scans.start",
-        Some(&id.to_string()),
-        AuditOutcome::Queued,
-        None,
-    )
-    .await;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(StartedResponse {
-            id,
-            status: RunStatus::Running,
-        }),
-    ))
+    Ok(started(&state, &admin, "drift-scans.start", id).await)
 }
 
 async fn get_drift_scan(
@@ -357,16 +345,7 @@ async fn get_drift_scan(
 ) -> Result<Json<DriftScanResponse>, ApiError> {
     let id = run_id(&raw_id, "drift scan")?;
     let run = state.scans.drift_status(id).await?;
-    audit(
-        &state,
-        &admin,
-        "drift-scans.get",
-        Some(&raw_id),
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
-    let run = run.ok_or_else(|| ApiError::NotFound(format!("no drift scan {id}")))?;
+    let run = found(&state, &admin, "drift-scans.get", (id, "drift scan"), run).await?;
     Ok(Json(DriftScanResponse::from(&run)))
 }
 
@@ -375,29 +354,28 @@ async fn list_drift_scans(
     admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<RunsResponse<DriftScansList>>, ApiError> {
-    let (runs, next_cursor) = list_runs(&state, ScanKind::Drift, &query).await?;
-    audit(
-        &state,
-        &admin,
-        "drift-scans.list",
-        None,
-        AuditOutcome::Ok,
-        None,
-    )
-    .await;
+    let (runs, next_cursor) = list_runs(&state, &admin, ScanKind::Drift, &query).await?;
     let drift_scans = runs.iter().map(DriftScanResponse::from).collect();
-    Ok(Json(RunsResponse {
-        runs: DriftScansList { drift_scans },
-        next_cursor,
-    }))
+    let runs = DriftScansList { drift_scans };
+    Ok(Json(RunsResponse { runs, next_cursor }))
 }
 
-/// One page of runs, newest first; the cursor is the last id given.
+/// One page of runs, newest first (audited); the cursor is the last id given.
 async fn list_runs(
     state: &AppState,
+    admin: &Admin,
     scan: ScanKind,
     query: &ListQuery,
 ) -> Result<(Vec<RunRow>, Option<String>), ApiError> {
+    let action = format!(
+        "{}.list",
+        if scan == ScanKind::Backfill {
+            "backfills"
+        } else {
+            "drift-scans"
+        }
+    );
+    audit(state, admin, &action, None, AuditOutcome::Ok, None).await;
     let (limit, cursor) = query.page()?;
     let mut runs = state
         .store

@@ -6,7 +6,7 @@
 //! a scan makes (linked entities by kind; whether an entity changed or has a delivery waiting
 //! since a page was read). A page is staged and its cursor checkpointed in one transaction, so a
 //! run killed at any point resumes at the page after the last one committed.
-//! May import: std, sqlx, crate::{domain, ledger}.
+//! May import: std, sqlx, serde, serde_json, crate::{domain, ledger}.
 
 use sqlx::FromRow;
 
@@ -17,7 +17,7 @@ use crate::domain::scan::{
 };
 use crate::ledger::entities::EntityRow;
 use crate::ledger::tx::{Tx, on_pool, on_tx};
-use crate::ledger::{LedgerResult, Store, now_ms};
+use crate::ledger::{LedgerError, LedgerResult, Store, now_ms};
 
 /// One `scan_runs` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -121,6 +121,13 @@ impl Store {
         Ok(())
     }
 
+    /// Shows that a run's process is alive (while it waits to retry a read, say).
+    pub async fn touch_run(&self, id: i64) -> LedgerResult<()> {
+        let sql = "update scan_runs set heartbeat_at = $2 where id = $1";
+        on_pool!(self, execute, sql, id, now_ms())?;
+        Ok(())
+    }
+
     /// Ends a run.
     pub async fn finish_run(
         &self,
@@ -183,18 +190,9 @@ impl Store {
 
     /// Stages one page of NPD records and checkpoints the walk, in one transaction.
     pub async fn stage_npd_page(&self, at: PageAt<'_>, records: &[NpdRecord]) -> LedgerResult<()> {
-        let mut tx = self.begin().await?;
-        let sql = "insert into scan_npd_records (run_id, entity_kind, npd_id, record, page, read_at) \
-                   values ($1, $2, $3, $4, $5, $6) on conflict (run_id, entity_kind, npd_id) do update \
-                   set record = excluded.record, page = excluded.page, read_at = excluded.read_at";
-        for r in records {
-            on_tx!(
-                &mut tx, execute, sql, at.run_id, at.kind, r.id, r, at.page, at.read_at
-            )?;
-        }
-        let next = (at.next.map(str::to_owned), at.page + 1, at.next.is_none());
-        checkpoint(&mut tx, at.run_id, Side::Npd, at.kind, next).await?;
-        tx.commit().await
+        let rows: Vec<(String, &NpdRecord)> =
+            records.iter().map(|r| (r.id.to_string(), r)).collect();
+        self.stage_page(Side::Npd, at, &rows).await
     }
 
     /// Stages one page of Monday items and checkpoints the walk, in one transaction.
@@ -203,17 +201,41 @@ impl Store {
         at: PageAt<'_>,
         items: &[StagedItem],
     ) -> LedgerResult<()> {
+        let rows: Vec<(String, &StagedItem)> =
+            items.iter().map(|i| (i.id.to_string(), i)).collect();
+        self.stage_page(Side::Monday, at, &rows).await
+    }
+
+    /// Upserts (key, document) rows of one side's page (documents as JSON text, as the codec
+    /// stores them) and checkpoints that side's walk.
+    async fn stage_page<T: serde::Serialize>(
+        &self,
+        side: Side,
+        at: PageAt<'_>,
+        rows: &[(String, &T)],
+    ) -> LedgerResult<()> {
+        let sql = match side {
+            Side::Npd => {
+                "insert into scan_npd_records (run_id, entity_kind, npd_id, record, page, read_at) \
+                          values ($1, $2, $3, $4, $5, $6) on conflict (run_id, entity_kind, npd_id) do update \
+                          set record = excluded.record, page = excluded.page, read_at = excluded.read_at"
+            }
+            Side::Monday => {
+                "insert into scan_monday_items (run_id, entity_kind, item_id, item, page, read_at) \
+                             values ($1, $2, $3, $4, $5, $6) on conflict (run_id, item_id) do update \
+                             set item = excluded.item, page = excluded.page, read_at = excluded.read_at"
+            }
+        };
         let mut tx = self.begin().await?;
-        let sql = "insert into scan_monday_items (run_id, entity_kind, item_id, item, page, read_at) \
-                   values ($1, $2, $3, $4, $5, $6) on conflict (run_id, item_id) do update \
-                   set item = excluded.item, page = excluded.page, read_at = excluded.read_at";
-        for i in items {
+        for (key, value) in rows {
+            let document = serde_json::to_string(value)
+                .map_err(|e| LedgerError::Corrupt(format!("a staged row: {e}")))?;
             on_tx!(
-                &mut tx, execute, sql, at.run_id, at.kind, i.id, i, at.page, at.read_at
+                &mut tx, execute, sql, at.run_id, at.kind, key, document, at.page, at.read_at
             )?;
         }
         let next = (at.next.map(str::to_owned), at.page + 1, at.next.is_none());
-        checkpoint(&mut tx, at.run_id, Side::Monday, at.kind, next).await?;
+        checkpoint(&mut tx, at.run_id, side, at.kind, next).await?;
         tx.commit().await
     }
 

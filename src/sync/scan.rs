@@ -30,6 +30,8 @@ use crate::sync::retry::{RetryPolicy, Verdict};
 pub const PAGE_SIZE: u32 = 500;
 /// Complexity points a page read is counted at.
 const PAGE_POINTS: u64 = 1_000;
+/// How often a run waiting to retry shows it is alive (well within `ABANDONED_AFTER_MS`).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Walks of one board begun again after expired cursors before the run gives up.
 const MAX_RESTARTS: u32 = 3;
 
@@ -161,7 +163,9 @@ impl Scans {
             let what = format!("NPD's {}", kind.plural());
             let cursor = at.cursor.clone();
             let page = self
-                .retrying(&what, || npd.list(kind, cursor.as_deref(), PAGE_SIZE))
+                .retrying(run_id, &what, || {
+                    npd.list(kind, cursor.as_deref(), PAGE_SIZE)
+                })
                 .await?;
             let next = page.next_cursor.as_deref();
             let page_at = PageAt {
@@ -199,7 +203,7 @@ impl Scans {
             let what = format!("Monday board {board}");
             let cursor = at.cursor.clone();
             let page = self
-                .retrying(&what, || async {
+                .retrying(run_id, &what, || async {
                     self.budget.spend_page(monday).await;
                     monday
                         .items_page(board, &columns, cursor.as_deref(), PAGE_SIZE)
@@ -239,8 +243,14 @@ impl Scans {
         Ok(())
     }
 
-    /// Calls `call` until it succeeds, retrying what the retry policy retries.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, ScanError>
+    /// Calls `call` until it succeeds, retrying what the retry policy retries; run `run_id`'s
+    /// heartbeat goes on while it waits, so no other process takes the run over.
+    async fn retrying<T, F, Fut>(
+        &self,
+        run_id: i64,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, ScanError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ConnectorError>>,
@@ -256,7 +266,13 @@ impl Scans {
             match verdict {
                 Verdict::RetryAfter(delay) => {
                     tracing::warn!(attempt, error = %error, "reading {what} failed; retrying");
-                    tokio::time::sleep(delay).await;
+                    let mut left = delay;
+                    while !left.is_zero() {
+                        let step = left.min(HEARTBEAT);
+                        tokio::time::sleep(step).await;
+                        left -= step;
+                        self.store.touch_run(run_id).await?;
+                    }
                 }
                 Verdict::Dead(_) => {
                     return Err(ScanError::Remote {

@@ -58,15 +58,14 @@ pub async fn backfill(world: &World, body: Value) -> Value {
     assert_eq!(response.status().as_u16(), 202);
     let started: Value = response.json().await.expect("json");
     assert_eq!(started["status"], "running");
-    let path = format!("/api/v1/backfills/{}", started["id"]);
+    finished_run(world, &format!("/api/v1/backfills/{}", started["id"])).await
+}
+
+/// Polls a run (`GET path`) until it is no longer running, and returns it.
+pub async fn finished_run(world: &World, path: &str) -> Value {
     eventually(SETTLE, async || {
-        let run: Value = world
-            .admin_get(&path)
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = world.admin_get(path).await.map_err(|e| e.to_string())?;
+        let run: Value = response.json().await.map_err(|e| e.to_string())?;
         match run["status"].as_str() {
             Some("running") => Err(format!("still running: {run}")),
             _ => Ok(run),
@@ -285,21 +284,7 @@ async fn an_expired_cursor_and_failures_mid_scan_do_not_fail_the_run(backend: Ba
         .await
         .expect("the walk began");
     world.monday.faults().fail_next(1, 500);
-    let run: Value = eventually(SETTLE, async || {
-        let run: Value = world
-            .admin_get(&format!("/api/v1/backfills/{id}"))
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if run["status"] == "running" {
-            Err(run.to_string())
-        } else {
-            Ok(run)
-        }
-    })
-    .await;
+    let run = finished_run(&world, &format!("/api/v1/backfills/{id}")).await;
 
     // Assert: done, every item staged once, the walk begun again after the expired cursor.
     assert_counts(&run, &relations, 1_200, 0, 0);
@@ -418,7 +403,10 @@ async fn a_backfill_killed_mid_run_and_run_again_leaves_no_duplicate_and_no_lost
         if created >= 5 {
             Ok(())
         } else {
-            Err(format!("{created} items created so far"))
+            let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+            Err(format!(
+                "{created} items created so far; the command said: {log}"
+            ))
         }
     })
     .await;

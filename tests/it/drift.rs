@@ -11,7 +11,7 @@ use npd_monday_gateway::domain::state::EntityStatus;
 use npd_monday_gateway::sim::monday::ItemState;
 use serde_json::{Value, json};
 
-use crate::backfill::roomy_world;
+use crate::backfill::{finished_run, roomy_world};
 use crate::helpers::{Backend, eventually, settle_world};
 use crate::store_tests;
 
@@ -58,22 +58,7 @@ async fn drift_scan(world: &World) -> Value {
         .expect("request");
     assert_eq!(response.status().as_u16(), 202);
     let id = response.json::<Value>().await.expect("json")["id"].clone();
-    let path = format!("/api/v1/drift-scans/{id}");
-    eventually(SETTLE, async || {
-        let run: Value = world
-            .admin_get(&path)
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if run["status"] == "running" {
-            Err(run.to_string())
-        } else {
-            Ok(run)
-        }
-    })
-    .await
+    finished_run(world, &format!("/api/v1/drift-scans/{id}")).await
 }
 
 fn monday_column(world: &World, item: MondayItemId, column: &str) -> Option<Value> {

@@ -76,45 +76,55 @@ pub const ME: &str = r#"query Me {
   }
 }"#;
 
+/// What a scan reads of an item (`$columns`: the mapped columns), shared by both page documents.
+macro_rules! scanned_item {
+    () => {
+        r#"
+fragment ScannedItem on Item {
+  id
+  name
+  state
+  column_values(ids: $columns) {
+    id
+    type
+    text
+    value
+  }
+}"#
+    };
+}
+
 /// The first page of a board's items (up to `$limit`, at most 500) with only the columns named
 /// in `$columns`; `cursor` continues with `NEXT_ITEMS_PAGE` (valid 60 minutes).
-pub const BOARD_ITEMS_PAGE: &str = r#"query BoardItemsPage($board_id: ID!, $limit: Int!, $columns: [String!]) {
+pub const BOARD_ITEMS_PAGE: &str = concat!(
+    r#"query BoardItemsPage($board_id: ID!, $limit: Int!, $columns: [String!]) {
   boards(ids: [$board_id]) {
     id
     items_page(limit: $limit) {
       cursor
       items {
-        id
-        name
-        state
-        column_values(ids: $columns) {
-          id
-          type
-          text
-          value
-        }
+        ...ScannedItem
       }
     }
   }
-}"#;
+}
+"#,
+    scanned_item!()
+);
 
 /// The next page of a walk begun with `BOARD_ITEMS_PAGE`.
-pub const NEXT_ITEMS_PAGE: &str = r#"query NextItemsPage($cursor: String!, $limit: Int!, $columns: [String!]) {
+pub const NEXT_ITEMS_PAGE: &str = concat!(
+    r#"query NextItemsPage($cursor: String!, $limit: Int!, $columns: [String!]) {
   next_items_page(cursor: $cursor, limit: $limit) {
     cursor
     items {
-      id
-      name
-      state
-      column_values(ids: $columns) {
-        id
-        type
-        text
-        value
-      }
+      ...ScannedItem
     }
   }
-}"#;
+}
+"#,
+    scanned_item!()
+);
 
 /// (name, document) of every document above.
 pub const ALL: &[(&str, &str)] = &[

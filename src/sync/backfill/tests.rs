@@ -5,33 +5,31 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::domain::entity::{ContactSnapshot, EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::entity::{EntityKind, MondayItemId, Side};
+use crate::domain::event::{NpdData, NpdEvent};
 use crate::domain::job::{Operation, Priority};
-use crate::domain::record::NpdRecord;
+use crate::domain::record::{NpdRecord, NpdValue};
 use crate::domain::scan::{InitialWinner, MatchReason, StagedItem};
 use crate::domain::state::HistoryKind;
 use crate::sync::history::Cause;
 use crate::sync::scan::Scans;
-use crate::sync::testkit::{ADA, Kit};
+use crate::sync::testkit::{ADA, Kit, fixture};
 
 const ITEM: MondayItemId = MondayItemId(5_200_000_101);
 
+/// Ada as NPD's `contact.created` fixture has her, with a role the board does not share and
+/// no notes.
 fn ada_in_npd() -> NpdRecord {
-    let id = NpdId::parse(ADA).expect("uuid");
-    NpdRecord::from(ContactSnapshot {
-        id,
-        version: 1,
-        sync_enabled: true,
-        monday_id: None,
-        first_name: Some("Ada".into()),
-        last_name: Some("Lovelace".into()),
-        email: Some("ada@example.com".into()),
-        phone: Some("+442079460990".into()),
-        role_title: Some("CTO".into()),
-        notes: None,
-        organization_id: None,
-        updated_at: None,
-    })
+    let event = NpdEvent::parse(fixture("npd/contact.created.json").as_bytes()).expect("fixture");
+    let NpdData::Record(mut record) = event.data else {
+        panic!("the fixture carries a record");
+    };
+    record
+        .fields
+        .insert("role_title".into(), NpdValue::Text("CTO".into()));
+    record.fields.insert("notes".into(), NpdValue::Null);
+    record.monday_id = None;
+    record
 }
 
 /// Ada's item: the same name and email, another role, notes NPD lacks, an empty npd_id column.
