@@ -74,9 +74,7 @@ struct Pages {
 impl Scans {
     /// Records a new drift scan of `scope` (both sides must be configured for it).
     pub async fn start_drift(&self, scope: Scope) -> Result<i64, ScanError> {
-        for kind in scope.kinds() {
-            self.remotes_for(kind)?;
-        }
+        self.check_scope(scope)?;
         let summary = Summary::Drift(DriftCounts::default());
         Ok(self
             .store
@@ -137,7 +135,7 @@ impl Scans {
             run_id,
         };
         let mut counts = DriftCounts::default();
-        for kind in run.scope.kinds() {
+        for kind in self.kinds_of(run.scope) {
             self.read_npd(run_id, kind, &heartbeat).await?;
             self.read_monday(run_id, kind, &heartbeat).await?;
             self.compare_kind(run_id, kind, &mut counts).await?;

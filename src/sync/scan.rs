@@ -20,7 +20,7 @@ use crate::connectors::monday::ItemSnapshot;
 use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi};
 use crate::domain::entity::{BoardId, EntityKind, Side};
 use crate::domain::mapping::{ColumnType, EntityMapping};
-use crate::domain::scan::StagedItem;
+use crate::domain::scan::{Scope, StagedItem};
 use crate::ledger::scans::PageAt;
 use crate::ledger::{LedgerError, Store, now_ms};
 use crate::sync::process::Processor;
@@ -124,6 +124,31 @@ impl Scans {
 
     pub fn settings(&self) -> &Arc<Settings> {
         &self.settings
+    }
+
+    /// The kinds of `scope` a run covers: for `all`, the kinds with a board; otherwise the kind
+    /// named (which must then be configured, see `check_scope`).
+    pub(crate) fn kinds_of(&self, scope: Scope) -> Vec<EntityKind> {
+        match scope {
+            Scope::All => scope
+                .kinds()
+                .into_iter()
+                .filter(|k| self.settings.board_for(*k).is_some())
+                .collect(),
+            _ => scope.kinds(),
+        }
+    }
+
+    /// Refuses a scope whose kinds cannot be scanned (no board, no clients).
+    pub(crate) fn check_scope(&self, scope: Scope) -> Result<(), ScanError> {
+        let kinds = self.kinds_of(scope);
+        if kinds.is_empty() {
+            return Err(ScanError::NotConfigured("no Monday board is configured".into()));
+        }
+        for kind in kinds {
+            self.remotes_for(kind)?;
+        }
+        Ok(())
     }
 
     /// The board and both clients a scan of `kind` needs.

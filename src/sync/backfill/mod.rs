@@ -64,9 +64,7 @@ impl Scans {
     /// Records a new backfill run of `scope` (checking first that both sides are configured for
     /// it); `run_backfill` carries it out.
     pub async fn start_backfill(&self, scope: Scope, dry_run: bool) -> Result<i64, ScanError> {
-        for kind in scope.kinds() {
-            self.remotes_for(kind)?;
-        }
+        self.check_scope(scope)?;
         let summary = Summary::Backfill(BackfillCounts::default());
         Ok(self
             .store
@@ -95,9 +93,7 @@ impl Scans {
         self.store
             .finish_run(run_id, status, &summary, error.as_deref())
             .await?;
-        if status == RunStatus::Done {
-            self.store.clear_staging(run_id).await?;
-        }
+        self.store.clear_staging(run_id).await?;
         let run = self.backfill_status(run_id).await?;
         run.ok_or_else(|| ScanError::NotConfigured(format!("backfill {run_id} vanished")))
     }
@@ -112,12 +108,12 @@ impl Scans {
             scans: self,
             run_id,
         };
-        for kind in run.scope.kinds() {
+        for kind in self.kinds_of(run.scope) {
             self.read_npd(run_id, kind, &progress).await?;
             self.read_monday(run_id, kind, &progress).await?;
         }
         let mut counts = BackfillCounts::default();
-        for kind in run.scope.kinds() {
+        for kind in self.kinds_of(run.scope) {
             self.backfill_kind(&run, kind, &mut counts).await?;
         }
         Ok(counts)
