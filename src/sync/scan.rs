@@ -143,7 +143,9 @@ impl Scans {
     pub(crate) fn check_scope(&self, scope: Scope) -> Result<(), ScanError> {
         let kinds = self.kinds_of(scope);
         if kinds.is_empty() {
-            return Err(ScanError::NotConfigured("no Monday board is configured".into()));
+            return Err(ScanError::NotConfigured(
+                "no Monday board is configured".into(),
+            ));
         }
         for kind in kinds {
             self.remotes_for(kind)?;
