@@ -271,6 +271,7 @@ pub async fn drain_outbox(
 const SCAN_POLL: Duration = Duration::from_secs(15);
 
 async fn scan_loop(scans: Scans, interval: Duration, shutdown: CancellationToken) {
+    let started = crate::ledger::now_ms();
     loop {
         for scan in [ScanKind::Backfill, ScanKind::Drift] {
             if let Err(e) = scans.resume_abandoned(scan).await {
@@ -278,7 +279,7 @@ async fn scan_loop(scans: Scans, interval: Duration, shutdown: CancellationToken
             }
         }
         if !interval.is_zero() {
-            match drift_due(&scans, interval).await {
+            match drift_due(&scans, interval, started).await {
                 Ok(Some(scope)) => match scans.start_drift(scope).await {
                     Ok(id) => drop(scans.run_drift(id).await),
                     Err(e) => tracing::warn!(error = %e, "a scheduled drift scan could not start"),
@@ -294,18 +295,20 @@ async fn scan_loop(scans: Scans, interval: Duration, shutdown: CancellationToken
     }
 }
 
-/// The scope of a drift scan when one is due: none running and the last one started at least
-/// `interval` ago.
+/// The scope of a drift scan when one is due: none running, and the last one started at least
+/// `interval` ago (with none yet, `interval` after this process started).
 async fn drift_due(
     scans: &Scans,
     interval: Duration,
+    process_started: i64,
 ) -> crate::ledger::LedgerResult<Option<crate::domain::scan::Scope>> {
     let last = scans.store().runs(ScanKind::Drift, i64::MAX, 1).await?;
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-    let due = last.first().is_none_or(|run| {
-        run.status != crate::domain::scan::RunStatus::Running
-            && crate::ledger::now_ms().saturating_sub(run.started_at) >= interval_ms
-    });
+    let since = |at: i64| crate::ledger::now_ms().saturating_sub(at) >= interval_ms;
+    let due = match last.first() {
+        None => since(process_started),
+        Some(run) => run.status != crate::domain::scan::RunStatus::Running && since(run.started_at),
+    };
     Ok(if due { scans.drift_scope() } else { None })
 }
 
