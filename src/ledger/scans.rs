@@ -69,6 +69,16 @@ pub struct Staged<T> {
     pub read_at: i64,
 }
 
+impl<T> From<(T, i64, i64)> for Staged<T> {
+    fn from((value, page, read_at): (T, i64, i64)) -> Self {
+        Staged {
+            value,
+            page,
+            read_at,
+        }
+    }
+}
+
 /// One `match_reviews` row.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ReviewRow {
@@ -248,14 +258,7 @@ impl Store {
         let sql = "select record, page, read_at from scan_npd_records where run_id = $1 \
                    and entity_kind = $2 order by npd_id";
         let rows = on_pool!(self, all(NpdRecord, i64, i64), sql, run_id, kind)?;
-        Ok(rows
-            .into_iter()
-            .map(|(value, page, read_at)| Staged {
-                value,
-                page,
-                read_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Staged::from).collect())
     }
 
     /// The Monday items a run staged for `kind`, by id.
@@ -267,14 +270,7 @@ impl Store {
         let sql = "select item, page, read_at from scan_monday_items where run_id = $1 \
                    and entity_kind = $2 order by item_id";
         let rows = on_pool!(self, all(StagedItem, i64, i64), sql, run_id, kind)?;
-        Ok(rows
-            .into_iter()
-            .map(|(value, page, read_at)| Staged {
-                value,
-                page,
-                read_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Staged::from).collect())
     }
 
     /// How many NPD records and Monday items a run staged (every kind).

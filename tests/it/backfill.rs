@@ -61,6 +61,12 @@ pub async fn backfill(world: &World, body: Value) -> Value {
     finished_run(world, &format!("/api/v1/backfills/{}", started["id"])).await
 }
 
+/// `GET path` with the admin token, as JSON.
+pub async fn get_json(world: &World, path: &str) -> Value {
+    let response = world.admin_get(path).await.expect("get");
+    response.json().await.expect("json")
+}
+
 /// Polls a run (`GET path`) until it is no longer running, and returns it.
 pub async fn finished_run(world: &World, path: &str) -> Value {
     eventually(SETTLE, async || {
@@ -179,13 +185,7 @@ async fn a_large_backfill_dry_run_real_run_and_second_run(backend: Backend) {
     );
     assert_eq!(world.monday.items(CONTACTS_BOARD).len(), before);
     assert_eq!(mutations(&world.monday.calls()), 0, "nothing left to write");
-    let reviews: Value = world
-        .admin_get("/api/v1/matches?status=review&limit=500")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let reviews: Value = get_json(&world, "/api/v1/matches?status=review&limit=500").await;
     assert_eq!(
         reviews["matches"].as_array().map(Vec::len),
         Some(r.twins + 2 * r.shared),
@@ -312,13 +312,7 @@ async fn the_review_queue_is_resolved_each_way(backend: Backend) {
     let seeded = seed_contacts(&world.npd, &world.monday, CONTACTS_BOARD, &relations);
     let run = backfill(&world, json!({"kind": "contacts"})).await;
     assert_eq!(run["to_review"], 3, "{run}");
-    let listed: Value = world
-        .admin_get("/api/v1/matches?status=review")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = get_json(&world, "/api/v1/matches?status=review").await;
     let matches = listed["matches"].as_array().cloned().unwrap_or_default();
     assert_eq!(matches.len(), 3, "{listed}");
     assert!(listed["next_cursor"].is_null());
@@ -365,13 +359,7 @@ async fn the_review_queue_is_resolved_each_way(backend: Backend) {
         .clone();
     assert!(new_item.len() == 1 && !seeded.twins[1].1.contains(&new_item[0]));
     assert_eq!(npd_monday_id(&world, ignore_me), None);
-    let open: Value = world
-        .admin_get("/api/v1/matches?status=review")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let open: Value = get_json(&world, "/api/v1/matches?status=review").await;
     assert_eq!(open["matches"], json!([]));
 }
 

@@ -11,7 +11,7 @@ use npd_monday_gateway::domain::state::EntityStatus;
 use npd_monday_gateway::sim::monday::ItemState;
 use serde_json::{Value, json};
 
-use crate::backfill::{finished_run, roomy_world};
+use crate::backfill::{finished_run, get_json, roomy_world};
 use crate::helpers::{Backend, eventually, settle_world};
 use crate::store_tests;
 
@@ -69,13 +69,7 @@ fn monday_column(world: &World, item: MondayItemId, column: &str) -> Option<Valu
 }
 
 async fn history_reasons(world: &World, id: NpdId) -> Vec<String> {
-    let status: Value = world
-        .admin_get(&format!("/api/v1/contacts/{id}/sync"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let status = get_json(world, &format!("/api/v1/contacts/{id}/sync")).await;
     status["history"]
         .as_array()
         .into_iter()
@@ -262,13 +256,7 @@ async fn the_drift_schedule_runs_scans_by_itself(backend: Backend) {
         }
     })
     .await;
-    let scans: Value = world
-        .admin_get("/api/v1/drift-scans")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let scans: Value = get_json(&world, "/api/v1/drift-scans").await;
     assert!(
         !scans["drift_scans"]
             .as_array()
