@@ -3,7 +3,8 @@
 //! Owns: `AppState`, `router()` with its middleware stack (request ids, sensitive headers, tracing
 //! without raw paths or bodies, body limit, request timeout), and one submodule per surface.
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
-//! May import: std, axum, tower, tower-http, tracing, crate::{auth, config, domain, ledger, sync}.
+//! May import: std, axum, tokio, tower, tower-http, tracing, crate::{auth, config, domain, ledger,
+//! sync}.
 
 pub mod admin;
 pub mod backfill;

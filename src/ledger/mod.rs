@@ -9,7 +9,7 @@
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
 //! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
-//! May import: std, sqlx, tokio, time, crate::domain, crate::config.
+//! May import: std, sqlx, serde, serde_json, tokio, time, crate::domain, crate::config.
 
 pub mod admin;
 pub mod codec;

@@ -8,7 +8,8 @@
 //! existing data: `scan` (both sides read page by page into the ledger's staging area),
 //! `backfill` (matching, links, creates, the review queue) and `drift` (repairs of what webhooks
 //! missed), producers that hand every change to the same merge and outbox.
-//! May import: std, tokio, tracing, crate::{domain, config, ledger, connectors}.
+//! May import: std, tokio, tracing, async-trait, rand, sha2 (page checksums), crate::{domain,
+//! config, ledger, connectors}.
 
 pub mod admin;
 pub mod backfill;
