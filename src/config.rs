@@ -7,7 +7,8 @@
 //! validation (`validate`, `Settings::problems`) are submodules.
 //! Secrets are `SecretString`: `Debug` prints `[REDACTED]` and `expose_secret()` is called only where
 //! a header, a verifier or a connection is built.
-//! May import: std, serde, serde_path_to_error, toml, secrecy, url, crate::domain, crate::auth.
+//! May import: std, serde, serde_path_to_error, toml, humantime, secrecy, url, crate::domain,
+//! crate::auth.
 
 mod env;
 mod file;
@@ -30,6 +31,7 @@ use crate::auth::standard_webhooks::{self, Verifier, WebhookSecret};
 use crate::domain::entity::{BoardId, EntityKind};
 use crate::domain::mapping::EntityMapping;
 use crate::domain::reconcile::ConflictPolicy;
+use crate::domain::scan::InitialWinner;
 
 /// The largest request body the gateway reads (CONTRACT.md: 256 KiB, then 413).
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 256 * 1024;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub conflicts: ConflictSettings,
     pub sync: SyncSettings,
     pub retention: RetentionSettings,
+    pub backfill: BackfillSettings,
+    pub drift: DriftSettings,
 }
 
 // The four `[gateway]` sections cannot refuse unknown keys themselves (each sees the others'
@@ -398,6 +402,43 @@ impl Default for RetentionSettings {
             audit: Duration::from_secs(365 * DAY),
             dedupe_window: Duration::from_secs(7 * DAY),
             prune_interval: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// `[backfill]`: the first sync of existing data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackfillSettings {
+    /// Whose value a field of a new link starts with when both sides hold different values:
+    /// `npd` (default), `monday` or `manual` (a conflict for an admin). An empty value never
+    /// overwrites a non-empty one.
+    #[serde(deserialize_with = "file::parsed")]
+    pub initial_winner: InitialWinner,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings {
+            initial_winner: InitialWinner::Npd,
+        }
+    }
+}
+
+/// `[drift]`: scheduled drift scans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriftSettings {
+    /// Time between two scheduled drift scans, e.g. `"6h"` or `"30m"`; `"0s"` turns the schedule
+    /// off (scans still run on demand).
+    #[serde(deserialize_with = "file::duration")]
+    pub interval: Duration,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        DriftSettings {
+            interval: Duration::from_secs(6 * 3600),
         }
     }
 }

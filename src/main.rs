@@ -1,26 +1,33 @@
 //! The `npd-monday-gateway` command line: `serve`, `migrate`, `demo`, `push-contact`,
-//! `admin-token create|list|revoke`, `check-config`, `monday setup`.
+//! `backfill` (with its progress bar), `admin-token create|list|revoke`, `check-config`,
+//! `monday setup`.
 //!
 //! Parses the command line, loads the settings, calls `startup` (which builds the store and the
 //! clients) and the use cases, and prints the outcome. Builds nothing itself.
 //!
 //! Exit codes: 0 success, 2 bad usage or configuration, 1 any other failure.
-//! May import: clap, anyhow, tokio, the library.
+//! May import: clap, anyhow, indicatif, tokio, the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use npd_monday_gateway::auth::admin_token;
 use npd_monday_gateway::config::Settings;
 use npd_monday_gateway::domain::entity::{BoardId, EntityKind, NpdId};
 use npd_monday_gateway::domain::mapping::EntityMapping;
+use npd_monday_gateway::domain::scan::{RunStatus, Scope, Summary};
 use npd_monday_gateway::http::admin::dto::rfc3339;
+use npd_monday_gateway::ledger::scans::RunRow;
 use npd_monday_gateway::startup::{self, Application};
 use npd_monday_gateway::sync::push::{PushError, Requester};
+use npd_monday_gateway::sync::scan::ScanError;
 use npd_monday_gateway::sync::setup::{self, SetupError, Step};
+use npd_monday_gateway::worker;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +59,19 @@ enum Command {
     PushContact {
         /// The contact's NPD id (a UUID).
         contact_id: String,
+    },
+    /// Sync existing data for the first time: read the board and NPD's list, match records with
+    /// items (npd_id column, NPD's monday_id, email, phone; one-to-one, ambiguous ones to the
+    /// review queue), link them, give them their first values and create what is missing in
+    /// Monday, then send what was queued. With SQLite, stop `serve` first (one process per
+    /// database file) or use `POST /api/v1/backfills`.
+    Backfill {
+        /// Which records: contacts, organizations or all.
+        #[arg(long, default_value = "all", value_parser = parse_scope)]
+        kind: Scope,
+        /// Read, match and count only: nothing is written or sent.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Manage admin tokens.
     AdminToken {
@@ -148,6 +168,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::PushContact { contact_id } => push_contact(settings, &contact_id).await,
+            Command::Backfill { kind, dry_run } => backfill(settings, kind, dry_run).await,
             Command::AdminToken { command } => admin_token_command(settings, command).await,
             Command::Monday {
                 command: MondayCommand::Setup { kind, dry_run },
@@ -254,6 +275,141 @@ async fn revoke_admin_token(settings: Settings, name: &str) -> anyhow::Result<Ex
     } else {
         eprintln!("error: no live admin token is named `{name}`");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse::<Scope>()
+        .map_err(|_| "expected contacts, organizations or all".to_owned())
+}
+
+async fn backfill(settings: Settings, scope: Scope, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let settings = Arc::new(settings);
+    let store = startup::open_store(&settings).await?;
+    let (scans, dispatcher) = startup::cli_scans(Arc::clone(&settings), &store);
+    let id = match scans.start_backfill(scope, dry_run).await {
+        Ok(id) => id,
+        Err(ScanError::NotConfigured(m)) => {
+            eprintln!("error: {m}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Routine sync may spend four fifths of the minute's requests: the pace creates go at.
+    let per_minute = (settings.monday.requests_per_minute * 4 / 5).max(1);
+    let progress = BackfillProgress::new(dry_run, per_minute);
+    let task = tokio::spawn({
+        let scans = scans.clone();
+        async move { scans.run_backfill(id).await }
+    });
+    while !task.is_finished() {
+        if let Some(run) = scans.backfill_status(id).await? {
+            progress.show(&run);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = task.await??;
+    progress.show(&run);
+    if run.status == RunStatus::Done && !dry_run {
+        let concurrency = settings.sync.dispatch_concurrency;
+        let drain = worker::drain_outbox(&dispatcher, concurrency, settings.sync.poll_interval());
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                done = &mut drain => { done?; break; }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if let Some(run) = scans.backfill_status(id).await? {
+                        progress.show(&run);
+                    }
+                }
+            }
+        }
+    }
+    let run = scans.backfill_status(id).await?.unwrap_or(run);
+    progress.finish(&run);
+    store.close().await;
+    Ok(if run.status == RunStatus::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A backfill's progress: a bar on a terminal, plain lines (when something changed) otherwise.
+struct BackfillProgress {
+    bar: Option<ProgressBar>,
+    last: std::sync::Mutex<String>,
+    dry_run: bool,
+    per_minute: u64,
+}
+
+impl BackfillProgress {
+    fn new(dry_run: bool, per_minute: u64) -> Self {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        BackfillProgress {
+            bar,
+            last: std::sync::Mutex::new(String::new()),
+            dry_run,
+            per_minute,
+        }
+    }
+
+    fn line(&self, run: &RunRow) -> String {
+        let Summary::Backfill(c) = &run.summary else {
+            return String::new();
+        };
+        let matched = c.matched.npd_id + c.matched.monday_id + c.matched.email + c.matched.phone;
+        let left = 2 * c.to_create_in_monday.saturating_sub(c.created_in_monday);
+        let eta = (left * 60).div_ceil(self.per_minute.max(1));
+        format!(
+            "backfill {} {}: scanned {} NPD / {} Monday, matched {matched}, linked {}, created {}/{}, review {}, Monday-only {}, ~{} Monday calls{}",
+            run.id,
+            run.status,
+            c.scanned.npd,
+            c.scanned.monday,
+            c.linked,
+            c.created_in_monday,
+            c.to_create_in_monday,
+            c.to_review,
+            c.unmatched_in_monday,
+            c.estimated_monday_calls,
+            if self.dry_run || left == 0 {
+                String::new()
+            } else {
+                format!(", ETA ~{eta}s at {}/min", self.per_minute)
+            },
+        )
+    }
+
+    fn show(&self, run: &RunRow) {
+        let line = self.line(run);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == line {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(line.clone()),
+            None => println!("{line}"),
+        }
+        *last = line;
+    }
+
+    fn finish(&self, run: &RunRow) {
+        self.show(run);
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+        if let Some(error) = &run.error {
+            eprintln!("error: {error}");
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! `serve` and for the one-shot commands of the CLI alike.
 //!
 //! Owns: `Application`, the pieces the CLI's commands use (`open_store`, `migrate`,
-//! `monday_client`, `npd_client`, `cli_pusher`), logging set-up, signal handling.
+//! `monday_client`, `npd_client`, `cli_pusher`, `cli_scans`, `cli_dispatcher`), logging set-up,
+//! signal handling.
 //! May import: everything in the crate.
 
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use crate::sync::dispatch::{Dispatcher, Remotes};
 use crate::sync::ingest::Ingest;
 use crate::sync::process::{OwnMondayUser, Processor};
 use crate::sync::push::Pusher;
+use crate::sync::scan::Scans;
 use crate::worker::{Wake, WorkerSettings, Workers};
 
 /// A built gateway, bound to its port, not yet serving.
@@ -38,6 +40,7 @@ pub struct Application {
     processor: Processor,
     dispatcher: Dispatcher,
     wake: Wake,
+    scans: Scans,
 }
 
 impl Application {
@@ -79,15 +82,23 @@ impl Application {
             ));
         }
         let pusher = Pusher::new(processor.clone(), remotes.npd.clone());
+        let (monday, npd) = (remotes.monday.clone(), remotes.npd.clone());
         let dispatcher =
             Dispatcher::new(Arc::clone(&settings), store.clone(), remotes, worker_name())
                 .with_metrics(metrics.clone());
+        let scans = Scans::new(
+            processor.clone(),
+            monday,
+            npd,
+            Arc::clone(dispatcher.budget()),
+        );
         let state = AppState::new(
             Arc::clone(&settings),
             store.clone(),
             ingest,
             pusher,
             wake.clone(),
+            scans.clone(),
         )
         .with_budget(Arc::clone(dispatcher.budget()))
         .with_metrics(metrics);
@@ -105,6 +116,7 @@ impl Application {
             processor,
             dispatcher,
             wake,
+            scans,
         })
     }
 
@@ -137,13 +149,16 @@ impl Application {
             "npd-monday-gateway listening"
         );
         let workers = self.settings.sync.run_workers.then(|| {
-            Workers::spawn(
+            let mut workers = Workers::spawn(
                 self.processor,
                 self.dispatcher,
                 self.wake,
                 worker_settings(&self.settings),
                 self.shutdown.clone(),
-            )
+            );
+            let interval = self.settings.drift.interval;
+            workers.spawn_scans(self.scans.clone(), interval, self.shutdown.clone());
+            workers
         });
         if workers.is_none() {
             tracing::info!(
@@ -211,6 +226,21 @@ pub fn cli_pusher(settings: Arc<Settings>, store: &Store) -> Pusher {
     let npd = remotes(&settings, &Metrics::default()).npd;
     let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
     Pusher::new(processor, npd)
+}
+
+/// The scans (backfill, reviews, drift) for the CLI, over `store`, with a dispatcher that sends
+/// what they queue without a running `serve`; both spend one Monday budget.
+pub fn cli_scans(settings: Arc<Settings>, store: &Store) -> (Scans, Dispatcher) {
+    let remotes = remotes(&settings, &Metrics::default());
+    let processor = Processor::new(
+        Arc::clone(&settings),
+        store.clone(),
+        OwnMondayUser::default(),
+    );
+    let (monday, npd) = (remotes.monday.clone(), remotes.npd.clone());
+    let dispatcher = Dispatcher::new(settings, store.clone(), remotes, worker_name());
+    let scans = Scans::new(processor, monday, npd, Arc::clone(dispatcher.budget()));
+    (scans, dispatcher)
 }
 
 /// This process's name on the jobs it leases: unique per process and start.

@@ -4,7 +4,7 @@
 //! Owns: `SettingsFile` (the tables of the file, each one section or, for `[gateway]`, four) and
 //! the error text of a file that does not load: "line N: key.path: message", never the offending
 //! line itself (it may hold a secret). Every key is optional; unknown keys are refused.
-//! May import: std, serde, serde_path_to_error, toml, crate::config, crate::domain.
+//! May import: std, serde, serde_path_to_error, toml, humantime, crate::config, crate::domain.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, IgnoredAny};
 
 use super::{
-    AdminSettings, ConfigError, ConflictSettings, DatabaseSettings, HttpSettings, LogSettings,
-    MappingSettings, MondaySettings, NpdSettings, RetentionSettings, Settings, SyncSettings,
+    AdminSettings, BackfillSettings, ConfigError, ConflictSettings, DatabaseSettings,
+    DriftSettings, HttpSettings, LogSettings, MappingSettings, MondaySettings, NpdSettings,
+    RetentionSettings, Settings, SyncSettings,
 };
 use crate::domain::entity::BoardId;
 use crate::domain::reconcile::ConflictPolicy;
@@ -32,6 +33,8 @@ pub(super) struct SettingsFile {
     conflicts: ConflictSettings,
     sync: SyncSettings,
     retention: RetentionSettings,
+    backfill: BackfillSettings,
+    drift: DriftSettings,
 }
 
 /// `[gateway]`: the keys of four sections in one table. A flattened section cannot refuse keys
@@ -71,6 +74,8 @@ impl From<SettingsFile> for Settings {
             conflicts: f.conflicts,
             sync: f.sync,
             retention: f.retention,
+            backfill: f.backfill,
+            drift: f.drift,
         }
     }
 }
@@ -156,6 +161,13 @@ pub(super) fn policies<'de, D: Deserializer<'de>>(
 ) -> Result<BTreeMap<String, ConflictPolicy>, D::Error> {
     let table = BTreeMap::<String, Parsed<ConflictPolicy>>::deserialize(d)?;
     Ok(table.into_iter().map(|(k, Parsed(p))| (k, p)).collect())
+}
+
+/// A value by its name, parsed with its `FromStr`.
+pub(super) fn parsed<'de, D: Deserializer<'de>, T: FromStr<Err: Display>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Parsed::deserialize(d).map(|Parsed(v)| v)
 }
 
 /// A board id as a TOML integer or a string of digits; it must be positive.

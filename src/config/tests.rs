@@ -336,6 +336,14 @@ fn bad_file_values_are_refused_with_their_key_and_line() {
             "[conflicts]\ndefault = \"coin_flip\"\n",
             "conflicts.default: unknown conflict policy",
         ),
+        (
+            "[backfill]\ninitial_winner = \"coin\"\n",
+            "backfill.initial_winner: unknown initial winner `coin`",
+        ),
+        (
+            "[drift]\ninterval = \"often\"\n",
+            "drift.interval: `often` is not a duration",
+        ),
     ];
     for (file, expected) in cases {
         let msg = problems(&[], Some(file));
@@ -356,6 +364,8 @@ fn unknown_keys_are_refused_in_every_table() {
         ("[mapping]\ndeals = {}\n", "deals"),
         ("[conflicts]\nfallback = \"manual\"\n", "fallback"),
         ("[sync]\nleash_ms = 1\n", "leash_ms"),
+        ("[backfill]\nwinner = \"npd\"\n", "winner"),
+        ("[drift]\nevery = \"1h\"\n", "every"),
         ("[retries]\nbase_ms = 1\n", "retries"),
     ] {
         let msg = problems(&[], Some(file));
@@ -364,6 +374,26 @@ fn unknown_keys_are_refused_in_every_table() {
             "{file}: {msg}"
         );
     }
+}
+
+#[test]
+fn backfill_and_drift_take_a_winner_and_an_interval() {
+    let s = load(
+        &[],
+        Some("[backfill]\ninitial_winner = \"manual\"\n\n[drift]\ninterval = \"0s\"\n"),
+    )
+    .expect("valid");
+    assert_eq!(
+        s.backfill.initial_winner,
+        crate::domain::scan::InitialWinner::Manual
+    );
+    assert_eq!(s.drift.interval, std::time::Duration::ZERO);
+    let d = Settings::default();
+    assert_eq!(d.drift.interval, std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(
+        d.backfill.initial_winner,
+        crate::domain::scan::InitialWinner::Npd
+    );
 }
 
 #[test]

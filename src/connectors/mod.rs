@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::mapping::{ColumnType, ColumnValues};
 use crate::domain::record::{NpdRecord, NpdValue};
-use monday::{BoardWebhook, ItemSnapshot, RateLimitState};
+use monday::{BoardWebhook, ItemSnapshot, ItemsPage, RateLimitState};
 
 /// How a failed call should be treated by the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +255,18 @@ pub trait MondayApi: Send + Sync + fmt::Debug {
         board: BoardId,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError>;
 
+    /// One page of the board's active items (up to `limit`, at most 500), with only the
+    /// columns named: the first page without a cursor, the next ones with the cursor the last
+    /// page gave. A cursor Monday no longer knows (60 minutes after the walk began) fails with
+    /// `FailureClass::NotFound`.
+    async fn items_page(
+        &self,
+        board: BoardId,
+        columns: &[String],
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ItemsPage, ConnectorError>;
+
     /// The id of the user the API token acts as.
     async fn me(&self) -> Result<i64, ConnectorError>;
 
@@ -283,9 +295,24 @@ pub trait MondayApi: Send + Sync + fmt::Debug {
     fn last_rate_limit(&self) -> Option<RateLimitState>;
 }
 
+/// One page of NPD's list API: the records, and the cursor of the next page (`None` on the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NpdPage {
+    pub records: Vec<NpdRecord>,
+    pub next_cursor: Option<String>,
+}
+
 /// What the gateway asks of NPD's REST API.
 #[async_trait]
 pub trait NpdApi: Send + Sync + fmt::Debug {
+    /// Up to `limit` (1..=500) records of `kind` from `cursor` on (`None`: from the first).
+    async fn list(
+        &self,
+        kind: EntityKind,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<NpdPage, ConnectorError>;
+
     /// The record, `None` when NPD does not have it.
     async fn get(&self, kind: EntityKind, id: NpdId) -> Result<Option<NpdRecord>, ConnectorError>;
 

@@ -103,6 +103,10 @@ pub struct JobPayload {
     /// What the first attempt sent; every retry sends it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<Work>,
+    /// Also write the entity's NPD id into the item's npd_id column (a backfill linked an item
+    /// whose column was empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write_npd_id: bool,
 }
 
 impl JobPayload {
@@ -110,7 +114,7 @@ impl JobPayload {
     pub fn forced() -> Self {
         JobPayload {
             force: true,
-            frozen: None,
+            ..JobPayload::default()
         }
     }
 }
@@ -119,10 +123,13 @@ impl JobPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "work", rename_all = "snake_case")]
 pub enum Work {
-    /// Create or update the entity's item with these field values (`all`: every synced field).
+    /// Create or update the entity's item with these field values (`all`: every synced field;
+    /// `npd_id`: the npd_id column too).
     PushItem {
         values: BTreeMap<String, FieldValue>,
         all: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        npd_id: bool,
     },
     ArchiveItem,
     /// PATCH these NPD fields.
@@ -206,10 +213,10 @@ mod tests {
             (
                 r#"{"force": false, "frozen": {"work": "write_link", "monday_id": "42"}}"#,
                 JobPayload {
-                    force: false,
                     frozen: Some(Work::WriteLink {
                         monday_id: MondayItemId(42),
                     }),
+                    ..JobPayload::default()
                 },
             ),
         ];

@@ -4,7 +4,8 @@
 //! (`record`), the typed inbound events of both sides (`event`), the field-to-column mapping and
 //! value conversion (`mapping`), the field-level three-way merge with its conflict policies
 //! (`reconcile`), the states the ledger records (`state`, named through `names`), and what an
-//! outbox job is (`job`), and Monday's call budget as pure state (`budget`).
+//! outbox job is (`job`), Monday's call budget as pure state (`budget`), and the scans of
+//! existing data with their one-to-one matching (`scan`).
 //! May import: std, serde, serde_json, serde_path_to_error, thiserror, time, uuid.
 
 pub mod names;
@@ -16,4 +17,5 @@ pub mod job;
 pub mod mapping;
 pub mod reconcile;
 pub mod record;
+pub mod scan;
 pub mod state;

@@ -60,7 +60,12 @@ const MAX_PAGE: u32 = 500;
 
 /// The admin routes with their audit middleware.
 pub fn router(state: AppState) -> OpenApiRouter<AppState> {
-    documented_routes().layer(middleware::from_fn_with_state(state, auth::audit_calls))
+    audited(documented_routes(), state)
+}
+
+/// `routes` behind the admin middleware: one audit row per call, whatever its outcome.
+pub(crate) fn audited(routes: OpenApiRouter<AppState>, state: AppState) -> OpenApiRouter<AppState> {
+    routes.layer(middleware::from_fn_with_state(state, auth::audit_calls))
 }
 
 /// The admin routes and their documentation, without the middleware.

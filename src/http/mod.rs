@@ -6,10 +6,11 @@
 //! registered through `utoipa_axum`'s `OpenApiRouter`, so `/openapi.json` is generated from the
 //! handlers themselves (see `admin`'s header for how a route is documented).
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
-//! May import: std, axum, tower, tower-http, tracing, utoipa, utoipa-axum,
+//! May import: std, axum, tokio, tower, tower-http, tracing, utoipa, utoipa-axum,
 //! crate::{auth, config, domain, metrics, ledger, sync}.
 
 pub mod admin;
+pub mod backfill;
 pub mod error;
 pub mod health;
 pub mod monday;
@@ -43,6 +44,7 @@ use crate::metrics::Metrics;
 use crate::sync::budget::MondayBudget;
 use crate::sync::ingest::Ingest;
 use crate::sync::push::Pusher;
+use crate::sync::scan::Scans;
 use crate::worker::Wake;
 use error::{ApiError, BodyLimit};
 
@@ -70,6 +72,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The Monday budget the dispatcher spends from (read for status and `/metrics`).
     pub budget: Arc<MondayBudget>,
+    /// Backfills, the review queue and drift scans.
+    pub scans: Scans,
 }
 
 impl AppState {
@@ -79,6 +83,7 @@ impl AppState {
         ingest: Ingest,
         pusher: Pusher,
         wake: Wake,
+        scans: Scans,
     ) -> Self {
         let npd_verifier = settings.npd.verifier();
         let monday_jwt = settings
@@ -98,6 +103,7 @@ impl AppState {
             admin_limits: Arc::default(),
             wake,
             metrics: Metrics::default(),
+            scans,
         }
     }
 
@@ -129,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(npd::router())
         .merge(monday::router())
         .merge(admin::router(state.clone()))
+        .merge(backfill::router(state.clone()))
         .split_for_parts();
     routes
         .merge(openapi::router(&document))

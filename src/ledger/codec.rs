@@ -16,6 +16,9 @@ use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
 use crate::domain::reconcile::{ConflictPolicy, FieldState};
 use crate::domain::record::NpdRecord;
+use crate::domain::scan::{
+    Candidates, MatchStatus, RunStatus, ScanKind, Scope, StagedItem, Summary,
+};
 use crate::domain::state::{
     AuditOutcome, ConflictStatus, EntityStatus, HistoryKind, InboxOutcome, JobState, Resolution,
 };
@@ -100,9 +103,22 @@ text_column!(
     AuditOutcome,
     Operation,
     ConflictPolicy,
+    ScanKind,
+    RunStatus,
+    Scope,
+    MatchStatus,
 );
 
-json_column!(NpdRecord, JobPayload, Sent, FieldState, BudgetState);
+json_column!(
+    NpdRecord,
+    JobPayload,
+    Sent,
+    FieldState,
+    BudgetState,
+    Summary,
+    StagedItem,
+    Candidates
+);
 
 /// A priority is stored as its number (BIGINT), so claims can order and compare it.
 impl<DB: Database> sqlx::Type<DB> for Priority

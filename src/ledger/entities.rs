@@ -36,7 +36,7 @@ pub struct EntityRow {
     pub updated_at: i64,
 }
 
-const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_echo_version, npd_snapshot, \
+pub(crate) const ENTITY_COLUMNS: &str = "id, kind, npd_id, monday_item_id, board_id, npd_version, npd_echo_version, npd_snapshot, \
      sync_enabled, status, last_error, deleted_at, created_at, updated_at";
 
 /// A new entity row.

@@ -4,13 +4,13 @@
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
 //! `admin` (tokens and the audit log), `budget` (the Monday budget replicas share), `retention`
-//! (pruning by age) and `stats` (the cheap gauges of `/metrics`, and full counts for tests). `tx`
-//! is one transaction
+//! (pruning by age), `scans` (backfill and drift runs, their staging area and the review queue)
+//! and `stats` (the cheap gauges of `/metrics`, and full counts for tests). `tx` is one transaction
 //! over either backend; `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
 //! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
-//! May import: std, sqlx, tokio, time, crate::domain, crate::config.
+//! May import: std, sqlx, serde, serde_json, tokio, time, crate::domain, crate::config.
 
 pub mod admin;
 pub mod budget;
@@ -22,6 +22,7 @@ pub mod history;
 pub mod inbox;
 pub mod jobs;
 pub mod retention;
+pub mod scans;
 pub mod stats;
 pub mod tx;
 

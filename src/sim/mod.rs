@@ -4,10 +4,11 @@
 //! the gateway can tell: same wire shapes, same errors, signed webhooks/events back to the gateway,
 //! a call log to assert on, and fault switches. Both count their outgoing deliveries
 //! (`Deliveries`), so a test can wait until everything they sent has been answered instead of
-//! sleeping and hoping.
+//! sleeping and hoping. `existing` fills both with data related in every way a backfill meets.
 //! May import: std, axum, tokio, reqwest, serde, serde_json, time, uuid, rand, apollo-compiler,
 //! crate::{auth, domain}.
 
+pub mod existing;
 pub mod monday;
 pub mod npd;
 

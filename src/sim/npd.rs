@@ -2,11 +2,14 @@
 //!
 //! Owns: `NpdSim` (the loopback server, its contacts and organizations, the call log and the log
 //! of emitted events), `NpdSimConfig`, `NpdCall`, `EmittedEvent` and `NpdFaults` (fault switches).
-//! May import: std, axum, tokio, reqwest, serde, serde_json, time, uuid, crate::{auth, domain}.
+//! May import: std, axum, base64, tokio, reqwest, serde, serde_json, time, uuid,
+//! crate::{auth, domain}.
 //!
 //! What it does, as far as the gateway can tell the real NPD:
 //! - `GET`/`PATCH /api/v1/contacts/{id}`, `POST /api/v1/contacts`, `GET`/`PATCH
-//!   /api/v1/organizations/{id}`, answering the record as an event's `data` shape; problems are
+//!   /api/v1/organizations/{id}`, answering the record as an event's `data` shape, and the list
+//!   API `GET /api/v1/{contacts|organizations}?limit=N&cursor=C` (`{"items", "next_cursor"}`,
+//!   records in id order, the cursor opaque); problems are
 //!   `application/problem+json` (unknown id 404, malformed UUID or body 400, wrong token 401).
 //! - Every change (by NPD's own users through the `create_*`/`update_*`/`delete_*` methods, or by
 //!   the API) bumps the record's version and `updated_at`, then emits a Standard Webhooks signed
@@ -531,6 +534,27 @@ impl NpdSim {
         store.contacts.insert(contact.id, contact);
     }
 
+    /// Stores `organization` as given without emitting (see `insert_contact`).
+    pub fn insert_organization(&self, organization: OrganizationSnapshot) {
+        let mut store = self.inner.store();
+        let key = (EntityKind::Organization, organization.id);
+        let version = store.versions.get(&key).copied().unwrap_or(0);
+        store
+            .versions
+            .insert(key, version.max(organization.version));
+        store.organizations.insert(organization.id, organization);
+    }
+
+    /// Removes a record without emitting: a delete whose event never reached the gateway.
+    /// Returns whether it existed.
+    pub fn remove_silently(&self, kind: EntityKind, id: NpdId) -> bool {
+        let mut store = self.inner.store();
+        match kind {
+            EntityKind::Contact => store.contacts.remove(&id).is_some(),
+            EntityKind::Organization => store.organizations.remove(&id).is_some(),
+        }
+    }
+
     /// Posts `body` once as an event with this `webhook-id`, signed now; returns the gateway's
     /// status (`None` without a target or when the request failed). Not logged in `events()`.
     pub async fn send_event(&self, webhook_id: &str, body: &Value) -> Option<u16> {
@@ -756,7 +780,7 @@ async fn serve_api(
     body: Bytes,
 ) -> Response {
     let seq = inner.log_call(&method, &uri, &headers, &body);
-    let answer = inner.answer(&method, uri.path(), &headers, &body);
+    let answer = inner.answer(&method, &uri, &headers, &body);
     if let Some((_, call)) = inner.store().calls.iter_mut().find(|(s, _)| *s == seq) {
         call.status = answer.status.as_u16();
     }
@@ -800,10 +824,11 @@ impl Inner {
     fn answer(
         self: &Arc<Self>,
         method: &Method,
-        path: &str,
+        uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Answer {
+        let path = uri.path();
         if let Some(status) = self.faults.take_failure() {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let answer = Answer::problem(status, "simulated failure");
@@ -825,7 +850,10 @@ impl Inner {
         };
         match (segments.as_slice(), method) {
             (["contacts"], &Method::POST) => self.create_by_api(path, headers, body),
-            (["contacts"], _) => method_not_allowed("POST"),
+            (["contacts"], &Method::GET) => self.list::<ContactSnapshot>(uri.query()),
+            (["contacts"], _) => method_not_allowed("GET, POST"),
+            (["organizations"], &Method::GET) => self.list::<OrganizationSnapshot>(uri.query()),
+            (["organizations"], _) => method_not_allowed("GET"),
             (["contacts", id], _) => {
                 self.record_endpoint::<ContactSnapshot>(method, path, id, headers, body)
             }
@@ -834,6 +862,37 @@ impl Inner {
             }
             _ => Answer::problem(StatusCode::NOT_FOUND, "no such resource"),
         }
+    }
+
+    /// `GET /api/v1/{contacts|organizations}?limit=N&cursor=C`: records in id order after the
+    /// cursor's id (keyset paging, so records created or deleted meanwhile never shift a page).
+    fn list<R: Record>(&self, query: Option<&str>) -> Answer {
+        let (limit, after) = match list_query(query) {
+            Ok(parsed) => parsed,
+            Err(detail) => return Answer::problem(StatusCode::BAD_REQUEST, detail),
+        };
+        let mut store = self.store();
+        let mut ids: Vec<NpdId> = R::table(&mut store)
+            .keys()
+            .copied()
+            .filter(|id| after.is_none_or(|after| *id > after))
+            .collect();
+        ids.sort_unstable();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let table = R::table(&mut store);
+        let items: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| table.get(id).map(record_json))
+            .collect();
+        let next_cursor = match (more, ids.last()) {
+            (true, Some(last)) => Value::String(list_cursor(*last)),
+            _ => Value::Null,
+        };
+        Answer::json(
+            StatusCode::OK,
+            json!({ "items": items, "next_cursor": next_cursor }),
+        )
     }
 
     fn record_endpoint<R: Record>(
@@ -954,6 +1013,46 @@ fn not_found<R: Record>(id: NpdId) -> Answer {
 fn method_not_allowed(allow: &'static str) -> Answer {
     Answer::problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         .with_header(header::ALLOW, allow)
+}
+
+/// The opaque cursor of a list page that ended at `last`.
+fn list_cursor(last: NpdId) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{last}"))
+}
+
+/// `limit` (1..=500, default 100) and the id a `cursor` continues after; the error is a
+/// problem's detail.
+fn list_query(query: Option<&str>) -> Result<(usize, Option<NpdId>), String> {
+    use base64::Engine;
+    let mut limit = 100;
+    let mut after = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=500).contains(&n) => limit = n,
+                _ => return Err("`limit` must be a number from 1 to 500".into()),
+            },
+            "cursor" => {
+                let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(value)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .and_then(|text| NpdId::parse(text.strip_prefix("after:")?).ok());
+                match id {
+                    Some(id) => after = Some(id),
+                    None => return Err("`cursor` is not a cursor this API gave".into()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, after))
 }
 
 /// Checks a write's headers and body: JSON content type, a JSON object of patchable fields with
@@ -1723,7 +1822,28 @@ pub(crate) mod tests {
             ),
             (Method::GET, "/api/v1/people/1", None, 404, None),
             (Method::DELETE, &contact_path, None, 405, None),
-            (Method::GET, "/api/v1/contacts", None, 405, None),
+            (Method::DELETE, "/api/v1/contacts", None, 405, None),
+            (
+                Method::GET,
+                "/api/v1/contacts?limit=0",
+                None,
+                400,
+                Some("`limit`"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/contacts?limit=501",
+                None,
+                400,
+                Some("`limit`"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/organizations?cursor=zz",
+                None,
+                400,
+                Some("`cursor`"),
+            ),
             (
                 Method::PATCH,
                 &contact_path,

@@ -6,12 +6,18 @@
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
 //! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `budget` (the
 //! Monday budget of the account: shared through the ledger on PostgreSQL), `setup` (a board made
-//! ready for the gateway: `monday setup`), `retention` (pruning what the ledger no longer needs).
-//! May import: std, tokio, tracing, crate::{domain, config, metrics, ledger, connectors}.
+//! ready for the gateway: `monday setup`), `retention` (pruning what the ledger no longer needs),
+//! and the scans of existing data: `scan` (both sides read page by page into the ledger's staging
+//! area), `backfill` (matching, links, creates, the review queue) and `drift` (repairs of what
+//! webhooks missed), producers that hand every change to the same merge and outbox.
+//! May import: std, tokio, tracing, async-trait, rand, sha2 (page checksums), crate::{domain,
+//! config, metrics, ledger, connectors}.
 
 pub mod admin;
+pub mod backfill;
 pub mod budget;
 pub mod dispatch;
+pub mod drift;
 pub mod history;
 pub mod ingest;
 pub mod outbox;
@@ -20,6 +26,7 @@ pub mod push;
 pub mod resolve;
 pub mod retention;
 pub mod retry;
+pub mod scan;
 pub mod setup;
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //!
 //! Owns: `ensure` (enqueue unless an unsent job of the same entity and operation exists: that job
 //! will carry the new values too, since a job's payload is computed from the field states when it
-//! is first sent), forced pushes, the write-back of a new link, and the retry budget of new jobs
-//! (`[sync] max_attempts`, stored with each job: the limit the dispatcher and the API go by).
+//! is first sent), forced pushes, the write-back of a new link, the npd_id column write of a
+//! backfill's link, and the retry budget of new jobs (`[sync] max_attempts`, stored with each
+//! job: the limit the dispatcher and the API go by).
 //! The operations themselves are `domain::job::Operation`.
 //! May import: crate::{config, domain, ledger, sync}.
 
@@ -105,4 +106,27 @@ pub async fn write_link_back(
     }
     ensure(tx, settings, entity, Operation::WriteLink, cause).await?;
     Ok(())
+}
+
+/// Makes the entity's next push write its NPD id into the item's npd_id column too (a backfill
+/// linked an item whose column was empty): its unsent push carries it, or a new push does.
+pub async fn ensure_npd_id_write(
+    tx: &mut Tx,
+    settings: &Settings,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+) -> LedgerResult<i64> {
+    if let Some(job) = jobs::find_unsent(tx, entity.id, Operation::PushItem).await? {
+        let payload = JobPayload {
+            write_npd_id: true,
+            ..job.payload
+        };
+        jobs::set_payload(tx, job.id, &payload).await?;
+        return Ok(job.id);
+    }
+    let payload = JobPayload {
+        write_npd_id: true,
+        ..JobPayload::default()
+    };
+    enqueue(tx, settings, entity, Operation::PushItem, payload, cause).await
 }

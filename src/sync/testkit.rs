@@ -13,10 +13,12 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::config::Settings;
-use crate::connectors::monday::{BoardWebhook, ItemSnapshot, RateLimitState, graphql_column_type};
+use crate::connectors::monday::{
+    BoardWebhook, ItemSnapshot, ItemsPage, RateLimitState, graphql_column_type,
+};
 use crate::connectors::{
     Batched, ConnectorError, FailureClass, FoundItem, MondayApi, Mutation, NewColumn, NpdApi,
-    NpdFields,
+    NpdFields, NpdPage,
 };
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::event::{MondayDelivery, NpdEvent};
@@ -344,6 +346,16 @@ impl MondayApi for Fakes {
         Ok(())
     }
 
+    async fn items_page(
+        &self,
+        _board: BoardId,
+        _columns: &[String],
+        _cursor: Option<&str>,
+        _limit: u32,
+    ) -> Result<ItemsPage, ConnectorError> {
+        Ok(ItemsPage::default())
+    }
+
     async fn me(&self) -> Result<i64, ConnectorError> {
         Ok(GATEWAY_USER)
     }
@@ -355,6 +367,15 @@ impl MondayApi for Fakes {
 
 #[async_trait]
 impl NpdApi for Fakes {
+    async fn list(
+        &self,
+        _kind: EntityKind,
+        _cursor: Option<&str>,
+        _limit: u32,
+    ) -> Result<NpdPage, ConnectorError> {
+        Ok(NpdPage::default())
+    }
+
     async fn get(
         &self,
         _kind: EntityKind,

@@ -1,6 +1,7 @@
 //! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
-//! dispatcher (jobs to Monday and NPD, several at once), the lease reaper and the retention
-//! pruner (every `[retention] prune_interval`, off at `0s`).
+//! dispatcher (jobs to Monday and NPD, several at once), the lease reaper, the retention pruner
+//! (every `[retention] prune_interval`, off at `0s`), and the scan loop (scheduled drift scans by
+//! `[drift] interval`, and runs whose process died resumed).
 //!
 //! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
 //! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
@@ -18,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RetentionSettings;
 use crate::domain::entity::Side;
+use crate::domain::scan::ScanKind;
 use crate::ledger::Store;
 use crate::ledger::jobs::JobRow;
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::process::Processor;
+use crate::sync::scan::Scans;
 
 /// Inbox events processed per transaction: large enough to amortise commits, small enough that
 /// ingest (which shares SQLite's single writer) never waits long behind processing.
@@ -109,6 +112,13 @@ impl Workers {
         }
         tasks.spawn(reap_loop(dispatcher, lease, shutdown));
         Workers { tasks }
+    }
+
+    /// Adds the scan loop: it resumes backfills and drift scans whose process died, and starts a
+    /// drift scan every `interval` (zero: never), counted from the last scan's start, so a
+    /// restart does not scan again early and replicas do not scan side by side.
+    pub fn spawn_scans(&mut self, scans: Scans, interval: Duration, shutdown: CancellationToken) {
+        self.tasks.spawn(scan_loop(scans, interval, shutdown));
     }
 
     /// Waits for every loop to end (they end when the shutdown token is cancelled).
@@ -250,6 +260,85 @@ fn forget(
         Err(e) => e.id(),
     };
     in_flight.remove(&id);
+}
+
+/// Runs every job of the outbox, `concurrency` at a time, until none is open (jobs waiting for a
+/// retry are waited for): what the `backfill` command does after queuing its writes, so it works
+/// without a running `serve`.
+pub async fn drain_outbox(
+    dispatcher: &Dispatcher,
+    concurrency: usize,
+    poll: Duration,
+) -> crate::ledger::LedgerResult<()> {
+    loop {
+        let jobs = dispatcher
+            .claim(i64::try_from(concurrency.max(1)).unwrap_or(1))
+            .await?;
+        if jobs.is_empty() {
+            if dispatcher.store().open_job_count().await? == 0 {
+                return Ok(());
+            }
+            // A job leased by a process that died comes back once its lease is over.
+            dispatcher.store().reap_expired_leases().await?;
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let mut running = JoinSet::new();
+        for job in jobs {
+            let d = dispatcher.clone();
+            running.spawn(async move {
+                if let Err(e) = d.run(job).await {
+                    tracing::warn!(error = %e, "recording a job outcome failed; its lease will expire");
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
+/// How often the scan loop looks for abandoned runs and due scans.
+const SCAN_POLL: Duration = Duration::from_secs(15);
+
+async fn scan_loop(scans: Scans, interval: Duration, shutdown: CancellationToken) {
+    let started = crate::ledger::now_ms();
+    loop {
+        for scan in [ScanKind::Backfill, ScanKind::Drift] {
+            if let Err(e) = scans.resume_abandoned(scan).await {
+                tracing::warn!(error = %e, scan = %scan, "resuming an abandoned run failed");
+            }
+        }
+        if !interval.is_zero() {
+            match drift_due(&scans, interval, started).await {
+                Ok(Some(scope)) => match scans.start_drift(scope).await {
+                    Ok(id) => drop(scans.run_drift(id).await),
+                    Err(e) => tracing::warn!(error = %e, "a scheduled drift scan could not start"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot tell whether a drift scan is due"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SCAN_POLL.min(interval.max(Duration::from_secs(1)))) => {},
+        }
+    }
+}
+
+/// The scope of a drift scan when one is due: none running, and the last one started at least
+/// `interval` ago (with none yet, `interval` after this process started).
+async fn drift_due(
+    scans: &Scans,
+    interval: Duration,
+    process_started: i64,
+) -> crate::ledger::LedgerResult<Option<crate::domain::scan::Scope>> {
+    let last = scans.store().runs(ScanKind::Drift, i64::MAX, 1).await?;
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    let since = |at: i64| crate::ledger::now_ms().saturating_sub(at) >= interval_ms;
+    let due = match last.first() {
+        None => since(process_started),
+        Some(run) => run.status != crate::domain::scan::RunStatus::Running && since(run.started_at),
+    };
+    Ok(if due { scans.drift_scope() } else { None })
 }
 
 async fn reap_loop(dispatcher: Dispatcher, lease: Duration, shutdown: CancellationToken) {

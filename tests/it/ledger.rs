@@ -309,6 +309,7 @@ async fn frozen_payloads_dead_letters_replays_and_reaped_leases(backend: Backend
         frozen: Some(Work::WriteLink {
             monday_id: MondayItemId(9),
         }),
+        write_npd_id: false,
     };
 
     let mut tx = store.begin().await.expect("tx");

@@ -4,9 +4,11 @@
 mod helpers;
 
 mod admin_safety;
+mod backfill;
 mod batching;
 mod conflicts;
 mod deploy;
+mod drift;
 mod durability;
 mod hardening;
 mod http_limits;

@@ -174,6 +174,55 @@ pub const CREATE_COLUMN: &str = r#"mutation CreateColumn($board_id: ID!, $id: St
     title
   }
 }"#;
+/// What a scan reads of an item (`$columns`: the mapped columns), shared by both page documents.
+macro_rules! scanned_item {
+    () => {
+        r#"
+fragment ScannedItem on Item {
+  id
+  name
+  state
+  column_values(ids: $columns) {
+    id
+    type
+    text
+    value
+  }
+}"#
+    };
+}
+
+/// The first page of a board's items (up to `$limit`, at most 500) with only the columns named
+/// in `$columns`; `cursor` continues with `NEXT_ITEMS_PAGE` (valid 60 minutes).
+pub const BOARD_ITEMS_PAGE: &str = concat!(
+    r#"query BoardItemsPage($board_id: ID!, $limit: Int!, $columns: [String!]) {
+  boards(ids: [$board_id]) {
+    id
+    items_page(limit: $limit) {
+      cursor
+      items {
+        ...ScannedItem
+      }
+    }
+  }
+}
+"#,
+    scanned_item!()
+);
+
+/// The next page of a walk begun with `BOARD_ITEMS_PAGE`.
+pub const NEXT_ITEMS_PAGE: &str = concat!(
+    r#"query NextItemsPage($cursor: String!, $limit: Int!, $columns: [String!]) {
+  next_items_page(cursor: $cursor, limit: $limit) {
+    cursor
+    items {
+      ...ScannedItem
+    }
+  }
+}
+"#,
+    scanned_item!()
+);
 
 /// (name, document) of every document above.
 pub const ALL: &[(&str, &str)] = &[
@@ -192,6 +241,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("BOARD_WEBHOOKS", BOARD_WEBHOOKS),
     ("CREATE_WEBHOOK", CREATE_WEBHOOK),
     ("CREATE_COLUMN", CREATE_COLUMN),
+    ("BOARD_ITEMS_PAGE", BOARD_ITEMS_PAGE),
+    ("NEXT_ITEMS_PAGE", NEXT_ITEMS_PAGE),
 ];
 
 /// The first root field a document selects (for an aliased field, the field, not the alias):

@@ -4,7 +4,7 @@
 //! `Idempotency-Key` on mutations only, redirects never followed, a per-call timeout, at most
 //! `MAX_ANSWER_BYTES` of an answer read), the
 //! documents it sends (`documents`), the snapshots it reads back (`ItemSnapshot`,
-//! `ColumnValueSnapshot`), and `RateLimitState` from the last `RateLimit` header. Errors are read
+//! `ColumnValueSnapshot`, `ItemsPage`: a board read page by page), and `RateLimitState` from the last `RateLimit` header. Errors are read
 //! from the body even on HTTP 200 and classified once into `ConnectorError` (submodule `errors`).
 //! May import: std, reqwest, serde_json, secrecy, tracing, crate::{config, connectors, domain, metrics}.
 
@@ -52,6 +52,13 @@ pub struct ItemSnapshot {
     pub state: String,
     /// Column id to value.
     pub column_values: BTreeMap<String, ColumnValueSnapshot>,
+}
+
+/// One page of a board's items, and the cursor of the next (`None` on the last page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemsPage {
+    pub items: Vec<ItemSnapshot>,
+    pub cursor: Option<String>,
 }
 
 /// One column value of an item.
@@ -143,6 +150,53 @@ fn str_of(value: Option<&Value>) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
+    }
+}
+
+/// An item of an answer (`id`, `name`, `state`, `board { id }`, `column_values`).
+fn item_snapshot(found: &Value) -> Result<ItemSnapshot, ConnectorError> {
+    let id: MondayItemId = parse_id(found.get("id"), "items[].id")?;
+    let board_id = match found.get("board").and_then(|b| b.get("id")) {
+        Some(id) => Some(parse_id::<BoardId>(Some(id), "items[].board.id")?),
+        None => None,
+    };
+    let mut column_values = BTreeMap::new();
+    for cv in found
+        .get("column_values")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(column) = cv.get("id").and_then(Value::as_str) else {
+            return Err(errors::unexpected("a column value without id"));
+        };
+        column_values.insert(
+            column.to_owned(),
+            ColumnValueSnapshot {
+                column_type: str_of(cv.get("type")).unwrap_or_default(),
+                value: str_of(cv.get("value")),
+                text: str_of(cv.get("text")),
+            },
+        );
+    }
+    Ok(ItemSnapshot {
+        id,
+        name: str_of(found.get("name")).unwrap_or_default(),
+        board_id,
+        state: str_of(found.get("state")).unwrap_or_else(|| "active".into()),
+        column_values,
+    })
+}
+
+/// A continued walk's failure that retrying cannot mend: the cursor is gone.
+fn cursor_gone(e: ConnectorError) -> ConnectorError {
+    if e.class == crate::connectors::FailureClass::Permanent {
+        ConnectorError {
+            class: crate::connectors::FailureClass::NotFound,
+            ..e
+        }
+    } else {
+        e
     }
 }
 
@@ -399,39 +453,64 @@ impl MondayClient {
         }) else {
             return Ok(None);
         };
-        let board_id = match found.get("board").and_then(|b| b.get("id")) {
-            Some(id) => Some(parse_id::<BoardId>(Some(id), "items[].board.id")?),
-            None => None,
-        };
-        if let Some(board) = board_id {
+        let snapshot = item_snapshot(found)?;
+        if let Some(board) = snapshot.board_id {
             tracing::Span::current().record("monday.board_id", tracing::field::display(board));
         }
-        let mut column_values = BTreeMap::new();
-        for cv in found
-            .get("column_values")
+        Ok(Some(snapshot))
+    }
+
+    /// One page of a board's active items with only `columns`: the first from
+    /// `boards { items_page }` (no cursor), the next ones from `next_items_page`. An error on a
+    /// continued walk that retrying cannot mend means Monday no longer knows the cursor (it
+    /// expires 60 minutes after the walk began): it is answered as `FailureClass::NotFound`.
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    pub async fn items_page(
+        &self,
+        board: BoardId,
+        columns: &[String],
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ItemsPage, ConnectorError> {
+        let page = match cursor {
+            None => {
+                let variables =
+                    json!({ "board_id": board.to_string(), "limit": limit, "columns": columns });
+                let data = self
+                    .execute(documents::BOARD_ITEMS_PAGE, variables, None)
+                    .await?;
+                let boards = data.get("boards").and_then(Value::as_array);
+                let found = boards.into_iter().flatten().find(|b| {
+                    parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board)
+                });
+                let Some(found) = found else {
+                    return Err(errors::unexpected(&format!("board {board} does not exist")));
+                };
+                found.get("items_page").cloned()
+            }
+            Some(cursor) => {
+                let variables = json!({ "cursor": cursor, "limit": limit, "columns": columns });
+                let data = self
+                    .execute(documents::NEXT_ITEMS_PAGE, variables, None)
+                    .await
+                    .map_err(cursor_gone)?;
+                data.get("next_items_page").cloned()
+            }
+        };
+        let page = page
+            .filter(|p| !p.is_null())
+            .ok_or_else(|| errors::unexpected("the items page answered null"))?;
+        let items = page
+            .get("items")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(id) = cv.get("id").and_then(Value::as_str) else {
-                return Err(errors::unexpected("a column value without id"));
-            };
-            column_values.insert(
-                id.to_owned(),
-                ColumnValueSnapshot {
-                    column_type: str_of(cv.get("type")).unwrap_or_default(),
-                    value: str_of(cv.get("value")),
-                    text: str_of(cv.get("text")),
-                },
-            );
-        }
-        Ok(Some(ItemSnapshot {
-            id: item,
-            name: str_of(found.get("name")).unwrap_or_default(),
-            board_id,
-            state: str_of(found.get("state")).unwrap_or_else(|| "active".into()),
-            column_values,
-        }))
+            .ok_or_else(|| errors::unexpected("an items page without items"))?
+            .iter()
+            .map(item_snapshot)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ItemsPage {
+            items,
+            cursor: str_of(page.get("cursor")).filter(|c| !c.is_empty()),
+        })
     }
 
     /// The board's columns (id, type), None when the board does not exist.
@@ -591,6 +670,16 @@ impl MondayApi for MondayClient {
         board: BoardId,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
         MondayClient::board_columns(self, board).await
+    }
+
+    async fn items_page(
+        &self,
+        board: BoardId,
+        columns: &[String],
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ItemsPage, ConnectorError> {
+        MondayClient::items_page(self, board, columns, cursor, limit).await
     }
 
     async fn me(&self) -> Result<i64, ConnectorError> {

@@ -119,7 +119,7 @@ fn every_document_validates_against_the_schemas() {
             " only (monday's schema.graphql is not beside the project)"
         }
     );
-    assert_eq!(documents::ALL.len(), 12);
+    assert_eq!(documents::ALL.len(), 14);
     for (name, document) in documents::ALL {
         validate_document(document).unwrap_or_else(|e| panic!("{name} is invalid:\n{e}"));
     }
@@ -261,6 +261,122 @@ async fn find_items_by_column_finds_by_npd_id_active_first() {
         .await
         .expect("searched");
     assert!(none.is_empty());
+}
+
+/// Walks the whole board in pages of `limit` with only `columns`; the ids and how many pages.
+async fn walk(client: &MondayClient, columns: &[String], limit: u32) -> (Vec<MondayItemId>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let page = client
+            .items_page(CONTACTS, columns, cursor.as_deref(), limit)
+            .await
+            .expect("a page");
+        pages += 1;
+        ids.extend(page.items.iter().map(|i| i.id));
+        cursor = page.cursor;
+        if cursor.is_none() {
+            return (ids, pages);
+        }
+    }
+}
+
+#[tokio::test]
+async fn items_page_walks_the_active_items_with_only_the_columns_asked_for() {
+    // Arrange: 5 items, one of them archived.
+    let (sim, client) = start().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            created(
+                &client,
+                CONTACTS,
+                &format!("Item {i}"),
+                ada(),
+                &format!("k{i}"),
+            )
+            .await,
+        );
+    }
+    client
+        .archive_item(ids[2], "archive")
+        .await
+        .expect("archived");
+    ids.remove(2);
+
+    // Act
+    let columns = vec!["email".to_owned(), "npd_id".to_owned()];
+    let (seen, pages) = walk(&client, &columns, 2).await;
+    let first = client
+        .items_page(CONTACTS, &columns, None, 500)
+        .await
+        .expect("page");
+
+    // Assert: every active item once, in pages of 2, with the two columns only.
+    assert_eq!((seen, pages), (ids, 2));
+    let item = &first.items[0];
+    assert_eq!(
+        item.column_values.keys().collect::<Vec<_>>(),
+        ["email", "npd_id"]
+    );
+    let email = crate::domain::mapping::ColumnType::Email
+        .from_api_value(item.column_values["email"].value.as_deref());
+    assert_eq!(email, Ok(Some("ada@example.com".to_owned())));
+    assert_eq!(first.cursor, None);
+    let operations: Vec<String> = sim.calls().iter().map(|c| c.operation.clone()).collect();
+    assert!(
+        operations.ends_with(&["boards".into(), "next_items_page".into(), "boards".into()]),
+        "{operations:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_cursor_is_not_found_and_a_fresh_walk_starts_again() {
+    // Arrange: 3 items, a walk in pages of 1.
+    let (sim, client) = start().await;
+    for i in 0..3 {
+        created(
+            &client,
+            CONTACTS,
+            &format!("Item {i}"),
+            ada(),
+            &format!("k{i}"),
+        )
+        .await;
+    }
+    let columns = vec!["npd_id".to_owned()];
+    let first = client
+        .items_page(CONTACTS, &columns, None, 1)
+        .await
+        .expect("page");
+    let cursor = first.cursor.expect("more pages");
+
+    // Act: the cursor is reused while valid, then its 60 minutes pass.
+    let again = client
+        .items_page(CONTACTS, &columns, Some(&cursor), 1)
+        .await;
+    sim.faults().advance_clock(Duration::from_secs(61 * 60));
+    let expired = client
+        .items_page(CONTACTS, &columns, Some(&cursor), 1)
+        .await;
+    sim.faults().expire_next_cursor();
+    let fresh = client
+        .items_page(CONTACTS, &columns, None, 1)
+        .await
+        .expect("page");
+    let switched = client
+        .items_page(CONTACTS, &columns, fresh.cursor.as_deref(), 1)
+        .await;
+
+    // Assert
+    assert_eq!(again.expect("valid for 60 minutes").items.len(), 1);
+    for err in [
+        expired.expect_err("expired"),
+        switched.expect_err("expired by the switch"),
+    ] {
+        assert_eq!(err.class, FailureClass::NotFound, "{err:?}");
+    }
+    let (ids, pages) = walk(&client, &columns, 1).await;
+    assert_eq!((ids.len(), pages), (3, 3), "a new walk gets new cursors");
 }
 
 #[tokio::test]

@@ -188,7 +188,7 @@ impl Request<'_> {
                         let ids = self.arg(field, "ids").as_array().map(Vec::len);
                         QUERY_FIELD_COST + ids.map_or(limit, |n| (n as u64).min(limit))
                     }
-                    "items_page_by_column_values" => {
+                    "items_page_by_column_values" | "next_items_page" => {
                         QUERY_FIELD_COST + self.arg(field, "limit").as_u64().unwrap_or(25)
                     }
                     _ => QUERY_FIELD_COST,
@@ -206,6 +206,13 @@ impl Request<'_> {
     }
 }
 
+/// One page of items and the cursor of the next (`None` on the last).
+#[derive(Clone)]
+struct Page {
+    cursor: Option<String>,
+    items: Vec<ItemView>,
+}
+
 /// A resolved field before projection.
 enum Resolved {
     Leaf(Value),
@@ -216,7 +223,8 @@ enum Resolved {
 /// The objects the subset schema has.
 enum Obj {
     Item(Box<ItemView>),
-    Board(SimBoard),
+    /// A board, with its `items_page` fields already run (by response key).
+    Board(SimBoard, Vec<(String, Page)>),
     Column(SimColumn),
     ColumnValue {
         column: SimColumn,
@@ -245,7 +253,7 @@ impl Obj {
     fn type_name(&self) -> &'static str {
         match self {
             Obj::Item(_) => "Item",
-            Obj::Board(_) => "Board",
+            Obj::Board(..) => "Board",
             Obj::Column(_) => "Column",
             Obj::ColumnValue { column, .. } => column_value_typename(&column.column_type),
             Obj::ItemsResponse { .. } => "ItemsResponse",
@@ -327,7 +335,7 @@ impl Executor<'_, '_> {
                 "name" => leaf(view.item.name.clone()),
                 "state" => leaf(state_name(view.item.state)),
                 "board" => match &view.board {
-                    Some(b) => Resolved::Object(Obj::Board(b.clone())),
+                    Some(b) => Resolved::Object(Obj::Board(b.clone(), Vec::new())),
                     None => Resolved::Leaf(Value::Null),
                 },
                 "column_values" => {
@@ -352,7 +360,17 @@ impl Executor<'_, '_> {
                 }
                 _ => Resolved::Leaf(Value::Null),
             },
-            Obj::Board(board) => match name {
+            Obj::Board(board, pages) => match name {
+                "items_page" => match pages
+                    .iter()
+                    .find(|(k, _)| *k == field.response_key().as_str())
+                {
+                    Some((_, page)) => Resolved::Object(Obj::ItemsResponse {
+                        cursor: page.cursor.clone(),
+                        items: page.items.clone(),
+                    }),
+                    None => Resolved::Leaf(Value::Null),
+                },
                 "id" => leaf(board.id.to_string()),
                 "name" => leaf(board.name.clone()),
                 "columns" => Resolved::List(
@@ -496,6 +514,37 @@ impl Executor<'_, '_> {
         ids.into_iter().filter_map(|id| store.view(id)).collect()
     }
 
+    /// Runs the `items_page` fields selected on `board` (the first page of a walk of its active
+    /// items, in id order), by response key.
+    fn items_pages(
+        &self,
+        store: &mut Store,
+        board: &SimBoard,
+        boards_field: &Field,
+    ) -> Result<Vec<(String, Page)>, FieldError> {
+        let mut pages = Vec::new();
+        for (key, fields) in self
+            .req
+            .collect(&[&boards_field.selection_set], "Board", None)
+        {
+            let field = fields[0].as_ref();
+            if field.name != "items_page" {
+                continue;
+            }
+            let limit = page_limit(&self.req.arg(field, "limit"))?;
+            let ids = match self.req.arg(field, "cursor").as_str() {
+                Some(cursor) => match store.cursor_rest(cursor) {
+                    Some(rest) if rest.board == board.id => rest.rest,
+                    _ => return Err(expired_cursor()),
+                },
+                None => store.active_items(board.id),
+            };
+            let issued = store.cursor_now();
+            pages.push((key, page_of(store, board.id, ids, limit, issued)));
+        }
+        Ok(pages)
+    }
+
     /// A root field: a query or a mutation, which may fail with a field error.
     fn root(
         &self,
@@ -529,8 +578,14 @@ impl Executor<'_, '_> {
                             .filter(|b| ids.as_ref().is_none_or(|ids| ids.contains(&b.id.0)))
                             .skip((page - 1) * limit)
                             .take(limit)
-                            .map(|b| Resolved::Object(Obj::Board(b.clone())))
-                            .collect()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .map(|b| {
+                                let pages = self.items_pages(store, &b, field)?;
+                                Ok(Resolved::Object(Obj::Board(b, pages)))
+                            })
+                            .collect::<Result<_, FieldError>>()?
                     };
                 Ok(Resolved::List(boards))
             }
@@ -579,9 +634,10 @@ impl Executor<'_, '_> {
                             "You can't use columns and cursor in the same request",
                         ));
                     }
-                    (_, Some(cursor)) => store.take_cursor(board.id, cursor).ok_or_else(|| {
-                        FieldError::invalid_argument("The cursor is invalid or has expired")
-                    })?,
+                    (_, Some(cursor)) => match store.cursor_rest(cursor) {
+                        Some(rest) if rest.board == board.id => rest.rest,
+                        _ => return Err(expired_cursor()),
+                    },
                     (list, None) => {
                         let conditions: Vec<(String, Vec<String>)> = list
                             .into_iter()
@@ -606,10 +662,23 @@ impl Executor<'_, '_> {
                 } else {
                     (matching, Vec::new())
                 };
-                let cursor = (!rest.is_empty()).then(|| store.save_cursor(board.id, rest));
+                let issued = store.cursor_now();
+                let cursor = (!rest.is_empty()).then(|| store.save_cursor(board.id, rest, issued));
                 Ok(Resolved::Object(Obj::ItemsResponse {
                     cursor,
                     items: Self::view_all(store, page),
+                }))
+            }
+            "next_items_page" => {
+                let limit = page_limit(&arg("limit"))?;
+                let cursor = arg("cursor");
+                let Some(rest) = cursor.as_str().and_then(|c| store.cursor_rest(c)) else {
+                    return Err(expired_cursor());
+                };
+                let page = page_of(store, rest.board, rest.rest, limit, rest.issued);
+                Ok(Resolved::Object(Obj::ItemsResponse {
+                    cursor: page.cursor,
+                    items: page.items,
                 }))
             }
             "create_item" => {
@@ -700,6 +769,38 @@ impl Executor<'_, '_> {
                 Ok(Resolved::Object(Obj::Column(column)))
             }
         }
+    }
+}
+
+/// A page `limit`: 1 to 500.
+fn page_limit(limit: &Value) -> Result<usize, FieldError> {
+    match limit.as_i64() {
+        Some(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => Ok(n as usize),
+        _ => Err(FieldError::invalid_argument(format!(
+            "limit must be between 1 and {MAX_PAGE_LIMIT}"
+        ))),
+    }
+}
+
+fn expired_cursor() -> FieldError {
+    FieldError::invalid_argument("The cursor is invalid or has expired")
+}
+
+/// The first `limit` of `ids` (those still there) and a cursor for the rest of a walk begun at
+/// `issued`.
+fn page_of(
+    store: &mut Store,
+    board: BoardId,
+    ids: Vec<MondayItemId>,
+    limit: usize,
+    issued: OffsetDateTime,
+) -> Page {
+    let split = ids.len().min(limit);
+    let (page, rest) = ids.split_at(split);
+    let cursor = (!rest.is_empty()).then(|| store.save_cursor(board, rest.to_vec(), issued));
+    Page {
+        cursor,
+        items: Executor::view_all(store, page.iter().copied()),
     }
 }
 

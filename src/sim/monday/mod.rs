@@ -4,11 +4,12 @@
 //! (unsigned), else signed to a target URL set by the test.
 //!
 //! Owns: the public simulator API (`MondaySim`, `MondaySimConfig`, `MondayFaults`, the call and
-//! webhook logs), the HTTP edge (authentication, request shape, fault injection, idempotency keys,
-//! the per-minute request and complexity budget, rate-limit headers, the challenge sent before a
-//! `create_webhook` runs). Submodules: `schema` (document validation), `store` (boards, items,
-//! column value formats), `exec` (GraphQL execution), `setup` (webhook registration, column
-//! creation), `webhooks` (event bodies and their delivery).
+//! webhook logs, direct state access for large boards and missed deliveries), the HTTP edge
+//! (authentication, request shape, fault injection, idempotency keys, the per-minute request and
+//! complexity budget, rate-limit headers, the challenge sent before a `create_webhook` runs).
+//! Submodules: `schema` (document validation), `store` (boards, items, column value formats),
+//! `exec` (GraphQL execution), `setup` (webhook registration, column creation), `webhooks`
+//! (event bodies and their delivery).
 //! May import: std, axum, tokio, reqwest, serde_json, apollo-compiler, time, rand, uuid, tracing,
 //! crate::{auth, domain}.
 
@@ -1141,6 +1142,26 @@ impl MondaySim {
             .unwrap_or_default()
     }
 
+    /// Puts items on their boards as given (ids, states and values in the API write format),
+    /// with no webhook: a board that already held them. Built for large boards, so tests need
+    /// not create thousands of items through the API. Later created items get higher ids.
+    pub fn insert_items(&self, items: impl IntoIterator<Item = SimItem>) {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.inner.lock();
+        for item in items {
+            state.store.insert_item(item, now);
+        }
+    }
+
+    /// Changes an item directly (values, name, state), with no webhook: an edit whose delivery
+    /// Monday gave up on. False when there is no such item.
+    pub fn edit_item_silently(&self, id: MondayItemId, edit: impl FnOnce(&mut SimItem)) -> bool {
+        self.inner
+            .lock()
+            .store
+            .edit_item(id, OffsetDateTime::now_utc(), edit)
+    }
+
     /// Every webhook delivery attempt so far, in order.
     pub fn webhooks(&self) -> Vec<SentWebhook> {
         self.inner
@@ -1312,6 +1333,19 @@ impl MondayFaults {
     /// Turns webhook deliveries on or off (events of changes made while off are never sent).
     pub fn set_webhooks_enabled(&self, on: bool) {
         self.inner.lock().webhooks_enabled = on;
+    }
+
+    /// Moves the clock that ages page cursors forward by `by`: every cursor of a walk begun more
+    /// than 60 minutes (of this clock) ago is expired, as on monday.
+    pub fn advance_clock(&self, by: Duration) {
+        let by = time::Duration::try_from(by).unwrap_or(time::Duration::MAX);
+        self.inner.lock().store.advance_cursor_clock(by);
+    }
+
+    /// The next request that continues a walk with a cursor finds it expired (as if its 60
+    /// minutes had run out just then).
+    pub fn expire_next_cursor(&self) {
+        self.inner.lock().store.expire_next_cursor();
     }
 
     /// Forgets every cached idempotent answer, as if 30 minutes passed.

@@ -563,10 +563,32 @@ pub(super) struct Store {
     boards: Vec<SimBoard>,
     items: BTreeMap<MondayItemId, StoredItem>,
     next_id: u64,
-    cursors: HashMap<String, (BoardId, Vec<MondayItemId>)>,
+    cursors: HashMap<String, SavedCursor>,
     next_cursor: u64,
     /// Webhooks registered with `create_webhook` (see `setup`).
     webhooks: Vec<SimWebhook>,
+    /// Added to the clock cursors are aged by (`MondayFaults::advance_clock`).
+    cursor_clock: time::Duration,
+    /// The next cursor looked up is answered as expired (`MondayFaults::expire_next_cursor`).
+    expire_next_cursor: bool,
+}
+
+/// How long a cursor stays valid after the request that started its walk (FACTS.md §2.4).
+pub(super) const CURSOR_LIFETIME: time::Duration = time::Duration::minutes(60);
+
+/// The rest of a walk behind a cursor, and when the walk's first page was asked for.
+#[derive(Debug, Clone)]
+struct SavedCursor {
+    board: BoardId,
+    rest: Vec<MondayItemId>,
+    issued: OffsetDateTime,
+}
+
+/// The ids left behind a cursor, with when its walk began.
+pub(super) struct CursorRest {
+    pub board: BoardId,
+    pub rest: Vec<MondayItemId>,
+    pub issued: OffsetDateTime,
 }
 
 /// Validated writes: each column with its value to store (None clears), and a new item name.
@@ -589,6 +611,8 @@ impl Store {
             cursors: HashMap::new(),
             next_cursor: 1,
             webhooks: Vec::new(),
+            cursor_clock: time::Duration::ZERO,
+            expire_next_cursor: false,
         }
     }
 
@@ -864,23 +888,101 @@ impl Store {
             .collect())
     }
 
-    /// Keeps `rest` for a later page and returns its cursor.
-    pub(super) fn save_cursor(&mut self, board: BoardId, rest: Vec<MondayItemId>) -> String {
+    /// Keeps `rest` for a later page of a walk begun at `issued`, and returns its cursor.
+    /// Cursors whose lifetime is over are forgotten here.
+    pub(super) fn save_cursor(
+        &mut self,
+        board: BoardId,
+        rest: Vec<MondayItemId>,
+        issued: OffsetDateTime,
+    ) -> String {
+        let now = self.cursor_now();
+        self.cursors
+            .retain(|_, c| now - c.issued < CURSOR_LIFETIME + time::Duration::minutes(1));
         let cursor = format!("MSwxLHNpbS1jdXJzb3I{:08}", self.next_cursor);
         self.next_cursor += 1;
-        self.cursors.insert(cursor.clone(), (board, rest));
+        self.cursors.insert(
+            cursor.clone(),
+            SavedCursor {
+                board,
+                rest,
+                issued,
+            },
+        );
         cursor
     }
 
-    /// The ids left behind `cursor` on `board`.
-    pub(super) fn take_cursor(
-        &mut self,
-        board: BoardId,
-        cursor: &str,
-    ) -> Option<Vec<MondayItemId>> {
-        match self.cursors.remove(cursor) {
-            Some((b, rest)) if b == board => Some(rest),
-            _ => None,
+    /// The ids left behind `cursor`, while it is valid (60 minutes after its walk began); a
+    /// cursor can be used again within that time (a retried request).
+    pub(super) fn cursor_rest(&mut self, cursor: &str) -> Option<CursorRest> {
+        let now = self.cursor_now();
+        if std::mem::take(&mut self.expire_next_cursor) {
+            self.cursors.remove(cursor);
+            return None;
         }
+        let saved = self.cursors.get(cursor)?;
+        if now - saved.issued >= CURSOR_LIFETIME {
+            return None;
+        }
+        Some(CursorRest {
+            board: saved.board,
+            rest: saved.rest.clone(),
+            issued: saved.issued,
+        })
+    }
+
+    /// Now on the clock cursors are aged by: when a walk begun now was begun.
+    pub(super) fn cursor_now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.cursor_clock
+    }
+
+    /// Moves the clock cursors are aged by forward.
+    pub(super) fn advance_cursor_clock(&mut self, by: time::Duration) {
+        self.cursor_clock += by;
+    }
+
+    /// The next cursor looked up is expired.
+    pub(super) fn expire_next_cursor(&mut self) {
+        self.expire_next_cursor = true;
+    }
+
+    /// The active items of `board`, in id order: what `items_page` walks.
+    pub(super) fn active_items(&self, board: BoardId) -> Vec<MondayItemId> {
+        self.items
+            .values()
+            .filter(|s| s.item.board_id == board && s.item.state == ItemState::Active)
+            .map(|s| s.item.id)
+            .collect()
+    }
+
+    /// Stores an item as given, without a webhook (a board that already holds items).
+    pub(super) fn insert_item(&mut self, item: SimItem, now: OffsetDateTime) {
+        self.next_id = self.next_id.max(item.id.0 + 1);
+        let changed_at = item
+            .column_values
+            .keys()
+            .map(|k| (k.clone(), now))
+            .collect();
+        self.items.insert(item.id, StoredItem { item, changed_at });
+    }
+
+    /// Changes an item's state or values as given, without a webhook (a missed delivery).
+    pub(super) fn edit_item(
+        &mut self,
+        id: MondayItemId,
+        now: OffsetDateTime,
+        edit: impl FnOnce(&mut SimItem),
+    ) -> bool {
+        let Some(stored) = self.items.get_mut(&id) else {
+            return false;
+        };
+        let before = stored.item.column_values.clone();
+        edit(&mut stored.item);
+        for (column, value) in &stored.item.column_values {
+            if before.get(column) != Some(value) {
+                stored.changed_at.insert(column.clone(), now);
+            }
+        }
+        true
     }
 }

@@ -231,13 +231,19 @@ impl Dispatcher {
             return Plan::Done(Err(not_configured(Side::Monday, "MONDAY_API_TOKEN")));
         }
         match &p.work {
-            Work::PushItem { values, all } => {
+            Work::PushItem {
+                values,
+                all,
+                npd_id,
+            } => {
                 let found = match found.get(&p.job.id) {
                     Some(Err(e)) => return Plan::Done(Err(e.clone())),
                     Some(Ok(item)) => *item,
                     None => None,
                 };
-                self.plan_push(p, values, *all, found).await
+                // A push of every field, or one asked to (a backfill's link), writes the npd_id
+                // column too.
+                self.plan_push(p, values, *all || *npd_id, found).await
             }
             Work::ArchiveItem => match p.entity.monday_item_id {
                 Some(item) => Plan::Send(Mutation::Archive { item }, Expect::Archived { item }),

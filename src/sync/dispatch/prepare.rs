@@ -46,8 +46,8 @@ impl Dispatcher {
                 let force = job.payload.force;
                 let work = self.compute_work(&mut tx, job, &entity, force).await?;
                 let payload = JobPayload {
-                    force,
                     frozen: Some(work.clone()),
+                    ..job.payload.clone()
                 };
                 jobs::set_payload(&mut tx, job.id, &payload).await?;
                 work
@@ -76,8 +76,9 @@ impl Dispatcher {
             // A create (no link yet) or a forced push writes every synced field; an update
             // writes the values pending for Monday.
             Operation::PushItem => {
-                self.push_work(tx, entity, force || entity.monday_item_id.is_none())
-                    .await?
+                let all = force || entity.monday_item_id.is_none();
+                let npd_id = job.payload.write_npd_id && entity.monday_item_id.is_some();
+                self.push_work(tx, entity, all, npd_id).await?
             }
             Operation::ArchiveItem => Work::ArchiveItem,
             Operation::PatchNpd => {
@@ -110,7 +111,13 @@ impl Dispatcher {
     /// The values a push sends: the ones pending for Monday, or (`all`) every synced field, NPD's
     /// value where nothing is pending, recorded as pending before the call so its echo is
     /// recognised.
-    async fn push_work(&self, tx: &mut Tx, entity: &EntityRow, all: bool) -> LedgerResult<Work> {
+    async fn push_work(
+        &self,
+        tx: &mut Tx,
+        entity: &EntityRow,
+        all: bool,
+        npd_id: bool,
+    ) -> LedgerResult<Work> {
         let mut fields = entities::load_fields(tx, entity.id).await?;
         let mut values = BTreeMap::new();
         for (field, _) in self.settings.mapping.for_kind(entity.kind).synced_fields() {
@@ -130,10 +137,14 @@ impl Dispatcher {
             };
             values.insert(field, value);
         }
-        Ok(if values.is_empty() {
+        Ok(if values.is_empty() && !npd_id {
             Work::Nothing
         } else {
-            Work::PushItem { values, all }
+            Work::PushItem {
+                values,
+                all,
+                npd_id,
+            }
         })
     }
 }
@@ -152,12 +163,20 @@ fn still_pending(work: Work, fields: &BTreeMap<String, FieldState>) -> Work {
             .collect()
     };
     match work {
-        Work::PushItem { values, all } => {
+        Work::PushItem {
+            values,
+            all,
+            npd_id,
+        } => {
             let values = keep(Side::Monday, values);
-            if values.is_empty() {
+            if values.is_empty() && !npd_id {
                 Work::Nothing
             } else {
-                Work::PushItem { values, all }
+                Work::PushItem {
+                    values,
+                    all,
+                    npd_id,
+                }
             }
         }
         Work::PatchNpd { values } => {

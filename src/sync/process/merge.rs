@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::domain::entity::Side;
 use crate::domain::job::Operation;
 use crate::domain::mapping::FieldValue;
-use crate::domain::reconcile::{Change, Decision, decide};
+use crate::domain::reconcile::{Change, ConflictPolicy, Decision, decide};
 use crate::domain::state::{EntityStatus, HistoryDetail, HistoryKind, InboxOutcome};
 use crate::ledger::LedgerResult;
 use crate::ledger::conflicts::{self, ConflictValues};
@@ -33,6 +33,9 @@ pub(crate) struct Merge<'a> {
     /// an echo; for a Monday delivery (authored by the gateway's own user), no field may be read
     /// as changed at all.
     pub echo_hint: Option<&'static str>,
+    /// Settles conflicts with this policy instead of the configured one (a backfill's
+    /// `initial_winner`).
+    pub policy: Option<ConflictPolicy>,
 }
 
 const NOTHING_CHANGED: &str = "no synced field changed";
@@ -90,7 +93,9 @@ impl Processor {
         let mut opened = 0;
         for (field, value) in merge.changes.iter().cloned() {
             let state = fields.get(&field).cloned().unwrap_or_default();
-            let policy = self.settings.conflicts.policy(entity.kind, &field);
+            let policy = merge
+                .policy
+                .unwrap_or_else(|| self.settings.conflicts.policy(entity.kind, &field));
             let change = Change {
                 side: merge.side,
                 value,

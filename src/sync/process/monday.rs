@@ -85,6 +85,7 @@ impl Processor {
                 .or_else(|| event.trigger_time.map(unix_ms)),
             cause,
             echo_hint: ours.then_some("the gateway's own write came back"),
+            policy: None,
         };
         self.merge(tx, &entity, merge).await
     }

@@ -150,6 +150,7 @@ impl Processor {
             at_ms,
             cause: *cause,
             echo_hint,
+            policy: None,
         };
         self.merge(tx, entity, merge).await
     }
