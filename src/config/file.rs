@@ -147,7 +147,12 @@ impl<'de, T: FromStr<Err: Display>> Deserialize<'de> for Parsed<T> {
 
 /// `"30d"`, `"1h"`, `"250ms"`: a duration as humans write it.
 pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
-    Parsed::<humantime::Duration>::deserialize(d).map(|Parsed(p)| p.into())
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        D::Error::custom(format!(
+            "`{text}` is not a duration ({e}; write it like \"30s\", \"15m\" or \"1h\")"
+        ))
+    })
 }
 
 /// `default = "npd_wins"`: a conflict policy by its name.
