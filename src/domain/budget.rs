@@ -84,7 +84,9 @@ fn share_percent(priority: Priority) -> u64 {
 
 fn share(limit: u64, priority: Priority) -> u64 {
     // Rounded up, so a small limit still leaves every priority at least one call.
-    (limit * share_percent(priority)).div_ceil(100)
+    // In u128: "no limit" is u64::MAX, and its share is no limit either.
+    let share = (u128::from(limit) * u128::from(share_percent(priority))).div_ceil(100);
+    u64::try_from(share).unwrap_or(u64::MAX)
 }
 
 impl BudgetState {
@@ -132,12 +134,13 @@ impl BudgetState {
         now_ms: i64,
     ) -> Result<(), Duration> {
         let (requests, points) = self.minute_spent(limits);
-        let minute_ok = requests + cost.requests <= share(limits.requests_per_minute, priority)
+        let minute_ok = requests.saturating_add(cost.requests) <= share(limits.requests_per_minute, priority)
             // A single request dearer than the whole share still fits an empty window.
-            && (points + cost.points <= share(limits.points_per_minute, priority)
+            && (points.saturating_add(cost.points) <= share(limits.points_per_minute, priority)
                 || points == 0);
         let day_ok = limits.calls_per_day == 0
-            || self.day_calls + cost.requests <= share(limits.calls_per_day, priority);
+            || self.day_calls.saturating_add(cost.requests)
+                <= share(limits.calls_per_day, priority);
         if !day_ok {
             let next_day = (self.day + 1) * DAY_MS;
             return Err(until(next_day, now_ms));
@@ -233,6 +236,22 @@ mod tests {
             points_per_minute: points,
             calls_per_day: daily,
         }
+    }
+
+    #[test]
+    fn limits_as_large_as_u64_allow_every_priority_without_overflow() {
+        let l = limits(u64::MAX, u64::MAX, u64::MAX);
+        let mut s = BudgetState::default();
+        for p in [
+            Priority::Backfill,
+            Priority::Drift,
+            Priority::Live,
+            Priority::Admin,
+        ] {
+            assert!(share(u64::MAX, p) >= u64::MAX / 100 * share_percent(p));
+            assert!(s.try_spend(&l, Cost::request(1), p, T0).is_ok());
+        }
+        assert_eq!(share(u64::MAX, Priority::Admin), u64::MAX);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! ledger's own links first, then (1) the item's npd_id column, (2) the record's `monday_id`, (3)
 //! the normalised email, (4) the E.164 phone; one-to-one only, and a record with more than one
 //! candidate (or a candidate another record also claims) goes to review.
-//! May import: std, serde, crate::domain.
+//! May import: std, serde, utoipa (schema derives of the wire-shaped counts), crate::domain.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -94,10 +94,12 @@ named_enum! {
 }
 
 /// One item a record could be linked to, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Candidate {
+    #[schema(value_type = String, pattern = "^[0-9]+$")]
     pub monday_item_id: MondayItemId,
     pub name: String,
+    #[schema(value_type = String, pattern = "^(npd_id|monday_id|email|phone)$")]
     pub why: MatchReason,
 }
 
@@ -131,7 +133,7 @@ pub struct BackfillCounts {
 }
 
 /// Records and items read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Scanned {
     pub npd: u64,
@@ -139,7 +141,7 @@ pub struct Scanned {
 }
 
 /// Matches by rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Matched {
     pub npd_id: u64,
@@ -175,14 +177,14 @@ pub struct DriftCounts {
     pub skipped: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Repaired {
     pub to_monday: u64,
     pub to_npd: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Deleted {
     pub in_monday: u64,

@@ -102,13 +102,16 @@ fn parse_uuid(kind: EntityKind, raw: &str) -> Result<NpdId, ApiError> {
     NpdId::parse(raw).map_err(|_| ApiError::BadRequest(format!("{kind} id must be a UUID")))
 }
 
-fn parse_number(what: &str, raw: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_number(what: &str, raw: &str) -> Result<i64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::BadRequest(format!("{what} id must be a number")))
 }
 
 /// `limit` and the id after which the page starts.
-fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(i64, Option<i64>), ApiError> {
+pub(crate) fn page(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<i64>), ApiError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -128,7 +131,11 @@ fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(i64, Option<i64>), 
 }
 
 /// Rows fetched one past the page: the page, and the cursor of the next one if there is one.
-fn split_page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+pub(crate) fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<String>) {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if rows.len() <= limit {
         return (rows, None);

@@ -2,73 +2,55 @@
 //!
 //! Owns: `POST/GET /api/v1/backfills[/{id}]`, `GET /api/v1/matches`,
 //! `POST /api/v1/matches/{id}/resolve`, `POST/GET /api/v1/drift-scans[/{id}]`, and their wire
-//! types (`*Response`). Handlers authenticate (`admin::Admin`), parse, call one `sync::scan`
-//! use case, audit and answer; a started run is carried out in the background and polled.
-//! May import: std, axum, serde, serde_json, tokio, crate::{domain, http, ledger, sync}.
+//! types (`*Response`, documented for `/openapi.json` as `http::admin` documents its own). Handlers
+//! authenticate (`admin::Admin`), parse, call one `sync::scan` use case, audit and answer; a
+//! started run is carried out in the background and polled.
+//! May import: std, axum, serde, serde_json, tokio, utoipa, utoipa-axum,
+//! crate::{domain, http, ledger, sync}.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
 use crate::domain::scan::{
-    BackfillCounts, Candidate, DriftCounts, MatchStatus, Matched, Repaired, RunStatus, ScanKind,
-    Scanned, Scope, Summary,
+    BackfillCounts, Candidate, Deleted, DriftCounts, MatchStatus, Matched, Repaired, RunStatus,
+    ScanKind, Scanned, Scope, Summary,
 };
 use crate::domain::state::AuditOutcome;
 use crate::http::AppState;
-use crate::http::admin::dto::rfc3339 as millis_to_rfc3339;
-use crate::http::admin::{Admin, audited};
-use crate::http::error::ApiError;
+use crate::http::admin::dto::{PageQuery, rfc3339 as millis_to_rfc3339};
+use crate::http::admin::{Admin, ProblemQuery, audited, page, parse_number, split_page};
+use crate::http::error::{AdminProblems, ApiError, Problem, RawBody};
 use crate::ledger::scans::{ReviewRow, RunRow};
 use crate::sync::backfill::{ReviewChoice, ReviewError};
 use crate::sync::push::Requester;
 use crate::sync::scan::ScanError;
 
-/// What the admin audit row of this call says (the middleware writes it).
-async fn audit(
-    _state: &AppState,
-    admin: &Admin,
-    action: &str,
-    target: Option<&str>,
-    outcome: AuditOutcome,
-    detail: Option<&str>,
-) {
-    admin.acts(action, target);
-    if outcome != AuditOutcome::Ok {
-        admin.outcome(outcome, detail);
-    }
-}
-
 pub fn router(state: AppState) -> OpenApiRouter<AppState> {
-    audited(OpenApiRouter::from(routes()), state)
-}
-
-fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/backfills",
-            post(start_backfill).get(list_backfills),
-        )
-        .route("/api/v1/backfills/{id}", get(get_backfill))
-        .route("/api/v1/matches", get(list_matches))
-        .route("/api/v1/matches/{id}/resolve", post(resolve_match))
-        .route(
-            "/api/v1/drift-scans",
-            post(start_drift_scan).get(list_drift_scans),
-        )
-        .route("/api/v1/drift-scans/{id}", get(get_drift_scan))
+    let routes = OpenApiRouter::new()
+        .routes(routes!(start_backfill, list_backfills))
+        .routes(routes!(get_backfill))
+        .routes(routes!(list_matches))
+        .routes(routes!(resolve_match))
+        .routes(routes!(start_drift_scan, list_drift_scans))
+        .routes(routes!(get_drift_scan));
+    audited(routes, state)
 }
 
 /// `POST /api/v1/backfills`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillRequest {
+    /// `contacts`, `organizations` or `all` (the default: every kind with a board).
     #[serde(default = "all")]
+    #[schema(pattern = "^(contacts|organizations|all)$", default = "all")]
     pub kind: String,
+    /// Read, match and count, but write and send nothing.
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -78,18 +60,21 @@ fn all() -> String {
 }
 
 /// A run just started.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StartedResponse {
     pub id: i64,
+    #[schema(value_type = String, pattern = "^running$")]
     pub status: RunStatus,
 }
 
 /// `GET /api/v1/backfills/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BackfillResponse {
     pub id: i64,
+    #[schema(value_type = String, pattern = "^(contacts|organizations|all)$")]
     pub kind: Scope,
     pub dry_run: bool,
+    #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
     pub scanned: Scanned,
     pub matched: Matched,
@@ -97,6 +82,7 @@ pub struct BackfillResponse {
     pub to_create_in_monday: u64,
     pub created_in_monday: u64,
     pub to_review: u64,
+    /// Items that are no record's candidate.
     pub unmatched_in_monday: u64,
     pub estimated_monday_calls: u64,
     pub error: Option<String>,
@@ -105,90 +91,73 @@ pub struct BackfillResponse {
 }
 
 /// `GET /api/v1/drift-scans/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DriftScanResponse {
     pub id: i64,
+    #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
     pub scanned: u64,
     pub in_sync: u64,
     pub repaired: Repaired,
     pub conflicts: u64,
-    pub deleted: crate::domain::scan::Deleted,
+    pub deleted: Deleted,
+    /// Entities left for the next scan (a write on its way, or a change while the scan read).
     pub skipped: u64,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
 }
 
-/// A list of runs.
-#[derive(Debug, Serialize)]
-pub struct RunsResponse<T> {
-    #[serde(flatten)]
-    pub runs: T,
+/// A page of backfills, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackfillsResponse {
+    pub backfills: Vec<BackfillResponse>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct BackfillsList {
-    pub backfills: Vec<BackfillResponse>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DriftScansList {
+/// A page of drift scans, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftScansResponse {
     pub drift_scans: Vec<DriftScanResponse>,
+    pub next_cursor: Option<String>,
 }
 
 /// One record of the review queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MatchResponse {
     pub id: i64,
+    #[schema(value_type = String, pattern = "^(contact|organization)$")]
     pub kind: EntityKind,
+    #[schema(value_type = uuid::Uuid)]
     pub npd_id: NpdId,
+    #[schema(value_type = String, pattern = "^(review|linked|created|ignored)$")]
     pub status: MatchStatus,
     pub candidates: Vec<Candidate>,
+    #[schema(value_type = Option<String>, pattern = "^[0-9]+$")]
     pub resolved_item: Option<MondayItemId>,
     pub resolved_by: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the review queue, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MatchesResponse {
     pub matches: Vec<MatchResponse>,
     pub next_cursor: Option<String>,
 }
 
-/// `?limit=N&cursor=C` (and `status` for matches).
-#[derive(Debug, Deserialize)]
+/// `GET /api/v1/matches`: the status and the page.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub limit: Option<String>,
-    #[serde(default)]
-    pub cursor: Option<String>,
-    #[serde(default)]
+#[into_params(parameter_in = Query)]
+pub struct MatchQuery {
+    /// `review` (default), `linked`, `created` or `ignored`.
+    #[param(pattern = "^(review|linked|created|ignored)$")]
     pub status: Option<String>,
-}
-
-impl ListQuery {
-    /// The limit (1..=500, default 100) and the cursor as the id it continues from.
-    fn page(&self) -> Result<(i64, Option<i64>), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => 100,
-            Some(l) => l
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
-                .ok_or_else(|| {
-                    ApiError::BadRequest("`limit` must be a number from 1 to 500".into())
-                })?,
-        };
-        let cursor = match self.cursor.as_deref() {
-            None | Some("") => None,
-            Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                ApiError::BadRequest("`cursor` is not a cursor this API gave".into())
-            })?),
-        };
-        Ok((limit, cursor))
-    }
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
+    pub cursor: Option<String>,
 }
 
 impl From<&RunRow> for BackfillResponse {
@@ -261,11 +230,23 @@ fn scan_error(e: ScanError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/backfills", tag = "admin",
+    summary = "Start a backfill: read both sides, match, link, create (or, dry, only count)",
+    request_body(content = BackfillRequest, content_type = "application/json"),
+    responses(
+        (status = 202, body = StartedResponse, description = "Started; poll `GET /api/v1/backfills/{id}`"),
+        AdminProblems,
+        (status = 502, body = Problem, content_type = "application/problem+json", description = "A side could not be read to start the run"),
+    ),
+    security(("adminToken" = []))
+)]
 async fn start_backfill(
     State(state): State<AppState>,
     admin: Admin,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<StartedResponse>), ApiError> {
+    admin.acts("backfills.start", None);
     let request: BackfillRequest = serde_json::from_slice(&body).map_err(|_| {
         ApiError::BadRequest(
             "body must be {\"kind\": \"contacts\"|\"organizations\"|\"all\", \"dry_run\": bool}"
@@ -282,73 +263,83 @@ async fn start_backfill(
         .map_err(scan_error)?;
     let scans = state.scans.clone();
     tokio::spawn(async move { scans.run_backfill(id).await });
-    Ok(started(&state, &admin, "backfills.start", id).await)
+    Ok(started(&admin, "backfills.start", id))
 }
 
 /// Audits a started run and answers 202 `{"id", "status": "running"}`.
-async fn started(
-    state: &AppState,
-    admin: &Admin,
-    action: &str,
-    id: i64,
-) -> (StatusCode, Json<StartedResponse>) {
-    let target = id.to_string();
-    audit(
-        state,
-        admin,
-        action,
-        Some(&target),
-        AuditOutcome::Queued,
-        None,
-    )
-    .await;
+fn started(admin: &Admin, action: &str, id: i64) -> (StatusCode, Json<StartedResponse>) {
+    admin.acts(action, Some(&id.to_string()));
+    admin.outcome(AuditOutcome::Queued, None);
     let status = RunStatus::Running;
     (StatusCode::ACCEPTED, Json(StartedResponse { id, status }))
 }
 
 /// Audits a look at one run; the run, or 404 naming `what`.
-async fn found(
-    state: &AppState,
+fn found(
     admin: &Admin,
     action: &str,
     (id, what): (i64, &str),
     run: Option<RunRow>,
 ) -> Result<RunRow, ApiError> {
-    let outcome = if run.is_some() {
-        AuditOutcome::Ok
-    } else {
-        AuditOutcome::NotFound
-    };
-    audit(state, admin, action, Some(&id.to_string()), outcome, None).await;
+    admin.acts(action, Some(&id.to_string()));
     run.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/backfills/{id}", tag = "admin",
+    summary = "A backfill's progress and counts",
+    params(("id" = i64, Path, description = "The backfill's id")),
+    responses((status = 200, body = BackfillResponse, description = "The run"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn get_backfill(
     State(state): State<AppState>,
     admin: Admin,
     Path(raw_id): Path<String>,
 ) -> Result<Json<BackfillResponse>, ApiError> {
-    let id = run_id(&raw_id, "backfill")?;
+    admin.acts("backfills.get", None);
+    let id = parse_number("backfill", &raw_id)?;
     let run = state.scans.backfill_status(id).await?;
-    let run = found(&state, &admin, "backfills.get", (id, "backfill"), run).await?;
+    let run = found(&admin, "backfills.get", (id, "backfill"), run)?;
     Ok(Json(BackfillResponse::from(&run)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/backfills", tag = "admin",
+    summary = "Backfills, newest first",
+    params(PageQuery),
+    responses((status = 200, body = BackfillsResponse, description = "A page of backfills"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn list_backfills(
     State(state): State<AppState>,
     admin: Admin,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<RunsResponse<BackfillsList>>, ApiError> {
-    let (runs, next_cursor) = list_runs(&state, &admin, ScanKind::Backfill, &query).await?;
+    ProblemQuery(query): ProblemQuery<PageQuery>,
+) -> Result<Json<BackfillsResponse>, ApiError> {
+    admin.acts("backfills.list", None);
+    let (runs, next_cursor) = list_runs(&state, ScanKind::Backfill, &query).await?;
     let backfills = runs.iter().map(BackfillResponse::from).collect();
-    let runs = BackfillsList { backfills };
-    Ok(Json(RunsResponse { runs, next_cursor }))
+    Ok(Json(BackfillsResponse {
+        backfills,
+        next_cursor,
+    }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/drift-scans", tag = "admin",
+    summary = "Start a drift scan of every configured board",
+    responses(
+        (status = 202, body = StartedResponse, description = "Started; poll `GET /api/v1/drift-scans/{id}`"),
+        AdminProblems,
+        (status = 502, body = Problem, content_type = "application/problem+json", description = "A side could not be read to start the run"),
+    ),
+    security(("adminToken" = []))
+)]
 async fn start_drift_scan(
     State(state): State<AppState>,
     admin: Admin,
 ) -> Result<(StatusCode, Json<StartedResponse>), ApiError> {
+    admin.acts("drift-scans.start", None);
     let scope = state
         .scans
         .drift_scope()
@@ -356,54 +347,61 @@ async fn start_drift_scan(
     let id = state.scans.start_drift(scope).await.map_err(scan_error)?;
     let scans = state.scans.clone();
     tokio::spawn(async move { scans.run_drift(id).await });
-    Ok(started(&state, &admin, "drift-scans.start", id).await)
+    Ok(started(&admin, "drift-scans.start", id))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/drift-scans/{id}", tag = "admin",
+    summary = "A drift scan's progress and counts",
+    params(("id" = i64, Path, description = "The drift scan's id")),
+    responses((status = 200, body = DriftScanResponse, description = "The run"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn get_drift_scan(
     State(state): State<AppState>,
     admin: Admin,
     Path(raw_id): Path<String>,
 ) -> Result<Json<DriftScanResponse>, ApiError> {
-    let id = run_id(&raw_id, "drift scan")?;
+    admin.acts("drift-scans.get", None);
+    let id = parse_number("drift scan", &raw_id)?;
     let run = state.scans.drift_status(id).await?;
-    let run = found(&state, &admin, "drift-scans.get", (id, "drift scan"), run).await?;
+    let run = found(&admin, "drift-scans.get", (id, "drift scan"), run)?;
     Ok(Json(DriftScanResponse::from(&run)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/drift-scans", tag = "admin",
+    summary = "Drift scans, newest first",
+    params(PageQuery),
+    responses((status = 200, body = DriftScansResponse, description = "A page of drift scans"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn list_drift_scans(
     State(state): State<AppState>,
     admin: Admin,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<RunsResponse<DriftScansList>>, ApiError> {
-    let (runs, next_cursor) = list_runs(&state, &admin, ScanKind::Drift, &query).await?;
+    ProblemQuery(query): ProblemQuery<PageQuery>,
+) -> Result<Json<DriftScansResponse>, ApiError> {
+    admin.acts("drift-scans.list", None);
+    let (runs, next_cursor) = list_runs(&state, ScanKind::Drift, &query).await?;
     let drift_scans = runs.iter().map(DriftScanResponse::from).collect();
-    let runs = DriftScansList { drift_scans };
-    Ok(Json(RunsResponse { runs, next_cursor }))
+    Ok(Json(DriftScansResponse {
+        drift_scans,
+        next_cursor,
+    }))
 }
 
-/// One page of runs, newest first (audited); the cursor is the last id given.
+/// One page of runs, newest first; the cursor is the last id given.
 async fn list_runs(
     state: &AppState,
-    admin: &Admin,
     scan: ScanKind,
-    query: &ListQuery,
+    query: &PageQuery,
 ) -> Result<(Vec<RunRow>, Option<String>), ApiError> {
-    let action = format!(
-        "{}.list",
-        if scan == ScanKind::Backfill {
-            "backfills"
-        } else {
-            "drift-scans"
-        }
-    );
-    audit(state, admin, &action, None, AuditOutcome::Ok, None).await;
-    let (limit, cursor) = query.page()?;
-    let mut runs = state
+    let (limit, before) = page(query.limit, query.cursor.as_deref())?;
+    let runs = state
         .store
-        .runs(scan, cursor.unwrap_or(i64::MAX), limit + 1)
+        .runs(scan, before.unwrap_or(i64::MAX), limit + 1)
         .await?;
-    let more = runs.len() as i64 > limit;
-    runs.truncate(usize::try_from(limit).unwrap_or(0));
+    let (mut runs, next) = split_page(runs, limit, |r| r.id);
     if scan == ScanKind::Backfill {
         for run in &mut runs {
             if let Some(fresh) = state.scans.backfill_status(run.id).await? {
@@ -411,34 +409,34 @@ async fn list_runs(
             }
         }
     }
-    let next = more
-        .then(|| runs.last().map(|r| r.id.to_string()))
-        .flatten();
     Ok((runs, next))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/matches", tag = "admin",
+    summary = "The review queue: records with more than one candidate item, oldest first",
+    params(MatchQuery),
+    responses((status = 200, body = MatchesResponse, description = "A page of the review queue"), AdminProblems),
+    security(("adminToken" = []))
+)]
 async fn list_matches(
     State(state): State<AppState>,
     admin: Admin,
-    Query(query): Query<ListQuery>,
+    ProblemQuery(query): ProblemQuery<MatchQuery>,
 ) -> Result<Json<MatchesResponse>, ApiError> {
+    admin.acts("matches.list", None);
     let status = match query.status.as_deref() {
         None => MatchStatus::Review,
         Some(s) => s.parse::<MatchStatus>().map_err(|_| {
             ApiError::BadRequest("`status` must be review, linked, created or ignored".into())
         })?,
     };
-    let (limit, cursor) = query.page()?;
-    let mut rows = state
+    let (limit, after) = page(query.limit, query.cursor.as_deref())?;
+    let rows = state
         .scans
-        .reviews(status, cursor.unwrap_or(0), limit + 1)
+        .reviews(status, after.unwrap_or(0), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
-    audit(&state, &admin, "matches.list", None, AuditOutcome::Ok, None).await;
+    let (rows, next_cursor) = split_page(rows, limit, |r| r.id);
     let matches = rows.into_iter().map(MatchResponse::from).collect();
     Ok(Json(MatchesResponse {
         matches,
@@ -446,66 +444,75 @@ async fn list_matches(
     }))
 }
 
-/// `{"link": "<item id>"}` | `{"create": true}` | `{"ignore": true}`.
-#[derive(Debug, Deserialize)]
+/// `{"link": "<item id>"}` | `{"create": true}` | `{"ignore": true}`: exactly one.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveMatchRequest {
+    /// Link the record to this candidate item.
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]+$")]
     pub link: Option<MondayItemId>,
+    /// Create a new item for the record.
     #[serde(default)]
     pub create: Option<bool>,
+    /// Leave the record alone.
     #[serde(default)]
     pub ignore: Option<bool>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/matches/{id}/resolve", tag = "admin",
+    summary = "Settle a record of the review queue: link it to a candidate, create an item, or ignore it",
+    params(("id" = i64, Path, description = "The review record's id")),
+    request_body(content = ResolveMatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = MatchResponse, description = "Settled"),
+        AdminProblems,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already resolved, or the item is gone"),
+        (status = 502, body = Problem, content_type = "application/problem+json", description = "A side could not be read or written"),
+    ),
+    security(("adminToken" = []))
+)]
 async fn resolve_match(
     State(state): State<AppState>,
     admin: Admin,
     Path(raw_id): Path<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<MatchResponse>, ApiError> {
-    let id = run_id(&raw_id, "match")?;
-    let shape = "body must be {\"link\": \"<item id>\"}, {\"create\": true} or {\"ignore\": true}";
-    let request: ResolveMatchRequest =
-        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest(shape.into()))?;
-    let choice = match (request.link, request.create, request.ignore) {
-        (Some(item), None, None) => ReviewChoice::Link(item),
-        (None, Some(true), None) => ReviewChoice::Create,
-        (None, None, Some(true)) => ReviewChoice::Ignore,
-        _ => return Err(ApiError::BadRequest(shape.into())),
-    };
+    admin.acts("matches.resolve", None);
+    let id = parse_number("match", &raw_id)?;
+    admin.acts("matches.resolve", Some(&id.to_string()));
+    let choice = review_choice(&body)?;
     let by = Requester {
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
     };
-    let resolved = state.scans.resolve_review(id, choice, by).await;
-    let outcome = if resolved.is_ok() {
-        AuditOutcome::Resolved
-    } else {
-        AuditOutcome::Rejected
-    };
-    audit(
-        &state,
-        &admin,
-        "matches.resolve",
-        Some(&raw_id),
-        outcome,
-        None,
-    )
-    .await;
-    let review = resolved.map_err(|e| match e {
-        ReviewError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        ReviewError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
-        ReviewError::NotACandidate(_) => ApiError::BadRequest(e.to_string()),
-        ReviewError::Gone(_) => ApiError::Conflict(e.to_string()),
-        ReviewError::Scan(s) => scan_error(s),
-        ReviewError::Ledger(l) => ApiError::from(l),
-    })?;
+    let review = state
+        .scans
+        .resolve_review(id, choice, by)
+        .await
+        .map_err(|e| match e {
+            ReviewError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ReviewError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
+            ReviewError::NotACandidate(_) => ApiError::BadRequest(e.to_string()),
+            ReviewError::Gone(_) => ApiError::Conflict(e.to_string()),
+            ReviewError::Scan(s) => scan_error(s),
+            ReviewError::Ledger(l) => ApiError::from(l),
+        })?;
     state.wake.dispatch.notify_one();
+    admin.outcome(AuditOutcome::Resolved, None);
     Ok(Json(MatchResponse::from(review)))
 }
 
-fn run_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{what} id must be a number")))
+/// The admin's choice, from a body holding exactly one of `link`, `create: true`, `ignore: true`.
+fn review_choice(body: &[u8]) -> Result<ReviewChoice, ApiError> {
+    let shape = "body must be {\"link\": \"<item id>\"}, {\"create\": true} or {\"ignore\": true}";
+    let request: ResolveMatchRequest =
+        serde_json::from_slice(body).map_err(|_| ApiError::BadRequest(shape.into()))?;
+    match (request.link, request.create, request.ignore) {
+        (Some(item), None, None) => Ok(ReviewChoice::Link(item)),
+        (None, Some(true), None) => Ok(ReviewChoice::Create),
+        (None, None, Some(true)) => Ok(ReviewChoice::Ignore),
+        _ => Err(ApiError::BadRequest(shape.into())),
+    }
 }
