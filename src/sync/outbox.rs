@@ -104,7 +104,13 @@ pub async fn write_link_back(
     if entity.npd_id.is_none() || settings.npd.api_url.is_none() || npd_holds == Some(item) {
         return Ok(());
     }
-    ensure(tx, settings, entity, Operation::WriteLink, cause).await?;
+    // Bookkeeping, not the sync of anyone's edit: it is not measured as sync latency, whichever
+    // delivery made the link (the create's own answer, or its webhook arriving first).
+    let cause = Cause {
+        accepted_at: None,
+        ..*cause
+    };
+    ensure(tx, settings, entity, Operation::WriteLink, &cause).await?;
     Ok(())
 }
 
