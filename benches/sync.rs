@@ -74,57 +74,10 @@ async fn run(label: &str, database_url: &str, o: &Options) -> anyhow::Result<Rep
     }
     // The benchmark is NPD's only voice: no simulated echo of the monday_id write-back.
     world.npd.faults().set_emit_on_patch(false);
-    let start = time::OffsetDateTime::now_utc();
-    // Every contact: created, then `updates` versions; 64 connections in flight.
-    let mut bodies = Vec::new();
-    for version in 1..=(1 + o.updates as i64) {
-        for id in &ids {
-            let mut data = serde_json::to_value(sample_contact(*id))?;
-            data["version"] = json!(version);
-            data["role_title"] = json!(format!("r{version}"));
-            let at = start + time::Duration::milliseconds(version);
-            data["updated_at"] = json!(at.format(&time::format_description::well_known::Rfc3339)?);
-            let kind = if version == 1 {
-                "contact.created"
-            } else {
-                "contact.updated"
-            };
-            bodies.push((
-                format!("bench_{}_{version}", id.0.simple()),
-                json!({"type": kind, "data": data}).to_string(),
-            ));
-        }
-    }
+    let bodies = event_bodies(&ids, o.updates)?;
     let events = bodies.len();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let url = world.url("/api/v1/npd/events");
-    let gate = Arc::new(Semaphore::new(64));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (id, body) in bodies {
-        let permit = Arc::clone(&gate).acquire_owned().await?;
-        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
-        tasks.push(tokio::spawn(async move {
-            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-            let sig = sign(&secret, &id, ts, body.as_bytes());
-            let ok = client
-                .post(&url)
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 202);
-            drop(permit);
-            ok
-        }));
-    }
-    for t in tasks {
-        anyhow::ensure!(t.await?, "an event was not accepted");
-    }
+    send_all(&world, &secret, bodies).await?;
     let accepted = started.elapsed();
     world.settle(Duration::from_secs(600)).await?;
     let synced = started.elapsed();
@@ -137,20 +90,28 @@ async fn run(label: &str, database_url: &str, o: &Options) -> anyhow::Result<Rep
 
     let calls = world.monday.calls();
     let rate_limited = calls.iter().filter(|c| c.status == 429).count();
-    let times: Vec<Instant> = calls.iter().map(|c| c.at).collect();
-    let peak_minute = times
-        .iter()
-        .map(|t0| {
-            times
-                .iter()
-                .filter(|t| **t >= *t0 && t.duration_since(*t0) < Duration::from_secs(60))
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let peak_minute = peak_minute(&calls);
     let monday_requests = calls.len();
     world.stop().await;
 
+    let baseline = baseline(&ids).await?;
+
+    Ok(Report {
+        label: label.to_owned(),
+        events,
+        accepted_per_sec: events as f64 / accepted.as_secs_f64(),
+        synced_per_sec: events as f64 / synced.as_secs_f64(),
+        contacts_per_sec: o.contacts as f64 / synced.as_secs_f64(),
+        baseline_per_sec: o.contacts as f64 / baseline.as_secs_f64(),
+        monday_requests,
+        rate_limited,
+        peak_minute,
+    })
+}
+
+/// Baseline: the same contacts synced directly, 4 at a time, against fresh simulators; answers
+/// how long it took.
+async fn baseline(ids: &[NpdId]) -> anyhow::Result<Duration> {
     // Baseline: the same contacts synced directly, 4 at a time, against fresh simulators.
     let sims = Sims::start_with(|c| c.requests_per_minute = u64::MAX / 2).await?;
     let settings = sims.settings("sqlite://unused.db");
@@ -158,7 +119,7 @@ async fn run(label: &str, database_url: &str, o: &Options) -> anyhow::Result<Rep
         .ok_or_else(|| anyhow::anyhow!("no token"))?;
     let npd = NpdClient::new(&settings.npd, Duration::from_secs(10))
         .ok_or_else(|| anyhow::anyhow!("no NPD url"))?;
-    for id in &ids {
+    for id in ids {
         sims.npd.insert_contact(sample_contact(*id));
     }
     sims.npd.faults().set_emit_on_patch(false);
@@ -203,19 +164,85 @@ async fn run(label: &str, database_url: &str, o: &Options) -> anyhow::Result<Rep
     for t in tasks {
         anyhow::ensure!(t.await?, "a baseline sync failed");
     }
-    let baseline = started.elapsed();
+    Ok(started.elapsed())
+}
 
-    Ok(Report {
-        label: label.to_owned(),
-        events,
-        accepted_per_sec: events as f64 / accepted.as_secs_f64(),
-        synced_per_sec: events as f64 / synced.as_secs_f64(),
-        contacts_per_sec: o.contacts as f64 / synced.as_secs_f64(),
-        baseline_per_sec: o.contacts as f64 / baseline.as_secs_f64(),
-        monday_requests,
-        rate_limited,
-        peak_minute,
-    })
+/// The most Monday calls within any 60 s from one call on.
+fn peak_minute(calls: &[npd_monday_gateway::sim::monday::MondayCall]) -> usize {
+    let times: Vec<Instant> = calls.iter().map(|c| c.at).collect();
+    times
+        .iter()
+        .map(|t0| {
+            times
+                .iter()
+                .filter(|t| **t >= *t0 && t.duration_since(*t0) < Duration::from_secs(60))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Sends the signed events over 64 connections in flight; fails unless each is accepted.
+async fn send_all(
+    world: &World,
+    secret: &WebhookSecret,
+    bodies: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let url = world.url("/api/v1/npd/events");
+    let gate = Arc::new(Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for (id, body) in bodies {
+        let permit = Arc::clone(&gate).acquire_owned().await?;
+        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+            let sig = sign(&secret, &id, ts, body.as_bytes());
+            let ok = client
+                .post(&url)
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 202);
+            drop(permit);
+            ok
+        }));
+    }
+    for t in tasks {
+        anyhow::ensure!(t.await?, "an event was not accepted");
+    }
+    Ok(())
+}
+
+/// Every contact's events: created, then `updates` versions, each with its own role_title and an
+/// `updated_at` moving forward; (webhook id, body).
+fn event_bodies(ids: &[NpdId], updates: usize) -> anyhow::Result<Vec<(String, String)>> {
+    let mut bodies = Vec::new();
+    let start = time::OffsetDateTime::now_utc();
+    for version in 1..=(1 + updates as i64) {
+        for id in ids {
+            let mut data = serde_json::to_value(sample_contact(*id))?;
+            data["version"] = json!(version);
+            data["role_title"] = json!(format!("r{version}"));
+            let at = start + time::Duration::milliseconds(version);
+            data["updated_at"] = json!(at.format(&time::format_description::well_known::Rfc3339)?);
+            let kind = if version == 1 {
+                "contact.created"
+            } else {
+                "contact.updated"
+            };
+            bodies.push((
+                format!("bench_{}_{version}", id.0.simple()),
+                json!({"type": kind, "data": data}).to_string(),
+            ));
+        }
+    }
+    Ok(bodies)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use npd_monday_gateway::sim::existing::{Relations, Seeded, seed_contacts};
 use npd_monday_gateway::sim::monday::{ItemState, MondayCall};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, eventually, settle_world};
+use crate::helpers::{Backend, TestDatabase, eventually, get_json, settle_world};
 use crate::store_tests;
 
 store_tests!(
@@ -59,12 +59,6 @@ pub async fn backfill(world: &World, body: Value) -> Value {
     let started: Value = response.json().await.expect("json");
     assert_eq!(started["status"], "running");
     finished_run(world, &format!("/api/v1/backfills/{}", started["id"])).await
-}
-
-/// `GET path` with the admin token, as JSON.
-pub async fn get_json(world: &World, path: &str) -> Value {
-    let response = world.admin_get(path).await.expect("get");
-    response.json().await.expect("json")
 }
 
 /// Polls a run (`GET path`) until it is no longer running, and returns it.

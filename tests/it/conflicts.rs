@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{Backend, TestDatabase, created_contact, settle_world, wait_until};
+use crate::helpers::{
+    Backend, TestDatabase, created_contact, get_json, post_json, settle_world, wait_until,
+};
 use crate::store_tests;
 
 store_tests!(
@@ -209,48 +211,26 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
     );
     let phone = world.monday.item(item).expect("item").column_values["phone"]["phone"].clone();
     assert_eq!(phone, json!("+12025550169"), "the other field still syncs");
-    let open: Value = world
-        .admin_get("/api/v1/conflicts?status=open")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let open = get_json(&world, "/api/v1/conflicts?status=open").await;
     let conflicts = open["conflicts"].as_array().cloned().unwrap_or_default();
     assert_eq!(conflicts.len(), 1, "{open}");
     assert_eq!(conflicts[0]["field"], json!("email"));
     assert_eq!(conflicts[0]["npd"], json!("npd@example.com"));
     assert_eq!(conflicts[0]["monday"], json!("monday@example.com"));
-    let status: Value = world
-        .admin_get(&format!("/api/v1/contacts/{id}/sync"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let status = get_json(&world, &format!("/api/v1/contacts/{id}/sync")).await;
     assert_eq!(status["status"], json!("conflict"));
     assert_eq!(status["open_conflicts"].as_array().map(Vec::len), Some(1));
 
     // The admin takes Monday's value: it reaches NPD, and the conflict closes.
-    let conflict_id = conflicts[0]["id"].as_i64().expect("id");
-    let bad = world
-        .client
-        .post(world.url(&format!("/api/v1/conflicts/{conflict_id}/resolve")))
-        .bearer_auth(&world.admin_token)
-        .json(&json!({"take": "everyone"}))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(bad.status().as_u16(), 400);
-    let resolved = world
-        .client
-        .post(world.url(&format!("/api/v1/conflicts/{conflict_id}/resolve")))
-        .bearer_auth(&world.admin_token)
-        .json(&json!({"take": "monday"}))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(resolved.status().as_u16(), 200);
+    let resolve = format!("/api/v1/conflicts/{}/resolve", conflicts[0]["id"]);
+    assert_eq!(
+        post_json(&world, &resolve, &json!({"take": "everyone"})).await,
+        400
+    );
+    assert_eq!(
+        post_json(&world, &resolve, &json!({"take": "monday"})).await,
+        200
+    );
     settle_world(&world, SETTLE).await;
     assert_eq!(
         world.npd.contact(id).and_then(|c| c.email).as_deref(),
@@ -260,29 +240,23 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         monday_email(&world, item).as_deref(),
         Some("monday@example.com")
     );
-    let open: Value = world
-        .admin_get("/api/v1/conflicts?status=open")
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let open = get_json(&world, "/api/v1/conflicts?status=open").await;
     assert_eq!(open["conflicts"], json!([]));
-    let again = world
-        .client
-        .post(world.url(&format!("/api/v1/conflicts/{conflict_id}/resolve")))
-        .bearer_auth(&world.admin_token)
-        .json(&json!({"take": "npd"}))
-        .send()
-        .await
-        .expect("post");
     assert_eq!(
-        again.status().as_u16(),
+        post_json(&world, &resolve, &json!({"take": "npd"})).await,
         409,
         "a resolved conflict cannot be resolved again"
     );
+    an_admins_own_value_settles_a_second_conflict(&world, id, item).await;
+}
 
-    // A second conflict settled with an admin's own value goes to both sides.
+/// A second conflict settled with an admin's own value goes to both sides, trimmed, and the
+/// history says who resolved it.
+async fn an_admins_own_value_settles_a_second_conflict(
+    world: &World,
+    id: NpdId,
+    item: MondayItemId,
+) {
     world.wake.pause_processing();
     world
         .npd
@@ -293,23 +267,17 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         .user_change_column(item, "role_title", json!("Programmer"))
         .await;
     world.wake.resume_processing();
-    settle_world(&world, SETTLE).await;
+    settle_world(world, SETTLE).await;
     let open = world
         .store
         .conflicts(ConflictStatus::Open, 10)
         .await
         .expect("conflicts");
     assert_eq!(open.len(), 1);
-    let resolved = world
-        .client
-        .post(world.url(&format!("/api/v1/conflicts/{}/resolve", open[0].id)))
-        .bearer_auth(&world.admin_token)
-        .json(&json!({"value": "  First Programmer "}))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(resolved.status().as_u16(), 200);
-    settle_world(&world, SETTLE).await;
+    let resolve = format!("/api/v1/conflicts/{}/resolve", open[0].id);
+    let value = json!({"value": "  First Programmer "});
+    assert_eq!(post_json(world, &resolve, &value).await, 200);
+    settle_world(world, SETTLE).await;
     assert_eq!(
         world.npd.contact(id).and_then(|c| c.role_title).as_deref(),
         Some("First Programmer")
@@ -318,13 +286,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
         world.monday.item(item).expect("item").column_values["role_title"],
         json!("First Programmer")
     );
-    let status: Value = world
-        .admin_get(&format!("/api/v1/contacts/{id}/sync"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let status = get_json(world, &format!("/api/v1/contacts/{id}/sync")).await;
     let reasons: Vec<&str> = status["history"]
         .as_array()
         .into_iter()
@@ -387,68 +349,12 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
     world.monday.clear_calls();
 
     // Versions 2..=41 of each contact, each with its own role_title, shuffled, 10% sent twice.
-    let start = time::OffsetDateTime::now_utc();
-    let mut deliveries = Vec::new();
-    for id in &contacts {
-        for version in 2..=UPDATES + 1 {
-            let mut data = serde_json::to_value(sample_contact(*id)).expect("json");
-            data["version"] = json!(version);
-            data["role_title"] = json!(format!("v{version:02}"));
-            // NPD's updated_at moves forward with every version (after the create's).
-            let at = start + time::Duration::seconds(version);
-            data["updated_at"] = json!(
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .expect("format")
-            );
-            let body = json!({"type": "contact.updated", "timestamp": "2026-11-26T10:00:00Z", "data": data});
-            deliveries.push((format!("evt_{id}_{version}"), body));
-        }
-    }
-    let mut rng = rand::rng();
-    let duplicates: Vec<_> = deliveries
-        .choose_multiple(&mut rng, deliveries.len() / 10)
-        .cloned()
-        .collect();
-    deliveries.extend(duplicates);
-    deliveries.shuffle(&mut rng);
-    let mut sends = tokio::task::JoinSet::new();
-    for chunk in deliveries.chunks(deliveries.len().div_ceil(8)) {
-        let npd = world.npd.clone();
-        let chunk = chunk.to_vec();
-        sends.spawn(async move {
-            for (id, body) in chunk {
-                assert_eq!(npd.send_event(&id, &body).await, Some(202));
-            }
-        });
-    }
-    while let Some(done) = sends.join_next().await {
-        done.expect("sender");
-    }
+    send_all(&world, shuffled_versions(&contacts, UPDATES)).await;
     settle_world(&world, SETTLE).await;
 
     // Monday ends at the newest value of every contact, and never wrote an older one after a newer.
     let newest = format!("v{:02}", UPDATES + 1);
-    let mut written: HashMap<String, Vec<String>> = HashMap::new();
-    for call in world
-        .monday
-        .calls()
-        .iter()
-        .filter(|c| c.operation == "change_multiple_column_values" && c.status == 200)
-    {
-        let item = call.variables["itemId"]
-            .as_str()
-            .or(call.variables["item_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let raw = call.variables["columnValues"]
-            .as_str()
-            .or(call.variables["column_values"].as_str())
-            .unwrap_or("{}");
-        let columns: Value = serde_json::from_str(raw).expect("json");
-        if let Some(role) = columns["role_title"].as_str() {
-            written.entry(item).or_default().push(role.to_owned());
-        }
-    }
+    let written = role_writes(&world);
     for id in &contacts {
         let entity = world
             .store
@@ -458,33 +364,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
             .expect("entity");
         let item: MondayItemId = entity.monday_item_id.expect("linked");
         if world.monday.item(item).expect("item").column_values["role_title"] != json!(newest) {
-            let status: Value = world
-                .admin_get(&format!("/api/v1/contacts/{id}/sync"))
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
-            eprintln!(
-                "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
-            );
-            let calls: Vec<_> = world
-                .monday
-                .calls()
-                .into_iter()
-                .filter(|c| c.variables.to_string().contains(&item.to_string()))
-                .map(|c| (c.operation, c.variables, c.status, c.replayed))
-                .collect();
-            eprintln!("{calls:#?}");
-            let hooks: Vec<_> = world
-                .monday
-                .webhooks()
-                .into_iter()
-                .filter(|w| w.body.to_string().contains(&item.to_string()))
-                .map(|w| w.body)
-                .collect();
-            eprintln!("{hooks:#?}");
+            print_entity(&world, *id, item).await;
         }
         assert_eq!(
             world.monday.item(item).expect("item").column_values["role_title"],
@@ -511,6 +391,109 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
         CONTACTS,
         "no duplicate items"
     );
+    print_outcomes(&world, total).await;
+}
+
+/// Versions 2..=updates+1 of each contact (NPD's `updated_at` moving forward with each, after
+/// the create's), each with its own role_title, shuffled, 10% of them twice.
+fn shuffled_versions(contacts: &[NpdId], updates: i64) -> Vec<(String, Value)> {
+    let start = time::OffsetDateTime::now_utc();
+    let mut deliveries = Vec::new();
+    for id in contacts {
+        for version in 2..=updates + 1 {
+            let mut data = serde_json::to_value(sample_contact(*id)).expect("json");
+            data["version"] = json!(version);
+            data["role_title"] = json!(format!("v{version:02}"));
+            // NPD's updated_at moves forward with every version (after the create's).
+            let at = start + time::Duration::seconds(version);
+            data["updated_at"] = json!(
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .expect("format")
+            );
+            let body = json!({"type": "contact.updated", "timestamp": "2026-11-26T10:00:00Z", "data": data});
+            deliveries.push((format!("evt_{id}_{version}"), body));
+        }
+    }
+    let mut rng = rand::rng();
+    let duplicates: Vec<_> = deliveries
+        .choose_multiple(&mut rng, deliveries.len() / 10)
+        .cloned()
+        .collect();
+    deliveries.extend(duplicates);
+    deliveries.shuffle(&mut rng);
+    deliveries
+}
+
+/// Sends the signed deliveries from 8 senders at once; NPD's simulator signs each.
+async fn send_all(world: &World, deliveries: Vec<(String, Value)>) {
+    let mut sends = tokio::task::JoinSet::new();
+    for chunk in deliveries.chunks(deliveries.len().div_ceil(8)) {
+        let npd = world.npd.clone();
+        let chunk = chunk.to_vec();
+        sends.spawn(async move {
+            for (id, body) in chunk {
+                assert_eq!(npd.send_event(&id, &body).await, Some(202));
+            }
+        });
+    }
+    while let Some(done) = sends.join_next().await {
+        done.expect("sender");
+    }
+}
+
+/// The role_title values Monday was sent, per item id, in order.
+fn role_writes(world: &World) -> HashMap<String, Vec<String>> {
+    let mut written: HashMap<String, Vec<String>> = HashMap::new();
+    for call in world
+        .monday
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "change_multiple_column_values" && c.status == 200)
+    {
+        let item = call.variables["itemId"]
+            .as_str()
+            .or(call.variables["item_id"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let raw = call.variables["columnValues"]
+            .as_str()
+            .or(call.variables["column_values"].as_str())
+            .unwrap_or("{}");
+        let columns: Value = serde_json::from_str(raw).expect("json");
+        if let Some(role) = columns["role_title"].as_str() {
+            written.entry(item).or_default().push(role.to_owned());
+        }
+    }
+    written
+}
+
+/// Prints an entity's sync status, Monday calls and webhooks, for a failing assertion.
+async fn print_entity(world: &World, id: NpdId, item: MondayItemId) {
+    let status = get_json(world, &format!("/api/v1/contacts/{id}/sync")).await;
+    eprintln!(
+        "{}",
+        serde_json::to_string_pretty(&status).unwrap_or_default()
+    );
+    let calls: Vec<_> = world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.variables.to_string().contains(&item.to_string()))
+        .map(|c| (c.operation, c.variables, c.status, c.replayed))
+        .collect();
+    eprintln!("{calls:#?}");
+    let hooks: Vec<_> = world
+        .monday
+        .webhooks()
+        .into_iter()
+        .filter(|w| w.body.to_string().contains(&item.to_string()))
+        .map(|w| w.body)
+        .collect();
+    eprintln!("{hooks:#?}");
+}
+
+/// Every NPD event is processed; prints how many ended in each outcome.
+async fn print_outcomes(world: &World, writes: usize) {
     let outcomes = world
         .store
         .inbox_events(Side::Npd, 100_000)
@@ -523,7 +506,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
             .entry(r.outcome.map(|o| o.to_string()).unwrap_or_default())
             .or_default() += 1;
     }
-    eprintln!("outcomes: {counts:?}; Monday writes of role_title: {total}");
+    eprintln!("outcomes: {counts:?}; Monday writes of role_title: {writes}");
 }
 
 async fn a_burst_of_updates_while_monday_is_slow_coalesces(backend: Backend) {

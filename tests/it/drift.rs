@@ -11,8 +11,8 @@ use npd_monday_gateway::domain::state::EntityStatus;
 use npd_monday_gateway::sim::monday::ItemState;
 use serde_json::{Value, json};
 
-use crate::backfill::{finished_run, get_json, roomy_world};
-use crate::helpers::{Backend, eventually, settle_world};
+use crate::backfill::{finished_run, roomy_world};
+use crate::helpers::{Backend, eventually, get_json, settle_world};
 use crate::store_tests;
 
 store_tests!(

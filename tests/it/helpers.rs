@@ -678,3 +678,23 @@ pub async fn contact_monday_refuses(
     world.npd.create_contact(contact).await;
     id
 }
+
+/// `GET path` with the admin token, as JSON.
+pub async fn get_json(world: &World, path: &str) -> serde_json::Value {
+    let response = world.admin_get(path).await.expect("get");
+    response.json().await.expect("json")
+}
+
+/// `POST path` with the admin token and a JSON body; answers the status code.
+pub async fn post_json(world: &World, path: &str, body: &serde_json::Value) -> u16 {
+    world
+        .client
+        .post(world.url(path))
+        .bearer_auth(&world.admin_token)
+        .json(body)
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}

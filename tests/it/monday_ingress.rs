@@ -3,6 +3,7 @@
 
 use npd_monday_gateway::auth::monday_jwt::sign_hs256;
 use npd_monday_gateway::domain::entity::Side;
+use npd_monday_gateway::ledger::inbox::InboxRow;
 use serde_json::json;
 
 use crate::helpers::{
@@ -104,11 +105,7 @@ async fn every_monday_event_shape_is_stored_with_its_entity_and_outcome(backend:
             .await
             .expect("query")
             .unwrap_or_else(|| panic!("{name} not stored"));
-        assert_eq!(
-            row.event_type,
-            event["type"].as_str().expect("type"),
-            "{name}"
-        );
+        assert_stored_as_sent(name, &row, event, &body);
         assert_eq!(
             row.entity_kind.map(|k| k.as_str()),
             *kind,
@@ -126,45 +123,55 @@ async fn every_monday_event_shape_is_stored_with_its_entity_and_outcome(backend:
                 "{name}: reason"
             );
         }
-        let item = event
-            .get("pulseId")
-            .or_else(|| event.get("itemId"))
-            .or_else(|| event.get("subitem"));
-        let item = item.map(|v| {
-            v.as_u64().map_or_else(
-                || v.as_str().unwrap_or_default().to_owned(),
-                |n| n.to_string(),
-            )
-        });
-        assert_eq!(
-            row.monday_item_id.map(|i| i.to_string()),
-            item,
-            "{name}: item id"
-        );
-        if let Some(board) = event.get("boardId") {
-            assert_eq!(
-                row.board_id.map(|b| b.to_string()),
-                Some(board.to_string().trim_matches('"').to_owned()),
-                "{name}: board"
-            );
-        }
-        if let Some(changed_at) = event.get("changedAt").and_then(serde_json::Value::as_f64) {
-            assert_eq!(
-                row.occurred_at,
-                Some((changed_at * 1000.0) as i64),
-                "{name}: changedAt"
-            );
-        }
-        assert_eq!(row.payload, body, "{name}: raw body kept");
-        assert!(
-            !row.payload.contains("SHORT_LIVED_TOKEN"),
-            "{name}: the JWT is not stored"
-        );
     }
     let count = app.store.inbox_count().await.expect("count");
     assert_eq!(count, SHAPES.len() as i64);
     // The conventions the fixtures follow: these two boards are the synced ones.
     assert_ne!(CONTACTS_BOARD, ORGANIZATIONS_BOARD);
+}
+
+/// The inbox row holds the delivery's type, item, board and time as sent, and its raw body
+/// without the JWT.
+fn assert_stored_as_sent(name: &str, row: &InboxRow, event: &serde_json::Value, body: &str) {
+    assert_eq!(
+        row.event_type,
+        event["type"].as_str().expect("type"),
+        "{name}"
+    );
+    let item = event
+        .get("pulseId")
+        .or_else(|| event.get("itemId"))
+        .or_else(|| event.get("subitem"));
+    let item = item.map(|v| {
+        v.as_u64().map_or_else(
+            || v.as_str().unwrap_or_default().to_owned(),
+            |n| n.to_string(),
+        )
+    });
+    assert_eq!(
+        row.monday_item_id.map(|i| i.to_string()),
+        item,
+        "{name}: item id"
+    );
+    if let Some(board) = event.get("boardId") {
+        assert_eq!(
+            row.board_id.map(|b| b.to_string()),
+            Some(board.to_string().trim_matches('"').to_owned()),
+            "{name}: board"
+        );
+    }
+    if let Some(changed_at) = event.get("changedAt").and_then(serde_json::Value::as_f64) {
+        assert_eq!(
+            row.occurred_at,
+            Some((changed_at * 1000.0) as i64),
+            "{name}: changedAt"
+        );
+    }
+    assert_eq!(row.payload, body, "{name}: raw body kept");
+    assert!(
+        !row.payload.contains("SHORT_LIVED_TOKEN"),
+        "{name}: the JWT is not stored"
+    );
 }
 
 async fn a_duplicate_trigger_uuid_leaves_exactly_one_inbox_row(backend: Backend) {

@@ -109,8 +109,34 @@ async fn replicas_share_the_work(backend: Backend) {
     let ids: Vec<NpdId> = (0..CONTACTS).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
 
     // Act: 200 creates, then per contact 6 NPD updates and 3 Monday edits, interleaved.
+    create_contacts(&sims, &ids).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
+    let mut items = HashMap::new();
+    for id in &ids {
+        items.insert(*id, item_of(&store, *id).await.expect("linked"));
+    }
+    edit_both_sides(&sims, &items).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(180)).await;
+
+    // Assert: both sides at the newest state for every contact, every job ran once, and the
+    // replicas shared the work.
+    assert_newest_on_both_sides(&sims, &store, &items).await;
+    assert_no_job_ran_twice(&sims.monday, &store, &ids).await;
+    let by_worker = leased_by(&db.url).await;
+    assert!(
+        by_worker.len() >= 2,
+        "the replicas shared the work: {by_worker:?}"
+    );
+    eprintln!(
+        "jobs per replica: {by_worker:?}; events: {}",
+        store.inbox_count().await.expect("count")
+    );
+}
+
+/// Creates every contact in NPD, from 8 senders at once.
+async fn create_contacts(sims: &Sims, ids: &[NpdId]) {
     let mut tasks = tokio::task::JoinSet::new();
-    for chunk in ids.chunks(CONTACTS / 8) {
+    for chunk in ids.chunks(ids.len().div_ceil(8)) {
         let npd = sims.npd.clone();
         let chunk = chunk.to_vec();
         tasks.spawn(async move {
@@ -125,15 +151,17 @@ async fn replicas_share_the_work(backend: Backend) {
     while let Some(t) = tasks.join_next().await {
         t.expect("creates");
     }
-    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
-    let mut items = HashMap::new();
-    for id in &ids {
-        items.insert(*id, item_of(&store, *id).await.expect("linked"));
-    }
-    for chunk in ids.chunks(CONTACTS / 8) {
+}
+
+/// Per contact, 6 NPD role updates (the newest is `r6`) and, after every second one, a Monday
+/// email edit (the newest is `e3-…`), from 8 senders at once.
+async fn edit_both_sides(sims: &Sims, items: &HashMap<NpdId, MondayItemId>) {
+    let pairs: Vec<(NpdId, MondayItemId)> = items.iter().map(|(id, item)| (*id, *item)).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in pairs.chunks(pairs.len().div_ceil(8)) {
         let npd = sims.npd.clone();
         let monday = sims.monday.clone();
-        let chunk: Vec<(NpdId, MondayItemId)> = chunk.iter().map(|id| (*id, items[id])).collect();
+        let chunk = chunk.to_vec();
         tasks.spawn(async move {
             for (id, item) in chunk {
                 for step in 1..=6 {
@@ -156,19 +184,23 @@ async fn replicas_share_the_work(backend: Backend) {
     while let Some(t) = tasks.join_next().await {
         t.expect("updates");
     }
-    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(180)).await;
+}
 
-    // Assert: both sides at the newest state for every contact.
-    for id in &ids {
-        let item = items[id];
+/// Monday holds NPD's newest role and NPD holds Monday's newest email, for every contact.
+async fn assert_newest_on_both_sides(
+    sims: &Sims,
+    store: &Store,
+    items: &HashMap<NpdId, MondayItemId>,
+) {
+    for (id, item) in items {
         assert_eq!(
-            role_of(&sims.monday, item),
+            role_of(&sims.monday, *item),
             json!("r6"),
             "Monday role of {id}"
         );
         let email = sims.npd.contact(*id).and_then(|c| c.email);
         if email != Some(format!("e3-{}@example.com", id.0.simple())) {
-            print_entity(&store, *id).await;
+            print_entity(store, *id).await;
         }
         assert_eq!(
             email,
@@ -176,20 +208,23 @@ async fn replicas_share_the_work(backend: Backend) {
             "NPD email of {id}"
         );
     }
-    // At most one create_item per contact, one item each, and no job executed twice.
-    let created: usize = sims
-        .monday
+}
+
+/// One create_item per contact and one item each, no job executed or completed twice, and
+/// every job done under its own key.
+async fn assert_no_job_ran_twice(monday: &MondaySim, store: &Store, ids: &[NpdId]) {
+    let created: usize = monday
         .calls()
         .iter()
         .filter(|c| c.status == 200 && !c.replayed && c.response.get("errors").is_none())
         .map(|c| c.count("create_item"))
         .sum();
-    assert_eq!(created, CONTACTS);
-    assert_eq!(sims.monday.items(CONTACTS_BOARD).len(), CONTACTS);
+    assert_eq!(created, ids.len());
+    assert_eq!(monday.items(CONTACTS_BOARD).len(), ids.len());
     assert!(
-        doubled_keys(&sims.monday).is_empty(),
+        doubled_keys(monday).is_empty(),
         "a job ran twice: {:?}",
-        doubled_keys(&sims.monday)
+        doubled_keys(monday)
     );
     let jobs = store.all_jobs().await.expect("jobs");
     assert!(
@@ -202,7 +237,7 @@ async fn replicas_share_the_work(backend: Backend) {
     let keys: HashSet<&str> = jobs.iter().map(|j| j.idempotency_key.as_str()).collect();
     assert_eq!(keys.len(), jobs.len(), "every job has its own key");
     let mut sent_per_job: BTreeMap<i64, usize> = BTreeMap::new();
-    for id in &ids {
+    for id in ids {
         let entity = store
             .entity_by_npd(EntityKind::Contact, *id)
             .await
@@ -219,15 +254,6 @@ async fn replicas_share_the_work(backend: Backend) {
     assert!(
         sent_per_job.values().all(|n| *n == 1),
         "a job completed twice"
-    );
-    let by_worker = leased_by(&db.url).await;
-    assert!(
-        by_worker.len() >= 2,
-        "the replicas shared the work: {by_worker:?}"
-    );
-    eprintln!(
-        "jobs per replica: {by_worker:?}; events: {}",
-        store.inbox_count().await.expect("count")
     );
 }
 
@@ -249,6 +275,153 @@ async fn leased_by(url: &str) -> BTreeMap<String, i64> {
 /// How long a sender of the kill test waits before it sends an unacknowledged event again.
 const RESEND_PAUSE: Duration = Duration::from_millis(50);
 
+/// One NPD sender of the kill test: it signs each version of a contact and sends it until the
+/// gateway acknowledges it, counting acknowledgements for the killer to pace itself by.
+struct Sender {
+    url: String,
+    secret: WebhookSecret,
+    acknowledged: Mutex<HashSet<String>>,
+    acked: tokio::sync::watch::Sender<usize>,
+}
+
+impl Sender {
+    fn new(base: &str, secret: WebhookSecret) -> Self {
+        Sender {
+            url: format!("{base}/api/v1/npd/events"),
+            secret,
+            acknowledged: Mutex::default(),
+            acked: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    async fn send_until_acknowledged(&self, id: NpdId, version: i64) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let mut data = serde_json::to_value(sample_contact(id)).expect("json");
+        data["version"] = json!(version);
+        data["role_title"] = json!(format!("r{version:02}"));
+        let at = time::OffsetDateTime::now_utc();
+        data["updated_at"] = json!(
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("fmt")
+        );
+        let kind = if version == 1 {
+            "contact.created"
+        } else {
+            "contact.updated"
+        };
+        let body = json!({"type": kind, "timestamp": data["updated_at"], "data": data}).to_string();
+        let webhook_id = format!("evt_{}_{version}", id.0.simple());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+            let response = client
+                .post(&self.url)
+                .header("webhook-id", &webhook_id)
+                .header("webhook-timestamp", ts.to_string())
+                .header(
+                    "webhook-signature",
+                    sign(&self.secret, &webhook_id, ts, body.as_bytes()),
+                )
+                .body(body.clone())
+                .send()
+                .await;
+            if matches!(&response, Ok(r) if r.status().as_u16() == 202) {
+                let count = {
+                    let mut acknowledged = self.acknowledged.lock().expect("lock");
+                    acknowledged.insert(webhook_id.clone());
+                    acknowledged.len()
+                };
+                self.acked.send_replace(count);
+                return;
+            }
+            assert!(Instant::now() < deadline, "{webhook_id} never acknowledged");
+            // A sender's retry pause, as NPD's own: nothing waits on it.
+            tokio::time::sleep(RESEND_PAUSE).await;
+        }
+    }
+}
+
+/// Sends every version of every contact from 4 senders that retry until acknowledged, while the
+/// gateway is killed 10 times, each after 20 to 80 further acknowledgements (so every kill
+/// lands mid-stream, and all 10 before the last event). Answers the acknowledged delivery ids.
+async fn send_while_killing(
+    ids: &[NpdId],
+    versions: i64,
+    sender: Sender,
+    gateway: &Arc<tokio::sync::Mutex<Option<GatewayProcess>>>,
+    (env, config): (&[(String, String)], &std::path::Path),
+) -> HashSet<String> {
+    let acks = sender.acked.subscribe();
+    let sender = Arc::new(sender);
+    let mut senders = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(ids.len().div_ceil(4)) {
+        let sender = Arc::clone(&sender);
+        let chunk = chunk.to_vec();
+        senders.spawn(async move {
+            for id in chunk {
+                for version in 1..=versions {
+                    sender.send_until_acknowledged(id, version).await;
+                }
+            }
+        });
+    }
+    let killer = {
+        let gateway = Arc::clone(gateway);
+        let env = env.to_vec();
+        let config = config.to_owned();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                kill_and_restart(&gateway, acks.clone(), &env, &config).await;
+            }
+        })
+    };
+    while let Some(s) = senders.join_next().await {
+        s.expect("sender");
+    }
+    killer.await.expect("killer");
+    sender.acknowledged.lock().expect("lock").clone()
+}
+
+/// Waits for 20 to 80 further acknowledgements, then kills the gateway with SIGKILL and starts
+/// a new one on the same port.
+async fn kill_and_restart(
+    gateway: &tokio::sync::Mutex<Option<GatewayProcess>>,
+    mut acks: tokio::sync::watch::Receiver<usize>,
+    env: &[(String, String)],
+    config: &std::path::Path,
+) {
+    let at = *acks.borrow() + rand::rng().random_range(20..=80);
+    tokio::time::timeout(Duration::from_secs(60), acks.wait_for(|n| *n >= at))
+        .await
+        .expect("the senders keep being acknowledged")
+        .expect("senders running");
+    let mut slot = gateway.lock().await;
+    if let Some(running) = slot.take() {
+        running.kill_9().await;
+    }
+    *slot = Some(GatewayProcess::spawn(env, Some(config)).await);
+}
+
+/// Every acknowledged delivery id is in the ledger's inbox.
+async fn assert_all_stored(store: &Store, acknowledged: &HashSet<String>) {
+    let stored: HashSet<String> = store
+        .inbox_events(Side::Npd, 1_000_000)
+        .await
+        .expect("inbox")
+        .into_iter()
+        .map(|r| r.delivery_id)
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost: {lost:?}",
+        lost.len()
+    );
+}
+
 async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing(
     backend: Backend,
 ) {
@@ -258,11 +431,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     const VERSIONS: i64 = 10;
     let db = TestDatabase::create(&backend).await;
     let sims = Sims::start().await.expect("sims");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen_address();
     let (env, toml) = sims.process_config(&db.url, &listen, 2_500, 1_500);
     let config = config_file(&toml);
     let gateway = Arc::new(tokio::sync::Mutex::new(Some(
@@ -281,135 +450,27 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     // Act: 1,000 signed NPD events (each contact created, then 9 versioned updates), sent by 4
     // senders that retry until acknowledged, while the gateway is killed 10 times, each time
     // after a random number of further acknowledgements (so every kill lands mid-stream).
-    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
-    let (acked, acks) = tokio::sync::watch::channel(0_usize);
-    let acked = Arc::new(acked);
     let secret = WebhookSecret::parse(sims.npd_secret()).expect("secret");
-    let mut senders = tokio::task::JoinSet::new();
-    for chunk in ids.chunks(CONTACTS / 4) {
-        let chunk = chunk.to_vec();
-        let acknowledged = Arc::clone(&acknowledged);
-        let acked = Arc::clone(&acked);
-        let secret = secret.clone();
-        let url = format!("{base}/api/v1/npd/events");
-        senders.spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client");
-            for id in chunk {
-                for version in 1..=VERSIONS {
-                    let mut data = serde_json::to_value(sample_contact(id)).expect("json");
-                    data["version"] = json!(version);
-                    data["role_title"] = json!(format!("r{version:02}"));
-                    let at = time::OffsetDateTime::now_utc();
-                    data["updated_at"] = json!(
-                        at.format(&time::format_description::well_known::Rfc3339)
-                            .expect("fmt")
-                    );
-                    let kind = if version == 1 {
-                        "contact.created"
-                    } else {
-                        "contact.updated"
-                    };
-                    let body = json!({"type": kind, "timestamp": data["updated_at"], "data": data})
-                        .to_string();
-                    let webhook_id = format!("evt_{}_{version}", id.0.simple());
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    loop {
-                        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-                        let response = client
-                            .post(&url)
-                            .header("webhook-id", &webhook_id)
-                            .header("webhook-timestamp", ts.to_string())
-                            .header(
-                                "webhook-signature",
-                                sign(&secret, &webhook_id, ts, body.as_bytes()),
-                            )
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        if matches!(&response, Ok(r) if r.status().as_u16() == 202) {
-                            let count = {
-                                let mut acknowledged = acknowledged.lock().expect("lock");
-                                acknowledged.insert(webhook_id.clone());
-                                acknowledged.len()
-                            };
-                            acked.send_replace(count);
-                            break;
-                        }
-                        assert!(Instant::now() < deadline, "{webhook_id} never acknowledged");
-                        // A sender's retry pause, as NPD's own: nothing waits on it.
-                        tokio::time::sleep(RESEND_PAUSE).await;
-                    }
-                }
-            }
-        });
-    }
-    let killer = {
-        let gateway = Arc::clone(&gateway);
-        let env = env.clone();
-        let config_path = config.path().to_owned();
-        let mut acks = acks;
-        tokio::spawn(async move {
-            for _ in 0..10 {
-                // At most 80 acknowledgements apart: all 10 kills come before the last event.
-                let at = *acks.borrow() + rand::rng().random_range(20..=80);
-                tokio::time::timeout(Duration::from_secs(60), acks.wait_for(|n| *n >= at))
-                    .await
-                    .expect("the senders keep being acknowledged")
-                    .expect("senders running");
-                let mut slot = gateway.lock().await;
-                if let Some(running) = slot.take() {
-                    running.kill_9().await;
-                }
-                *slot = Some(GatewayProcess::spawn(&env, Some(&config_path)).await);
-            }
-        })
-    };
-    while let Some(s) = senders.join_next().await {
-        s.expect("sender");
-    }
-    killer.await.expect("killer");
+    let acknowledged = send_while_killing(
+        &ids,
+        VERSIONS,
+        Sender::new(&base, secret),
+        &gateway,
+        (&env, config.path()),
+    )
+    .await;
     let store = open_store(&db.url).await;
     settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
 
     // Assert: nothing acknowledged is missing, every job ended, no duplicate item, newest state.
-    let acknowledged = acknowledged.lock().expect("lock").clone();
     assert_eq!(acknowledged.len(), CONTACTS * VERSIONS as usize);
-    let stored: HashSet<String> = store
-        .inbox_events(Side::Npd, 1_000_000)
-        .await
-        .expect("inbox")
-        .into_iter()
-        .map(|r| r.delivery_id)
-        .collect();
-    let lost: Vec<_> = acknowledged.difference(&stored).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost: {lost:?}",
-        lost.len()
-    );
+
+    assert_all_stored(&store, &acknowledged).await;
     let jobs = store.all_jobs().await.expect("jobs");
     assert!(jobs.iter().all(|j| !j.state.is_open()), "open jobs remain");
-    assert_eq!(
-        sims.monday.items(CONTACTS_BOARD).len(),
-        CONTACTS,
-        "duplicate or missing Monday items"
-    );
-    for id in &ids {
-        let item = item_of(&store, *id).await.expect("linked");
-        if role_of(&sims.monday, item) != json!(format!("r{VERSIONS:02}")) {
-            print_entity(&store, *id).await;
-        }
-        assert_eq!(
-            role_of(&sims.monday, item),
-            json!(format!("r{VERSIONS:02}")),
-            "newest state of {id}"
-        );
-    }
     let dead = jobs.iter().filter(|j| j.state == JobState::Dead).count();
     assert_eq!(dead, 0, "no job should die of a crash");
+    assert_one_item_each_at(&store, &sims.monday, &ids, &format!("r{VERSIONS:02}")).await;
     eprintln!(
         "{} events acknowledged, 0 lost; {} jobs, all done",
         acknowledged.len(),
@@ -417,6 +478,28 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_not
     );
     if let Some(g) = gateway.lock().await.take() {
         g.kill_9().await;
+    }
+}
+
+/// A listen address on a port that was free a moment ago, so a restarted gateway keeps it.
+fn free_listen_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    format!("127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
+/// Monday holds exactly one item per contact, each with the newest role.
+async fn assert_one_item_each_at(store: &Store, monday: &MondaySim, ids: &[NpdId], role: &str) {
+    assert_eq!(
+        monday.items(CONTACTS_BOARD).len(),
+        ids.len(),
+        "duplicate or missing Monday items"
+    );
+    for id in ids {
+        let item = item_of(store, *id).await.expect("linked");
+        if role_of(monday, item) != json!(role) {
+            print_entity(store, *id).await;
+        }
+        assert_eq!(role_of(monday, item), json!(role), "newest state of {id}");
     }
 }
 
@@ -485,6 +568,12 @@ async fn paused_worker_is_fenced(backend: Backend) {
         refused.is_some(),
         "the stale worker's completion was not refused by the fence"
     );
+    assert_completed_once(&store, &sims.monday, id, job.id).await;
+}
+
+/// The job has exactly one `sent` in its entity's history, and Monday holds one item made by
+/// one execution.
+async fn assert_completed_once(store: &Store, monday: &MondaySim, id: NpdId, job: i64) {
     let entity = store
         .entity_by_npd(EntityKind::Contact, id)
         .await
@@ -495,15 +584,15 @@ async fn paused_worker_is_fenced(backend: Backend) {
         .await
         .expect("history")
         .into_iter()
-        .filter(|h| h.kind == HistoryKind::Sent && h.job_id == Some(job.id))
+        .filter(|h| h.kind == HistoryKind::Sent && h.job_id == Some(job))
         .count();
     assert_eq!(sent, 1, "the job completed exactly once");
     assert_eq!(
-        sims.monday.items(CONTACTS_BOARD).len(),
+        monday.items(CONTACTS_BOARD).len(),
         1,
         "Monday saw at most a same-key replay"
     );
-    assert!(doubled_keys(&sims.monday).is_empty());
+    assert!(doubled_keys(monday).is_empty());
 }
 
 /// The process id in a leased job's worker name (`gw-<pid>-<suffix>`).

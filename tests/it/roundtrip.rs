@@ -108,8 +108,32 @@ async fn a_new_npd_contact_becomes_one_monday_item_and_its_id_goes_back_to_npd(b
     // Act
     let (id, item) = created_contact(&world).await;
 
-    // Assert: Monday got one create_item with every mapped column in Monday's formats.
-    let creates: Vec<_> = mutations(&world)
+    // Assert: Monday got one create_item with every mapped column in Monday's formats, and NPD
+    // one PATCH with the new monday_id.
+    assert_one_create_in_mondays_formats(&world, id, item);
+    assert_one_write_back(&world, id, item);
+
+    // The echoes (Monday's create webhook, NPD's event after the PATCH) changed nothing.
+    let npd = inbox_outcomes(&world, Side::Npd).await;
+    assert_eq!(npd.first().map(|o| o.1.as_deref()), Some(Some("applied")));
+    assert_eq!(
+        npd.get(1).map(|o| o.1.as_deref()),
+        Some(Some("echo")),
+        "NPD's event after the write-back: {npd:?}"
+    );
+    let monday = inbox_outcomes(&world, Side::Monday).await;
+    assert!(
+        monday.iter().all(|(_, o)| o.as_deref() == Some("echo")),
+        "Monday's webhooks of our own writes: {monday:?}"
+    );
+    assert_eq!(mutations(&world).len(), 1, "nothing bounced back to Monday");
+    assert_no_double_effects(&world);
+}
+
+/// One create_item, idempotent (looked up by npd_id first, with a key), with the contract's
+/// headers and every mapped column in Monday's formats.
+fn assert_one_create_in_mondays_formats(world: &World, id: NpdId, item: MondayItemId) {
+    let creates: Vec<_> = mutations(world)
         .into_iter()
         .filter(|c| c.operation == "create_item")
         .collect();
@@ -155,8 +179,10 @@ async fn a_new_npd_contact_becomes_one_monday_item_and_its_id_goes_back_to_npd(b
     let sim_item = world.monday.item(item).expect("item exists");
     assert_eq!(sim_item.board_id, CONTACTS_BOARD);
     assert_eq!(sim_item.name, "Ada Lovelace");
+}
 
-    // NPD got one PATCH with the new monday_id, with the contract's headers.
+/// NPD got one PATCH with the new monday_id, with the contract's headers.
+fn assert_one_write_back(world: &World, id: NpdId, item: MondayItemId) {
     let patches: Vec<_> = world
         .npd
         .calls()
@@ -179,22 +205,6 @@ async fn a_new_npd_contact_becomes_one_monday_item_and_its_id_goes_back_to_npd(b
             .is_some_and(|a| a.starts_with("Bearer npd-token-"))
     );
     assert_eq!(world.npd.contact(id).and_then(|c| c.monday_id), Some(item));
-
-    // The echoes (Monday's create webhook, NPD's event after the PATCH) changed nothing.
-    let npd = inbox_outcomes(&world, Side::Npd).await;
-    assert_eq!(npd.first().map(|o| o.1.as_deref()), Some(Some("applied")));
-    assert_eq!(
-        npd.get(1).map(|o| o.1.as_deref()),
-        Some(Some("echo")),
-        "NPD's event after the write-back: {npd:?}"
-    );
-    let monday = inbox_outcomes(&world, Side::Monday).await;
-    assert!(
-        monday.iter().all(|(_, o)| o.as_deref() == Some("echo")),
-        "Monday's webhooks of our own writes: {monday:?}"
-    );
-    assert_eq!(mutations(&world).len(), 1, "nothing bounced back to Monday");
-    assert_no_double_effects(&world);
 }
 
 async fn an_npd_update_sends_exactly_the_changed_columns(backend: Backend) {
@@ -717,49 +727,7 @@ async fn the_manual_push_endpoint_answers_as_the_contract_says(backend: Backend)
     world.monday.clear_calls();
     let path = format!("/api/v1/contacts/{id}/sync-to-monday");
 
-    // 401 without a token, with a wrong one, and with a token in the query string.
-    let none = world
-        .client
-        .post(world.url(&path))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(none.status().as_u16(), 401);
-    let wrong = world
-        .client
-        .post(world.url(&path))
-        .bearer_auth("gwa_wrong")
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(wrong.status().as_u16(), 401);
-    let query = world
-        .client
-        .post(world.url(&format!("{path}?token={}", world.admin_token)))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(query.status().as_u16(), 401);
-    // 400 for a malformed id; 404 for an id unknown here and in NPD.
-    let malformed = world
-        .admin_post("/api/v1/contacts/not-a-uuid/sync-to-monday")
-        .await
-        .expect("post");
-    assert_eq!(malformed.status().as_u16(), 400);
-    let unknown = NpdId(uuid::Uuid::new_v4());
-    let missing = world
-        .admin_post(&format!("/api/v1/contacts/{unknown}/sync-to-monday"))
-        .await
-        .expect("post");
-    assert_eq!(missing.status().as_u16(), 404);
-    assert!(
-        world
-            .npd
-            .calls()
-            .iter()
-            .any(|c| c.method == "GET" && c.path.ends_with(&unknown.to_string())),
-        "NPD was asked"
-    );
+    refused_pushes_answer_401_400_and_404(&world, &path).await;
 
     // 200 with the contract's body; ?wait=true reports the outcome.
     let queued = world.admin_post(&path).await.expect("post");
@@ -799,12 +767,65 @@ async fn the_manual_push_endpoint_answers_as_the_contract_says(backend: Backend)
         "failed authentication is audited"
     );
 
+    a_push_without_monday_configured_is_400(&backend, &path).await;
+}
+
+/// 401 without a token, with a wrong one, and with a token in the query string; 400 for a
+/// malformed id; 404 for an id unknown here and in NPD (after asking NPD).
+async fn refused_pushes_answer_401_400_and_404(world: &World, path: &str) {
+    // 401 without a token, with a wrong one, and with a token in the query string.
+    let none = world
+        .client
+        .post(world.url(path))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(none.status().as_u16(), 401);
+    let wrong = world
+        .client
+        .post(world.url(path))
+        .bearer_auth("gwa_wrong")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status().as_u16(), 401);
+    let query = world
+        .client
+        .post(world.url(&format!("{path}?token={}", world.admin_token)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(query.status().as_u16(), 401);
+    // 400 for a malformed id; 404 for an id unknown here and in NPD.
+    let malformed = world
+        .admin_post("/api/v1/contacts/not-a-uuid/sync-to-monday")
+        .await
+        .expect("post");
+    assert_eq!(malformed.status().as_u16(), 400);
+    let unknown = NpdId(uuid::Uuid::new_v4());
+    let missing = world
+        .admin_post(&format!("/api/v1/contacts/{unknown}/sync-to-monday"))
+        .await
+        .expect("post");
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(
+        world
+            .npd
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with(&unknown.to_string())),
+        "NPD was asked"
+    );
+}
+
+/// 400 naming MONDAY_API_TOKEN when Monday is not configured.
+async fn a_push_without_monday_configured_is_400(backend: &Backend, path: &str) {
     // 400 when Monday is not configured.
-    let db = TestDatabase::create(&backend).await;
+    let db = TestDatabase::create(backend).await;
     let unconfigured = World::start(&db.url, |s| s.monday.api_token = None)
         .await
         .expect("world");
-    let response = unconfigured.admin_post(&path).await.expect("post");
+    let response = unconfigured.admin_post(path).await.expect("post");
     assert_eq!(response.status().as_u16(), 400);
     let problem: Value = response.json().await.expect("json");
     assert!(
@@ -914,40 +935,7 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
     // open a Monday job that has sat for a second (fifty of the dispatcher's 20 ms polls) since
     // it fell due or was claimed, with no call reaching Monday meanwhile. Should the budget let
     // everything through, this ends once all is done, and the assertions below fail.
-    let before = eventually(Duration::from_secs(30), async || {
-        let open: Vec<_> = world
-            .store
-            .all_jobs()
-            .await
-            .expect("jobs")
-            .into_iter()
-            .filter(|j| j.state.is_open())
-            .collect();
-        let idle = world.monday.webhook_deliveries().pending == 0
-            && world.npd.event_deliveries().pending == 0
-            && world.store.unprocessed_count().await.expect("count") == 0;
-        let second = Duration::from_secs(1);
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let no_call_since = world
-            .monday
-            .calls()
-            .last()
-            .is_none_or(|c| c.at.elapsed() >= second);
-        // Held back: deferred to when the budget frees up, or due and left unclaimed for 1 s.
-        let held_back = no_call_since
-            && open.iter().all(|j| {
-                j.target == Side::Monday
-                    && (j.next_attempt_at > now_ms
-                        || now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000)
-            });
-        if idle && held_back {
-            Ok(world.monday.items(CONTACTS_BOARD).len())
-        } else {
-            let open: Vec<_> = open.iter().map(|j| (&j.operation, &j.state)).collect();
-            Err(format!("routine sync has not stopped: open jobs {open:?}"))
-        }
-    })
-    .await;
+    let before = routine_sync_held_back(&world).await;
     let spent = world
         .monday
         .calls()
@@ -983,4 +971,42 @@ async fn when_the_monday_budget_is_short_admin_pushes_go_ahead_of_routine_sync(b
         world.monday.calls().iter().all(|c| c.status != 429),
         "the budget kept Monday from refusing"
     );
+}
+
+/// Waits until routine sync has stopped for its budget and answers how many items Monday has.
+async fn routine_sync_held_back(world: &World) -> usize {
+    eventually(Duration::from_secs(30), async || {
+        let open: Vec<_> = world
+            .store
+            .all_jobs()
+            .await
+            .expect("jobs")
+            .into_iter()
+            .filter(|j| j.state.is_open())
+            .collect();
+        let idle = world.monday.webhook_deliveries().pending == 0
+            && world.npd.event_deliveries().pending == 0
+            && world.store.unprocessed_count().await.expect("count") == 0;
+        let second = Duration::from_secs(1);
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let no_call_since = world
+            .monday
+            .calls()
+            .last()
+            .is_none_or(|c| c.at.elapsed() >= second);
+        // Held back: deferred to when the budget frees up, or due and left unclaimed for 1 s.
+        let held_back = no_call_since
+            && open.iter().all(|j| {
+                j.target == Side::Monday
+                    && (j.next_attempt_at > now_ms
+                        || now_ms - j.next_attempt_at.max(j.updated_at) >= 1_000)
+            });
+        if idle && held_back {
+            Ok(world.monday.items(CONTACTS_BOARD).len())
+        } else {
+            let open: Vec<_> = open.iter().map(|j| (&j.operation, &j.state)).collect();
+            Err(format!("routine sync has not stopped: open jobs {open:?}"))
+        }
+    })
+    .await
 }
