@@ -504,10 +504,18 @@ async fn assert_one_item_each_at(store: &Store, monday: &MondaySim, ids: &[NpdId
 }
 
 async fn paused_worker_is_fenced(backend: Backend) {
-    // Arrange: two replicas; Monday answers slowly, leases are short.
+    // Arrange: two replicas; Monday answers slowly, leases are short. Should the freeze catch
+    // the holder inside a transaction (its processor's, say), PostgreSQL ends that session after
+    // the idle-in-transaction timeout and its locks go with it: 5 s here, well inside the 30 s
+    // the takeover may take.
     let db = TestDatabase::create(&backend).await;
     let sims = Sims::start().await.expect("sims");
     let (env, toml) = sims.process_config(&db.url, "127.0.0.1:0", 3_000, 2_500);
+    let toml = toml.replacen(
+        "[gateway]\n",
+        "[gateway]\ndatabase_idle_in_transaction_timeout_ms = 5000\n",
+        1,
+    );
     let config = config_file(&toml);
     let a = GatewayProcess::spawn(&env, Some(config.path())).await;
     let b = GatewayProcess::spawn(&env, Some(config.path())).await;
