@@ -444,13 +444,13 @@ async fn list_matches(
     }))
 }
 
-/// `{"link": "<item id>"}` | `{"create": true}` | `{"ignore": true}`: exactly one.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `{"link": "<item id>"}` | `{"create": true}` | `{"ignore": true}`: exactly one. Its schema
+/// (written out below) says just that, so that a body the handler refuses is never schema-valid.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveMatchRequest {
     /// Link the record to this candidate item.
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^[0-9]+$")]
     pub link: Option<MondayItemId>,
     /// Create a new item for the record.
     #[serde(default)]
@@ -458,6 +458,40 @@ pub struct ResolveMatchRequest {
     /// Leave the record alone.
     #[serde(default)]
     pub ignore: Option<bool>,
+}
+
+impl utoipa::ToSchema for ResolveMatchRequest {}
+
+impl utoipa::PartialSchema for ResolveMatchRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let only = |name: &str, value: ObjectBuilder, description: &str| {
+            ObjectBuilder::new()
+                .property(name, value)
+                .required(name)
+                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<
+                    utoipa::openapi::schema::Schema,
+                >::FreeForm(false)))
+                .description(Some(description))
+        };
+        let yes = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([true]))
+        };
+        // A Monday item id: digits, short enough for a 64-bit id.
+        let item = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[1-9][0-9]{0,17}$"));
+        OneOfBuilder::new()
+            .item(only("link", item, "Link the record to this candidate item"))
+            .item(only("create", yes(), "Create a new item for the record"))
+            .item(only("ignore", yes(), "Leave the record alone"))
+            .description(Some(
+                "Exactly one of: {\"link\": \"<item id>\"}, {\"create\": true}, {\"ignore\": true}",
+            ))
+            .into()
+    }
 }
 
 #[utoipa::path(
