@@ -7,6 +7,7 @@ mod admin_safety;
 mod backfill;
 mod batching;
 mod conflicts;
+mod console;
 mod deploy;
 mod drift;
 mod durability;
