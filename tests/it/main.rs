@@ -6,6 +6,7 @@ mod helpers;
 mod admin_safety;
 mod backfill;
 mod batching;
+mod browser;
 mod conflicts;
 mod console;
 mod deploy;
