@@ -1,5 +1,6 @@
 //! The admin console driven in headless Chromium through WebDriver (chromedriver + fantoccini):
-//! sign in, search a contact, open it, push it to Monday, see the push in its timeline, sign out.
+//! sign in, resolve a conflict, replay a dead letter, search a contact, open it, push it to
+//! Monday, see the push in its timeline, sign out.
 //! Screenshots of each step are written under `target/console-screenshots/`.
 //!
 //! Without `chromedriver` on the PATH the test passes after printing why it did not run, unless
@@ -11,11 +12,16 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use npd_monday_gateway::demo::World;
+use npd_monday_gateway::domain::reconcile::ConflictPolicy;
+use npd_monday_gateway::domain::state::ConflictStatus;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{Backend, TestDatabase, created_contact};
+use crate::helpers::{
+    Backend, TestDatabase, contact_monday_refuses, created_contact, edit_email_on_both_sides,
+    settle_world,
+};
 
 /// What WebDriver may take for one step (a page load, an element to appear).
 const STEP: Duration = Duration::from_secs(30);
@@ -106,7 +112,7 @@ async fn text_of(browser: &Client, css: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_signs_in_finds_a_contact_pushes_it_and_sees_it_in_the_timeline() {
+async fn a_person_signs_in_settles_a_conflict_and_a_dead_letter_then_pushes_a_contact() {
     let required = std::env::var("GATEWAY_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     let Some(driver) = on_path("chromedriver") else {
         assert!(
@@ -118,16 +124,28 @@ async fn a_person_signs_in_finds_a_contact_pushes_it_and_sees_it_in_the_timeline
         );
         return;
     };
-    // Arrange: a synced contact; chromedriver and a fresh Chromium profile.
+    // Arrange: a synced contact with a manual conflict on its email, a contact Monday refuses
+    // (a dead letter); chromedriver and a fresh Chromium profile.
     let db = TestDatabase::create(&Backend::Sqlite).await;
-    let world = World::start(&db.url, |_| {}).await.expect("world");
+    let world = World::start(&db.url, |s| s.conflicts.default = ConflictPolicy::Manual)
+        .await
+        .expect("world");
     let (id, item) = created_contact(&world).await;
+    edit_email_on_both_sides(&world, (id, item), "npd@example.com", "monday@example.com").await;
+    contact_monday_refuses(&world).await;
+    settle_world(&world, STEP).await;
     let (_driver, port) = start_chromedriver(&driver).await;
     let profile = tempfile::tempdir().expect("profile");
     let browser = chromium(port, profile.path()).await;
     let result = drive(&browser, &world, (id.to_string(), item.to_string())).await;
     browser.close().await.expect("close the session");
     result.expect("the walk through the console");
+    // The resolution reached NPD.
+    settle_world(&world, STEP).await;
+    let email = world.npd.contact(id).and_then(|c| c.email);
+    assert_eq!(email.as_deref(), Some("monday@example.com"));
+    let open = world.store.conflicts(ConflictStatus::Open, 10).await;
+    assert!(open.expect("conflicts").is_empty());
 }
 
 /// The walk itself; the first failed expectation, or Ok.
@@ -167,7 +185,15 @@ async fn drive(
     }
     screenshot(browser, "2-overview").await;
 
+    // Resolve the conflict (take Monday's value) and replay the dead letter.
+    act_on_first_row(browser, world, "conflicts").await?;
+    act_on_first_row(browser, world, "dead-letters").await?;
+
     // Search the contact by name and open it.
+    browser
+        .goto(&world.url("/admin"))
+        .await
+        .map_err(|e| e.to_string())?;
     let search = browser
         .find(Locator::Css("header input[name=q]"))
         .await
@@ -188,7 +214,7 @@ async fn drive(
         )))
         .await
         .map_err(|e| format!("the contact in the results: {e}"))?;
-    screenshot(browser, "3-search").await;
+    screenshot(browser, "4-search").await;
     link.click().await.map_err(|e| e.to_string())?;
     let monday = text_of(browser, "#monday-id").await;
     if monday != item {
@@ -213,7 +239,7 @@ async fn drive(
     if !timeline.contains("requested") {
         return Err(format!("the push is not in the timeline: {timeline}"));
     }
-    screenshot(browser, "4-pushed").await;
+    screenshot(browser, "5-pushed").await;
 
     // Sign out: the console asks to sign in again.
     browser
@@ -238,4 +264,31 @@ async fn drive(
         return Err(format!("after signing out /admin went to {url}"));
     }
     Ok(())
+}
+
+/// Opens the list page `conflicts` or `dead-letters`, clicks its first row's action (take
+/// Monday's value, replay) and reads the page's notice.
+async fn act_on_first_row(browser: &Client, world: &World, list: &str) -> Result<(), String> {
+    browser
+        .goto(&world.url(&format!("/admin/{list}")))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (button, said) = match list {
+        "conflicts" => ("button[id^='take-monday-']", "Conflict resolved"),
+        _ => ("button[id^='replay-']", "Dead letter replayed"),
+    };
+    let action = browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(button))
+        .await
+        .map_err(|e| format!("{list}: {e}"))?;
+    screenshot(browser, &format!("3-{list}")).await;
+    action.click().await.map_err(|e| e.to_string())?;
+    let notice = text_of(browser, "p.notice").await;
+    if notice.contains(said) {
+        Ok(())
+    } else {
+        Err(format!("after the {list} action: {notice}"))
+    }
 }
