@@ -28,6 +28,7 @@ store_tests!(
     a_push_from_the_console_reaches_monday_and_is_audited,
     conflicts_are_resolved_and_dead_letters_replayed_from_the_console,
     signing_out_ends_the_session,
+    a_revoked_tokens_sessions_end_and_name_it_in_the_audit,
     an_idle_or_expired_session_is_refused,
     the_search_finds_a_contact_by_name_email_and_ids,
 );
@@ -505,6 +506,50 @@ async fn signing_out_ends_the_session(backend: Backend) {
         audit
             .iter()
             .any(|a| a.action == "console.sign-in" && a.outcome == AuditOutcome::Ok)
+    );
+}
+
+async fn a_revoked_tokens_sessions_end_and_name_it_in_the_audit(backend: Backend) {
+    // Arrange: a token made as `admin-token create` makes it, and a session signed in with it.
+    let (world, _db) = world(&backend, |_| {}).await;
+    let token = npd_monday_gateway::auth::admin_token::generate();
+    let hash = npd_monday_gateway::auth::admin_token::hash(&token);
+    assert!(
+        world
+            .store
+            .insert_admin_token("ops-alice", &hash)
+            .await
+            .expect("q")
+    );
+    let browser = Browser::new(&world);
+    browser.signed_in(&token).await;
+    let rows = world.store.console_sessions().await.expect("q");
+    assert_eq!(rows[0].actor, "ops-alice");
+
+    // Act
+    assert!(
+        world
+            .store
+            .revoke_admin_token("ops-alice")
+            .await
+            .expect("q")
+    );
+    let after = browser.get("/admin").await;
+
+    // Assert: the session no longer counts; the sign-in was audited under the token's name.
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&after), "/admin/login");
+    let audit = world.store.audit_log(10).await.expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "console.sign-in" && a.actor == "ops-alice"),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "console.overview" && a.actor == "ops-alice")
     );
 }
 

@@ -11,8 +11,8 @@
 //! `replay`, `resolve_with`, `http::backfill::settle_review`, ...) under the same audit
 //! middleware (`http::admin::audit_calls`), so it does the same and writes the same audit row.
 //! The console is HTML, not part of `/openapi.json` (its routes are plain axum routes).
-//! May import: std, axum, hmac, maud, rand, serde, serde_json, serde_urlencoded, sha2, subtle,
-//! time, crate::{domain, http, ledger, sync}.
+//! May import: std, axum, maud, serde, serde_json, serde_urlencoded,
+//! crate::{auth, domain, http, ledger, sync}.
 
 mod actions;
 mod form;
