@@ -28,3 +28,27 @@ create table entity_search_terms (
     constraint entity_search_terms_pkey primary key (entity_id, term)
 );
 create index entity_search_terms_term_idx on entity_search_terms (term);
+
+-- Entities the gateway already had: their first name, last name, name, whole contact name and
+-- e-mail address as terms, lower-cased (the gateway rewrites an entity's terms exactly with its
+-- next NPD record).
+insert into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id, left(lower(btrim(e.npd_snapshot::jsonb ->> f.key)), 120), e.updated_at, e.updated_at
+from entities e
+cross join (values ('first_name'), ('last_name'), ('name'), ('email')) as f (key)
+where e.npd_snapshot is not null
+  and jsonb_typeof(e.npd_snapshot::jsonb -> f.key) = 'string'
+  and btrim(e.npd_snapshot::jsonb ->> f.key) <> ''
+on conflict do nothing;
+insert into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id,
+       left(lower(btrim(e.npd_snapshot::jsonb ->> 'first_name') || ' '
+                  || btrim(e.npd_snapshot::jsonb ->> 'last_name')), 120),
+       e.updated_at, e.updated_at
+from entities e
+where e.npd_snapshot is not null
+  and jsonb_typeof(e.npd_snapshot::jsonb -> 'first_name') = 'string'
+  and jsonb_typeof(e.npd_snapshot::jsonb -> 'last_name') = 'string'
+  and btrim(e.npd_snapshot::jsonb ->> 'first_name') <> ''
+  and btrim(e.npd_snapshot::jsonb ->> 'last_name') <> ''
+on conflict do nothing;

@@ -27,3 +27,26 @@ create table entity_search_terms (
     constraint entity_search_terms_pkey primary key (entity_id, term)
 );
 create index entity_search_terms_term_idx on entity_search_terms (term);
+
+-- Entities the gateway already had: their first name, last name, name, whole contact name and
+-- e-mail address as terms, lower-cased (ASCII only, as SQLite's lower() does; the gateway
+-- rewrites an entity's terms exactly with its next NPD record).
+insert or ignore into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id, substr(lower(trim(json_extract(e.npd_snapshot, f.path))), 1, 120), e.updated_at, e.updated_at
+from entities e
+join (select '$.first_name' as path union all select '$.last_name' union all select '$.name'
+      union all select '$.email') f
+where e.npd_snapshot is not null and json_valid(e.npd_snapshot)
+  and json_type(e.npd_snapshot, f.path) = 'text'
+  and trim(json_extract(e.npd_snapshot, f.path)) <> '';
+insert or ignore into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id,
+       substr(lower(trim(json_extract(e.npd_snapshot, '$.first_name')) || ' '
+                    || trim(json_extract(e.npd_snapshot, '$.last_name'))), 1, 120),
+       e.updated_at, e.updated_at
+from entities e
+where e.npd_snapshot is not null and json_valid(e.npd_snapshot)
+  and json_type(e.npd_snapshot, '$.first_name') = 'text'
+  and json_type(e.npd_snapshot, '$.last_name') = 'text'
+  and trim(json_extract(e.npd_snapshot, '$.first_name')) <> ''
+  and trim(json_extract(e.npd_snapshot, '$.last_name')) <> '';

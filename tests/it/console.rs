@@ -31,6 +31,7 @@ store_tests!(
     a_revoked_tokens_sessions_end_and_name_it_in_the_audit,
     an_idle_or_expired_session_is_refused,
     the_search_finds_a_contact_by_name_email_and_ids,
+    entities_from_before_the_console_are_found_by_their_names_and_email,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -643,4 +644,82 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The store's migrations up to (not including) `version`, applied with sqlx directly.
+async fn migrate_before(backend: &Backend, url: &str, version: i64) {
+    let dir = match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres(_) => "migrations/postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut migrator = sqlx::migrate::Migrator::new(path)
+        .await
+        .expect("migrations");
+    let earlier: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect();
+    migrator.migrations = earlier.into();
+    let insert = "insert into entities (kind, npd_id, npd_snapshot, sync_enabled, status, \
+                  created_at, updated_at) values ('contact', $1, $2, true, 'synced', 1, 1)";
+    let snapshot = serde_json::json!({
+        "id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 3,
+        "first_name": "Grace", "last_name": "Hopper", "email": "Grace@Example.com", "phone": "+12025550169",
+    })
+    .to_string();
+    let id = "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10";
+    match backend {
+        Backend::Sqlite => {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .expect("url");
+            let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+                .await
+                .expect("sqlite");
+            migrator.run(&pool).await.expect("earlier migrations");
+            sqlx::query(insert)
+                .bind(id)
+                .bind(&snapshot)
+                .execute(&pool)
+                .await
+                .expect("entity");
+            pool.close().await;
+        }
+        Backend::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+            migrator.run(&pool).await.expect("earlier migrations");
+            sqlx::query(insert)
+                .bind(id)
+                .bind(&snapshot)
+                .execute(&pool)
+                .await
+                .expect("entity");
+            pool.close().await;
+        }
+    }
+}
+
+async fn entities_from_before_the_console_are_found_by_their_names_and_email(backend: Backend) {
+    // Arrange: a ledger from before this version, holding a contact.
+    let db = TestDatabase::create(&backend).await;
+    if let Backend::Sqlite = backend {
+        let path = db.url.trim_start_matches("sqlite://");
+        std::fs::create_dir_all(std::path::Path::new(path).parent().expect("dir")).expect("mkdir");
+    }
+    migrate_before(&backend, &db.url, 20261203002000).await;
+
+    // Act: the gateway starts and applies the console's migration.
+    let world = World::start(&db.url, |_| {}).await.expect("world");
+
+    // Assert
+    let browser = Browser::new(&world);
+    browser.signed_in(&world.admin_token).await;
+    let link = "/admin/contacts/3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10";
+    for q in ["grace", "Hopp", "grace%20hopper", "grace%40example.com"] {
+        let page = browser.page(&format!("/admin/entities?q={q}")).await;
+        assert!(page.contains(link), "{q}: {page}");
+    }
 }
