@@ -1,6 +1,6 @@
 //! The admin console driven in headless Chromium through WebDriver (chromedriver + fantoccini):
-//! sign in, resolve a conflict, replay a dead letter, search a contact, open it, push it to
-//! Monday, see the push in its timeline, sign out.
+//! sign in, resolve a conflict, replay a dead letter, search a contact, open it, see a push
+//! without its CSRF token refused, push it to Monday, see the push in its timeline, sign out.
 //! Screenshots of each step are written under `target/console-screenshots/`.
 //!
 //! Without `chromedriver` on the PATH the test passes after printing why it did not run, unless
@@ -179,6 +179,8 @@ async fn drive(
         .click()
         .await
         .map_err(|e| e.to_string())?;
+    // Only a signed-in page has the sign-out button: waiting for it waits for the new page.
+    text_of(browser, "#sign-out").await;
     let heading = text_of(browser, "main h1").await;
     if heading != "Overview" {
         return Err(format!("after signing in: {heading}"));
@@ -223,6 +225,29 @@ async fn drive(
         ));
     }
 
+    // A form stripped of its CSRF token is refused.
+    let strip = "document.querySelector('#push').form.querySelector('[name=csrf_token]').remove()";
+    browser
+        .execute(strip, vec![])
+        .await
+        .map_err(|e| format!("strip the token: {e}"))?;
+    browser
+        .find(Locator::Css("#push"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    // Only an error page has `p.error`.
+    text_of(browser, "p.error").await;
+    let refused = text_of(browser, "main h1").await;
+    if !refused.starts_with("403") {
+        return Err(format!("a push without its csrf_token: {refused}"));
+    }
+    screenshot(browser, "5-no-csrf").await;
+    browser.back().await.map_err(|e| e.to_string())?;
+    browser.refresh().await.map_err(|e| e.to_string())?;
+
     // Push it, and see the push in its timeline.
     browser
         .find(Locator::Css("#push"))
@@ -239,7 +264,7 @@ async fn drive(
     if !timeline.contains("requested") {
         return Err(format!("the push is not in the timeline: {timeline}"));
     }
-    screenshot(browser, "5-pushed").await;
+    screenshot(browser, "6-pushed").await;
 
     // Sign out: the console asks to sign in again.
     browser

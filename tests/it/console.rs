@@ -310,7 +310,10 @@ async fn a_post_without_this_sessions_csrf_token_is_refused(backend: Backend) {
     for response in [without, wrong, anothers, login_without] {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let html = response.text().await.expect("html");
-        assert!(html.contains("csrf_token"), "{html}");
+        assert!(
+            html.contains("csrf_token") && html.contains("403 Forbidden"),
+            "{html}"
+        );
     }
     let audit = world.store.audit_log(50).await.expect("audit");
     assert!(

@@ -120,7 +120,22 @@ pub fn error_page(e: ApiError) -> Response {
         .extensions()
         .get::<ProblemDetail>()
         .map_or_else(|| status.to_string(), |d| d.0.clone());
-    let retry_after = problem.headers().get(header::RETRY_AFTER).cloned();
+    let mut response = problem_page(status, detail);
+    if let Some(r) = problem.headers().get(header::RETRY_AFTER) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, r.clone());
+    }
+    response
+}
+
+/// 403 with `detail`: a form without its CSRF token.
+pub fn forbidden(detail: &str) -> Response {
+    problem_page(StatusCode::FORBIDDEN, detail.to_owned())
+}
+
+/// The page of a refusal or failure answered with `status`.
+fn problem_page(status: StatusCode, detail: String) -> Response {
     let body = html! {
         (DOCTYPE)
         html lang="en" {
@@ -133,17 +148,7 @@ pub fn error_page(e: ApiError) -> Response {
         }
     };
     let mut response = (status, body).into_response();
-    if let Some(r) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, r);
-    }
     response.extensions_mut().insert(ProblemDetail(detail));
-    response
-}
-
-/// 403 with `detail`: a form without its CSRF token.
-pub fn forbidden(detail: &str) -> Response {
-    let mut response = error_page(ApiError::BadRequest(detail.to_owned()));
-    *response.status_mut() = StatusCode::FORBIDDEN;
     response
 }
 
