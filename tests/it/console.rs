@@ -32,6 +32,7 @@ store_tests!(
     an_idle_or_expired_session_is_refused,
     the_search_finds_a_contact_by_name_email_and_ids,
     entities_from_before_the_console_are_found_by_their_names_and_email,
+    the_review_queue_is_settled_from_the_backfills_page_and_scans_are_listed,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -725,4 +726,73 @@ async fn entities_from_before_the_console_are_found_by_their_names_and_email(bac
         let page = browser.page(&format!("/admin/entities?q={q}")).await;
         assert!(page.contains(link), "{q}: {page}");
     }
+}
+
+async fn the_review_queue_is_settled_from_the_backfills_page_and_scans_are_listed(
+    backend: Backend,
+) {
+    use npd_monday_gateway::demo::CONTACTS_BOARD;
+    use npd_monday_gateway::sim::existing::{Relations, seed_contacts};
+
+    // Arrange: a backfill that left two records in review (two candidate items each), and a
+    // drift scan.
+    let (world, _db) = crate::backfill::roomy_world(&backend).await;
+    let relations = Relations {
+        twins: 2,
+        ..Relations::default()
+    };
+    let seeded = seed_contacts(&world.npd, &world.monday, CONTACTS_BOARD, &relations);
+    let run = crate::backfill::backfill(&world, serde_json::json!({"kind": "contacts"})).await;
+    assert_eq!(run["to_review"], 2, "{run}");
+    let scan = world.admin_post("/api/v1/drift-scans").await.expect("post");
+    assert_eq!(scan.status().as_u16(), 202);
+    let browser = Browser::new(&world);
+    let csrf = browser.signed_in(&world.admin_token).await;
+    let page = browser.page("/admin/backfills").await;
+    assert!(page.contains("id=\"review\""), "{page}");
+    let reviews = crate::backfill::get_json(&world, "/api/v1/matches?status=review").await;
+    let reviews = reviews["matches"].as_array().cloned().unwrap_or_default();
+    let (record, items) = seeded.twins[0];
+    let review = reviews
+        .iter()
+        .find(|m| m["npd_id"] == record.to_string())
+        .and_then(|m| m["id"].as_i64())
+        .expect("in review");
+    assert!(page.contains(&format!("/admin/matches/{review}/resolve")));
+
+    // Act: link the record to its second candidate, from the page's form.
+    let item = items[1].to_string();
+    let linked = browser
+        .post(
+            &format!("/admin/matches/{review}/resolve"),
+            &[("csrf_token", &csrf), ("link", &item)],
+        )
+        .await;
+
+    // Assert: linked as the API links it; the backfill and the drift scan are listed.
+    assert_eq!(linked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&linked), "/admin/backfills?done=settled");
+    settle_world(&world, SETTLE).await;
+    let entity = world
+        .store
+        .entity_by_npd(
+            npd_monday_gateway::domain::entity::EntityKind::Contact,
+            record,
+        )
+        .await
+        .expect("q")
+        .expect("entity");
+    assert_eq!(entity.monday_item_id, Some(items[1]));
+    let after = browser.page("/admin/backfills?done=settled").await;
+    assert!(after.contains("Review record settled"));
+    assert!(
+        !after.contains(&format!("/admin/matches/{review}/resolve")),
+        "settled"
+    );
+    let audit = world.store.audit_log(30).await.expect("audit");
+    assert!(audit.iter().any(|a| a.action == "matches.resolve"
+        && a.outcome == AuditOutcome::Resolved
+        && a.target.as_deref() == Some(review.to_string().as_str())));
+    let scans = browser.page("/admin/drift-scans").await;
+    assert!(scans.contains("class=\"drift-scans\""), "{scans}");
 }
