@@ -53,6 +53,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub backfill: BackfillSettings,
     pub drift: DriftSettings,
+    pub console: ConsoleSettings,
 }
 
 // The four `[gateway]` sections cannot refuse unknown keys themselves (each sees the others'
@@ -439,6 +440,27 @@ impl Default for DriftSettings {
     fn default() -> Self {
         DriftSettings {
             interval: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// `[console]`: the admin console's sessions at `/admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A session unused this long is over (the next page asks to sign in again), e.g. `"30m"`.
+    #[serde(deserialize_with = "file::duration")]
+    pub session_idle: Duration,
+    /// A session is over this long after its sign-in, however busy, e.g. `"12h"`.
+    #[serde(deserialize_with = "file::duration")]
+    pub session_max: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
         }
     }
 }

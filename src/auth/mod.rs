@@ -2,7 +2,8 @@
 //!
 //! Owns: Standard Webhooks v1 signing and verification for NPD events (`standard_webhooks`), the
 //! HS256 JWT that Monday puts in `Authorization` (`monday_jwt`), admin bearer tokens
-//! (`admin_token`), and the constant-time byte comparison they share.
+//! (`admin_token`), the admin console's session ids and CSRF tokens (`console_session`), and
+//! the constant-time byte comparison they share.
 //! May import: std, hmac, sha2, base64, subtle, secrecy, serde, serde_json, rand, thiserror.
 //! Nothing from the gateway's other layers.
 //!
@@ -11,6 +12,7 @@
 //! `subtle::ConstantTimeEq`), never with `==`.
 
 pub mod admin_token;
+pub mod console_session;
 pub mod monday_jwt;
 pub mod standard_webhooks;
 

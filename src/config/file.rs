@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, IgnoredAny};
 
 use super::{
-    AdminSettings, BackfillSettings, ConfigError, ConflictSettings, DatabaseSettings,
-    DriftSettings, HttpSettings, LogSettings, MappingSettings, MondaySettings, NpdSettings,
-    RetentionSettings, Settings, SyncSettings,
+    AdminSettings, BackfillSettings, ConfigError, ConflictSettings, ConsoleSettings,
+    DatabaseSettings, DriftSettings, HttpSettings, LogSettings, MappingSettings, MondaySettings,
+    NpdSettings, RetentionSettings, Settings, SyncSettings,
 };
 use crate::domain::entity::BoardId;
 use crate::domain::reconcile::ConflictPolicy;
@@ -35,6 +35,7 @@ pub(super) struct SettingsFile {
     retention: RetentionSettings,
     backfill: BackfillSettings,
     drift: DriftSettings,
+    console: ConsoleSettings,
 }
 
 /// `[gateway]`: the keys of four sections in one table. A flattened section cannot refuse keys
@@ -76,6 +77,7 @@ impl From<SettingsFile> for Settings {
             retention: f.retention,
             backfill: f.backfill,
             drift: f.drift,
+            console: f.console,
         }
     }
 }

@@ -397,6 +397,32 @@ fn backfill_and_drift_take_a_winner_and_an_interval() {
 }
 
 #[test]
+fn console_sessions_take_an_idle_timeout_and_an_absolute_maximum() {
+    let s = load(
+        &[],
+        Some("[console]\nsession_idle = \"5m\"\nsession_max = \"1h\"\n"),
+    )
+    .expect("valid");
+    assert_eq!(s.console.session_idle, std::time::Duration::from_secs(300));
+    assert_eq!(s.console.session_max, std::time::Duration::from_secs(3600));
+    for (toml, problem) in [
+        ("[console]\nsession_idle = \"0s\"\n", "must be positive"),
+        (
+            "[console]\nsession_idle = \"2h\"\nsession_max = \"1h\"\n",
+            "must not be longer",
+        ),
+        (
+            "[console]\nsession_idle = \"soon\"\n",
+            "console.session_idle: `soon`",
+        ),
+        ("[console]\ntimeout = \"1h\"\n", "timeout"),
+    ] {
+        let e = load(&[], Some(toml)).expect_err(toml).to_string();
+        assert!(e.contains(problem), "{toml}: {e}");
+    }
+}
+
+#[test]
 fn a_board_id_may_be_a_number_or_a_string_of_digits() {
     let s = load(
         &[],

@@ -8,8 +8,8 @@
 use secrecy::ExposeSecret;
 
 use super::{
-    DatabaseSettings, HttpSettings, LogSettings, MondaySettings, NpdSettings, Settings,
-    SyncSettings,
+    ConsoleSettings, DatabaseSettings, HttpSettings, LogSettings, MondaySettings, NpdSettings,
+    Settings, SyncSettings,
 };
 use crate::auth::standard_webhooks::WebhookSecret;
 use crate::domain::entity::EntityKind;
@@ -25,6 +25,7 @@ impl Settings {
         self.npd.check(&mut problems);
         self.monday.check(&mut problems);
         self.sync.check(&mut problems);
+        self.console.check(&mut problems);
         self.check_mapping_and_conflicts(&mut problems);
         problems
     }
@@ -41,6 +42,18 @@ impl Settings {
                     ));
                 }
             }
+        }
+    }
+}
+
+impl ConsoleSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.session_idle.is_zero() || self.session_max.is_zero() {
+            problems.push("console.session_idle and console.session_max must be positive".into());
+        }
+        if self.session_idle > self.session_max {
+            problems
+                .push("console.session_idle must not be longer than console.session_max".into());
         }
     }
 }

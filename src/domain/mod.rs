@@ -5,7 +5,8 @@
 //! value conversion (`mapping`), the field-level three-way merge with its conflict policies
 //! (`reconcile`), the states the ledger records (`state`, named through `names`), and what an
 //! outbox job is (`job`), Monday's call budget as pure state (`budget`), and the scans of
-//! existing data with their one-to-one matching (`scan`).
+//! existing data with their one-to-one matching (`scan`), and the terms the console's entity
+//! search finds an entity by (`search`).
 //! May import: std, serde, serde_json, serde_path_to_error, thiserror, time, uuid.
 
 pub mod names;
@@ -18,4 +19,5 @@ pub mod mapping;
 pub mod reconcile;
 pub mod record;
 pub mod scan;
+pub mod search;
 pub mod state;

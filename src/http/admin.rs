@@ -21,6 +21,9 @@
 //! - lists page with `PageQuery` (`limit` 1..=500, default 100; `cursor` opaque) over a keyset
 //!   ledger query (`… where id > $after order by id limit $n`) on an index, never a scan.
 //!
+//! Each action's work (`push_entity`, `replay`, `resolve_with`, the `*_page` lists,
+//! `entity_status`) is one function shared with the console (`http::console`), so an action taken
+//! from either does the same and writes the same audit row.
 //! May import: std, axum, serde, serde_json, secrecy, utoipa, utoipa-axum,
 //! crate::{auth, domain, http, ledger, sync}.
 
@@ -36,7 +39,10 @@ use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Admin, AdminLimits, WindowLimiter};
+pub use auth::{
+    Admin, AdminLimits, AuditSlot, SignInRefused, WindowLimiter, audit_calls, client_address,
+    sign_in,
+};
 
 use crate::domain::entity::{EntityKind, NpdId};
 use crate::domain::state::{AuditOutcome, ConflictStatus};
@@ -199,6 +205,19 @@ async fn push(
         Some(_) => return Err(ApiError::BadRequest("`wait` must be true or false".into())),
     };
     let id = parse_uuid(kind, &raw_id)?;
+    push_entity(&state, &admin, (kind, id), wait)
+        .await
+        .map(Json)
+}
+
+/// Queues a forced push of one entity to Monday (with `wait`, waits for its outcome) and notes
+/// it for the audit row: the one push of the API and the console.
+pub(crate) async fn push_entity(
+    state: &AppState,
+    admin: &Admin,
+    (kind, id): (EntityKind, NpdId),
+    wait: bool,
+) -> Result<PushResponse, ApiError> {
     admin.acts(&format!("{kind}.sync-to-monday"), Some(&id.to_string()));
     let by = Requester {
         actor: &admin.actor,
@@ -225,7 +244,7 @@ async fn push(
         body.outcome = Some(PushOutcome::Pending.as_str().to_owned());
     }
     admin.outcome(AuditOutcome::Queued, Some(&queued.message));
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// How long a waiting push may wait: 30 s, less when the request timeout comes sooner, so the
@@ -290,6 +309,16 @@ async fn status(
 ) -> Result<Json<SyncStatusResponse>, ApiError> {
     admin.acts(&format!("{kind}.sync-status"), None);
     let id = parse_uuid(kind, &raw_id)?;
+    entity_status(&state, &admin, (kind, id)).await.map(Json)
+}
+
+/// An entity's status, link, fields, jobs, conflicts and last 50 history entries (newest
+/// first), noted for the audit row; 404 when the gateway does not know it.
+pub(crate) async fn entity_status(
+    state: &AppState,
+    admin: &Admin,
+    (kind, id): (EntityKind, NpdId),
+) -> Result<SyncStatusResponse, ApiError> {
     admin.acts(&format!("{kind}.sync-status"), Some(&id.to_string()));
     let Some(s) = admin_use::sync_status(&state.store, kind, id).await? else {
         return Err(ApiError::NotFound(format!(
@@ -298,7 +327,7 @@ async fn status(
     };
     let id = RecordId::of(kind, id.to_string());
     let budget = state.budget.remaining().await?;
-    Ok(Json(SyncStatusResponse::new(id, &s, budget)))
+    Ok(SyncStatusResponse::new(id, &s, budget))
 }
 
 #[utoipa::path(
@@ -314,13 +343,21 @@ async fn list_dead_letters(
     ProblemQuery(query): ProblemQuery<PageQuery>,
 ) -> Result<Json<DeadLettersResponse>, ApiError> {
     admin.acts("dead-letters.list", None);
+    dead_letters_page(&state, &query).await.map(Json)
+}
+
+/// A page of the dead letters, oldest first.
+pub(crate) async fn dead_letters_page(
+    state: &AppState,
+    query: &PageQuery,
+) -> Result<DeadLettersResponse, ApiError> {
     let (limit, after) = page(query.limit, query.cursor.as_deref())?;
     let rows = admin_use::dead_letters(&state.store, after.unwrap_or(0), limit + 1).await?;
     let (rows, next_cursor) = split_page(rows, limit, |d| d.job.id);
-    Ok(Json(DeadLettersResponse {
+    Ok(DeadLettersResponse {
         dead_letters: rows.iter().map(DeadLetterView::from).collect(),
         next_cursor,
-    }))
+    })
 }
 
 #[utoipa::path(
@@ -337,13 +374,23 @@ async fn replay_dead_letter(
 ) -> Result<Json<ReplayResponse>, ApiError> {
     admin.acts("dead-letters.replay", None);
     let id = parse_number("dead letter", &raw_id)?;
+    replay(&state, &admin, id).await.map(Json)
+}
+
+/// Queues dead job `id` again and notes it for the audit row: the one replay of the API and
+/// the console.
+pub(crate) async fn replay(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+) -> Result<ReplayResponse, ApiError> {
     admin.acts("dead-letters.replay", Some(&id.to_string()));
     if !admin_use::replay_dead_letter(&state.store, id).await? {
         return Err(ApiError::NotFound(format!("no dead letter {id}")));
     }
     state.wake.dispatch.notify_one();
     admin.outcome(AuditOutcome::Queued, None);
-    Ok(Json(ReplayResponse { id, replayed: true }))
+    Ok(ReplayResponse { id, replayed: true })
 }
 
 #[utoipa::path(
@@ -359,6 +406,14 @@ async fn list_conflicts(
     ProblemQuery(query): ProblemQuery<ConflictQuery>,
 ) -> Result<Json<ConflictsResponse>, ApiError> {
     admin.acts("conflicts.list", None);
+    conflicts_page(&state, &query).await.map(Json)
+}
+
+/// A page of conflicts (open unless `status` says otherwise), oldest first.
+pub(crate) async fn conflicts_page(
+    state: &AppState,
+    query: &ConflictQuery,
+) -> Result<ConflictsResponse, ApiError> {
     let status = match query.status.as_deref() {
         None => ConflictStatus::Open,
         Some(s) => s
@@ -371,10 +426,10 @@ async fn list_conflicts(
         .conflicts_page(status, after.unwrap_or(0), limit + 1)
         .await?;
     let (rows, next_cursor) = split_page(rows, limit, |c| c.id);
-    Ok(Json(ConflictsResponse {
+    Ok(ConflictsResponse {
         conflicts: rows.iter().map(ConflictView::from).collect(),
         next_cursor,
-    }))
+    })
 }
 
 #[utoipa::path(
@@ -411,6 +466,18 @@ async fn resolve(
         },
         ResolveRequest::Value(v) => Take::Value(v.value),
     };
+    resolve_with(&state, &admin, id, take).await.map(Json)
+}
+
+/// Settles conflict `id` with `take` and notes it for the audit row: the one resolution of the
+/// API and the console.
+pub(crate) async fn resolve_with(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    take: Take,
+) -> Result<ResolveResponse, ApiError> {
+    admin.acts("conflicts.resolve", Some(&id.to_string()));
     let by = Requester {
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
@@ -424,11 +491,11 @@ async fn resolve(
         })?;
     state.wake.dispatch.notify_one();
     admin.outcome(AuditOutcome::Resolved, None);
-    Ok(Json(ResolveResponse {
+    Ok(ResolveResponse {
         conflict: ConflictView::from(&resolved.conflict),
         value: resolved.value,
         written_to: resolved.pushed_to.iter().map(|s| s.to_string()).collect(),
-    }))
+    })
 }
 
 #[utoipa::path(

@@ -4,7 +4,8 @@
 //! `POST /api/v1/matches/{id}/resolve`, `POST/GET /api/v1/drift-scans[/{id}]`, and their wire
 //! types (`*Response`, documented for `/openapi.json` as `http::admin` documents its own). Handlers
 //! authenticate (`admin::Admin`), parse, call one `sync::scan` use case, audit and answer; a
-//! started run is carried out in the background and polled.
+//! started run is carried out in the background and polled. The review queue's list and
+//! resolution (`matches_page`, `settle_review`) and `list_runs` are shared with the console.
 //! May import: std, axum, serde, serde_json, tokio, utoipa, utoipa-axum,
 //! crate::{domain, http, ledger, sync}.
 
@@ -391,7 +392,7 @@ async fn list_drift_scans(
 }
 
 /// One page of runs, newest first; the cursor is the last id given.
-async fn list_runs(
+pub(crate) async fn list_runs(
     state: &AppState,
     scan: ScanKind,
     query: &PageQuery,
@@ -425,6 +426,14 @@ async fn list_matches(
     ProblemQuery(query): ProblemQuery<MatchQuery>,
 ) -> Result<Json<MatchesResponse>, ApiError> {
     admin.acts("matches.list", None);
+    matches_page(&state, &query).await.map(Json)
+}
+
+/// A page of the review queue (records still to review unless `status` says otherwise).
+pub(crate) async fn matches_page(
+    state: &AppState,
+    query: &MatchQuery,
+) -> Result<MatchesResponse, ApiError> {
     let status = match query.status.as_deref() {
         None => MatchStatus::Review,
         Some(s) => s.parse::<MatchStatus>().map_err(|_| {
@@ -438,10 +447,10 @@ async fn list_matches(
         .await?;
     let (rows, next_cursor) = split_page(rows, limit, |r| r.id);
     let matches = rows.into_iter().map(MatchResponse::from).collect();
-    Ok(Json(MatchesResponse {
+    Ok(MatchesResponse {
         matches,
         next_cursor,
-    }))
+    })
 }
 
 /// `{"link": "<item id>"}` | `{"create": true}` | `{"ignore": true}`: exactly one. Its schema
@@ -517,6 +526,18 @@ async fn resolve_match(
     let id = parse_number("match", &raw_id)?;
     admin.acts("matches.resolve", Some(&id.to_string()));
     let choice = review_choice(&body)?;
+    settle_review(&state, &admin, id, choice).await.map(Json)
+}
+
+/// Settles review record `id` with the admin's `choice` and notes it for the audit row: the one
+/// resolution of the API and the console.
+pub(crate) async fn settle_review(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    choice: ReviewChoice,
+) -> Result<MatchResponse, ApiError> {
+    admin.acts("matches.resolve", Some(&id.to_string()));
     let by = Requester {
         actor: &admin.actor,
         request_id: admin.request_id.as_deref(),
@@ -535,7 +556,7 @@ async fn resolve_match(
         })?;
     state.wake.dispatch.notify_one();
     admin.outcome(AuditOutcome::Resolved, None);
-    Ok(Json(MatchResponse::from(review)))
+    Ok(MatchResponse::from(review))
 }
 
 /// The admin's choice, from a body holding exactly one of `link`, `create: true`, `ignore: true`.

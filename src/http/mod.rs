@@ -4,13 +4,15 @@
 //! sends one, sensitive headers, tracing without raw paths or bodies, body limit, request timeout
 //! with the request's `RequestDeadline`), and one submodule per surface. Every route is
 //! registered through `utoipa_axum`'s `OpenApiRouter`, so `/openapi.json` is generated from the
-//! handlers themselves (see `admin`'s header for how a route is documented).
+//! handlers themselves (see `admin`'s header for how a route is documented), except the admin
+//! console's HTML routes under `/admin` (`console`), which are left out of it.
 //! Handlers are thin: authenticate, parse into domain types, call one `sync` use case, answer.
 //! May import: std, axum, tokio, tower, tower-http, tracing, utoipa, utoipa-axum,
 //! crate::{auth, config, domain, metrics, ledger, sync}.
 
 pub mod admin;
 pub mod backfill;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod monday;
@@ -139,6 +141,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     routes
         .merge(openapi::router(&document))
+        // HTML for people, not part of the API document.
+        .merge(console::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

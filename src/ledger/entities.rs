@@ -12,6 +12,7 @@ use sqlx::FromRow;
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId};
 use crate::domain::reconcile::FieldState;
 use crate::domain::record::NpdRecord;
+use crate::domain::search;
 use crate::domain::state::EntityStatus;
 use crate::ledger::tx::{Tx, on_tx};
 use crate::ledger::{LedgerResult, Store, now_ms};
@@ -101,7 +102,7 @@ pub async fn insert(tx: &mut Tx, e: &NewEntity) -> LedgerResult<EntityRow> {
     )?)
 }
 
-/// Records the newest NPD snapshot of an entity.
+/// Records the newest NPD snapshot of an entity, and the terms the console's search finds it by.
 pub async fn record_npd_snapshot(tx: &mut Tx, id: i64, record: &NpdRecord) -> LedgerResult<()> {
     on_tx!(
         tx,
@@ -114,7 +115,7 @@ pub async fn record_npd_snapshot(tx: &mut Tx, id: i64, record: &NpdRecord) -> Le
         record.sync_enabled,
         now_ms()
     )?;
-    Ok(())
+    crate::ledger::console::replace_search_terms(tx, id, &search::terms(record)).await
 }
 
 /// Records the NPD version the gateway's own write produced: later events must be newer, and

@@ -3,10 +3,11 @@
 //! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
-//! `admin` (tokens and the audit log), `budget` (the Monday budget replicas share), `retention`
-//! (pruning by age), `scans` (backfill and drift runs, their staging area and the review queue)
-//! and `stats` (the cheap gauges of `/metrics`, and full counts for tests). `tx` is one transaction
-//! over either backend; `codec` is where typed domain values become columns and back.
+//! `admin` (tokens and the audit log), `console` (the console's sessions and the entity search's
+//! terms), `budget` (the Monday budget replicas share), `retention` (pruning by age), `scans`
+//! (backfill and drift runs, their staging area and the review queue) and `stats` (the cheap
+//! gauges of `/metrics`, and full counts for tests). `tx` is one transaction over either backend;
+//! `codec` is where typed domain values become columns and back.
 //! Statements are written once with `$n` placeholders and run on either backend through
 //! `with_pool!`; where the dialects differ, both variants stand side by side in one function.
 //! Times are unix epoch milliseconds (`now_ms`), computed here rather than by SQL, so both stores agree.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod budget;
 pub mod codec;
 pub mod conflicts;
+pub mod console;
 pub mod entities;
 pub mod group_commit;
 pub mod history;

@@ -1,7 +1,8 @@
 //! Admin views and actions that are not pushes: an entity's sync status with the reasons behind
 //! it, the dead letters with their replay, and the audit log every admin call writes.
 //!
-//! Owns: `SyncStatus`, `sync_status`, `dead_letters`, `replay_dead_letter`, `audit`.
+//! Owns: `SyncStatus`, `sync_status`, `dead_letters`, `replay_dead_letter`, `audit`, and the
+//! console's reads: `overview` (the queues and the last runs) and `search_entities`.
 //! May import: std, tracing, crate::{domain, ledger, sync}.
 
 use std::collections::BTreeMap;
@@ -9,13 +10,17 @@ use std::collections::BTreeMap;
 use crate::domain::entity::{EntityKind, NpdId};
 use crate::domain::job::Work;
 use crate::domain::reconcile::{self, FieldState};
+use crate::domain::scan::ScanKind;
+use crate::domain::search::{SearchQuery, prefix_range};
 use crate::domain::state::JobState;
 use crate::ledger::admin::AuditEntry;
 use crate::ledger::conflicts::ConflictRow;
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::history::HistoryRow;
 use crate::ledger::jobs::{self, DeadLetterRow, JobRow};
-use crate::ledger::{LedgerResult, Store};
+use crate::ledger::scans::RunRow;
+use crate::ledger::stats::QueueGauges;
+use crate::ledger::{LedgerResult, Store, now_ms};
 
 /// Everything an admin needs to see why an entity synced or not.
 #[derive(Debug, Clone)]
@@ -97,5 +102,47 @@ pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
 pub async fn audit(store: &Store, entry: &AuditEntry<'_>) {
     if let Err(e) = store.audit(entry).await {
         tracing::warn!(error = %e, action = entry.action, "audit row could not be written");
+    }
+}
+
+/// The queues and the last runs, as the console's overview shows them.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Inbox and outbox depth, dead letters and open conflicts: the cheap gauges of `/metrics`.
+    pub gauges: QueueGauges,
+    pub last_backfill: Option<RunRow>,
+    pub last_drift_scan: Option<RunRow>,
+}
+
+pub async fn overview(store: &Store) -> LedgerResult<Overview> {
+    let gauges = store.gauges(now_ms()).await?;
+    let newest = async |scan| {
+        store
+            .runs(scan, i64::MAX, 1)
+            .await
+            .map(|runs| runs.into_iter().next())
+    };
+    Ok(Overview {
+        gauges,
+        last_backfill: newest(ScanKind::Backfill).await?,
+        last_drift_scan: newest(ScanKind::Drift).await?,
+    })
+}
+
+/// The entities a search finds, at most `limit`: by NPD id or Monday item id (a unique index
+/// each), or by the prefix of a name word, a whole name or an e-mail address (one range over the
+/// search terms' index).
+pub async fn search_entities(
+    store: &Store,
+    query: &SearchQuery,
+    limit: i64,
+) -> LedgerResult<Vec<EntityRow>> {
+    match query {
+        SearchQuery::NpdId(id) => store.entities_by_npd(*id).await,
+        SearchQuery::MondayId(item) => store.entities_by_item(*item).await,
+        SearchQuery::Prefix(prefix) => {
+            let (low, high) = prefix_range(prefix);
+            store.entities_by_term((&low, &high), limit).await
+        }
     }
 }

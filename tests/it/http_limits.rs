@@ -170,6 +170,12 @@ async fn every_documented_route_exists_and_the_document_is_served() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 15, "{} paths", paths.len());
+    assert!(
+        !paths
+            .keys()
+            .any(|p| p == "/admin" || p.starts_with("/admin/")),
+        "the console's HTML routes are not part of the API document"
+    );
     for (path, operations) in paths {
         if path.contains("{token}") {
             continue; // without the right token this route answers 404 by design

@@ -7,6 +7,8 @@
 //! that writes one audit row for every admin call, refused ones included, from what the extractor
 //! and the handler noted (`AuditSlot`). A refusal by a limit writes a row only for the first
 //! refusal of its window, so nobody can make the audit log grow without bound.
+//! The console signs in through `sign_in` (the same token check and failure limit) and admits a
+//! session's actor through `Admin::admit` (the same request limit), under the same middleware.
 //! May import: std, axum, secrecy, crate::{auth, domain, http, ledger, sync}.
 
 use std::collections::HashMap;
@@ -84,15 +86,29 @@ impl AuditSlot {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Writes no audit row for this call (a console page asked for without a session).
+    pub fn skip_row(&self) {
+        self.with(|n| n.skip = true);
+    }
+
+    /// Names what a call that has no `Admin` (a console sign-in) does, and who it turned out to be.
+    pub fn note(&self, action: &str, actor: Option<&str>) {
+        self.with(|n| {
+            n.action = Some(action.to_owned());
+            n.actor = actor.map(str::to_owned);
+        });
+    }
+
     fn take(&self) -> Note {
         std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-/// The audit outcome a status implies when the handler noted none.
+/// The audit outcome a status implies when the handler noted none (a console action that
+/// worked answers 303 to the page it came from).
 fn outcome_of(status: StatusCode) -> AuditOutcome {
     match status.as_u16() {
-        200..=299 => AuditOutcome::Ok,
+        200..=399 => AuditOutcome::Ok,
         401 | 403 | 429 => AuditOutcome::Denied,
         404 => AuditOutcome::NotFound,
         400..=499 => AuditOutcome::Rejected,
@@ -262,14 +278,13 @@ fn unauthorized(detail: &str) -> Response {
 }
 
 /// 429 with `Retry-After`, audited only for the first refusal of the window.
-fn limited(slot: &AuditSlot, refused: Refused, detail: String) -> Response {
+fn limited(slot: &AuditSlot, refused: Refused, detail: String) -> ApiError {
     slot.with(|n| n.skip = !refused.first);
     let secs = refused.wait.as_secs().max(1);
     ApiError::RateLimited {
         detail,
         retry_after_secs: secs,
     }
-    .into_response()
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -292,10 +307,7 @@ impl FromRequestParts<AppState> for Admin {
             n.action = Some("authenticate".into());
             n.target = route;
         });
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        let address = client_address(parts);
         let sync = &state.settings.sync;
         if let Err(refused) = state
             .admin_limits
@@ -303,7 +315,7 @@ impl FromRequestParts<AppState> for Admin {
             .allows(&address, sync.admin_auth_failures_per_minute)
         {
             let detail = "too many failed admin authentications from this address".to_owned();
-            return Err(limited(&slot, refused, detail));
+            return Err(limited(&slot, refused, detail).into_response());
         }
         let actor = match authenticate(parts, state).await {
             Ok(actor) => actor,
@@ -313,11 +325,34 @@ impl FromRequestParts<AppState> for Admin {
             }
             Err(Failure::Store(e)) => return Err(ApiError::from(e).into_response()),
         };
+        Admin::admit(parts, state, actor).map_err(|refused| refused.into_response())
+    }
+}
+
+/// A call refused by the per-token request limit (audited only for the first of its window).
+#[derive(Debug)]
+pub struct OverLimit(pub ApiError);
+
+impl IntoResponse for OverLimit {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl Admin {
+    /// The admin `actor`, authenticated by a bearer token or a console session, once the
+    /// per-token request limit lets the call through; its audit row names the actor.
+    pub fn admit(parts: &Parts, state: &AppState, actor: String) -> Result<Admin, OverLimit> {
+        let slot = parts
+            .extensions
+            .get::<AuditSlot>()
+            .cloned()
+            .unwrap_or_default();
         slot.with(|n| n.actor = Some(actor.clone()));
-        let per_minute = sync.admin_requests_per_minute;
+        let per_minute = state.settings.sync.admin_requests_per_minute;
         if let Err(refused) = state.admin_limits.requests.hit(&actor, per_minute) {
             let detail = format!("admin request limit of {per_minute} per minute reached");
-            return Err(limited(&slot, refused, detail));
+            return Err(OverLimit(limited(&slot, refused, detail)));
         }
         slot.with(|n| n.action = None);
         let deadline = parts.extensions.get::<RequestDeadline>().map_or_else(
@@ -331,6 +366,48 @@ impl FromRequestParts<AppState> for Admin {
             audit: slot,
         })
     }
+}
+
+/// Why a console sign-in was refused.
+#[derive(Debug)]
+pub enum SignInRefused {
+    /// This address failed too often this minute (429 with `Retry-After`).
+    Limited(ApiError),
+    /// A wrong or revoked token (401).
+    Denied(&'static str),
+    Store(crate::ledger::LedgerError),
+}
+
+/// Checks an admin token given to the console's sign-in form exactly as the `Admin` extractor
+/// checks a bearer token: the same failed-authentication limit per client address, the
+/// bootstrap token in constant time, then the hashes of `admin-token create`. The actor, or why not.
+pub async fn sign_in(
+    state: &AppState,
+    slot: &AuditSlot,
+    address: &str,
+    token: &str,
+) -> Result<String, SignInRefused> {
+    let failures = state.settings.sync.admin_auth_failures_per_minute;
+    if let Err(refused) = state.admin_limits.failures.allows(address, failures) {
+        let detail = "too many failed admin authentications from this address".to_owned();
+        return Err(SignInRefused::Limited(limited(slot, refused, detail)));
+    }
+    match token_actor(state, token.trim()).await {
+        Ok(actor) => Ok(actor),
+        Err(Failure::Denied(detail)) => {
+            state.admin_limits.failures.failed(address);
+            Err(SignInRefused::Denied(detail))
+        }
+        Err(Failure::Store(e)) => Err(SignInRefused::Store(e)),
+    }
+}
+
+/// The client address of a request, as the failed-authentication limit keys it.
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
 enum Failure {
@@ -350,6 +427,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<String, Failure
             "missing `Authorization: Bearer <admin token>`",
         ));
     };
+    token_actor(state, token).await
+}
+
+/// The actor an admin token names: `bootstrap`, or the name of a live token made with
+/// `admin-token create`.
+async fn token_actor(state: &AppState, token: &str) -> Result<String, Failure> {
+    if token.is_empty() {
+        return Err(Failure::Denied("invalid admin token"));
+    }
     let bootstrap = state
         .settings
         .admin

@@ -1,0 +1,54 @@
+-- The admin console's sessions, and the terms the console's entity search looks up.
+
+-- One signed-in console session. Only the SHA-256 of the session id is stored (the id itself
+-- is in the browser's cookie alone), so reading the ledger never yields a usable session.
+-- A session ends at expires_at (created_at + [console] session_max) or once it has been idle
+-- longer than [console] session_idle (last_seen_at), whichever comes first; a sign-out deletes it.
+create table console_sessions (
+    id              bigserial primary key,
+    session_sha256  text    not null,
+    -- The admin token's name the session signed in with (`bootstrap` for GATEWAY_ADMIN_TOKEN).
+    actor           text    not null,
+    created_at      bigint  not null,
+    last_seen_at    bigint  not null,
+    expires_at      bigint  not null,
+    updated_at      bigint  not null,
+    constraint console_sessions_session_sha256_key unique (session_sha256)
+);
+create index console_sessions_expires_at_idx on console_sessions (expires_at);
+
+-- Lower-cased words of an entity's name and its e-mail address, from its newest NPD record,
+-- so a search by name or e-mail is a range scan of one index, never a scan of the entities.
+create table entity_search_terms (
+    entity_id   bigint  not null references entities (id) on delete cascade,
+    -- Compared byte by byte (collation "C", as SQLite compares text), so a prefix is a range.
+    term        text    collate "C" not null,
+    created_at  bigint  not null,
+    updated_at  bigint  not null,
+    constraint entity_search_terms_pkey primary key (entity_id, term)
+);
+create index entity_search_terms_term_idx on entity_search_terms (term);
+
+-- Entities the gateway already had: their first name, last name, name, whole contact name and
+-- e-mail address as terms, lower-cased (the gateway rewrites an entity's terms exactly with its
+-- next NPD record).
+insert into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id, left(lower(btrim(e.npd_snapshot::jsonb ->> f.key)), 120), e.updated_at, e.updated_at
+from entities e
+cross join (values ('first_name'), ('last_name'), ('name'), ('email')) as f (key)
+where e.npd_snapshot is not null
+  and jsonb_typeof(e.npd_snapshot::jsonb -> f.key) = 'string'
+  and btrim(e.npd_snapshot::jsonb ->> f.key) <> ''
+on conflict do nothing;
+insert into entity_search_terms (entity_id, term, created_at, updated_at)
+select e.id,
+       left(lower(btrim(e.npd_snapshot::jsonb ->> 'first_name') || ' '
+                  || btrim(e.npd_snapshot::jsonb ->> 'last_name')), 120),
+       e.updated_at, e.updated_at
+from entities e
+where e.npd_snapshot is not null
+  and jsonb_typeof(e.npd_snapshot::jsonb -> 'first_name') = 'string'
+  and jsonb_typeof(e.npd_snapshot::jsonb -> 'last_name') = 'string'
+  and btrim(e.npd_snapshot::jsonb ->> 'first_name') <> ''
+  and btrim(e.npd_snapshot::jsonb ->> 'last_name') <> ''
+on conflict do nothing;
