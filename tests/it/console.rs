@@ -750,7 +750,7 @@ async fn the_review_queue_is_settled_from_the_backfills_page_and_scans_are_liste
     let csrf = browser.signed_in(&world.admin_token).await;
     let page = browser.page("/admin/backfills").await;
     assert!(page.contains("id=\"review\""), "{page}");
-    let reviews = crate::backfill::get_json(&world, "/api/v1/matches?status=review").await;
+    let reviews = crate::helpers::get_json(&world, "/api/v1/matches?status=review").await;
     let reviews = reviews["matches"].as_array().cloned().unwrap_or_default();
     let (record, items) = seeded.twins[0];
     let review = reviews
