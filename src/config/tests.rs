@@ -290,6 +290,26 @@ fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
         s.http.public_url.as_deref(),
         Some("https://gateway.example.com")
     );
+    for kind in EntityKind::ALL {
+        assert_eq!(
+            s.mapping
+                .for_kind(kind)
+                .default_phone_country
+                .map(|c| c.to_string()),
+            Some("US".to_owned()),
+            "{kind}: the section's phone country reaches the kind's mapping"
+        );
+    }
+}
+
+#[test]
+fn a_default_phone_country_that_is_not_iso_alpha_2_is_refused_by_name() {
+    for bad in ["usa", "us", "ZZ", "1"] {
+        let file = format!("[mapping]\ndefault_phone_country = \"{bad}\"\n");
+        let err = load(&[], Some(&file)).expect_err(bad).to_string();
+        assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        assert!(err.contains("ISO 3166 alpha-2"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod durability;
 mod hardening;
 mod http_limits;
 mod ledger;
+mod mapping;
 mod metrics;
 mod monday_ingress;
 mod npd_ingress;
