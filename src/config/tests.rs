@@ -166,9 +166,9 @@ fn invalid_settings_are_refused_with_the_key_named() {
         (
             &[],
             Some(
-                "[mapping.contacts]\nitem_name = [\"first_name\"]\nnpd_id_column = \"npd_id\"\n[mapping.contacts.fields]\nemail = { column = \"email\", type = \"status\" }\n",
+                "[mapping.contacts]\nitem_name = [\"first_name\"]\nnpd_id_column = \"npd_id\"\n[mapping.contacts.fields]\nemail = { column = \"email\", type = \"board\" }\n",
             ),
-            "unknown variant `status`",
+            "unknown variant `board`",
         ),
     ];
     for (env, file, expected) in cases {

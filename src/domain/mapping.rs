@@ -7,7 +7,8 @@
 //! completes national numbers to E.164); `LeftOut`, a value that cannot be written and is left out
 //! of its write (the other fields still go); reading NPD snapshots and building/splitting item
 //! names.
-//! May import: std, serde, serde_json, thiserror, phonenumber, crate::domain.
+//! The formats of status, dropdown, date, numbers, checkbox and country are in `columns`.
+//! May import: std, serde, serde_json, thiserror, phonenumber, isocountry, crate::domain.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::entity::{EntityKind, Side};
-use crate::domain::record::NpdRecord;
+use crate::domain::record::{NpdRecord, NpdValue};
+
+mod columns;
 
 /// The Monday column types the gateway can write (Monday's GraphQL `ColumnType` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,15 +31,27 @@ pub enum ColumnType {
     Email,
     Phone,
     Link,
+    Status,
+    Dropdown,
+    Date,
+    Numbers,
+    Checkbox,
+    Country,
 }
 
 impl ColumnType {
-    pub const ALL: [ColumnType; 5] = [
+    pub const ALL: [ColumnType; 11] = [
         ColumnType::Text,
         ColumnType::LongText,
         ColumnType::Email,
         ColumnType::Phone,
         ColumnType::Link,
+        ColumnType::Status,
+        ColumnType::Dropdown,
+        ColumnType::Date,
+        ColumnType::Numbers,
+        ColumnType::Checkbox,
+        ColumnType::Country,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,7 +61,18 @@ impl ColumnType {
             ColumnType::Email => "email",
             ColumnType::Phone => "phone",
             ColumnType::Link => "link",
+            ColumnType::Status => "status",
+            ColumnType::Dropdown => "dropdown",
+            ColumnType::Date => "date",
+            ColumnType::Numbers => "numbers",
+            ColumnType::Checkbox => "checkbox",
+            ColumnType::Country => "country",
         }
+    }
+
+    /// Whether values of this type are labels of the column (`labels` may map them).
+    pub fn has_labels(self) -> bool {
+        matches!(self, ColumnType::Status | ColumnType::Dropdown)
     }
 }
 
@@ -63,8 +89,10 @@ impl FromStr for ColumnType {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
+                let known: Vec<&str> = ColumnType::ALL.iter().map(|t| t.as_str()).collect();
                 format!(
-                    "unknown column type `{s}` (expected text, long_text, email, phone or link)"
+                    "unknown column type `{s}` (expected one of {})",
+                    known.join(", ")
                 )
             })
     }
@@ -98,16 +126,39 @@ pub enum LeftOutReason {
     NationalPhone,
     /// A phone number that is no valid number of any country (Monday checks with libphonenumber).
     InvalidPhone,
+    /// A date that is no `YYYY-MM-DD` calendar date.
+    InvalidDate,
+    /// A number that is no finite decimal number.
+    InvalidNumber,
+    /// A country that is no ISO 3166 alpha-2 code.
+    UnknownCountry,
+    /// An NPD value the field's `labels` give no Monday label (and `create_labels` is off).
+    NoLabel,
+    /// A Monday label the field's `labels` give no NPD value.
+    NoNpdValue,
 }
 
 impl LeftOutReason {
-    pub const ALL: [LeftOutReason; 2] = [LeftOutReason::NationalPhone, LeftOutReason::InvalidPhone];
+    pub const ALL: [LeftOutReason; 7] = [
+        LeftOutReason::NationalPhone,
+        LeftOutReason::InvalidPhone,
+        LeftOutReason::InvalidDate,
+        LeftOutReason::InvalidNumber,
+        LeftOutReason::UnknownCountry,
+        LeftOutReason::NoLabel,
+        LeftOutReason::NoNpdValue,
+    ];
 
     /// The stable name kept in the ledger.
     pub fn as_str(self) -> &'static str {
         match self {
             LeftOutReason::NationalPhone => "national_phone",
             LeftOutReason::InvalidPhone => "invalid_phone",
+            LeftOutReason::InvalidDate => "invalid_date",
+            LeftOutReason::InvalidNumber => "invalid_number",
+            LeftOutReason::UnknownCountry => "unknown_country",
+            LeftOutReason::NoLabel => "no_label",
+            LeftOutReason::NoNpdValue => "no_npd_value",
         }
     }
 
@@ -118,6 +169,15 @@ impl LeftOutReason {
                 "a national phone number without its country code: set [mapping] default_phone_country or store it in E.164 (+ and the country code)"
             }
             LeftOutReason::InvalidPhone => "not a valid phone number of any country",
+            LeftOutReason::InvalidDate => "not a date written YYYY-MM-DD",
+            LeftOutReason::InvalidNumber => "not a number",
+            LeftOutReason::UnknownCountry => "not an ISO 3166 alpha-2 country code",
+            LeftOutReason::NoLabel => {
+                "no Monday label for this value in the field's `labels` (add one, or set create_labels = true)"
+            }
+            LeftOutReason::NoNpdValue => {
+                "no NPD value for this Monday label in the field's `labels`"
+            }
         }
     }
 }
@@ -247,7 +307,10 @@ impl ColumnType {
     ///   becomes `+`; a number without `+`/`00` keeps its digits, unprefixed (any other character
     ///   is kept, so nothing the user typed is silently dropped);
     /// - long text: `\r\n` (and a lone `\r`) become `\n`, trailing whitespace is removed, leading
-    ///   whitespace is kept.
+    ///   whitespace is kept;
+    /// - status: the label, trimmed; dropdown: its labels as a sorted JSON array (`["A","B"]`);
+    /// - date: `YYYY-MM-DD` (a time is dropped); numbers: the shortest decimal (`42`, `3.5`);
+    /// - checkbox: `true` when checked, empty (`None`) when not; country: the upper-cased code.
     ///
     /// An empty result is `None`. Canonicalising a canonical value returns it unchanged.
     pub fn canonical(self, raw: &str) -> FieldValue {
@@ -260,6 +323,12 @@ impl ColumnType {
                 .replace('\r', "\n")
                 .trim_end()
                 .to_owned(),
+            ColumnType::Status => columns::canonical_label(raw),
+            ColumnType::Dropdown => columns::canonical_labels(raw),
+            ColumnType::Date => columns::canonical_date(raw),
+            ColumnType::Numbers => columns::canonical_number(raw),
+            ColumnType::Checkbox => columns::canonical_checkbox(raw),
+            ColumnType::Country => columns::canonical_country(raw),
         };
         (!value.is_empty()).then_some(value)
     }
@@ -282,6 +351,12 @@ impl ColumnType {
                 let (phone, country) = monday_phone(v)?;
                 serde_json::json!({ "phone": phone, "countryShortName": country })
             }
+            ColumnType::Status => columns::write_status(v),
+            ColumnType::Dropdown => columns::write_dropdown(v),
+            ColumnType::Date => columns::write_date(v)?,
+            ColumnType::Numbers => columns::write_number(v)?,
+            ColumnType::Checkbox => columns::write_checkbox(v),
+            ColumnType::Country => columns::write_country(v)?,
         })
     }
 
@@ -291,10 +366,16 @@ impl ColumnType {
     /// Webhook shapes: text `{"value"}`, long text `{"text", "changed_at"}`, email
     /// `{"email", "text", "changed_at"}`, phone `{"phone", "countryShortName", "changed_at"}`,
     /// link `{"url", "text", "changed_at"}`; the value key may be null (cleared).
+    /// Status, dropdown, date, numbers, checkbox and country: see `columns::read_*`.
     pub fn from_webhook(self, value: Option<&Value>) -> Result<FieldValue, MappingError> {
         let raw = match value {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Object(object)) if object.is_empty() => return Ok(None),
+            Some(value) if self.typed_read().is_some() => {
+                let read = self.typed_read().map_or(Err(()), |read| read(value));
+                let raw = read.map_err(|()| self.unexpected_shape())?;
+                return Ok(raw.and_then(|raw| self.canonical(&raw)));
+            }
             Some(Value::String(s)) if self == ColumnType::Text => s.as_str(),
             Some(Value::Object(object)) => match object.get(self.value_key()) {
                 Some(Value::Null) => return Ok(None),
@@ -318,6 +399,37 @@ impl ColumnType {
         self.from_webhook(Some(&parsed))
     }
 
+    /// A column's value as a scan reads it from the API: its `value` (see `from_api_value`), or
+    /// for status and dropdown, whose `value` holds only indexes and ids, its `text` (the label,
+    /// or the labels joined with `, `).
+    pub fn from_api(
+        self,
+        text: Option<&str>,
+        value: Option<&str>,
+    ) -> Result<FieldValue, MappingError> {
+        match self {
+            ColumnType::Status => Ok(text.and_then(|t| self.canonical(t))),
+            ColumnType::Dropdown => {
+                let labels: Vec<&str> = text.unwrap_or_default().split(", ").collect();
+                Ok(self.canonical(&Value::from(labels).to_string()))
+            }
+            _ => self.from_api_value(value),
+        }
+    }
+
+    /// The reader of the types whose value is not one string under one key.
+    fn typed_read(self) -> Option<fn(&Value) -> columns::Read> {
+        Some(match self {
+            ColumnType::Status => columns::read_status,
+            ColumnType::Dropdown => columns::read_dropdown,
+            ColumnType::Date => columns::read_date,
+            ColumnType::Numbers => columns::read_number,
+            ColumnType::Checkbox => columns::read_checkbox,
+            ColumnType::Country => columns::read_country,
+            _ => return None,
+        })
+    }
+
     /// The key of a column's JSON object that carries the value.
     fn value_key(self) -> &'static str {
         match self {
@@ -326,6 +438,7 @@ impl ColumnType {
             ColumnType::Email => "email",
             ColumnType::Phone => "phone",
             ColumnType::Link => "url",
+            _ => "value",
         }
     }
 
@@ -336,6 +449,12 @@ impl ColumnType {
             ColumnType::Email => "an object with a string `email`",
             ColumnType::Phone => "an object with a string `phone`",
             ColumnType::Link => "an object with a string `url`",
+            ColumnType::Status => "an object with a `label` (`{\"label\": {\"text\"}}`)",
+            ColumnType::Dropdown => "an object with `chosenValues` or `labels`",
+            ColumnType::Date => "an object with a string `date`",
+            ColumnType::Numbers => "a number, a numeric string or an object with `value`",
+            ColumnType::Checkbox => "an object with `checked`, or a boolean",
+            ColumnType::Country => "an object with a string `countryCode`",
         };
         MappingError::UnexpectedShape {
             column_type: self,
@@ -472,6 +591,115 @@ pub struct ColumnMapping {
     /// The Monday column type, which decides the value format.
     #[serde(rename = "type")]
     pub column_type: ColumnType,
+    /// Status and dropdown: NPD value -> Monday label, used both ways. Empty: the NPD value is
+    /// the label. A value (or label) it does not name is left out of the write and recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Status and dropdown: an NPD value `labels` does not name is written as its own label,
+    /// and Monday creates missing labels (`create_labels_if_missing: true`). Off: never.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_labels: bool,
+}
+
+impl ColumnMapping {
+    pub fn new(column: &str, column_type: ColumnType) -> Self {
+        ColumnMapping {
+            column: column.to_owned(),
+            column_type,
+            labels: BTreeMap::new(),
+            create_labels: false,
+        }
+    }
+
+    /// The Monday label of one NPD value: its `labels` entry; the value itself when `labels` is
+    /// empty or `create_labels` is on; else none.
+    fn label_of(&self, npd: &str) -> Option<String> {
+        match self.labels.get(npd) {
+            Some(label) => Some(label.clone()),
+            None if self.labels.is_empty() || self.create_labels => Some(npd.to_owned()),
+            None => None,
+        }
+    }
+
+    /// The NPD value of one Monday label: the `labels` entry naming it; the label itself when
+    /// `labels` is empty; else none.
+    fn npd_of(&self, label: &str) -> Option<String> {
+        if self.labels.is_empty() {
+            return Some(label.to_owned());
+        }
+        self.labels
+            .iter()
+            .find(|(_, l)| l.as_str() == label)
+            .map(|(npd, _)| npd.clone())
+    }
+
+    /// A canonical NPD value as the canonical Monday value of this column (status and dropdown
+    /// through `labels`; other types unchanged). `Err(NoLabel)`: a value has no label.
+    pub fn monday_value(&self, value: &FieldValue) -> Result<FieldValue, LeftOutReason> {
+        self.translate(value, |v| self.label_of(v), LeftOutReason::NoLabel)
+    }
+
+    /// A canonical Monday value of this column as the canonical NPD value (status and dropdown
+    /// through `labels`). `Err(NoNpdValue)`: a label has no NPD value.
+    pub fn npd_value(&self, value: &FieldValue) -> Result<FieldValue, LeftOutReason> {
+        self.translate(value, |v| self.npd_of(v), LeftOutReason::NoNpdValue)
+    }
+
+    fn translate(
+        &self,
+        value: &FieldValue,
+        one: impl Fn(&str) -> Option<String>,
+        missing: LeftOutReason,
+    ) -> Result<FieldValue, LeftOutReason> {
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        match self.column_type {
+            ColumnType::Status => one(v).map(Some).ok_or(missing),
+            ColumnType::Dropdown => {
+                let labels: Option<Vec<String>> =
+                    columns::labels_of(v).iter().map(|l| one(l)).collect();
+                let labels = labels.ok_or(missing)?;
+                Ok(self.column_type.canonical(&Value::from(labels).to_string()))
+            }
+            _ => Ok(value.clone()),
+        }
+    }
+
+    /// A canonical value as NPD's JSON has it: numbers as numbers, a checkbox as a boolean
+    /// (unchecked is `false`), dropdown labels as a list of strings, the rest as text; `None`
+    /// clears (null, an empty list for a dropdown).
+    pub fn npd_json(&self, value: &FieldValue) -> NpdValue {
+        match (self.column_type, value) {
+            (ColumnType::Checkbox, v) => NpdValue::Bool(v.as_deref() == Some("true")),
+            (ColumnType::Dropdown, v) => {
+                NpdValue::List(v.as_deref().map(columns::labels_of).unwrap_or_default())
+            }
+            (ColumnType::Numbers, Some(v)) => {
+                let number = v
+                    .parse::<i64>()
+                    .map(serde_json::Number::from)
+                    .ok()
+                    .or_else(|| v.parse::<f64>().ok().and_then(serde_json::Number::from_f64));
+                number.map_or_else(|| NpdValue::Text(v.clone()), NpdValue::Number)
+            }
+            (_, Some(v)) => NpdValue::Text(v.clone()),
+            (_, None) => NpdValue::Null,
+        }
+    }
+}
+
+/// The raw text of an NPD field for a column type: strings for every type; numbers for numbers;
+/// booleans for checkboxes; lists of strings for dropdowns (as a JSON array). Any other shape is
+/// not this type's and reads as empty.
+fn npd_raw(value: &NpdValue, column_type: ColumnType) -> Option<String> {
+    match (value, column_type) {
+        (NpdValue::Text(s), _) => Some(s.clone()),
+        (NpdValue::Number(n), ColumnType::Numbers) => Some(n.to_string()),
+        (NpdValue::Bool(b), ColumnType::Checkbox) => Some(b.to_string()),
+        (NpdValue::List(list), ColumnType::Dropdown) => Some(Value::from(list.clone()).to_string()),
+        _ => None,
+    }
 }
 
 /// The mapping of one entity kind onto its board.
@@ -495,15 +723,14 @@ pub struct EntityMapping {
 pub struct MondayWrite {
     pub columns: ColumnValues,
     pub left_out: Vec<LeftOut>,
+    /// A written field has `create_labels`: the mutation sets `create_labels_if_missing: true`.
+    pub create_labels: bool,
 }
 
 impl EntityMapping {
     /// CONTRACT.md's default mapping for `kind`.
     pub fn default_for(kind: EntityKind) -> Self {
-        let col = |column: &str, column_type| ColumnMapping {
-            column: column.to_owned(),
-            column_type,
-        };
+        let col = ColumnMapping::new;
         match kind {
             EntityKind::Contact => EntityMapping {
                 item_name: vec!["first_name".into(), "last_name".into()],
@@ -557,6 +784,38 @@ impl EntityMapping {
         names.chain(columns).collect()
     }
 
+    /// A Monday value of `field` (canonical, as its column type reads it) as its NPD value:
+    /// through the field's `labels`; unmapped fields (item-name fields) unchanged. A label with
+    /// no NPD value is `Err`, to be left out of the write to NPD.
+    pub fn npd_value_of(&self, field: &str, value: FieldValue) -> Result<FieldValue, LeftOut> {
+        let Some(mapping) = self
+            .fields
+            .get(field)
+            .filter(|_| !self.item_name.iter().any(|f| f == field))
+        else {
+            return Ok(value);
+        };
+        mapping.npd_value(&value).map_err(|reason| LeftOut {
+            field: field.to_owned(),
+            value: value.clone().unwrap_or_default(),
+            reason,
+            to: Side::Npd,
+        })
+    }
+
+    /// NPD's JSON for the canonical value of `field` (`ColumnMapping::npd_json`; text for
+    /// item-name and unmapped fields).
+    pub fn npd_json(&self, field: &str, value: &FieldValue) -> NpdValue {
+        match self
+            .fields
+            .get(field)
+            .filter(|_| !self.item_name.iter().any(|f| f == field))
+        {
+            Some(mapping) => mapping.npd_json(value),
+            None => value.clone().map_or(NpdValue::Null, NpdValue::Text),
+        }
+    }
+
     /// The column type of a synced field (item-name fields are text), `None` if not synced.
     pub fn column_type_of(&self, field: &str) -> Option<ColumnType> {
         if self.item_name.iter().any(|f| f == field) {
@@ -573,8 +832,10 @@ impl EntityMapping {
             .into_iter()
             .map(|(field, column_type)| {
                 let value = record
-                    .text(&field)
-                    .and_then(|raw| column_type.canonical(raw))
+                    .fields
+                    .get(&field)
+                    .and_then(|v| npd_raw(v, column_type))
+                    .and_then(|raw| column_type.canonical(&raw))
                     .map(|v| match column_type {
                         ColumnType::Phone => complete_phone(&v, self.default_phone_country),
                         _ => v,
@@ -647,8 +908,12 @@ impl EntityMapping {
             .filter(|(field, _)| !self.item_name.contains(field))
             .filter_map(|(field, value)| Some((field, value, self.fields.get(field)?)));
         for (field, value, mapping) in mapped {
-            match mapping.column_type.to_monday(value) {
+            let json = mapping
+                .monday_value(value)
+                .and_then(|v| mapping.column_type.to_monday(&v));
+            match json {
                 Ok(json) => {
+                    write.create_labels |= mapping.create_labels && !json.is_null();
                     write.columns.0.insert(mapping.column.clone(), json);
                 }
                 Err(reason) => write.left_out.push(LeftOut {
@@ -693,10 +958,18 @@ impl EntityMapping {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         seen.insert(self.npd_id_column.as_str(), "npd_id_column");
         for (field, mapping) in &self.fields {
-            if !known.contains(&field.as_str()) {
+            // Any NPD field may be mapped: NPD's custom fields are not in the contract's list.
+            if !is_column_id(field) {
                 problems.push(format!(
-                    "{section}.fields names unknown {kind} field `{field}` (known: {})",
-                    known.join(", ")
+                    "{section}.fields: `{field}` is not an NPD field name (letters, digits and underscores)"
+                ));
+            }
+            if !mapping.column_type.has_labels()
+                && (!mapping.labels.is_empty() || mapping.create_labels)
+            {
+                problems.push(format!(
+                    "{section}.fields.{field}: `labels` and `create_labels` are for status and dropdown columns, not {}",
+                    mapping.column_type
                 ));
             }
             if !is_column_id(&mapping.column) {
@@ -1419,10 +1692,7 @@ mod tests {
         let mut both = EntityMapping::default_for(EntityKind::Organization);
         both.fields.insert(
             "name".into(),
-            ColumnMapping {
-                column: "name_copy".into(),
-                column_type: ColumnType::LongText,
-            },
+            ColumnMapping::new("name_copy", ColumnType::LongText),
         );
         let names: Vec<String> = both.synced_fields().into_iter().map(|(f, _)| f).collect();
         assert_eq!(names, ["name", "industry", "notes", "website"]);
@@ -1620,20 +1890,33 @@ mod tests {
     fn mapping_problems_name_the_bad_part() {
         let mut m = EntityMapping::default_for(EntityKind::Organization);
         m.item_name = vec!["nickname".into()];
+        // A custom NPD field may be mapped; a name that is no field name may not.
         m.fields.insert(
             "favourite_colour".into(),
-            ColumnMapping {
-                column: "notes".into(),
-                column_type: ColumnType::Text,
-            },
+            ColumnMapping::new("notes", ColumnType::Text),
         );
+        m.fields.insert(
+            "bad name".into(),
+            ColumnMapping::new("other", ColumnType::Text),
+        );
+        let mut labelled = ColumnMapping::new("site", ColumnType::Link);
+        labelled.create_labels = true;
+        m.fields.insert("website".into(), labelled);
         let problems = m.problems(EntityKind::Organization).join("\n");
         assert!(
             problems.contains("unknown organization field `nickname`"),
             "{problems}"
         );
         assert!(
-            problems.contains("unknown organization field `favourite_colour`"),
+            !problems.contains("`favourite_colour` is not"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("`bad name` is not an NPD field name"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("website: `labels` and `create_labels` are for status and dropdown"),
             "{problems}"
         );
         assert!(
@@ -1647,6 +1930,6 @@ mod tests {
         for t in ColumnType::ALL {
             assert_eq!(t.as_str().parse::<ColumnType>(), Ok(t));
         }
-        assert!("status".parse::<ColumnType>().is_err());
+        assert!("board".parse::<ColumnType>().is_err());
     }
 }

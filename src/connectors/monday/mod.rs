@@ -99,6 +99,12 @@ pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
         ColumnType::Email => "email",
         ColumnType::Phone => "phone",
         ColumnType::Link => "link",
+        ColumnType::Status => "status",
+        ColumnType::Dropdown => "dropdown",
+        ColumnType::Date => "date",
+        ColumnType::Numbers => "numbers",
+        ColumnType::Checkbox => "checkbox",
+        ColumnType::Country => "country",
     }
 }
 
