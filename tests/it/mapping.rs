@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use npd_monday_gateway::demo::{World, sample_contact};
+use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
+use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestDatabase, settle_world};
@@ -14,6 +15,7 @@ use crate::store_tests;
 store_tests!(
     a_national_phone_without_a_default_country_is_left_out_and_the_rest_syncs,
     a_national_phone_with_a_default_country_arrives_in_e164,
+    typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -130,4 +132,186 @@ async fn a_national_phone_with_a_default_country_arrives_in_e164(backend: Backen
         Some("(202) 555-0169"),
         "NPD is not rewritten"
     );
+}
+
+/// The board's typed columns: (NPD custom field, column id, type).
+const TYPED: &[(&str, &str, ColumnType)] = &[
+    ("stage", "stage", ColumnType::Status),
+    ("tags", "tags", ColumnType::Dropdown),
+    ("birthday", "birthday", ColumnType::Date),
+    ("score", "score", ColumnType::Numbers),
+    ("vip", "vip", ColumnType::Checkbox),
+    ("country", "country", ColumnType::Country),
+];
+
+/// A world whose contacts board has a column of each type, mapped from NPD custom fields; the
+/// status maps NPD's `lead`/`customer` to Monday's `New lead`/`Done`.
+async fn typed_world(backend: &Backend) -> (World, TestDatabase) {
+    let (world, db) = world_with(backend, |s| {
+        for (field, column, column_type) in TYPED {
+            let mut mapping = ColumnMapping::new(column, *column_type);
+            if *column_type == ColumnType::Status {
+                mapping.labels = [("lead", "New lead"), ("customer", "Done")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+            s.mapping
+                .contacts
+                .fields
+                .insert((*field).to_owned(), mapping);
+        }
+    })
+    .await;
+    let columns: Vec<(&str, &str, &str)> = TYPED
+        .iter()
+        .map(|(_, column, t)| (*column, t.as_str(), *column))
+        .collect();
+    assert!(world.monday.add_columns(CONTACTS_BOARD, &columns));
+    let names: Vec<&str> = TYPED.iter().map(|(f, _, _)| *f).collect();
+    world.npd.define_custom_fields(&names);
+    (world, db)
+}
+
+/// The value of the last webhook the simulator sent for `column`, with its `columnType`.
+fn last_webhook(world: &World, column: &str) -> (Value, Value) {
+    let sent = world
+        .monday
+        .webhooks()
+        .into_iter()
+        .rev()
+        .find(|w| w.body["event"]["columnId"] == column)
+        .expect("a webhook for the column");
+    let event = &sent.body["event"];
+    (event["value"].clone(), event["columnType"].clone())
+}
+
+async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes(
+    backend: Backend,
+) {
+    // Arrange
+    let (world, _db) = typed_world(&backend).await;
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.custom = [
+        ("stage", json!("lead")),
+        ("tags", json!(["VIP", "Customer"])),
+        ("birthday", json!("1815-12-10")),
+        ("score", json!(42)),
+        ("vip", json!(true)),
+        ("country", json!("GB")),
+        ("unmapped_note", json!("kept in the inbox only")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    // Act: NPD -> Monday.
+    world.npd.create_contact(contact).await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: each column holds its type's write format.
+    let entity = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .expect("known");
+    let item_id = entity.monday_item_id.expect("created");
+    let item = world.monday.item(item_id).expect("the item");
+    let columns = &item.column_values;
+    assert_eq!(
+        columns.get("stage"),
+        Some(&json!({"label": "New lead"})),
+        "{columns:?}"
+    );
+    assert_eq!(
+        columns.get("tags"),
+        Some(&json!({"ids": [1, 5]})),
+        "{columns:?}"
+    );
+    assert_eq!(
+        columns.get("birthday"),
+        Some(&json!({"date": "1815-12-10"}))
+    );
+    assert_eq!(columns.get("score"), Some(&json!("42")));
+    assert_eq!(columns.get("vip"), Some(&json!({"checked": "true"})));
+    assert_eq!(columns["country"]["countryCode"], "GB", "{columns:?}");
+    assert!(!columns.contains_key("unmapped_note"));
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+    assert_eq!(status["status"], "synced", "{status}");
+
+    // Act: a person edits each column in Monday (the simulator sends Monday's real shapes).
+    let edits = [
+        ("stage", json!({"label": "Done"})),
+        ("tags", json!({"labels": ["Partner"]})),
+        ("birthday", json!({"date": "1816-01-01"})),
+        ("score", json!("43.5")),
+        ("vip", json!({"checked": "false"})),
+        (
+            "country",
+            json!({"countryCode": "AW", "countryName": "Aruba"}),
+        ),
+    ];
+    for (column, value) in edits {
+        world
+            .monday
+            .user_change_column(item_id, column, value)
+            .await;
+        settle_world(&world, SETTLE).await;
+    }
+
+    // Assert: the webhooks had the real shapes, and NPD got typed values.
+    let (stage, stage_type) = last_webhook(&world, "stage");
+    assert_eq!(stage["label"]["text"], "Done", "{stage}");
+    assert_eq!(stage_type, "color");
+    let (tags, _) = last_webhook(&world, "tags");
+    assert_eq!(
+        tags,
+        json!({"chosenValues": [{"id": 2, "name": "Partner"}]})
+    );
+    let (birthday, _) = last_webhook(&world, "birthday");
+    assert_eq!(
+        birthday,
+        json!({"date": "1816-01-01", "icon": null, "time": null})
+    );
+    let (country, _) = last_webhook(&world, "country");
+    assert_eq!(country["countryCode"], "AW");
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    let custom = &npd.custom;
+    assert_eq!(custom.get("stage"), Some(&json!("customer")), "{custom:?}");
+    assert_eq!(custom.get("tags"), Some(&json!(["Partner"])), "{custom:?}");
+    assert_eq!(custom.get("birthday"), Some(&json!("1816-01-01")));
+    assert_eq!(custom.get("score"), Some(&json!(43.5)));
+    assert_eq!(custom.get("vip"), Some(&json!(false)));
+    assert_eq!(custom.get("country"), Some(&json!("AW")));
+    assert_eq!(
+        custom.get("unmapped_note"),
+        Some(&json!("kept in the inbox only"))
+    );
+
+    // Act: a status label NPD has no value for.
+    world
+        .monday
+        .user_change_column(item_id, "stage", json!({"label": "Stuck"}))
+        .await;
+    world
+        .monday
+        .user_change_column(item_id, "score", json!("7"))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: left out and shown, never written to NPD; the other field still synced.
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(npd.custom.get("stage"), Some(&json!("customer")));
+    assert_eq!(npd.custom.get("score"), Some(&json!(7)));
+    let status = sync_status(&world, id).await;
+    let left_out = status["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 1, "{status}");
+    assert_eq!(left_out[0]["field"], "stage");
+    assert_eq!(left_out[0]["value"], "Stuck");
+    assert_eq!(left_out[0]["direction"], "to_npd");
+    assert_eq!(left_out[0]["reason_code"], "no_npd_value");
+    assert_eq!(status["dead_jobs"], json!([]), "{status}");
 }
