@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::*;
+use crate::domain::mapping::ColumnType;
 
 fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, ConfigError> {
     let env: HashMap<String, String> = env
@@ -290,6 +291,19 @@ fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
         s.http.public_url.as_deref(),
         Some("https://gateway.example.com")
     );
+    let contacts = &s.mapping.contacts.fields;
+    assert_eq!(contacts["stage"].labels["customer"], "Done");
+    assert!(contacts["tags"].create_labels);
+    for (field, column_type) in [
+        ("stage", ColumnType::Status),
+        ("tags", ColumnType::Dropdown),
+        ("birthday", ColumnType::Date),
+        ("score", ColumnType::Numbers),
+        ("vip", ColumnType::Checkbox),
+        ("country", ColumnType::Country),
+    ] {
+        assert_eq!(contacts[field].column_type, column_type, "{field}");
+    }
     for kind in EntityKind::ALL {
         assert_eq!(
             s.mapping

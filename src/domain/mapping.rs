@@ -562,11 +562,21 @@ pub fn phone_country(e164: &str) -> Option<&'static str> {
 }
 
 /// The `column_values` argument of `create_item` and `change_multiple_column_values`: column id
-/// to the JSON Monday expects for that column (`ColumnType::to_monday`).
+/// to the JSON Monday expects for that column (`ColumnType::to_monday`), and whether the
+/// mutation asks Monday to create missing status/dropdown labels.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ColumnValues(pub Map<String, Value>);
+pub struct ColumnValues(pub Map<String, Value>, pub CreatesLabels);
+
+/// `create_labels_if_missing: true` on the mutation: a written field has `create_labels`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatesLabels(pub bool);
 
 impl ColumnValues {
+    /// Whether the mutation carries `create_labels_if_missing: true`.
+    pub fn creates_labels(&self) -> bool {
+        self.1.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -723,8 +733,6 @@ pub struct EntityMapping {
 pub struct MondayWrite {
     pub columns: ColumnValues,
     pub left_out: Vec<LeftOut>,
-    /// A written field has `create_labels`: the mutation sets `create_labels_if_missing: true`.
-    pub create_labels: bool,
 }
 
 impl EntityMapping {
@@ -913,7 +921,9 @@ impl EntityMapping {
                 .and_then(|v| mapping.column_type.to_monday(&v));
             match json {
                 Ok(json) => {
-                    write.create_labels |= mapping.create_labels && !json.is_null();
+                    if mapping.create_labels && !json.is_null() {
+                        write.columns.1 = CreatesLabels(true);
+                    }
                     write.columns.0.insert(mapping.column.clone(), json);
                 }
                 Err(reason) => write.left_out.push(LeftOut {

@@ -16,6 +16,7 @@ store_tests!(
     a_national_phone_without_a_default_country_is_left_out_and_the_rest_syncs,
     a_national_phone_with_a_default_country_arrives_in_e164,
     typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes,
+    create_labels_if_missing_is_sent_only_for_a_field_with_create_labels,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -147,6 +148,13 @@ const TYPED: &[(&str, &str, ColumnType)] = &[
 /// A world whose contacts board has a column of each type, mapped from NPD custom fields; the
 /// status maps NPD's `lead`/`customer` to Monday's `New lead`/`Done`.
 async fn typed_world(backend: &Backend) -> (World, TestDatabase) {
+    typed_world_with(backend, |_| {}).await
+}
+
+async fn typed_world_with(
+    backend: &Backend,
+    tweak: impl FnOnce(&mut npd_monday_gateway::config::Settings),
+) -> (World, TestDatabase) {
     let (world, db) = world_with(backend, |s| {
         for (field, column, column_type) in TYPED {
             let mut mapping = ColumnMapping::new(column, *column_type);
@@ -161,6 +169,7 @@ async fn typed_world(backend: &Backend) -> (World, TestDatabase) {
                 .fields
                 .insert((*field).to_owned(), mapping);
         }
+        tweak(s);
     })
     .await;
     let columns: Vec<(&str, &str, &str)> = TYPED
@@ -314,4 +323,51 @@ async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_
     assert_eq!(left_out[0]["direction"], "to_npd");
     assert_eq!(left_out[0]["reason_code"], "no_npd_value");
     assert_eq!(status["dead_jobs"], json!([]), "{status}");
+}
+
+/// Creates a contact with `stage = "customer"` (Monday's `Done`) and waits; the Monday calls
+/// that wrote an item.
+async fn writes_of_a_staged_contact(world: &World) -> Vec<String> {
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.custom = [("stage".to_owned(), json!("customer"))]
+        .into_iter()
+        .collect();
+    world.npd.create_contact(contact).await;
+    settle_world(world, SETTLE).await;
+    world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 200 && c.query.contains("column_values: $"))
+        .map(|c| c.query)
+        .collect()
+}
+
+async fn create_labels_if_missing_is_sent_only_for_a_field_with_create_labels(backend: Backend) {
+    // Without create_labels: never.
+    let (world, _db) = typed_world(&backend).await;
+    let writes = writes_of_a_staged_contact(&world).await;
+    assert!(!writes.is_empty());
+    assert!(
+        writes
+            .iter()
+            .all(|q| !q.contains("create_labels_if_missing")),
+        "{writes:?}"
+    );
+
+    // With create_labels on the status field: on the write that carries it.
+    let (world, _db) = typed_world_with(&backend, |s| {
+        if let Some(stage) = s.mapping.contacts.fields.get_mut("stage") {
+            stage.create_labels = true;
+        }
+    })
+    .await;
+    let writes = writes_of_a_staged_contact(&world).await;
+    assert!(
+        writes
+            .iter()
+            .any(|q| q.contains("create_labels_if_missing: true")),
+        "{writes:?}"
+    );
 }

@@ -70,6 +70,15 @@ pub const ITEMS_BY_COLUMN_VALUES_NEXT: &str = r#"query ItemsByColumnValuesNext($
   }
 }"#;
 
+/// `document` with `create_labels_if_missing: true` on the mutation whose column values are
+/// `$variable` (`column_values`, or `c3` in a batch): only for a field with `create_labels`.
+pub fn creating_labels(document: &str, variable: &str) -> String {
+    document.replace(
+        &format!("column_values: ${variable})"),
+        &format!("column_values: ${variable}, create_labels_if_missing: true)"),
+    )
+}
+
 /// A mutation of a batch, by kind (its variables are `$b{i}`, `$n{i}`, `$i{i}`, `$c{i}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchKind {

@@ -636,7 +636,24 @@ impl MondayApi for MondayClient {
         columns: &ColumnValues,
         idempotency_key: &str,
     ) -> Result<MondayItemId, ConnectorError> {
-        MondayClient::create_item(self, board, item_name, &columns.0, idempotency_key).await
+        if !columns.creates_labels() {
+            return MondayClient::create_item(self, board, item_name, &columns.0, idempotency_key)
+                .await;
+        }
+        let document = documents::creating_labels(documents::CREATE_ITEM, "column_values");
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_name": item_name,
+            "column_values": columns.to_json_string(),
+        });
+        let data = self
+            .execute(&document, variables, Some(idempotency_key))
+            .await?;
+        let item = data
+            .get("create_item")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| errors::unexpected("create_item answered null"))?;
+        parse_id(item.get("id"), "create_item.id")
     }
 
     async fn change_multiple_column_values(
@@ -646,8 +663,32 @@ impl MondayApi for MondayClient {
         columns: &ColumnValues,
         idempotency_key: &str,
     ) -> Result<(), ConnectorError> {
-        MondayClient::change_multiple_column_values(self, board, item, &columns.0, idempotency_key)
-            .await
+        if !columns.creates_labels() {
+            return MondayClient::change_multiple_column_values(
+                self,
+                board,
+                item,
+                &columns.0,
+                idempotency_key,
+            )
+            .await;
+        }
+        let document =
+            documents::creating_labels(documents::CHANGE_MULTIPLE_COLUMN_VALUES, "column_values");
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_id": item.to_string(),
+            "column_values": columns.to_json_string(),
+        });
+        let data = self
+            .execute(&document, variables, Some(idempotency_key))
+            .await?;
+        match data.get("change_multiple_column_values") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected(
+                "change_multiple_column_values answered null",
+            )),
+        }
     }
 
     async fn archive_item(

@@ -142,6 +142,32 @@ fn batched_mutation_documents_validate_in_every_mix() {
 }
 
 #[test]
+fn documents_creating_labels_validate_and_carry_the_argument_only_where_asked() {
+    use documents::BatchKind::{Create, Update};
+    for document in [
+        documents::CREATE_ITEM,
+        documents::CHANGE_MULTIPLE_COLUMN_VALUES,
+    ] {
+        assert!(!document.contains("create_labels_if_missing"));
+        let creating = documents::creating_labels(document, "column_values");
+        assert!(
+            creating.contains("create_labels_if_missing: true"),
+            "{creating}"
+        );
+        validate_document(&creating).unwrap_or_else(|e| panic!("{creating}\n{e}"));
+    }
+    let batch = documents::batch(&[Create, Update, Update]);
+    let creating = documents::creating_labels(&batch, "c1");
+    assert_eq!(
+        creating.matches("create_labels_if_missing: true").count(),
+        1,
+        "{creating}"
+    );
+    assert!(creating.contains("column_values: $c1, create_labels_if_missing: true)"));
+    validate_document(&creating).unwrap_or_else(|e| panic!("{creating}\n{e}"));
+}
+
+#[test]
 fn validation_rejects_a_missing_required_argument_and_an_unknown_field() {
     let missing = documents::CREATE_ITEM.replace("item_name: $item_name, ", "");
     let err = validate_document(&missing).expect_err("create_item without item_name");
