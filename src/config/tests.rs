@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::*;
-use crate::domain::mapping::ColumnType;
+use crate::domain::mapping::{ColumnType, Direction};
 
 fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, ConfigError> {
     let env: HashMap<String, String> = env
@@ -294,6 +294,9 @@ fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
     let contacts = &s.mapping.contacts.fields;
     assert_eq!(contacts["stage"].labels["customer"], "Done");
     assert!(contacts["tags"].create_labels);
+    assert_eq!(contacts["birthday"].direction, Direction::ToMonday);
+    assert_eq!(contacts["score"].direction, Direction::ToNpd);
+    assert_eq!(contacts["stage"].direction, Direction::Both);
     for (field, column_type) in [
         ("stage", ColumnType::Status),
         ("tags", ColumnType::Dropdown),

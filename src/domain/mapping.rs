@@ -592,6 +592,48 @@ impl ColumnValues {
     }
 }
 
+/// Which way a field's values flow (`direction`): both (the default), or only from its owning
+/// side to the other; the other side's changes of a one-way field are ignored (and recorded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    /// NPD owns the field: Monday's changes are ignored.
+    ToMonday,
+    /// Monday owns the field: NPD's changes are ignored.
+    ToNpd,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::ToMonday => "to_monday",
+            Direction::ToNpd => "to_npd",
+        }
+    }
+
+    /// Whether a change made on `side` may flow.
+    pub fn accepts_from(self, side: Side) -> bool {
+        match self {
+            Direction::Both => true,
+            Direction::ToMonday => side == Side::Npd,
+            Direction::ToNpd => side == Side::Monday,
+        }
+    }
+
+    fn is_both(&self) -> bool {
+        *self == Direction::Both
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One NPD field written to one Monday column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -609,6 +651,9 @@ pub struct ColumnMapping {
     /// and Monday creates missing labels (`create_labels_if_missing: true`). Off: never.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_labels: bool,
+    /// `both` (default), `to_monday` or `to_npd`.
+    #[serde(default, skip_serializing_if = "Direction::is_both")]
+    pub direction: Direction,
 }
 
 impl ColumnMapping {
@@ -618,6 +663,7 @@ impl ColumnMapping {
             column_type,
             labels: BTreeMap::new(),
             create_labels: false,
+            direction: Direction::Both,
         }
     }
 
@@ -822,6 +868,16 @@ impl EntityMapping {
             Some(mapping) => mapping.npd_json(value),
             None => value.clone().map_or(NpdValue::Null, NpdValue::Text),
         }
+    }
+
+    /// The direction of a synced field (item-name fields sync both ways).
+    pub fn direction_of(&self, field: &str) -> Direction {
+        if self.item_name.iter().any(|f| f == field) {
+            return Direction::Both;
+        }
+        self.fields
+            .get(field)
+            .map_or(Direction::Both, |m| m.direction)
     }
 
     /// The column type of a synced field (item-name fields are text), `None` if not synced.
@@ -1933,6 +1989,37 @@ mod tests {
             problems.contains("column `notes` is used by both"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn directions_accept_changes_from_their_owner_only() {
+        use Direction::*;
+        let cases = [
+            (Both, Side::Npd, true),
+            (Both, Side::Monday, true),
+            (ToMonday, Side::Npd, true),
+            (ToMonday, Side::Monday, false),
+            (ToNpd, Side::Npd, false),
+            (ToNpd, Side::Monday, true),
+        ];
+        for (direction, side, accepts) in cases {
+            assert_eq!(
+                direction.accepts_from(side),
+                accepts,
+                "{direction} from {side}"
+            );
+        }
+        let mut m = EntityMapping::default_for(EntityKind::Contact);
+        if let Some(f) = m.fields.get_mut("notes") {
+            f.direction = ToNpd;
+        }
+        assert_eq!(m.direction_of("notes"), ToNpd);
+        assert_eq!(
+            m.direction_of("first_name"),
+            Both,
+            "item-name fields sync both ways"
+        );
+        assert_eq!(m.direction_of("unmapped"), Both);
     }
 
     #[test]

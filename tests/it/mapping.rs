@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
-use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType};
+use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType, Direction};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestDatabase, settle_world};
@@ -17,6 +17,7 @@ store_tests!(
     a_national_phone_with_a_default_country_arrives_in_e164,
     typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes,
     create_labels_if_missing_is_sent_only_for_a_field_with_create_labels,
+    one_way_fields_ignore_the_other_side_and_are_never_written_back,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -369,5 +370,105 @@ async fn create_labels_if_missing_is_sent_only_for_a_field_with_create_labels(ba
             .iter()
             .any(|q| q.contains("create_labels_if_missing: true")),
         "{writes:?}"
+    );
+}
+
+/// The history reasons of the contact, newest first.
+fn reasons(status: &Value) -> Vec<String> {
+    status["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn one_way_fields_ignore_the_other_side_and_are_never_written_back(backend: Backend) {
+    // Arrange: NPD owns role_title, Monday owns notes.
+    let (world, _db) = world_with(&backend, |s| {
+        let fields = &mut s.mapping.contacts.fields;
+        if let Some(m) = fields.get_mut("role_title") {
+            m.direction = Direction::ToMonday;
+        }
+        if let Some(m) = fields.get_mut("notes") {
+            m.direction = Direction::ToNpd;
+        }
+    })
+    .await;
+    let id = NpdId(uuid::Uuid::new_v4());
+    world.npd.create_contact(sample_contact(id)).await;
+    settle_world(&world, SETTLE).await;
+    let item_id = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .and_then(|e| e.monday_item_id)
+        .expect("created");
+    let item = world.monday.item(item_id).expect("item");
+    assert_eq!(item.column_values.get("role_title"), Some(&json!("CTO")));
+    assert_eq!(
+        item.column_values.get("notes"),
+        None,
+        "NPD's notes never go to Monday"
+    );
+
+    // Act: Monday edits both fields.
+    world
+        .monday
+        .user_change_column(item_id, "role_title", json!("CEO"))
+        .await;
+    world
+        .monday
+        .user_change_column(item_id, "notes", json!({"text": "From Monday"}))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: Monday's notes reach NPD; its role_title is ignored, recorded, not written back.
+    let npd = world.npd.contact(id).expect("contact");
+    assert_eq!(npd.notes.as_deref(), Some("From Monday"));
+    assert_eq!(npd.role_title.as_deref(), Some("CTO"));
+    let status = sync_status(&world, id).await;
+    let history = reasons(&status);
+    assert!(
+        history.iter().any(|r| r.contains(
+            "monday's change of one-way field(s) role_title (direction to_monday) ignored"
+        )),
+        "{history:?}"
+    );
+
+    // Act: NPD edits both fields.
+    world
+        .npd
+        .update_contact(id, |c| {
+            c.notes = Some("NPD edit".into());
+            c.role_title = Some("CFO".into());
+        })
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: NPD's role_title wins over Monday's edit without a conflict; its notes are ignored.
+    let item = world.monday.item(item_id).expect("item");
+    assert_eq!(item.column_values.get("role_title"), Some(&json!("CFO")));
+    assert_eq!(
+        item.column_values.get("notes"),
+        Some(&json!({"text": "From Monday"}))
+    );
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["open_conflicts"], json!([]), "{status}");
+    let history = reasons(&status);
+    assert!(
+        history.iter().any(
+            |r| r.contains("npd's change of one-way field(s) notes (direction to_npd) ignored")
+        ),
+        "{history:?}"
+    );
+    let npd = world.npd.contact(id).expect("contact");
+    assert_eq!(
+        npd.notes.as_deref(),
+        Some("NPD edit"),
+        "NPD keeps its own edit"
     );
 }
