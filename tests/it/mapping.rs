@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
+use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
 use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType, Direction};
+use npd_monday_gateway::sim::monday::SimColumn;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, settle_world};
+use crate::helpers::{Backend, TestDatabase, check_config, settle_world};
 use crate::store_tests;
 
 store_tests!(
@@ -471,4 +473,74 @@ async fn one_way_fields_ignore_the_other_side_and_are_never_written_back(backend
         Some("NPD edit"),
         "NPD keeps its own edit"
     );
+}
+
+const CHECKED_MAPPING: &str = r#"
+[mapping.contacts]
+item_name = ["first_name", "last_name"]
+npd_id_column = "npd_id"
+
+[mapping.contacts.fields]
+email = { column = "email", type = "email" }
+stage = { column = "stage", type = "status", labels = { lead = "New lead", won = "Closed won" } }
+tags = { column = "tags", type = "dropdown", labels = { vip = "VIP", gold = "Gold" } }
+segment = { column = "segment", type = "dropdown", create_labels = true, labels = { x = "Brand new" } }
+birthday = { column = "birthday", type = "date" }
+score = { column = "score", type = "numbers" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_names_missing_and_mistyped_columns_and_labels_the_board_lacks() {
+    // Arrange: a board with a status and a dropdown column, and `birthday` as text; no `score`.
+    let sims = Sims::start_with(|c| {
+        if let Some(board) = c.boards.iter_mut().find(|b| b.id == CONTACTS_BOARD) {
+            board.columns.extend([
+                SimColumn::new("stage", "status", "Stage"),
+                SimColumn::new("tags", "dropdown", "Tags"),
+                SimColumn::new("segment", "dropdown", "Segment"),
+                SimColumn::new("birthday", "text", "Birthday"),
+            ]);
+        }
+    })
+    .await
+    .expect("sims");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, CHECKED_MAPPING).expect("write the config");
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let settings = sims.settings(&db);
+    let token = settings
+        .monday
+        .api_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .unwrap_or_default();
+    let url = sims.monday.api_url();
+    let board = CONTACTS_BOARD.to_string();
+    let config = file.display().to_string();
+
+    // Act
+    let (code, text) = check_config(&[
+        ("GATEWAY_CONFIG", config.as_str()),
+        ("GATEWAY_DATABASE_URL", db.as_str()),
+        ("MONDAY_API_TOKEN", token.as_str()),
+        ("MONDAY_API_URL", url.as_str()),
+        ("MONDAY_CONTACTS_BOARD_ID", board.as_str()),
+    ])
+    .await;
+
+    // Assert: a configuration problem (2), naming each one; labels the board has are fine, and
+    // a field with create_labels may name new ones.
+    assert_eq!(code, Some(2), "{text}");
+    for expected in [
+        "label `Closed won` is not a label of column `stage`",
+        "label `Gold` is not a label of column `tags`",
+        "column `birthday` on contacts board 4100000001 is of type text, the mapping says date",
+        "column `score` is missing on contacts board",
+    ] {
+        assert!(text.contains(expected), "expected `{expected}` in:\n{text}");
+    }
+    for fine in ["`New lead`", "`VIP`", "`Brand new`"] {
+        assert!(!text.contains(fine), "{fine} is no problem:\n{text}");
+    }
 }

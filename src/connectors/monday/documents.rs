@@ -149,6 +149,19 @@ pub const BOARD_COLUMNS: &str = r#"query BoardColumns($board_id: ID!) {
   }
 }"#;
 
+/// A board's columns with their settings (`settings_str`: the labels of status and dropdown
+/// columns), for `check-config`.
+pub const BOARD_COLUMN_SETTINGS: &str = r#"query BoardColumnSettings($board_id: ID!) {
+  boards(ids: [$board_id]) {
+    id
+    columns {
+      id
+      type
+      settings_str
+    }
+  }
+}"#;
+
 /// The user the API token acts as: the `userId` Monday puts on the webhooks of the gateway's own
 /// writes, which is how an echo is told from a person's edit.
 pub const ME: &str = r#"query Me {
@@ -246,6 +259,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("ITEMS_BY_COLUMN_VALUES_NEXT", ITEMS_BY_COLUMN_VALUES_NEXT),
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
+    ("BOARD_COLUMN_SETTINGS", BOARD_COLUMN_SETTINGS),
     ("ME", ME),
     ("BOARD_WEBHOOKS", BOARD_WEBHOOKS),
     ("CREATE_WEBHOOK", CREATE_WEBHOOK),

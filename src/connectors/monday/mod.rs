@@ -108,6 +108,25 @@ pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
     }
 }
 
+/// The labels a status or dropdown column's `settings_str` lists: status
+/// `{"labels": {"0": "Working on it", "1": "Done"}}`, dropdown
+/// `{"labels": [{"id": 1, "name": "Customer"}]}`; `None` for other settings.
+pub fn labels_of_settings(settings_str: &str) -> Option<Vec<String>> {
+    let settings: Value = serde_json::from_str(settings_str).ok()?;
+    let labels = match settings.get("labels")? {
+        Value::Object(by_index) => by_index
+            .values()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect(),
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect(),
+        _ => return None,
+    };
+    Some(labels)
+}
+
 /// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
 #[derive(Clone)]
 pub struct MondayClient {
@@ -521,6 +540,38 @@ impl MondayClient {
 
     /// The board's columns (id, type), None when the board does not exist.
     #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    /// The labels of each status and dropdown column of `board` (from `settings_str`), by column
+    /// id; `None` when the board does not exist.
+    pub async fn board_column_labels(
+        &self,
+        board: BoardId,
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self
+            .execute(documents::BOARD_COLUMN_SETTINGS, variables, None)
+            .await?;
+        let Some(boards) = list_of(&data, "boards")? else {
+            return Ok(None);
+        };
+        let Some(found) = boards
+            .iter()
+            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board))
+        else {
+            return Ok(None);
+        };
+        let columns = found.get("columns").and_then(Value::as_array);
+        let labels = columns
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let id = str_of(c.get("id"))?;
+                let settings = str_of(c.get("settings_str"))?;
+                Some((id, labels_of_settings(&settings)?))
+            })
+            .collect();
+        Ok(Some(labels))
+    }
+
     pub async fn board_columns(
         &self,
         board: BoardId,

@@ -241,6 +241,28 @@ fn dropdown_ids(value: &Value) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// A column's `settings_str`: status labels by index (`{"labels": {"1": "Done"}}`), dropdown
+/// labels with their ids (`{"labels": [{"id": 1, "name": "Customer"}]}`), `{}` for the rest.
+pub(super) fn column_settings_str(column: &SimColumn) -> String {
+    match column.column_type.as_str() {
+        "status" => {
+            let labels: Map<String, Value> = STATUS_LABELS
+                .iter()
+                .map(|l| (l.index.to_string(), Value::String(l.text.to_owned())))
+                .collect();
+            json!({ "labels": labels }).to_string()
+        }
+        "dropdown" => {
+            let labels: Vec<Value> = DROPDOWN_LABELS
+                .iter()
+                .map(|(id, name)| json!({ "id": id, "name": name }))
+                .collect();
+            json!({ "labels": labels }).to_string()
+        }
+        _ => "{}".to_owned(),
+    }
+}
+
 fn is_number(s: &str) -> bool {
     s.trim().parse::<f64>().is_ok_and(f64::is_finite)
 }
