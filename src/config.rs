@@ -29,7 +29,7 @@ use serde::Deserialize;
 use crate::auth::monday_jwt::{self, MondayJwtVerifier};
 use crate::auth::standard_webhooks::{self, Verifier, WebhookSecret};
 use crate::domain::entity::{BoardId, EntityKind};
-use crate::domain::mapping::EntityMapping;
+use crate::domain::mapping::{EntityMapping, PhoneCountry};
 use crate::domain::reconcile::ConflictPolicy;
 use crate::domain::scan::InitialWinner;
 
@@ -276,6 +276,10 @@ impl Default for MondaySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MappingSettings {
+    /// `default_phone_country = "US"` (ISO 3166 alpha-2): the country of NPD's national phone
+    /// numbers, which are written to Monday in E.164 with it. Without it such a number is left
+    /// out of the write (and shown in the entity's sync status).
+    pub default_phone_country: Option<PhoneCountry>,
     /// `[mapping.contacts]`.
     pub contacts: EntityMapping,
     /// `[mapping.organizations]`.
@@ -285,6 +289,7 @@ pub struct MappingSettings {
 impl Default for MappingSettings {
     fn default() -> Self {
         MappingSettings {
+            default_phone_country: None,
             contacts: EntityMapping::default_for(EntityKind::Contact),
             organizations: EntityMapping::default_for(EntityKind::Organization),
         }
@@ -651,6 +656,13 @@ impl SyncSettings {
 }
 
 impl MappingSettings {
+    /// Hands the section's `default_phone_country` to both kinds' mappings.
+    pub fn with_shared_keys(mut self) -> Self {
+        self.contacts.default_phone_country = self.default_phone_country;
+        self.organizations.default_phone_country = self.default_phone_country;
+        self
+    }
+
     pub fn for_kind(&self, kind: EntityKind) -> &EntityMapping {
         match kind {
             EntityKind::Contact => &self.contacts,

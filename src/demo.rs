@@ -302,6 +302,7 @@ pub fn sample_contact(id: NpdId) -> ContactSnapshot {
         notes: Some("Met at the expo".into()),
         organization_id: None,
         updated_at: None,
+        custom: Default::default(),
     }
 }
 

@@ -523,7 +523,23 @@ async fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
                 kind.plural()
             )],
             Ok(Some(columns)) => {
-                column_problems(settings.mapping.for_kind(kind), &columns, kind, board)
+                let mapping = settings.mapping.for_kind(kind);
+                let mut problems = column_problems(mapping, &columns, kind, board);
+                match client.board_column_labels(board).await {
+                    Ok(labels) => problems.extend(label_problems(
+                        mapping,
+                        &labels.unwrap_or_default(),
+                        kind,
+                        board,
+                    )),
+                    Err(e) => {
+                        unreachable = true;
+                        problems.push(format!(
+                            "cannot read the column labels of board {board}: {e}"
+                        ));
+                    }
+                }
+                problems
             }
             Err(e) => {
                 unreachable = true;
@@ -576,6 +592,35 @@ fn column_problems(
             _ => None,
         })
         .collect()
+}
+
+/// The Monday labels a status or dropdown field's `labels` names that its column does not have
+/// (`labels` of the column's `settings_str`, by column id). A field with `create_labels` may name
+/// new ones: Monday creates them.
+fn label_problems(
+    mapping: &EntityMapping,
+    labels: &std::collections::BTreeMap<String, Vec<String>>,
+    kind: EntityKind,
+    board: BoardId,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (field, column) in &mapping.fields {
+        if !column.column_type.has_labels() || column.create_labels {
+            continue;
+        }
+        let known = labels.get(&column.column).cloned().unwrap_or_default();
+        for label in column.labels.values() {
+            if !known.contains(label) {
+                problems.push(format!(
+                    "{field}: label `{label}` is not a label of column `{}` on {} board {board} (its labels: {})",
+                    column.column,
+                    kind.plural(),
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    problems
 }
 
 fn print_config_report(s: &Settings) {

@@ -71,7 +71,7 @@ impl From<SettingsFile> for Settings {
             log,
             npd: f.npd,
             monday: f.monday,
-            mapping: f.mapping,
+            mapping: f.mapping.with_shared_keys(),
             conflicts: f.conflicts,
             sync: f.sync,
             retention: f.retention,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::*;
+use crate::domain::mapping::{ColumnType, Direction};
 
 fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, ConfigError> {
     let env: HashMap<String, String> = env
@@ -166,9 +167,9 @@ fn invalid_settings_are_refused_with_the_key_named() {
         (
             &[],
             Some(
-                "[mapping.contacts]\nitem_name = [\"first_name\"]\nnpd_id_column = \"npd_id\"\n[mapping.contacts.fields]\nemail = { column = \"email\", type = \"status\" }\n",
+                "[mapping.contacts]\nitem_name = [\"first_name\"]\nnpd_id_column = \"npd_id\"\n[mapping.contacts.fields]\nemail = { column = \"email\", type = \"board\" }\n",
             ),
-            "unknown variant `status`",
+            "unknown variant `board`",
         ),
     ];
     for (env, file, expected) in cases {
@@ -290,6 +291,42 @@ fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
         s.http.public_url.as_deref(),
         Some("https://gateway.example.com")
     );
+    let contacts = &s.mapping.contacts.fields;
+    assert_eq!(contacts["stage"].labels["customer"], "Done");
+    assert!(contacts["tags"].create_labels);
+    assert_eq!(contacts["birthday"].direction, Direction::ToMonday);
+    assert_eq!(contacts["score"].direction, Direction::ToNpd);
+    assert_eq!(contacts["stage"].direction, Direction::Both);
+    for (field, column_type) in [
+        ("stage", ColumnType::Status),
+        ("tags", ColumnType::Dropdown),
+        ("birthday", ColumnType::Date),
+        ("score", ColumnType::Numbers),
+        ("vip", ColumnType::Checkbox),
+        ("country", ColumnType::Country),
+    ] {
+        assert_eq!(contacts[field].column_type, column_type, "{field}");
+    }
+    for kind in EntityKind::ALL {
+        assert_eq!(
+            s.mapping
+                .for_kind(kind)
+                .default_phone_country
+                .map(|c| c.to_string()),
+            Some("US".to_owned()),
+            "{kind}: the section's phone country reaches the kind's mapping"
+        );
+    }
+}
+
+#[test]
+fn a_default_phone_country_that_is_not_iso_alpha_2_is_refused_by_name() {
+    for bad in ["usa", "us", "ZZ", "1"] {
+        let file = format!("[mapping]\ndefault_phone_country = \"{bad}\"\n");
+        let err = load(&[], Some(&file)).expect_err(bad).to_string();
+        assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        assert!(err.contains("ISO 3166 alpha-2"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -228,6 +228,9 @@ pub struct ContactSnapshot {
     pub organization_id: Option<NpdId>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
+    /// NPD's custom fields (beyond the contract's list), as NPD's JSON has them.
+    #[serde(flatten)]
+    pub custom: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// An NPD organization, as carried in `data` of an `organization.*` event.

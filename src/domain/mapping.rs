@@ -3,8 +3,12 @@
 //! Owns: `ColumnType`, `ColumnMapping`, `EntityMapping`, the default mappings of CONTRACT.md and
 //! their validation; `FieldValue`, the canonical form of a synced value (`ColumnType::canonical`),
 //! its conversion to and from Monday's column JSON (`to_monday`, `from_webhook`, `from_api_value`)
-//! and `MappingError`; `phone_country`; reading NPD snapshots and building/splitting item names.
-//! May import: std, serde, serde_json, thiserror, crate::domain.
+//! and `MappingError`; `phone_country`, `PhoneCountry` (`[mapping] default_phone_country`, which
+//! completes national numbers to E.164); `LeftOut`, a value that cannot be written and is left out
+//! of its write (the other fields still go); reading NPD snapshots and building/splitting item
+//! names.
+//! The formats of status, dropdown, date, numbers, checkbox and country are in `columns`.
+//! May import: std, serde, serde_json, thiserror, phonenumber, isocountry, crate::domain.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,8 +17,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::entity::EntityKind;
-use crate::domain::record::NpdRecord;
+use crate::domain::entity::{EntityKind, Side};
+use crate::domain::record::{NpdRecord, NpdValue};
+
+mod columns;
 
 /// The Monday column types the gateway can write (Monday's GraphQL `ColumnType` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,15 +31,27 @@ pub enum ColumnType {
     Email,
     Phone,
     Link,
+    Status,
+    Dropdown,
+    Date,
+    Numbers,
+    Checkbox,
+    Country,
 }
 
 impl ColumnType {
-    pub const ALL: [ColumnType; 5] = [
+    pub const ALL: [ColumnType; 11] = [
         ColumnType::Text,
         ColumnType::LongText,
         ColumnType::Email,
         ColumnType::Phone,
         ColumnType::Link,
+        ColumnType::Status,
+        ColumnType::Dropdown,
+        ColumnType::Date,
+        ColumnType::Numbers,
+        ColumnType::Checkbox,
+        ColumnType::Country,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,7 +61,18 @@ impl ColumnType {
             ColumnType::Email => "email",
             ColumnType::Phone => "phone",
             ColumnType::Link => "link",
+            ColumnType::Status => "status",
+            ColumnType::Dropdown => "dropdown",
+            ColumnType::Date => "date",
+            ColumnType::Numbers => "numbers",
+            ColumnType::Checkbox => "checkbox",
+            ColumnType::Country => "country",
         }
+    }
+
+    /// Whether values of this type are labels of the column (`labels` may map them).
+    pub fn has_labels(self) -> bool {
+        matches!(self, ColumnType::Status | ColumnType::Dropdown)
     }
 }
 
@@ -60,8 +89,10 @@ impl FromStr for ColumnType {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
+                let known: Vec<&str> = ColumnType::ALL.iter().map(|t| t.as_str()).collect();
                 format!(
-                    "unknown column type `{s}` (expected text, long_text, email, phone or link)"
+                    "unknown column type `{s}` (expected one of {})",
+                    known.join(", ")
                 )
             })
     }
@@ -86,6 +117,181 @@ pub enum MappingError {
     NotJson { column_type: ColumnType },
 }
 
+/// Why a value cannot be written to the other side: it is left out of that write (and recorded
+/// for the entity), while the other fields still sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOutReason {
+    /// A phone number without its country code, and no `[mapping] default_phone_country`.
+    NationalPhone,
+    /// A phone number that is no valid number of any country (Monday checks with libphonenumber).
+    InvalidPhone,
+    /// A date that is no `YYYY-MM-DD` calendar date.
+    InvalidDate,
+    /// A number that is no finite decimal number.
+    InvalidNumber,
+    /// A country that is no ISO 3166 alpha-2 code.
+    UnknownCountry,
+    /// An NPD value the field's `labels` give no Monday label (and `create_labels` is off).
+    NoLabel,
+    /// A Monday label the field's `labels` give no NPD value.
+    NoNpdValue,
+}
+
+impl LeftOutReason {
+    pub const ALL: [LeftOutReason; 7] = [
+        LeftOutReason::NationalPhone,
+        LeftOutReason::InvalidPhone,
+        LeftOutReason::InvalidDate,
+        LeftOutReason::InvalidNumber,
+        LeftOutReason::UnknownCountry,
+        LeftOutReason::NoLabel,
+        LeftOutReason::NoNpdValue,
+    ];
+
+    /// The stable name kept in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftOutReason::NationalPhone => "national_phone",
+            LeftOutReason::InvalidPhone => "invalid_phone",
+            LeftOutReason::InvalidDate => "invalid_date",
+            LeftOutReason::InvalidNumber => "invalid_number",
+            LeftOutReason::UnknownCountry => "unknown_country",
+            LeftOutReason::NoLabel => "no_label",
+            LeftOutReason::NoNpdValue => "no_npd_value",
+        }
+    }
+
+    /// One readable sentence: what is wrong and what to do.
+    pub fn explain(self) -> &'static str {
+        match self {
+            LeftOutReason::NationalPhone => {
+                "a national phone number without its country code: set [mapping] default_phone_country or store it in E.164 (+ and the country code)"
+            }
+            LeftOutReason::InvalidPhone => "not a valid phone number of any country",
+            LeftOutReason::InvalidDate => "not a date written YYYY-MM-DD",
+            LeftOutReason::InvalidNumber => "not a number",
+            LeftOutReason::UnknownCountry => "not an ISO 3166 alpha-2 country code",
+            LeftOutReason::NoLabel => {
+                "no Monday label for this value in the field's `labels` (add one, or set create_labels = true)"
+            }
+            LeftOutReason::NoNpdValue => {
+                "no NPD value for this Monday label in the field's `labels`"
+            }
+        }
+    }
+}
+
+impl fmt::Display for LeftOutReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LeftOutReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LeftOutReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown left-out reason `{s}`"))
+    }
+}
+
+/// A field's value left out of a write towards `to`, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub field: String,
+    /// The canonical value that could not be written.
+    pub value: String,
+    pub reason: LeftOutReason,
+    /// The side the write was for.
+    pub to: Side,
+}
+
+/// An ISO 3166 alpha-2 country with a telephone numbering plan (`US`, `GB`):
+/// `[mapping] default_phone_country`, the country of national numbers such as `(202) 555-0169`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneCountry {
+    id: phonenumber::country::Id,
+    /// The two capital letters, as given.
+    code: [u8; 2],
+}
+
+impl PhoneCountry {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.code).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for PhoneCountry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PhoneCountry {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let code: Option<[u8; 2]> = s.as_bytes().try_into().ok();
+        code.filter(|c| c.iter().all(u8::is_ascii_uppercase))
+            .and_then(|code| {
+                let id = s.parse::<phonenumber::country::Id>().ok()?;
+                Some(PhoneCountry { id, code })
+            })
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not an ISO 3166 alpha-2 country with phone numbers (two capital letters, such as \"US\" or \"GB\")"
+                )
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for PhoneCountry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A canonical phone number in E.164 (`+12025550169`): a number that already has its `+` is
+/// kept; a national one (`2025550169`) is completed with `country` when it is a valid number
+/// there; anything else is returned as it was (and is left out when written to Monday).
+pub fn complete_phone(canonical: &str, country: Option<PhoneCountry>) -> String {
+    let Some(country) = country.filter(|_| !canonical.starts_with('+')) else {
+        return canonical.to_owned();
+    };
+    match phonenumber::parse(Some(country.id), canonical) {
+        Ok(number) if phonenumber::is_valid(&number) => {
+            number.format().mode(phonenumber::Mode::E164).to_string()
+        }
+        _ => canonical.to_owned(),
+    }
+}
+
+/// What Monday's phone column takes for a canonical number: the E.164 number and its country
+/// (`countryShortName`), or why it cannot be written.
+fn monday_phone(canonical: &str) -> Result<(String, String), LeftOutReason> {
+    let Some(digits) = canonical.strip_prefix('+') else {
+        return Err(LeftOutReason::NationalPhone);
+    };
+    // An extension or anything else libphonenumber would drop is no number Monday stores.
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(LeftOutReason::InvalidPhone);
+    }
+    let number = phonenumber::parse(None, canonical).map_err(|_| LeftOutReason::InvalidPhone)?;
+    if !phonenumber::is_valid(&number) {
+        return Err(LeftOutReason::InvalidPhone);
+    }
+    let country = number
+        .country()
+        .id()
+        .map(|id| id.as_ref().to_owned())
+        .or_else(|| phone_country(canonical).map(str::to_owned))
+        .ok_or(LeftOutReason::InvalidPhone)?;
+    Ok((canonical.to_owned(), country))
+}
+
 /// The placeholder item name used when every item-name field is empty.
 pub const UNNAMED_ITEM: &str = "Unnamed";
 
@@ -101,7 +307,10 @@ impl ColumnType {
     ///   becomes `+`; a number without `+`/`00` keeps its digits, unprefixed (any other character
     ///   is kept, so nothing the user typed is silently dropped);
     /// - long text: `\r\n` (and a lone `\r`) become `\n`, trailing whitespace is removed, leading
-    ///   whitespace is kept.
+    ///   whitespace is kept;
+    /// - status: the label, trimmed; dropdown: its labels as a sorted JSON array (`["A","B"]`);
+    /// - date: `YYYY-MM-DD` (a time is dropped); numbers: the shortest decimal (`42`, `3.5`);
+    /// - checkbox: `true` when checked, empty (`None`) when not; country: the upper-cased code.
     ///
     /// An empty result is `None`. Canonicalising a canonical value returns it unchanged.
     pub fn canonical(self, raw: &str) -> FieldValue {
@@ -114,33 +323,41 @@ impl ColumnType {
                 .replace('\r', "\n")
                 .trim_end()
                 .to_owned(),
+            ColumnType::Status => columns::canonical_label(raw),
+            ColumnType::Dropdown => columns::canonical_labels(raw),
+            ColumnType::Date => columns::canonical_date(raw),
+            ColumnType::Numbers => columns::canonical_number(raw),
+            ColumnType::Checkbox => columns::canonical_checkbox(raw),
+            ColumnType::Country => columns::canonical_country(raw),
         };
         (!value.is_empty()).then_some(value)
     }
 
     /// The JSON Monday expects for this column in `column_values` (FACTS §2.6): text `"v"`,
     /// long text `{"text": v}`, email `{"email": v, "text": v}`, phone
-    /// `{"phone": v, "countryShortName": ISO2}` (the key is left out when `phone_country` does
-    /// not know the number), link `{"url": v, "text": v}`. `None` clears the column: JSON null.
-    pub fn to_monday(self, value: &FieldValue) -> Value {
+    /// `{"phone": v, "countryShortName": ISO2}`, link `{"url": v, "text": v}`. `None` clears the
+    /// column: JSON null. A value Monday would refuse (a phone without its country code, or no
+    /// valid number) is `Err`: it is left out of the write, so the rest of the item still goes.
+    pub fn to_monday(self, value: &FieldValue) -> Result<Value, LeftOutReason> {
         let Some(v) = value else {
-            return Value::Null;
+            return Ok(Value::Null);
         };
-        let text = || Value::String(v.clone());
-        match self {
-            ColumnType::Text => text(),
+        Ok(match self {
+            ColumnType::Text => Value::String(v.clone()),
             ColumnType::LongText => serde_json::json!({ "text": v }),
             ColumnType::Email => serde_json::json!({ "email": v, "text": v }),
             ColumnType::Link => serde_json::json!({ "url": v, "text": v }),
             ColumnType::Phone => {
-                let mut object = Map::new();
-                object.insert("phone".into(), text());
-                if let Some(country) = phone_country(v) {
-                    object.insert("countryShortName".into(), country.into());
-                }
-                Value::Object(object)
+                let (phone, country) = monday_phone(v)?;
+                serde_json::json!({ "phone": phone, "countryShortName": country })
             }
-        }
+            ColumnType::Status => columns::write_status(v),
+            ColumnType::Dropdown => columns::write_dropdown(v),
+            ColumnType::Date => columns::write_date(v)?,
+            ColumnType::Numbers => columns::write_number(v)?,
+            ColumnType::Checkbox => columns::write_checkbox(v),
+            ColumnType::Country => columns::write_country(v)?,
+        })
     }
 
     /// A column's value as a webhook delivers it (`value` of `update_column_value`, or one entry
@@ -149,10 +366,16 @@ impl ColumnType {
     /// Webhook shapes: text `{"value"}`, long text `{"text", "changed_at"}`, email
     /// `{"email", "text", "changed_at"}`, phone `{"phone", "countryShortName", "changed_at"}`,
     /// link `{"url", "text", "changed_at"}`; the value key may be null (cleared).
+    /// Status, dropdown, date, numbers, checkbox and country: see `columns::read_*`.
     pub fn from_webhook(self, value: Option<&Value>) -> Result<FieldValue, MappingError> {
         let raw = match value {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Object(object)) if object.is_empty() => return Ok(None),
+            Some(value) if self.typed_read().is_some() => {
+                let read = self.typed_read().map_or(Err(()), |read| read(value));
+                let raw = read.map_err(|()| self.unexpected_shape())?;
+                return Ok(raw.and_then(|raw| self.canonical(&raw)));
+            }
             Some(Value::String(s)) if self == ColumnType::Text => s.as_str(),
             Some(Value::Object(object)) => match object.get(self.value_key()) {
                 Some(Value::Null) => return Ok(None),
@@ -176,6 +399,37 @@ impl ColumnType {
         self.from_webhook(Some(&parsed))
     }
 
+    /// A column's value as a scan reads it from the API: its `value` (see `from_api_value`), or
+    /// for status and dropdown, whose `value` holds only indexes and ids, its `text` (the label,
+    /// or the labels joined with `, `).
+    pub fn from_api(
+        self,
+        text: Option<&str>,
+        value: Option<&str>,
+    ) -> Result<FieldValue, MappingError> {
+        match self {
+            ColumnType::Status => Ok(text.and_then(|t| self.canonical(t))),
+            ColumnType::Dropdown => {
+                let labels: Vec<&str> = text.unwrap_or_default().split(", ").collect();
+                Ok(self.canonical(&Value::from(labels).to_string()))
+            }
+            _ => self.from_api_value(value),
+        }
+    }
+
+    /// The reader of the types whose value is not one string under one key.
+    fn typed_read(self) -> Option<fn(&Value) -> columns::Read> {
+        Some(match self {
+            ColumnType::Status => columns::read_status,
+            ColumnType::Dropdown => columns::read_dropdown,
+            ColumnType::Date => columns::read_date,
+            ColumnType::Numbers => columns::read_number,
+            ColumnType::Checkbox => columns::read_checkbox,
+            ColumnType::Country => columns::read_country,
+            _ => return None,
+        })
+    }
+
     /// The key of a column's JSON object that carries the value.
     fn value_key(self) -> &'static str {
         match self {
@@ -184,6 +438,7 @@ impl ColumnType {
             ColumnType::Email => "email",
             ColumnType::Phone => "phone",
             ColumnType::Link => "url",
+            _ => "value",
         }
     }
 
@@ -194,6 +449,12 @@ impl ColumnType {
             ColumnType::Email => "an object with a string `email`",
             ColumnType::Phone => "an object with a string `phone`",
             ColumnType::Link => "an object with a string `url`",
+            ColumnType::Status => "an object with a `label` (`{\"label\": {\"text\"}}`)",
+            ColumnType::Dropdown => "an object with `chosenValues` or `labels`",
+            ColumnType::Date => "an object with a string `date`",
+            ColumnType::Numbers => "a number, a numeric string or an object with `value`",
+            ColumnType::Checkbox => "an object with `checked`, or a boolean",
+            ColumnType::Country => "an object with a string `countryCode`",
         };
         MappingError::UnexpectedShape {
             column_type: self,
@@ -301,11 +562,21 @@ pub fn phone_country(e164: &str) -> Option<&'static str> {
 }
 
 /// The `column_values` argument of `create_item` and `change_multiple_column_values`: column id
-/// to the JSON Monday expects for that column (`ColumnType::to_monday`).
+/// to the JSON Monday expects for that column (`ColumnType::to_monday`), and whether the
+/// mutation asks Monday to create missing status/dropdown labels.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ColumnValues(pub Map<String, Value>);
+pub struct ColumnValues(pub Map<String, Value>, pub CreatesLabels);
+
+/// `create_labels_if_missing: true` on the mutation: a written field has `create_labels`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatesLabels(pub bool);
 
 impl ColumnValues {
+    /// Whether the mutation carries `create_labels_if_missing: true`.
+    pub fn creates_labels(&self) -> bool {
+        self.1.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -321,6 +592,48 @@ impl ColumnValues {
     }
 }
 
+/// Which way a field's values flow (`direction`): both (the default), or only from its owning
+/// side to the other; the other side's changes of a one-way field are ignored (and recorded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    /// NPD owns the field: Monday's changes are ignored.
+    ToMonday,
+    /// Monday owns the field: NPD's changes are ignored.
+    ToNpd,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::ToMonday => "to_monday",
+            Direction::ToNpd => "to_npd",
+        }
+    }
+
+    /// Whether a change made on `side` may flow.
+    pub fn accepts_from(self, side: Side) -> bool {
+        match self {
+            Direction::Both => true,
+            Direction::ToMonday => side == Side::Npd,
+            Direction::ToNpd => side == Side::Monday,
+        }
+    }
+
+    fn is_both(&self) -> bool {
+        *self == Direction::Both
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One NPD field written to one Monday column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +643,119 @@ pub struct ColumnMapping {
     /// The Monday column type, which decides the value format.
     #[serde(rename = "type")]
     pub column_type: ColumnType,
+    /// Status and dropdown: NPD value -> Monday label, used both ways. Empty: the NPD value is
+    /// the label. A value (or label) it does not name is left out of the write and recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Status and dropdown: an NPD value `labels` does not name is written as its own label,
+    /// and Monday creates missing labels (`create_labels_if_missing: true`). Off: never.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_labels: bool,
+    /// `both` (default), `to_monday` or `to_npd`.
+    #[serde(default, skip_serializing_if = "Direction::is_both")]
+    pub direction: Direction,
+}
+
+impl ColumnMapping {
+    pub fn new(column: &str, column_type: ColumnType) -> Self {
+        ColumnMapping {
+            column: column.to_owned(),
+            column_type,
+            labels: BTreeMap::new(),
+            create_labels: false,
+            direction: Direction::Both,
+        }
+    }
+
+    /// The Monday label of one NPD value: its `labels` entry; the value itself when `labels` is
+    /// empty or `create_labels` is on; else none.
+    fn label_of(&self, npd: &str) -> Option<String> {
+        match self.labels.get(npd) {
+            Some(label) => Some(label.clone()),
+            None if self.labels.is_empty() || self.create_labels => Some(npd.to_owned()),
+            None => None,
+        }
+    }
+
+    /// The NPD value of one Monday label: the `labels` entry naming it; the label itself when
+    /// `labels` is empty; else none.
+    fn npd_of(&self, label: &str) -> Option<String> {
+        if self.labels.is_empty() {
+            return Some(label.to_owned());
+        }
+        self.labels
+            .iter()
+            .find(|(_, l)| l.as_str() == label)
+            .map(|(npd, _)| npd.clone())
+    }
+
+    /// A canonical NPD value as the canonical Monday value of this column (status and dropdown
+    /// through `labels`; other types unchanged). `Err(NoLabel)`: a value has no label.
+    pub fn monday_value(&self, value: &FieldValue) -> Result<FieldValue, LeftOutReason> {
+        self.translate(value, |v| self.label_of(v), LeftOutReason::NoLabel)
+    }
+
+    /// A canonical Monday value of this column as the canonical NPD value (status and dropdown
+    /// through `labels`). `Err(NoNpdValue)`: a label has no NPD value.
+    pub fn npd_value(&self, value: &FieldValue) -> Result<FieldValue, LeftOutReason> {
+        self.translate(value, |v| self.npd_of(v), LeftOutReason::NoNpdValue)
+    }
+
+    fn translate(
+        &self,
+        value: &FieldValue,
+        one: impl Fn(&str) -> Option<String>,
+        missing: LeftOutReason,
+    ) -> Result<FieldValue, LeftOutReason> {
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        match self.column_type {
+            ColumnType::Status => one(v).map(Some).ok_or(missing),
+            ColumnType::Dropdown => {
+                let labels: Option<Vec<String>> =
+                    columns::labels_of(v).iter().map(|l| one(l)).collect();
+                let labels = labels.ok_or(missing)?;
+                Ok(self.column_type.canonical(&Value::from(labels).to_string()))
+            }
+            _ => Ok(value.clone()),
+        }
+    }
+
+    /// A canonical value as NPD's JSON has it: numbers as numbers, a checkbox as a boolean
+    /// (unchecked is `false`), dropdown labels as a list of strings, the rest as text; `None`
+    /// clears (null, an empty list for a dropdown).
+    pub fn npd_json(&self, value: &FieldValue) -> NpdValue {
+        match (self.column_type, value) {
+            (ColumnType::Checkbox, v) => NpdValue::Bool(v.as_deref() == Some("true")),
+            (ColumnType::Dropdown, v) => {
+                NpdValue::List(v.as_deref().map(columns::labels_of).unwrap_or_default())
+            }
+            (ColumnType::Numbers, Some(v)) => {
+                let number = v
+                    .parse::<i64>()
+                    .map(serde_json::Number::from)
+                    .ok()
+                    .or_else(|| v.parse::<f64>().ok().and_then(serde_json::Number::from_f64));
+                number.map_or_else(|| NpdValue::Text(v.clone()), NpdValue::Number)
+            }
+            (_, Some(v)) => NpdValue::Text(v.clone()),
+            (_, None) => NpdValue::Null,
+        }
+    }
+}
+
+/// The raw text of an NPD field for a column type: strings for every type; numbers for numbers;
+/// booleans for checkboxes; lists of strings for dropdowns (as a JSON array). Any other shape is
+/// not this type's and reads as empty.
+fn npd_raw(value: &NpdValue, column_type: ColumnType) -> Option<String> {
+    match (value, column_type) {
+        (NpdValue::Text(s), _) => Some(s.clone()),
+        (NpdValue::Number(n), ColumnType::Numbers) => Some(n.to_string()),
+        (NpdValue::Bool(b), ColumnType::Checkbox) => Some(b.to_string()),
+        (NpdValue::List(list), ColumnType::Dropdown) => Some(Value::from(list.clone()).to_string()),
+        _ => None,
+    }
 }
 
 /// The mapping of one entity kind onto its board.
@@ -342,15 +768,23 @@ pub struct EntityMapping {
     pub npd_id_column: String,
     /// NPD field -> Monday column.
     pub fields: BTreeMap<String, ColumnMapping>,
+    /// `[mapping] default_phone_country`, shared by both kinds (set by the config, not by the
+    /// kind's table): NPD's national phone numbers are completed to E.164 with it.
+    #[serde(skip)]
+    pub default_phone_country: Option<PhoneCountry>,
+}
+
+/// What one write to Monday carries: the columns, and the values left out of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MondayWrite {
+    pub columns: ColumnValues,
+    pub left_out: Vec<LeftOut>,
 }
 
 impl EntityMapping {
     /// CONTRACT.md's default mapping for `kind`.
     pub fn default_for(kind: EntityKind) -> Self {
-        let col = |column: &str, column_type| ColumnMapping {
-            column: column.to_owned(),
-            column_type,
-        };
+        let col = ColumnMapping::new;
         match kind {
             EntityKind::Contact => EntityMapping {
                 item_name: vec!["first_name".into(), "last_name".into()],
@@ -361,6 +795,7 @@ impl EntityMapping {
                     ("role_title".into(), col("role_title", ColumnType::Text)),
                     ("notes".into(), col("notes", ColumnType::LongText)),
                 ]),
+                default_phone_country: None,
             },
             EntityKind::Organization => EntityMapping {
                 item_name: vec!["name".into()],
@@ -370,6 +805,7 @@ impl EntityMapping {
                     ("industry".into(), col("industry", ColumnType::Text)),
                     ("notes".into(), col("notes", ColumnType::LongText)),
                 ]),
+                default_phone_country: None,
             },
         }
     }
@@ -402,6 +838,48 @@ impl EntityMapping {
         names.chain(columns).collect()
     }
 
+    /// A Monday value of `field` (canonical, as its column type reads it) as its NPD value:
+    /// through the field's `labels`; unmapped fields (item-name fields) unchanged. A label with
+    /// no NPD value is `Err`, to be left out of the write to NPD.
+    pub fn npd_value_of(&self, field: &str, value: FieldValue) -> Result<FieldValue, LeftOut> {
+        let Some(mapping) = self
+            .fields
+            .get(field)
+            .filter(|_| !self.item_name.iter().any(|f| f == field))
+        else {
+            return Ok(value);
+        };
+        mapping.npd_value(&value).map_err(|reason| LeftOut {
+            field: field.to_owned(),
+            value: value.clone().unwrap_or_default(),
+            reason,
+            to: Side::Npd,
+        })
+    }
+
+    /// NPD's JSON for the canonical value of `field` (`ColumnMapping::npd_json`; text for
+    /// item-name and unmapped fields).
+    pub fn npd_json(&self, field: &str, value: &FieldValue) -> NpdValue {
+        match self
+            .fields
+            .get(field)
+            .filter(|_| !self.item_name.iter().any(|f| f == field))
+        {
+            Some(mapping) => mapping.npd_json(value),
+            None => value.clone().map_or(NpdValue::Null, NpdValue::Text),
+        }
+    }
+
+    /// The direction of a synced field (item-name fields sync both ways).
+    pub fn direction_of(&self, field: &str) -> Direction {
+        if self.item_name.iter().any(|f| f == field) {
+            return Direction::Both;
+        }
+        self.fields
+            .get(field)
+            .map_or(Direction::Both, |m| m.direction)
+    }
+
     /// The column type of a synced field (item-name fields are text), `None` if not synced.
     pub fn column_type_of(&self, field: &str) -> Option<ColumnType> {
         if self.item_name.iter().any(|f| f == field) {
@@ -411,14 +889,21 @@ impl EntityMapping {
     }
 
     /// The canonical values of every synced field, read from an NPD record. Missing, null and
-    /// non-string fields are `None`.
+    /// non-string fields are `None`. National phone numbers are completed to E.164 with
+    /// `default_phone_country` (so what Monday stores reads back as the same value).
     pub fn npd_values(&self, record: &NpdRecord) -> BTreeMap<String, FieldValue> {
         self.synced_fields()
             .into_iter()
             .map(|(field, column_type)| {
                 let value = record
-                    .text(&field)
-                    .and_then(|raw| column_type.canonical(raw));
+                    .fields
+                    .get(&field)
+                    .and_then(|v| npd_raw(v, column_type))
+                    .and_then(|raw| column_type.canonical(&raw))
+                    .map(|v| match column_type {
+                        ColumnType::Phone => complete_phone(&v, self.default_phone_country),
+                        _ => v,
+                    });
                 (field, value)
             })
             .collect()
@@ -475,24 +960,43 @@ impl EntityMapping {
     /// `column_values` for `create_item` / `change_multiple_column_values`: for each given field
     /// with a column mapping, column id -> `ColumnType::to_monday`; item-name fields are skipped
     /// (they are the item name, not columns); plus `npd_id_column` -> the NPD id as text when
-    /// `npd_id` is given.
+    /// `npd_id` is given. A value `to_monday` refuses is left out (`MondayWrite::left_out`).
     pub fn monday_column_values(
         &self,
         values: &BTreeMap<String, FieldValue>,
         npd_id: Option<&str>,
-    ) -> ColumnValues {
-        let mut columns: Map<String, Value> = values
+    ) -> MondayWrite {
+        let mut write = MondayWrite::default();
+        let mapped = values
             .iter()
             .filter(|(field, _)| !self.item_name.contains(field))
-            .filter_map(|(field, value)| {
-                let mapping = self.fields.get(field)?;
-                Some((mapping.column.clone(), mapping.column_type.to_monday(value)))
-            })
-            .collect();
-        if let Some(id) = npd_id {
-            columns.insert(self.npd_id_column.clone(), Value::String(id.to_owned()));
+            .filter_map(|(field, value)| Some((field, value, self.fields.get(field)?)));
+        for (field, value, mapping) in mapped {
+            let json = mapping
+                .monday_value(value)
+                .and_then(|v| mapping.column_type.to_monday(&v));
+            match json {
+                Ok(json) => {
+                    if mapping.create_labels && !json.is_null() {
+                        write.columns.1 = CreatesLabels(true);
+                    }
+                    write.columns.0.insert(mapping.column.clone(), json);
+                }
+                Err(reason) => write.left_out.push(LeftOut {
+                    field: field.clone(),
+                    value: value.clone().unwrap_or_default(),
+                    reason,
+                    to: Side::Monday,
+                }),
+            }
         }
-        ColumnValues(columns)
+        if let Some(id) = npd_id {
+            write
+                .columns
+                .0
+                .insert(self.npd_id_column.clone(), Value::String(id.to_owned()));
+        }
+        write
     }
 
     /// Every problem with this mapping for `kind`, as readable sentences.
@@ -520,10 +1024,18 @@ impl EntityMapping {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         seen.insert(self.npd_id_column.as_str(), "npd_id_column");
         for (field, mapping) in &self.fields {
-            if !known.contains(&field.as_str()) {
+            // Any NPD field may be mapped: NPD's custom fields are not in the contract's list.
+            if !is_column_id(field) {
                 problems.push(format!(
-                    "{section}.fields names unknown {kind} field `{field}` (known: {})",
-                    known.join(", ")
+                    "{section}.fields: `{field}` is not an NPD field name (letters, digits and underscores)"
+                ));
+            }
+            if !mapping.column_type.has_labels()
+                && (!mapping.labels.is_empty() || mapping.create_labels)
+            {
+                problems.push(format!(
+                    "{section}.fields.{field}: `labels` and `create_labels` are for status and dropdown columns, not {}",
+                    mapping.column_type
                 ));
             }
             if !is_column_id(&mapping.column) {
@@ -695,18 +1207,6 @@ mod tests {
                 json!({"phone": "+12025550169", "countryShortName": "US"}),
             ),
             (
-                "phone of an unknown country has no country",
-                Phone,
-                some("+999123"),
-                json!({"phone": "+999123"}),
-            ),
-            (
-                "phone without prefix has no country",
-                Phone,
-                some("2025550169"),
-                json!({"phone": "2025550169"}),
-            ),
-            (
                 "link repeats the url as its text",
                 Link,
                 some("https://a.example"),
@@ -714,15 +1214,125 @@ mod tests {
             ),
         ];
         for (name, column_type, value, expected) in cases {
-            assert_eq!(column_type.to_monday(&value), expected, "{name}");
+            assert_eq!(column_type.to_monday(&value), Ok(expected), "{name}");
         }
         for column_type in ColumnType::ALL {
             assert_eq!(
                 column_type.to_monday(&None),
-                Value::Null,
+                Ok(Value::Null),
                 "{column_type}: none clears"
             );
         }
+    }
+
+    #[test]
+    fn phones_monday_would_refuse_are_left_out() {
+        use LeftOutReason::*;
+        let cases = [
+            ("national number", "2025550169", NationalPhone),
+            (
+                "national number with its trunk zero",
+                "02079460990",
+                NationalPhone,
+            ),
+            ("unknown calling code", "+999123", InvalidPhone),
+            ("too short for its country", "+1202", InvalidPhone),
+            (
+                "letters kept by the canonical form",
+                "+442079460990ext12",
+                InvalidPhone,
+            ),
+        ];
+        for (name, phone, reason) in cases {
+            assert_eq!(
+                ColumnType::Phone.to_monday(&some(phone)),
+                Err(reason),
+                "{name}"
+            );
+        }
+    }
+
+    fn country(code: &str) -> Option<PhoneCountry> {
+        Some(code.parse().expect("a phone country"))
+    }
+
+    #[test]
+    fn national_phones_are_completed_with_the_default_country() {
+        let cases = [
+            ("us national", "2025550169", country("US"), "+12025550169"),
+            (
+                "gb national with trunk zero",
+                "02079460990",
+                country("GB"),
+                "+442079460990",
+            ),
+            ("au mobile", "0488870510", country("AU"), "+61488870510"),
+            (
+                "e164 is kept whatever the default",
+                "+442079460990",
+                country("US"),
+                "+442079460990",
+            ),
+            ("no default country", "2025550169", None, "2025550169"),
+            (
+                "not a number of the default country",
+                "12",
+                country("US"),
+                "12",
+            ),
+        ];
+        for (name, canonical, default, expected) in cases {
+            assert_eq!(complete_phone(canonical, default), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn phone_countries_are_iso_alpha_2_with_a_numbering_plan() {
+        for ok in ["US", "GB", "AU", "DE"] {
+            assert_eq!(
+                ok.parse::<PhoneCountry>().map(|c| c.to_string()),
+                Ok(ok.to_owned())
+            );
+        }
+        for bad in ["us", "USA", "", "ZZ", "U", "1A"] {
+            let err = bad.parse::<PhoneCountry>().expect_err(bad);
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn national_phones_of_npd_records_become_e164_with_the_default_country() {
+        let mut mapping = EntityMapping::default_for(EntityKind::Contact);
+        let mut record =
+            record_of(&json!({"id": "3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10", "version": 1}));
+        record
+            .fields
+            .insert("phone".into(), NpdValue::Text("(202) 555-0169".into()));
+        assert_eq!(mapping.npd_values(&record)["phone"], some("2025550169"));
+        let write = mapping.monday_column_values(&mapping.npd_values(&record), None);
+        assert_eq!(
+            write.left_out,
+            [LeftOut {
+                field: "phone".into(),
+                value: "2025550169".into(),
+                reason: LeftOutReason::NationalPhone,
+                to: Side::Monday,
+            }]
+        );
+        assert!(
+            !write.columns.0.contains_key("phone"),
+            "the phone is left out"
+        );
+
+        mapping.default_phone_country = country("US");
+        let values = mapping.npd_values(&record);
+        assert_eq!(values["phone"], some("+12025550169"));
+        let write = mapping.monday_column_values(&values, None);
+        assert!(write.left_out.is_empty());
+        assert_eq!(
+            write.columns.0["phone"],
+            json!({"phone": "+12025550169", "countryShortName": "US"})
+        );
     }
 
     #[test]
@@ -1148,10 +1758,7 @@ mod tests {
         let mut both = EntityMapping::default_for(EntityKind::Organization);
         both.fields.insert(
             "name".into(),
-            ColumnMapping {
-                column: "name_copy".into(),
-                column_type: ColumnType::LongText,
-            },
+            ColumnMapping::new("name_copy", ColumnType::LongText),
         );
         let names: Vec<String> = both.synced_fields().into_iter().map(|(f, _)| f).collect();
         assert_eq!(names, ["name", "industry", "notes", "website"]);
@@ -1274,8 +1881,9 @@ mod tests {
     #[test]
     fn column_values_for_the_default_contact_mapping() {
         let (mapping, mut values) = updated_contact_values();
-        let columns =
-            mapping.monday_column_values(&values, Some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"));
+        let columns = mapping
+            .monday_column_values(&values, Some("3f0b6a52-4c1e-4d7a-9f7e-2b1c9d8e7a10"))
+            .columns;
         assert_eq!(
             Value::Object(columns.0),
             json!({
@@ -1294,7 +1902,7 @@ mod tests {
             some("8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f"),
         );
         assert_eq!(
-            Value::Object(mapping.monday_column_values(&values, None).0),
+            Value::Object(mapping.monday_column_values(&values, None).columns.0),
             json!({"notes": null}),
             "a cleared field is null; name and unmapped fields are not columns"
         );
@@ -1316,7 +1924,10 @@ mod tests {
         #[test]
         fn values_written_to_monday_read_back_unchanged(column_type in column_type(), raw in "\\PC{0,24}|[ +0-9()\\r\\n.-]{0,16}") {
             let value = column_type.canonical(&raw);
-            let written = column_type.to_monday(&value);
+            // A value Monday would refuse is left out, never written.
+            let Ok(written) = column_type.to_monday(&value) else {
+                return Ok(());
+            };
             prop_assert_eq!(column_type.from_webhook(Some(&written)), Ok(value.clone()));
             let stored = written.to_string();
             prop_assert_eq!(column_type.from_api_value(Some(&stored)), Ok(value));
@@ -1345,20 +1956,33 @@ mod tests {
     fn mapping_problems_name_the_bad_part() {
         let mut m = EntityMapping::default_for(EntityKind::Organization);
         m.item_name = vec!["nickname".into()];
+        // A custom NPD field may be mapped; a name that is no field name may not.
         m.fields.insert(
             "favourite_colour".into(),
-            ColumnMapping {
-                column: "notes".into(),
-                column_type: ColumnType::Text,
-            },
+            ColumnMapping::new("notes", ColumnType::Text),
         );
+        m.fields.insert(
+            "bad name".into(),
+            ColumnMapping::new("other", ColumnType::Text),
+        );
+        let mut labelled = ColumnMapping::new("site", ColumnType::Link);
+        labelled.create_labels = true;
+        m.fields.insert("website".into(), labelled);
         let problems = m.problems(EntityKind::Organization).join("\n");
         assert!(
             problems.contains("unknown organization field `nickname`"),
             "{problems}"
         );
         assert!(
-            problems.contains("unknown organization field `favourite_colour`"),
+            !problems.contains("`favourite_colour` is not"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("`bad name` is not an NPD field name"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("website: `labels` and `create_labels` are for status and dropdown"),
             "{problems}"
         );
         assert!(
@@ -1368,10 +1992,41 @@ mod tests {
     }
 
     #[test]
+    fn directions_accept_changes_from_their_owner_only() {
+        use Direction::*;
+        let cases = [
+            (Both, Side::Npd, true),
+            (Both, Side::Monday, true),
+            (ToMonday, Side::Npd, true),
+            (ToMonday, Side::Monday, false),
+            (ToNpd, Side::Npd, false),
+            (ToNpd, Side::Monday, true),
+        ];
+        for (direction, side, accepts) in cases {
+            assert_eq!(
+                direction.accepts_from(side),
+                accepts,
+                "{direction} from {side}"
+            );
+        }
+        let mut m = EntityMapping::default_for(EntityKind::Contact);
+        if let Some(f) = m.fields.get_mut("notes") {
+            f.direction = ToNpd;
+        }
+        assert_eq!(m.direction_of("notes"), ToNpd);
+        assert_eq!(
+            m.direction_of("first_name"),
+            Both,
+            "item-name fields sync both ways"
+        );
+        assert_eq!(m.direction_of("unmapped"), Both);
+    }
+
+    #[test]
     fn column_types_parse_by_name() {
         for t in ColumnType::ALL {
             assert_eq!(t.as_str().parse::<ColumnType>(), Ok(t));
         }
-        assert!("status".parse::<ColumnType>().is_err());
+        assert!("board".parse::<ColumnType>().is_err());
     }
 }

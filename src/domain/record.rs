@@ -151,13 +151,20 @@ impl From<ContactSnapshot> for NpdRecord {
                 text(c.organization_id.map(|o| o.to_string())),
             ),
         ];
+        let mut fields: BTreeMap<String, NpdValue> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        for (name, value) in c.custom {
+            if let Some(value) = NpdValue::from_json(value) {
+                fields.entry(name).or_insert(value);
+            }
+        }
         NpdRecord {
             id: c.id,
             version: c.version,
             sync_enabled: c.sync_enabled,
             monday_id: c.monday_id,
             updated_at: c.updated_at,
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            fields,
         }
     }
 }

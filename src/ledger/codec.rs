@@ -14,6 +14,7 @@ use sqlx::error::BoxDynError;
 use crate::domain::budget::BudgetState;
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::job::{JobPayload, Operation, Priority, Sent};
+use crate::domain::mapping::LeftOutReason;
 use crate::domain::reconcile::{ConflictPolicy, FieldState};
 use crate::domain::record::NpdRecord;
 use crate::domain::scan::{
@@ -107,6 +108,7 @@ text_column!(
     RunStatus,
     Scope,
     MatchStatus,
+    LeftOutReason,
 );
 
 json_column!(

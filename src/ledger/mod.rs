@@ -3,7 +3,8 @@
 //! Owns: `Store` (one type over SQLite or PostgreSQL), connecting, migrations, readiness, and the
 //! tables of DESIGN.md through one submodule per concern: `inbox` (and `group_commit`, its
 //! writer), `entities` (with their field states), `jobs` (the outbox), `conflicts`, `history`,
-//! `admin` (tokens and the audit log), `console` (the console's sessions and the entity search's
+//! `left_out` (values that could not be written, per entity and field), `admin` (tokens and the
+//! audit log), `console` (the console's sessions and the entity search's
 //! terms), `budget` (the Monday budget replicas share), `retention` (pruning by age), `scans`
 //! (backfill and drift runs, their staging area and the review queue) and `stats` (the cheap
 //! gauges of `/metrics`, and full counts for tests). `tx` is one transaction over either backend;
@@ -23,6 +24,7 @@ pub mod group_commit;
 pub mod history;
 pub mod inbox;
 pub mod jobs;
+pub mod left_out;
 pub mod retention;
 pub mod scans;
 pub mod stats;

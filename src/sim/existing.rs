@@ -143,6 +143,7 @@ impl Builder {
             notes: None,
             organization_id: None,
             updated_at: Some(self.at),
+            custom: Default::default(),
         });
         id
     }

@@ -131,6 +131,8 @@ struct Store {
     events: Vec<EmittedEvent>,
     event_target: Option<String>,
     idempotency: HashMap<String, StoredAnswer>,
+    /// The custom fields NPD's schema defines (any record may carry them; writes may set them).
+    custom_fields: std::collections::BTreeSet<String>,
 }
 
 /// The first answer given to an `Idempotency-Key`, and what it was given to.
@@ -177,6 +179,8 @@ enum FieldType {
     Uuid,
     MondayId,
     Bool,
+    /// An NPD custom field: a string, number, boolean, list of strings, or null.
+    Custom,
 }
 
 impl FieldType {
@@ -184,6 +188,10 @@ impl FieldType {
         match self {
             FieldType::Bool => value.is_boolean(),
             _ if value.is_null() => true,
+            FieldType::Custom => match value {
+                Value::Array(items) => items.iter().all(Value::is_string),
+                other => !other.is_object(),
+            },
             FieldType::Text => value.is_string(),
             FieldType::Uuid => value.as_str().is_some_and(|s| Uuid::parse_str(s).is_ok()),
             FieldType::MondayId => {
@@ -203,6 +211,7 @@ impl FieldType {
             FieldType::Uuid => "a UUID string or null",
             FieldType::MondayId => "a numeric id (number or string of digits) or null",
             FieldType::Bool => "a boolean",
+            FieldType::Custom => "a string, number, boolean, list of strings or null",
         }
     }
 }
@@ -523,6 +532,15 @@ impl NpdSim {
         update_organization,
         delete_organization
     );
+
+    /// Defines NPD custom fields (strings, numbers, booleans, lists of strings, or null): writes
+    /// may set them, like the contract's fields.
+    pub fn define_custom_fields(&self, names: &[&str]) {
+        let mut store = self.inner.store();
+        store
+            .custom_fields
+            .extend(names.iter().map(|n| (*n).to_owned()));
+    }
 
     /// Stores `contact` as given (version and `updated_at` untouched) without emitting: a record
     /// that exists in NPD but whose event never reached the gateway.
@@ -926,7 +944,8 @@ impl Inner {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Answer {
-        let (fields, key) = match parse_write::<R>(headers, body) {
+        let custom = self.store().custom_fields.clone();
+        let (fields, key) = match parse_write::<R>(headers, body, &custom) {
             Ok(parsed) => parsed,
             Err(answer) => return answer,
         };
@@ -962,7 +981,8 @@ impl Inner {
     }
 
     fn create_by_api(self: &Arc<Self>, path: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
-        let (fields, key) = match parse_write::<ContactSnapshot>(headers, body) {
+        let custom = self.store().custom_fields.clone();
+        let (fields, key) = match parse_write::<ContactSnapshot>(headers, body, &custom) {
             Ok(parsed) => parsed,
             Err(answer) => return answer,
         };
@@ -1060,6 +1080,7 @@ fn list_query(query: Option<&str>) -> Result<(usize, Option<NpdId>), String> {
 fn parse_write<R: Record>(
     headers: &HeaderMap,
     body: &[u8],
+    custom: &std::collections::BTreeSet<String>,
 ) -> Result<(Map<String, Value>, Option<String>), Answer> {
     let json_content = headers
         .get(header::CONTENT_TYPE)
@@ -1102,7 +1123,10 @@ fn parse_write<R: Record>(
         }
     };
     for (name, value) in &fields {
-        let Some(field_type) = R::PATCHABLE.field_type(name) else {
+        let field_type = R::PATCHABLE
+            .field_type(name)
+            .or_else(|| custom.contains(name).then_some(FieldType::Custom));
+        let Some(field_type) = field_type else {
             return Err(Answer::problem(
                 StatusCode::BAD_REQUEST,
                 format!(

@@ -18,6 +18,7 @@ use crate::ledger::conflicts::ConflictRow;
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::history::HistoryRow;
 use crate::ledger::jobs::{self, DeadLetterRow, JobRow};
+use crate::ledger::left_out::LeftOutRow;
 use crate::ledger::scans::RunRow;
 use crate::ledger::stats::QueueGauges;
 use crate::ledger::{LedgerResult, Store, now_ms};
@@ -34,6 +35,8 @@ pub struct SyncStatus {
     pub conflicts: Vec<ConflictRow>,
     /// The last 50 history entries, newest first.
     pub history: Vec<HistoryRow>,
+    /// Values left out of writes, by field.
+    pub left_out: Vec<LeftOutRow>,
 }
 
 pub async fn sync_status(
@@ -53,6 +56,7 @@ pub async fn sync_status(
     open_jobs.sort_by_key(|j| j.id);
     let conflicts = store.entity_conflicts(entity.id).await?;
     let history = store.history(entity.id, 50).await?;
+    let left_out = store.left_out(entity.id).await?;
     Ok(Some(SyncStatus {
         entity,
         fields,
@@ -60,6 +64,7 @@ pub async fn sync_status(
         dead_jobs,
         conflicts,
         history,
+        left_out,
     }))
 }
 

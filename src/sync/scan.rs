@@ -336,14 +336,17 @@ pub fn staged_item(mapping: &EntityMapping, item: &ItemSnapshot) -> StagedItem {
         if mapping.item_name.contains(field) {
             continue;
         }
-        let raw = item
-            .column_values
-            .get(&column.column)
-            .and_then(|c| c.value.as_deref());
-        let value = column.column_type.from_api_value(raw).unwrap_or_else(|e| {
+        let cell = item.column_values.get(&column.column);
+        let (text, raw) = (
+            cell.and_then(|c| c.text.as_deref()),
+            cell.and_then(|c| c.value.as_deref()),
+        );
+        let value = column.column_type.from_api(text, raw).unwrap_or_else(|e| {
             tracing::warn!(monday.item_id = %item.id, column = %column.column, error = %e, "a column value does not read");
             None
         });
+        // As NPD's value (through `labels`); a label with no NPD value reads as empty.
+        let value = column.npd_value(&value).unwrap_or_default();
         values.insert(field.clone(), value);
     }
     let npd_id = item

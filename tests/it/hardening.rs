@@ -11,8 +11,8 @@ use npd_monday_gateway::domain::state::InboxOutcome;
 use serde_json::{Map, Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, contact_monday_refuses, created_contact, eventually, fixture,
-    settle_world,
+    Backend, TestApp, TestDatabase, check_config, contact_monday_refuses, created_contact,
+    eventually, fixture, settle_world,
 };
 use crate::store_tests;
 
@@ -307,25 +307,6 @@ async fn an_item_naming_an_npd_id_the_ledger_does_not_know_is_linked_not_created
         .expect("query")
         .expect("linked entity");
     assert_eq!(entity.monday_item_id, Some(item));
-}
-
-/// Runs `check-config` with exactly this environment; its exit code and stderr + stdout.
-async fn check_config(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"));
-    command
-        .arg("check-config")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().await.expect("run check-config");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

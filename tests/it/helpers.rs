@@ -698,3 +698,22 @@ pub async fn post_json(world: &World, path: &str, body: &serde_json::Value) -> u
         .status()
         .as_u16()
 }
+
+/// Runs `check-config` with exactly this environment; its exit code and stderr + stdout.
+pub async fn check_config(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_npd-monday-gateway"));
+    command
+        .arg("check-config")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().await.expect("run check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}

@@ -15,6 +15,7 @@ mod durability;
 mod hardening;
 mod http_limits;
 mod ledger;
+mod mapping;
 mod metrics;
 mod monday_ingress;
 mod npd_ingress;

@@ -29,7 +29,14 @@ impl MondayClient {
         for (i, mutation) in mutations.iter().enumerate() {
             bind(&mut variables, i, mutation);
         }
-        let document = documents::batch(&kinds);
+        let mut document = documents::batch(&kinds);
+        for (i, mutation) in mutations.iter().enumerate() {
+            if let Mutation::Create { columns, .. } | Mutation::Update { columns, .. } = mutation
+                && columns.creates_labels()
+            {
+                document = documents::creating_labels(&document, &format!("c{i}"));
+            }
+        }
         let answer = self
             .post(&document, Value::Object(variables), Some(idempotency_key))
             .await

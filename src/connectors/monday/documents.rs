@@ -70,6 +70,15 @@ pub const ITEMS_BY_COLUMN_VALUES_NEXT: &str = r#"query ItemsByColumnValuesNext($
   }
 }"#;
 
+/// `document` with `create_labels_if_missing: true` on the mutation whose column values are
+/// `$variable` (`column_values`, or `c3` in a batch): only for a field with `create_labels`.
+pub fn creating_labels(document: &str, variable: &str) -> String {
+    document.replace(
+        &format!("column_values: ${variable})"),
+        &format!("column_values: ${variable}, create_labels_if_missing: true)"),
+    )
+}
+
 /// A mutation of a batch, by kind (its variables are `$b{i}`, `$n{i}`, `$i{i}`, `$c{i}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchKind {
@@ -136,6 +145,19 @@ pub const BOARD_COLUMNS: &str = r#"query BoardColumns($board_id: ID!) {
       id
       type
       title
+    }
+  }
+}"#;
+
+/// A board's columns with their settings (`settings_str`: the labels of status and dropdown
+/// columns), for `check-config`.
+pub const BOARD_COLUMN_SETTINGS: &str = r#"query BoardColumnSettings($board_id: ID!) {
+  boards(ids: [$board_id]) {
+    id
+    columns {
+      id
+      type
+      settings_str
     }
   }
 }"#;
@@ -237,6 +259,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("ITEMS_BY_COLUMN_VALUES_NEXT", ITEMS_BY_COLUMN_VALUES_NEXT),
     ("GET_ITEM", GET_ITEM),
     ("BOARD_COLUMNS", BOARD_COLUMNS),
+    ("BOARD_COLUMN_SETTINGS", BOARD_COLUMN_SETTINGS),
     ("ME", ME),
     ("BOARD_WEBHOOKS", BOARD_WEBHOOKS),
     ("CREATE_WEBHOOK", CREATE_WEBHOOK),

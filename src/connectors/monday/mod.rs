@@ -99,7 +99,32 @@ pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
         ColumnType::Email => "email",
         ColumnType::Phone => "phone",
         ColumnType::Link => "link",
+        ColumnType::Status => "status",
+        ColumnType::Dropdown => "dropdown",
+        ColumnType::Date => "date",
+        ColumnType::Numbers => "numbers",
+        ColumnType::Checkbox => "checkbox",
+        ColumnType::Country => "country",
     }
+}
+
+/// The labels a status or dropdown column's `settings_str` lists: status
+/// `{"labels": {"0": "Working on it", "1": "Done"}}`, dropdown
+/// `{"labels": [{"id": 1, "name": "Customer"}]}`; `None` for other settings.
+pub fn labels_of_settings(settings_str: &str) -> Option<Vec<String>> {
+    let settings: Value = serde_json::from_str(settings_str).ok()?;
+    let labels = match settings.get("labels")? {
+        Value::Object(by_index) => by_index
+            .values()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect(),
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect(),
+        _ => return None,
+    };
+    Some(labels)
 }
 
 /// Calls monday's GraphQL API. Clones share the connection pool and the rate-limit state.
@@ -515,6 +540,38 @@ impl MondayClient {
 
     /// The board's columns (id, type), None when the board does not exist.
     #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
+    /// The labels of each status and dropdown column of `board` (from `settings_str`), by column
+    /// id; `None` when the board does not exist.
+    pub async fn board_column_labels(
+        &self,
+        board: BoardId,
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self
+            .execute(documents::BOARD_COLUMN_SETTINGS, variables, None)
+            .await?;
+        let Some(boards) = list_of(&data, "boards")? else {
+            return Ok(None);
+        };
+        let Some(found) = boards
+            .iter()
+            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board))
+        else {
+            return Ok(None);
+        };
+        let columns = found.get("columns").and_then(Value::as_array);
+        let labels = columns
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let id = str_of(c.get("id"))?;
+                let settings = str_of(c.get("settings_str"))?;
+                Some((id, labels_of_settings(&settings)?))
+            })
+            .collect();
+        Ok(Some(labels))
+    }
+
     pub async fn board_columns(
         &self,
         board: BoardId,
@@ -630,7 +687,24 @@ impl MondayApi for MondayClient {
         columns: &ColumnValues,
         idempotency_key: &str,
     ) -> Result<MondayItemId, ConnectorError> {
-        MondayClient::create_item(self, board, item_name, &columns.0, idempotency_key).await
+        if !columns.creates_labels() {
+            return MondayClient::create_item(self, board, item_name, &columns.0, idempotency_key)
+                .await;
+        }
+        let document = documents::creating_labels(documents::CREATE_ITEM, "column_values");
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_name": item_name,
+            "column_values": columns.to_json_string(),
+        });
+        let data = self
+            .execute(&document, variables, Some(idempotency_key))
+            .await?;
+        let item = data
+            .get("create_item")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| errors::unexpected("create_item answered null"))?;
+        parse_id(item.get("id"), "create_item.id")
     }
 
     async fn change_multiple_column_values(
@@ -640,8 +714,32 @@ impl MondayApi for MondayClient {
         columns: &ColumnValues,
         idempotency_key: &str,
     ) -> Result<(), ConnectorError> {
-        MondayClient::change_multiple_column_values(self, board, item, &columns.0, idempotency_key)
-            .await
+        if !columns.creates_labels() {
+            return MondayClient::change_multiple_column_values(
+                self,
+                board,
+                item,
+                &columns.0,
+                idempotency_key,
+            )
+            .await;
+        }
+        let document =
+            documents::creating_labels(documents::CHANGE_MULTIPLE_COLUMN_VALUES, "column_values");
+        let variables = json!({
+            "board_id": board.to_string(),
+            "item_id": item.to_string(),
+            "column_values": columns.to_json_string(),
+        });
+        let data = self
+            .execute(&document, variables, Some(idempotency_key))
+            .await?;
+        match data.get("change_multiple_column_values") {
+            Some(v) if !v.is_null() => Ok(()),
+            _ => Err(errors::unexpected(
+                "change_multiple_column_values answered null",
+            )),
+        }
     }
 
     async fn archive_item(

@@ -119,7 +119,7 @@ fn every_document_validates_against_the_schemas() {
             " only (monday's schema.graphql is not beside the project)"
         }
     );
-    assert_eq!(documents::ALL.len(), 14);
+    assert_eq!(documents::ALL.len(), 15);
     for (name, document) in documents::ALL {
         validate_document(document).unwrap_or_else(|e| panic!("{name} is invalid:\n{e}"));
     }
@@ -139,6 +139,32 @@ fn batched_mutation_documents_validate_in_every_mix() {
         let document = documents::batch(kinds);
         validate_document(&document).unwrap_or_else(|e| panic!("{kinds:?}:\n{document}\n{e}"));
     }
+}
+
+#[test]
+fn documents_creating_labels_validate_and_carry_the_argument_only_where_asked() {
+    use documents::BatchKind::{Create, Update};
+    for document in [
+        documents::CREATE_ITEM,
+        documents::CHANGE_MULTIPLE_COLUMN_VALUES,
+    ] {
+        assert!(!document.contains("create_labels_if_missing"));
+        let creating = documents::creating_labels(document, "column_values");
+        assert!(
+            creating.contains("create_labels_if_missing: true"),
+            "{creating}"
+        );
+        validate_document(&creating).unwrap_or_else(|e| panic!("{creating}\n{e}"));
+    }
+    let batch = documents::batch(&[Create, Update, Update]);
+    let creating = documents::creating_labels(&batch, "c1");
+    assert_eq!(
+        creating.matches("create_labels_if_missing: true").count(),
+        1,
+        "{creating}"
+    );
+    assert!(creating.contains("column_values: $c1, create_labels_if_missing: true)"));
+    validate_document(&creating).unwrap_or_else(|e| panic!("{creating}\n{e}"));
 }
 
 #[test]

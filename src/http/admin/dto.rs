@@ -17,6 +17,7 @@ use crate::ledger::admin::AuditRow;
 use crate::ledger::conflicts::ConflictRow;
 use crate::ledger::history::HistoryRow;
 use crate::ledger::jobs::{DeadLetterRow, JobRow};
+use crate::ledger::left_out::LeftOutRow;
 use crate::sync::admin::SyncStatus;
 
 /// Unix milliseconds as RFC 3339.
@@ -208,6 +209,35 @@ impl From<&HistoryRow> for HistoryView {
     }
 }
 
+/// A value left out of a write because it cannot be written to that side (the other fields
+/// still synced): the latest per field and direction, gone once the field writes fine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeftOutView {
+    pub field: String,
+    /// The value as the gateway read it.
+    pub value: String,
+    /// Why it cannot be written, and what to do.
+    pub reason: String,
+    /// `national_phone`, `invalid_phone`, ...
+    pub reason_code: String,
+    /// `to_monday` or `to_npd`.
+    pub direction: String,
+    pub at: Option<String>,
+}
+
+impl From<&LeftOutRow> for LeftOutView {
+    fn from(l: &LeftOutRow) -> Self {
+        LeftOutView {
+            field: l.field.clone(),
+            value: l.value.clone(),
+            reason: l.reason.explain().to_owned(),
+            reason_code: l.reason.to_string(),
+            direction: format!("to_{}", l.direction),
+            at: rfc3339(l.at),
+        }
+    }
+}
+
 /// The entity's link to its Monday item.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkView {
@@ -251,6 +281,8 @@ pub struct SyncStatusResponse {
     pub open_conflicts: Vec<ConflictView>,
     /// Newest first.
     pub history: Vec<HistoryView>,
+    /// Values left out of the writes because they cannot be written (the other fields synced).
+    pub left_out: Vec<LeftOutView>,
 }
 
 /// What remains of the account's Monday budget now.
@@ -305,6 +337,7 @@ impl SyncStatusResponse {
             dead_jobs: s.dead_jobs.iter().map(JobView::from).collect(),
             open_conflicts: s.conflicts.iter().map(ConflictView::from).collect(),
             history: s.history.iter().map(HistoryView::from).collect(),
+            left_out: s.left_out.iter().map(LeftOutView::from).collect(),
         }
     }
 }

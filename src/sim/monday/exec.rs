@@ -385,6 +385,7 @@ impl Executor<'_, '_> {
                 "id" => leaf(column.id.clone()),
                 "title" => leaf(column.title.clone()),
                 "type" => leaf(column.column_type.clone()),
+                "settings_str" => leaf(super::store::column_settings_str(column)),
                 _ => Resolved::Leaf(Value::Null),
             },
             Obj::ColumnValue {

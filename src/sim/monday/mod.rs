@@ -1142,6 +1142,21 @@ impl MondaySim {
             .unwrap_or_default()
     }
 
+    /// Adds columns to a board, given as (id, GraphQL column type, title): a board a person
+    /// extended. False when there is no such board.
+    pub fn add_columns(&self, board: BoardId, columns: &[(&str, &str, &str)]) -> bool {
+        let mut state = self.inner.lock();
+        let Some(board) = state.store.board_mut(board) else {
+            return false;
+        };
+        board.columns.extend(
+            columns
+                .iter()
+                .map(|(id, column_type, title)| SimColumn::new(id, column_type, title)),
+        );
+        true
+    }
+
     /// Puts items on their boards as given (ids, states and values in the API write format),
     /// with no webhook: a board that already held them. Built for large boards, so tests need
     /// not create thousands of items through the API. Later created items get higher ids.

@@ -190,6 +190,83 @@ fn status_label_by_index(index: u64) -> Option<&'static StatusLabel> {
     STATUS_LABELS.iter().find(|l| l.index == index)
 }
 
+/// The labels of the simulated dropdown columns (one fixed set for every dropdown column): (id, name).
+const DROPDOWN_LABELS: &[(u64, &str)] = &[
+    (1, "Customer"),
+    (2, "Partner"),
+    (3, "Investor"),
+    (4, "Press"),
+    (5, "VIP"),
+];
+
+fn dropdown_id(name: &str) -> Option<u64> {
+    DROPDOWN_LABELS
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(id, _)| *id)
+}
+
+fn dropdown_name(id: u64) -> Option<&'static str> {
+    DROPDOWN_LABELS
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, n)| *n)
+}
+
+/// The ids of a stored dropdown value (`{"ids": [..]}`).
+fn stored_dropdown_ids(stored: &Value) -> Vec<u64> {
+    stored
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// A dropdown write (`{"labels": [..]}` or `{"ids": [..]}`) as the stored `{"ids": [..]}`.
+fn dropdown_ids(value: &Value) -> Option<Vec<u64>> {
+    if let Some(labels) = value.get("labels").and_then(Value::as_array) {
+        return labels
+            .iter()
+            .map(|l| l.as_str().and_then(dropdown_id))
+            .collect();
+    }
+    let ids = value.get("ids").and_then(Value::as_array)?;
+    ids.iter()
+        .map(|i| {
+            let id = i
+                .as_u64()
+                .or_else(|| i.as_str().and_then(|s| s.parse().ok()))?;
+            dropdown_name(id).map(|_| id)
+        })
+        .collect()
+}
+
+/// A column's `settings_str`: status labels by index (`{"labels": {"1": "Done"}}`), dropdown
+/// labels with their ids (`{"labels": [{"id": 1, "name": "Customer"}]}`), `{}` for the rest.
+pub(super) fn column_settings_str(column: &SimColumn) -> String {
+    match column.column_type.as_str() {
+        "status" => {
+            let labels: Map<String, Value> = STATUS_LABELS
+                .iter()
+                .map(|l| (l.index.to_string(), Value::String(l.text.to_owned())))
+                .collect();
+            json!({ "labels": labels }).to_string()
+        }
+        "dropdown" => {
+            let labels: Vec<Value> = DROPDOWN_LABELS
+                .iter()
+                .map(|(id, name)| json!({ "id": id, "name": name }))
+                .collect();
+            json!({ "labels": labels }).to_string()
+        }
+        _ => "{}".to_owned(),
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    s.trim().parse::<f64>().is_ok_and(f64::is_finite)
+}
+
 /// The label a stored status value (`{"label": ..}` or `{"index": ..}`) names.
 fn stored_status_label(stored: &Value) -> Option<&'static StatusLabel> {
     if let Some(text) = stored.get("label").and_then(Value::as_str) {
@@ -208,6 +285,8 @@ pub(super) fn legacy_column_type(column_type: &str) -> &str {
         "long_text" => "long-text",
         "status" => "color",
         "people" => "multiple-person",
+        "numbers" => "numeric",
+        "checkbox" => "boolean",
         other => other,
     }
 }
@@ -389,6 +468,35 @@ pub(super) fn validate_column_value(
                 Some(_) => bad("invalid time"),
             }
         }
+        "dropdown" => match dropdown_ids(value) {
+            Some(ids) if ids.is_empty() => Ok(None),
+            Some(ids) => Ok(Some(json!({ "ids": ids }))),
+            None => bad("label does not exist in column"),
+        },
+        "numbers" => match value {
+            Value::String(n) if is_number(n) => Ok(Some(Value::String(n.trim().to_owned()))),
+            Value::Number(n) => Ok(Some(Value::String(n.to_string()))),
+            _ => bad("numbers column expects a number"),
+        },
+        "checkbox" => match value.get("checked") {
+            Some(Value::String(c)) if c == "true" => Ok(Some(json!({ "checked": "true" }))),
+            Some(Value::Bool(true)) => Ok(Some(json!({ "checked": "true" }))),
+            Some(Value::String(c)) if c == "false" => Ok(None),
+            Some(Value::Bool(false) | Value::Null) => Ok(None),
+            _ => bad("checkbox column expects {\"checked\": \"true\"}"),
+        },
+        "country" => {
+            let (Some(code), Some(name)) = (
+                str_field(value, "countryCode"),
+                str_field(value, "countryName"),
+            ) else {
+                return bad("country column expects \"countryCode\" and \"countryName\"");
+            };
+            if !valid_country(code) {
+                return bad("invalid countryCode");
+            }
+            Ok(Some(json!({ "countryCode": code, "countryName": name })))
+        }
         "people" => {
             let entries = value.get("personsAndTeams").and_then(Value::as_array);
             let ok = entries.is_some_and(|list| {
@@ -445,6 +553,28 @@ pub(super) fn webhook_value(
         }
         "people" => json!({
             "personsAndTeams": stored.get("personsAndTeams").cloned().unwrap_or(json!([])),
+            "changed_at": changed_at,
+        }),
+        "dropdown" => {
+            let chosen: Vec<Value> = stored_dropdown_ids(stored)
+                .into_iter()
+                .filter_map(|id| Some(json!({ "id": id, "name": dropdown_name(id)? })))
+                .collect();
+            json!({ "chosenValues": chosen })
+        }
+        // Not documented: the number under `value`, with `unit` as the board would have it.
+        "numbers" => {
+            let n: f64 = stored
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            json!({ "value": n, "unit": null })
+        }
+        // Not documented: `checked` as a string, with `changed_at`.
+        "checkbox" => json!({ "checked": "true", "changed_at": changed_at }),
+        "country" => json!({
+            "countryCode": s("countryCode"),
+            "countryName": s("countryName"),
             "changed_at": changed_at,
         }),
         _ => stored.clone(),
@@ -509,6 +639,14 @@ pub(super) fn display_text(column: &SimColumn, stored: Option<&Value>) -> String
             Some(t) => format!("{} {t}", s("date")),
             None => s("date"),
         },
+        "dropdown" => stored_dropdown_ids(stored)
+            .into_iter()
+            .filter_map(dropdown_name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        "numbers" => stored.as_str().unwrap_or_default().to_owned(),
+        "checkbox" => "v".to_owned(),
+        "country" => s("countryName"),
         "people" => stored
             .get("personsAndTeams")
             .and_then(Value::as_array)

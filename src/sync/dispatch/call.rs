@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::connectors::{ConnectorError, NpdApi, NpdFields};
 use crate::domain::entity::{NpdId, Side};
 use crate::domain::job::{Sent, Work};
-use crate::domain::mapping::FieldValue;
+use crate::domain::mapping::{EntityMapping, FieldValue};
 use crate::domain::record::NpdValue;
 use crate::ledger::entities::EntityRow;
 use crate::ledger::jobs::JobRow;
@@ -31,7 +31,9 @@ impl Dispatcher {
             Work::Nothing => Ok(Sent::Nothing),
             Work::PatchNpd { values } => Ok(Sent::NpdPatched {
                 fields: values.keys().cloned().collect(),
-                npd_version: self.patch_npd(job, entity, npd_fields(values)).await?,
+                npd_version: self
+                    .patch_npd(job, entity, npd_fields(self.mapping_of(entity), values))
+                    .await?,
             }),
             Work::WriteLink { monday_id } => {
                 let link = NpdValue::Text(monday_id.to_string());
@@ -43,7 +45,7 @@ impl Dispatcher {
             }
             Work::CreateNpdContact { values } => {
                 let npd = self.npd_api()?;
-                let mut fields = npd_fields(values);
+                let mut fields = npd_fields(self.mapping_of(entity), values);
                 if let Some(item) = entity.monday_item_id {
                     fields.insert("monday_id".into(), NpdValue::Text(item.to_string()));
                 }
@@ -66,6 +68,10 @@ impl Dispatcher {
             .await
     }
 
+    fn mapping_of(&self, entity: &EntityRow) -> &EntityMapping {
+        self.settings.mapping.for_kind(entity.kind)
+    }
+
     fn npd_api(&self) -> Result<&dyn NpdApi, ConnectorError> {
         self.npd
             .as_deref()
@@ -73,11 +79,12 @@ impl Dispatcher {
     }
 }
 
-/// The body of an NPD write: each field's canonical text, `null` to clear it.
-fn npd_fields(values: &BTreeMap<String, FieldValue>) -> NpdFields {
+/// The body of an NPD write: each field's canonical value as NPD's JSON has it
+/// (`EntityMapping::npd_json`: text, numbers, booleans, lists), `null` to clear it.
+fn npd_fields(mapping: &EntityMapping, values: &BTreeMap<String, FieldValue>) -> NpdFields {
     values
         .iter()
-        .map(|(f, v)| (f.clone(), v.clone().map_or(NpdValue::Null, NpdValue::Text)))
+        .map(|(f, v)| (f.clone(), mapping.npd_json(f, v)))
         .collect()
 }
 

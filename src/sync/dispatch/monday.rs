@@ -276,7 +276,8 @@ impl Dispatcher {
                     .filter(|(_, v)| v.is_some())
                     .map(|(f, v)| (f.clone(), v.clone()))
                     .collect();
-                let columns = mapping.monday_column_values(&filled, Some(&npd_id));
+                // What cannot be written is left out (and recorded when the write lands).
+                let columns = mapping.monday_column_values(&filled, Some(&npd_id)).columns;
                 let create = Mutation::Create {
                     board,
                     item_name,
@@ -285,8 +286,9 @@ impl Dispatcher {
                 return Plan::Send(create, Expect::Created { board });
             }
         };
-        let mut columns =
-            mapping.monday_column_values(values, (all || adopted).then_some(npd_id.as_str()));
+        let mut columns = mapping
+            .monday_column_values(values, (all || adopted).then_some(npd_id.as_str()))
+            .columns;
         if adopted || mapping.item_name.iter().any(|f| values.contains_key(f)) {
             columns.set_item_name(&item_name);
         }

@@ -17,6 +17,7 @@ use crate::domain::reconcile::{FieldState, abandon, confirm};
 use crate::domain::state::{EntityStatus, HistoryDetail, HistoryKind};
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::jobs::{self, JobRow};
+use crate::ledger::left_out;
 use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerResult, now_ms};
 use crate::sync::dispatch::{Dispatcher, JobEnd};
@@ -103,7 +104,11 @@ impl Dispatcher {
             ) => {
                 self.item_pushed(tx, job, entity, values, sent).await?;
                 let what = if *created { "created" } else { "updated" };
-                let reason = format!("Monday item {item_id} {what}: {}", fields(values));
+                let mut reason = format!("Monday item {item_id} {what}: {}", fields(values));
+                let mapping = self.settings.mapping.for_kind(entity.kind);
+                for l in mapping.monday_column_values(values, None).left_out {
+                    reason.push_str(&format!("; {} left out: {}", l.field, l.reason.explain()));
+                }
                 (reason, Some(HistoryDetail::Sent(sent.clone())))
             }
             (Work::ArchiveItem, _) => (
@@ -168,7 +173,7 @@ impl Dispatcher {
         if linked_now {
             entities::set_link(tx, entity.id, Some(item_id), Some(board_id)).await?;
         }
-        self.confirm_all(tx, entity, Side::Monday, values).await?;
+        self.confirm_written(tx, entity, values).await?;
         mark_synced(tx, entity).await?;
         if linked_now {
             let fresh = entities::find_by_id(tx, entity.id)
@@ -267,6 +272,36 @@ impl Dispatcher {
                 Ok(JobEnd::Dead(reason))
             }
         }
+    }
+
+    /// The push landed: the fields it wrote are confirmed (and no longer left out); the ones left
+    /// out of it (`monday_column_values`) are recorded, and their pending writes dropped.
+    async fn confirm_written(
+        &self,
+        tx: &mut Tx,
+        entity: &EntityRow,
+        values: &BTreeMap<String, FieldValue>,
+    ) -> LedgerResult<()> {
+        let mapping = self.settings.mapping.for_kind(entity.kind);
+        let left_out = mapping.monday_column_values(values, None).left_out;
+        let mut written = values.clone();
+        for l in &left_out {
+            written.remove(&l.field);
+            left_out::record(tx, entity.id, l).await?;
+        }
+        for field in written.keys() {
+            left_out::clear(tx, entity.id, field, Side::Monday).await?;
+        }
+        self.confirm_all(tx, entity, Side::Monday, &written).await?;
+        let dropped: BTreeMap<String, FieldValue> = values
+            .iter()
+            .filter(|(f, _)| !written.contains_key(*f))
+            .map(|(f, v)| (f.clone(), v.clone()))
+            .collect();
+        update_fields(tx, entity, &dropped, |state, value| {
+            abandon(state, Side::Monday, value)
+        })
+        .await
     }
 
     async fn confirm_all(

@@ -49,6 +49,12 @@ impl Processor {
         entity: &EntityRow,
         merge: Merge<'_>,
     ) -> LedgerResult<Outcome> {
+        let (merge, ignored) = self.one_way(tx, entity, merge).await?;
+        if merge.changes.is_empty()
+            && let Some(reason) = ignored
+        {
+            return Ok(Outcome::new(InboxOutcome::Ignored, reason));
+        }
         let (decisions, opened) = self.decide_fields(tx, entity, &merge).await?;
         self.queue_writes(tx, entity, &merge, &decisions).await?;
         let mut outcome = summarise(merge.side, &decisions);
@@ -78,6 +84,66 @@ impl Processor {
         )
         .await?;
         Ok(outcome)
+    }
+
+    /// Takes out of `merge` the fields whose `direction` does not flow from its side: the owning
+    /// side is the only one that can change them. Those whose value differs from what the ledger
+    /// knows of that side are recorded as ignored (one history entry), and the reason returned.
+    async fn one_way<'a>(
+        &self,
+        tx: &mut Tx,
+        entity: &EntityRow,
+        mut merge: Merge<'a>,
+    ) -> LedgerResult<(Merge<'a>, Option<String>)> {
+        let mapping = self.settings.mapping.for_kind(entity.kind);
+        let side = merge.side;
+        let (kept, refused): (Vec<_>, Vec<_>) = merge
+            .changes
+            .into_iter()
+            .partition(|(field, _)| mapping.direction_of(field).accepts_from(side));
+        merge.changes = kept;
+        if refused.is_empty() {
+            return Ok((merge, None));
+        }
+        // What that side held before: NPD's previous snapshot (NPD sends every field each time),
+        // the ledger's view of Monday (its deliveries name the changed column).
+        let known: BTreeMap<String, FieldValue> = match side {
+            Side::Npd => entity
+                .npd_snapshot
+                .as_ref()
+                .map(|r| mapping.npd_values(r))
+                .unwrap_or_default(),
+            Side::Monday => entities::load_fields(tx, entity.id)
+                .await?
+                .into_iter()
+                .map(|(f, s)| (f, s.monday))
+                .collect(),
+        };
+        let changed: Vec<String> = refused
+            .into_iter()
+            .filter(|(field, value)| known.get(field).cloned().flatten() != *value)
+            .map(|(field, _)| {
+                let direction = mapping.direction_of(&field);
+                format!("{field} (direction {direction})")
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok((merge, None));
+        }
+        let reason = format!(
+            "{side}'s change of one-way field(s) {} ignored: only the other side can change them, and nothing is written back",
+            changed.join(", ")
+        );
+        record(
+            tx,
+            entity.id,
+            &merge.cause,
+            HistoryKind::Ignored,
+            reason.clone(),
+            None,
+        )
+        .await?;
+        Ok((merge, Some(reason)))
     }
 
     /// Decides each changed field, saving its new state and opening its conflict; also says how

@@ -8,11 +8,12 @@
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side, unix_ms};
 use crate::domain::event::{MondayEvent, MondayEventKind};
 use crate::domain::job::Operation;
-use crate::domain::mapping::{ColumnType, EntityMapping, FieldValue};
+use crate::domain::mapping::{ColumnType, EntityMapping, FieldValue, LeftOut};
 use crate::domain::state::{EntityStatus, HistoryKind, InboxOutcome};
 use crate::ledger::LedgerResult;
 use crate::ledger::entities::{self, EntityRow, NewEntity};
 use crate::ledger::inbox::InboxRow;
+use crate::ledger::left_out;
 use crate::ledger::tx::Tx;
 use crate::sync::history::{Cause, record};
 use crate::sync::outbox;
@@ -66,14 +67,18 @@ impl Processor {
             return noted(tx, &entity, &cause, InboxOutcome::Ignored, reason).await;
         }
         let changes = match monday_changes(event, self.settings.mapping.for_kind(kind)) {
-            Ok(changes) if changes.is_empty() => {
-                return ignored("no synced field in this delivery");
-            }
             Ok(changes) => changes,
             Err(reason) => {
                 return noted(tx, &entity, &cause, InboxOutcome::Failed, reason).await;
             }
         };
+        let changes = match left_out_of(tx, &entity, changes).await? {
+            Ok(changes) => changes,
+            Err(reason) => return noted(tx, &entity, &cause, InboxOutcome::Ignored, reason).await,
+        };
+        if changes.is_empty() {
+            return ignored("no synced field in this delivery");
+        }
         // A delivery the gateway's own Monday user authored is one of its writes coming back,
         // perhaps late and out of order: it may confirm a write, never count as a person's edit.
         let ours = event.user_id.is_some() && event.user_id == self.own_monday_user.get();
@@ -262,7 +267,9 @@ impl Processor {
         cause: &Cause<'_>,
     ) -> LedgerResult<()> {
         let mapping = self.settings.mapping.for_kind(entity.kind);
-        let values = monday_changes(event, mapping).unwrap_or_default();
+        let values = monday_changes(event, mapping)
+            .map(|c| c.values)
+            .unwrap_or_default();
         let fields = entities::load_fields(tx, entity.id).await?;
         for (field, value) in values {
             let mut state = fields.get(&field).cloned().unwrap_or_default();
@@ -281,8 +288,54 @@ impl Processor {
     }
 }
 
-/// The per-field changes a Monday delivery carries.
-fn monday_changes(
+/// A delivery's per-field changes, as NPD values, and what is left out of them.
+#[derive(Debug, Default)]
+struct Changes {
+    values: Vec<(String, FieldValue)>,
+    /// Monday values with no NPD value (a label `labels` does not name).
+    left_out: Vec<LeftOut>,
+}
+
+/// Records what the delivery leaves out for the entity, and clears what its fields left out
+/// before; the changes that remain, or (when nothing remains but left-out values) the reason.
+async fn left_out_of(
+    tx: &mut Tx,
+    entity: &EntityRow,
+    changes: Changes,
+) -> LedgerResult<Result<Vec<(String, FieldValue)>, String>> {
+    for (field, _) in &changes.values {
+        left_out::clear(tx, entity.id, field, Side::Npd).await?;
+    }
+    for l in &changes.left_out {
+        left_out::record(tx, entity.id, l).await?;
+    }
+    if changes.values.is_empty() && !changes.left_out.is_empty() {
+        let reasons: Vec<String> = changes
+            .left_out
+            .iter()
+            .map(|l| format!("{} left out: {}", l.field, l.reason.explain()))
+            .collect();
+        return Ok(Err(reasons.join("; ")));
+    }
+    Ok(Ok(changes.values))
+}
+
+/// The per-field changes a Monday delivery carries, as NPD values (through each field's
+/// `labels`); a value with no NPD value is left out.
+fn monday_changes(event: &MondayEvent, mapping: &EntityMapping) -> Result<Changes, String> {
+    let read = monday_values(event, mapping)?;
+    let mut changes = Changes::default();
+    for (field, value) in read {
+        match mapping.npd_value_of(&field, value) {
+            Ok(value) => changes.values.push((field, value)),
+            Err(left_out) => changes.left_out.push(left_out),
+        }
+    }
+    Ok(changes)
+}
+
+/// The per-field values a Monday delivery carries, as Monday has them (canonical).
+fn monday_values(
     event: &MondayEvent,
     mapping: &EntityMapping,
 ) -> Result<Vec<(String, FieldValue)>, String> {

@@ -1,0 +1,546 @@
+//! Richer mapping (CONTRACT v2 "Richer mapping"): what cannot be written is left out of its write
+//! and recorded for the entity, while the other fields still sync; national phone numbers are
+//! completed with `[mapping] default_phone_country`.
+
+use std::time::Duration;
+
+use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
+use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
+use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType, Direction};
+use npd_monday_gateway::sim::monday::SimColumn;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestDatabase, check_config, settle_world};
+use crate::store_tests;
+
+store_tests!(
+    a_national_phone_without_a_default_country_is_left_out_and_the_rest_syncs,
+    a_national_phone_with_a_default_country_arrives_in_e164,
+    typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes,
+    create_labels_if_missing_is_sent_only_for_a_field_with_create_labels,
+    one_way_fields_ignore_the_other_side_and_are_never_written_back,
+);
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+async fn world_with(
+    backend: &Backend,
+    tweak: impl FnOnce(&mut npd_monday_gateway::config::Settings),
+) -> (World, TestDatabase) {
+    let db = TestDatabase::create(backend).await;
+    let world = World::start(&db.url, tweak).await.expect("world starts");
+    (world, db)
+}
+
+/// Creates in NPD the sample contact with the national phone `(202) 555-0169` and waits until
+/// everything settled; returns its id and its Monday item.
+async fn contact_with_national_phone(world: &World) -> (NpdId, MondayItemId) {
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.phone = Some("(202) 555-0169".into());
+    world.npd.create_contact(contact).await;
+    settle_world(world, SETTLE).await;
+    let entity = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .expect("the contact is known");
+    let item = entity.monday_item_id.expect("the item was created");
+    (id, item)
+}
+
+async fn sync_status(world: &World, id: NpdId) -> Value {
+    world
+        .admin_get(&format!("/api/v1/contacts/{id}/sync"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn a_national_phone_without_a_default_country_is_left_out_and_the_rest_syncs(
+    backend: Backend,
+) {
+    // Arrange + Act: no default_phone_country.
+    let (world, _db) = world_with(&backend, |_| {}).await;
+    let (id, item) = contact_with_national_phone(&world).await;
+
+    // Assert: the item exists with the other fields, without a phone; nothing is dead.
+    let item = world.monday.item(item).expect("the item is on the board");
+    assert_eq!(item.name, "Ada Lovelace");
+    assert_eq!(
+        item.column_values.get("email"),
+        Some(&json!({"email": "ada@example.com", "text": "ada@example.com"})),
+        "{item:?}"
+    );
+    assert_eq!(item.column_values.get("phone"), None, "{item:?}");
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["status"], "synced", "{status}");
+    assert_eq!(status["dead_jobs"], json!([]), "{status}");
+    let left_out = status["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 1, "{status}");
+    assert_eq!(left_out[0]["field"], "phone");
+    assert_eq!(left_out[0]["value"], "2025550169");
+    assert_eq!(left_out[0]["direction"], "to_monday");
+    assert_eq!(left_out[0]["reason_code"], "national_phone");
+    assert!(
+        left_out[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("default_phone_country")),
+        "{status}"
+    );
+    assert!(left_out[0]["at"].is_string(), "{status}");
+
+    // Act: NPD fixes the number; the next write clears what was left out.
+    world
+        .npd
+        .update_contact(id, |c| c.phone = Some("+1 202 555 0169".into()))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert
+    let item = world.monday.item(item.id).expect("the item");
+    assert_eq!(
+        item.column_values.get("phone"),
+        Some(&json!({"phone": "+12025550169", "countryShortName": "US"}))
+    );
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+}
+
+async fn a_national_phone_with_a_default_country_arrives_in_e164(backend: Backend) {
+    // Arrange + Act
+    let (world, _db) = world_with(&backend, |s| {
+        s.mapping.default_phone_country = Some("US".parse().expect("a country"));
+        s.mapping = s.mapping.clone().with_shared_keys();
+    })
+    .await;
+    let (id, item) = contact_with_national_phone(&world).await;
+
+    // Assert: E.164 with its country on Monday, and nothing left out; Monday's echo of the
+    // number it stores is no change for NPD.
+    let item = world.monday.item(item).expect("the item");
+    assert_eq!(
+        item.column_values.get("phone"),
+        Some(&json!({"phone": "+12025550169", "countryShortName": "US"}))
+    );
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+    assert_eq!(status["status"], "synced", "{status}");
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(
+        npd.phone.as_deref(),
+        Some("(202) 555-0169"),
+        "NPD is not rewritten"
+    );
+}
+
+/// The board's typed columns: (NPD custom field, column id, type).
+const TYPED: &[(&str, &str, ColumnType)] = &[
+    ("stage", "stage", ColumnType::Status),
+    ("tags", "tags", ColumnType::Dropdown),
+    ("birthday", "birthday", ColumnType::Date),
+    ("score", "score", ColumnType::Numbers),
+    ("vip", "vip", ColumnType::Checkbox),
+    ("country", "country", ColumnType::Country),
+];
+
+/// A world whose contacts board has a column of each type, mapped from NPD custom fields; the
+/// status maps NPD's `lead`/`customer` to Monday's `New lead`/`Done`.
+async fn typed_world(backend: &Backend) -> (World, TestDatabase) {
+    typed_world_with(backend, |_| {}).await
+}
+
+async fn typed_world_with(
+    backend: &Backend,
+    tweak: impl FnOnce(&mut npd_monday_gateway::config::Settings),
+) -> (World, TestDatabase) {
+    let (world, db) = world_with(backend, |s| {
+        for (field, column, column_type) in TYPED {
+            let mut mapping = ColumnMapping::new(column, *column_type);
+            if *column_type == ColumnType::Status {
+                mapping.labels = [("lead", "New lead"), ("customer", "Done")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+            s.mapping
+                .contacts
+                .fields
+                .insert((*field).to_owned(), mapping);
+        }
+        tweak(s);
+    })
+    .await;
+    let columns: Vec<(&str, &str, &str)> = TYPED
+        .iter()
+        .map(|(_, column, t)| (*column, t.as_str(), *column))
+        .collect();
+    assert!(world.monday.add_columns(CONTACTS_BOARD, &columns));
+    let names: Vec<&str> = TYPED.iter().map(|(f, _, _)| *f).collect();
+    world.npd.define_custom_fields(&names);
+    (world, db)
+}
+
+/// The value of the last webhook the simulator sent for `column`, with its `columnType`.
+fn last_webhook(world: &World, column: &str) -> (Value, Value) {
+    let sent = world
+        .monday
+        .webhooks()
+        .into_iter()
+        .rev()
+        .find(|w| w.body["event"]["columnId"] == column)
+        .expect("a webhook for the column");
+    let event = &sent.body["event"];
+    (event["value"].clone(), event["columnType"].clone())
+}
+
+async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes(
+    backend: Backend,
+) {
+    // Arrange
+    let (world, _db) = typed_world(&backend).await;
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.custom = [
+        ("stage", json!("lead")),
+        ("tags", json!(["VIP", "Customer"])),
+        ("birthday", json!("1815-12-10")),
+        ("score", json!(42)),
+        ("vip", json!(true)),
+        ("country", json!("GB")),
+        ("unmapped_note", json!("kept in the inbox only")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    // Act: NPD -> Monday.
+    world.npd.create_contact(contact).await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: each column holds its type's write format.
+    let entity = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .expect("known");
+    let item_id = entity.monday_item_id.expect("created");
+    let item = world.monday.item(item_id).expect("the item");
+    let columns = &item.column_values;
+    assert_eq!(
+        columns.get("stage"),
+        Some(&json!({"label": "New lead"})),
+        "{columns:?}"
+    );
+    assert_eq!(
+        columns.get("tags"),
+        Some(&json!({"ids": [1, 5]})),
+        "{columns:?}"
+    );
+    assert_eq!(
+        columns.get("birthday"),
+        Some(&json!({"date": "1815-12-10"}))
+    );
+    assert_eq!(columns.get("score"), Some(&json!("42")));
+    assert_eq!(columns.get("vip"), Some(&json!({"checked": "true"})));
+    assert_eq!(columns["country"]["countryCode"], "GB", "{columns:?}");
+    assert!(!columns.contains_key("unmapped_note"));
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+    assert_eq!(status["status"], "synced", "{status}");
+
+    // Act: a person edits each column in Monday (the simulator sends Monday's real shapes).
+    let edits = [
+        ("stage", json!({"label": "Done"})),
+        ("tags", json!({"labels": ["Partner"]})),
+        ("birthday", json!({"date": "1816-01-01"})),
+        ("score", json!("43.5")),
+        ("vip", json!({"checked": "false"})),
+        (
+            "country",
+            json!({"countryCode": "AW", "countryName": "Aruba"}),
+        ),
+    ];
+    for (column, value) in edits {
+        world
+            .monday
+            .user_change_column(item_id, column, value)
+            .await;
+        settle_world(&world, SETTLE).await;
+    }
+
+    // Assert: the webhooks had the real shapes, and NPD got typed values.
+    let (stage, stage_type) = last_webhook(&world, "stage");
+    assert_eq!(stage["label"]["text"], "Done", "{stage}");
+    assert_eq!(stage_type, "color");
+    let (tags, _) = last_webhook(&world, "tags");
+    assert_eq!(
+        tags,
+        json!({"chosenValues": [{"id": 2, "name": "Partner"}]})
+    );
+    let (birthday, _) = last_webhook(&world, "birthday");
+    assert_eq!(
+        birthday,
+        json!({"date": "1816-01-01", "icon": null, "time": null})
+    );
+    let (country, _) = last_webhook(&world, "country");
+    assert_eq!(country["countryCode"], "AW");
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    let custom = &npd.custom;
+    assert_eq!(custom.get("stage"), Some(&json!("customer")), "{custom:?}");
+    assert_eq!(custom.get("tags"), Some(&json!(["Partner"])), "{custom:?}");
+    assert_eq!(custom.get("birthday"), Some(&json!("1816-01-01")));
+    assert_eq!(custom.get("score"), Some(&json!(43.5)));
+    assert_eq!(custom.get("vip"), Some(&json!(false)));
+    assert_eq!(custom.get("country"), Some(&json!("AW")));
+    assert_eq!(
+        custom.get("unmapped_note"),
+        Some(&json!("kept in the inbox only"))
+    );
+
+    // Act: a status label NPD has no value for.
+    world
+        .monday
+        .user_change_column(item_id, "stage", json!({"label": "Stuck"}))
+        .await;
+    world
+        .monday
+        .user_change_column(item_id, "score", json!("7"))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: left out and shown, never written to NPD; the other field still synced.
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(npd.custom.get("stage"), Some(&json!("customer")));
+    assert_eq!(npd.custom.get("score"), Some(&json!(7)));
+    let status = sync_status(&world, id).await;
+    let left_out = status["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 1, "{status}");
+    assert_eq!(left_out[0]["field"], "stage");
+    assert_eq!(left_out[0]["value"], "Stuck");
+    assert_eq!(left_out[0]["direction"], "to_npd");
+    assert_eq!(left_out[0]["reason_code"], "no_npd_value");
+    assert_eq!(status["dead_jobs"], json!([]), "{status}");
+}
+
+/// Creates a contact with `stage = "customer"` (Monday's `Done`) and waits; the Monday calls
+/// that wrote an item.
+async fn writes_of_a_staged_contact(world: &World) -> Vec<String> {
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.custom = [("stage".to_owned(), json!("customer"))]
+        .into_iter()
+        .collect();
+    world.npd.create_contact(contact).await;
+    settle_world(world, SETTLE).await;
+    world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 200 && c.query.contains("column_values: $"))
+        .map(|c| c.query)
+        .collect()
+}
+
+async fn create_labels_if_missing_is_sent_only_for_a_field_with_create_labels(backend: Backend) {
+    // Without create_labels: never.
+    let (world, _db) = typed_world(&backend).await;
+    let writes = writes_of_a_staged_contact(&world).await;
+    assert!(!writes.is_empty());
+    assert!(
+        writes
+            .iter()
+            .all(|q| !q.contains("create_labels_if_missing")),
+        "{writes:?}"
+    );
+
+    // With create_labels on the status field: on the write that carries it.
+    let (world, _db) = typed_world_with(&backend, |s| {
+        if let Some(stage) = s.mapping.contacts.fields.get_mut("stage") {
+            stage.create_labels = true;
+        }
+    })
+    .await;
+    let writes = writes_of_a_staged_contact(&world).await;
+    assert!(
+        writes
+            .iter()
+            .any(|q| q.contains("create_labels_if_missing: true")),
+        "{writes:?}"
+    );
+}
+
+/// The history reasons of the contact, newest first.
+fn reasons(status: &Value) -> Vec<String> {
+    status["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn one_way_fields_ignore_the_other_side_and_are_never_written_back(backend: Backend) {
+    // Arrange: NPD owns role_title, Monday owns notes.
+    let (world, _db) = world_with(&backend, |s| {
+        let fields = &mut s.mapping.contacts.fields;
+        if let Some(m) = fields.get_mut("role_title") {
+            m.direction = Direction::ToMonday;
+        }
+        if let Some(m) = fields.get_mut("notes") {
+            m.direction = Direction::ToNpd;
+        }
+    })
+    .await;
+    let id = NpdId(uuid::Uuid::new_v4());
+    world.npd.create_contact(sample_contact(id)).await;
+    settle_world(&world, SETTLE).await;
+    let item_id = world
+        .store
+        .entity_by_npd(EntityKind::Contact, id)
+        .await
+        .expect("query")
+        .and_then(|e| e.monday_item_id)
+        .expect("created");
+    let item = world.monday.item(item_id).expect("item");
+    assert_eq!(item.column_values.get("role_title"), Some(&json!("CTO")));
+    assert_eq!(
+        item.column_values.get("notes"),
+        None,
+        "NPD's notes never go to Monday"
+    );
+
+    // Act: Monday edits both fields.
+    world
+        .monday
+        .user_change_column(item_id, "role_title", json!("CEO"))
+        .await;
+    world
+        .monday
+        .user_change_column(item_id, "notes", json!({"text": "From Monday"}))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: Monday's notes reach NPD; its role_title is ignored, recorded, not written back.
+    let npd = world.npd.contact(id).expect("contact");
+    assert_eq!(npd.notes.as_deref(), Some("From Monday"));
+    assert_eq!(npd.role_title.as_deref(), Some("CTO"));
+    let status = sync_status(&world, id).await;
+    let history = reasons(&status);
+    assert!(
+        history.iter().any(|r| r.contains(
+            "monday's change of one-way field(s) role_title (direction to_monday) ignored"
+        )),
+        "{history:?}"
+    );
+
+    // Act: NPD edits both fields.
+    world
+        .npd
+        .update_contact(id, |c| {
+            c.notes = Some("NPD edit".into());
+            c.role_title = Some("CFO".into());
+        })
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: NPD's role_title wins over Monday's edit without a conflict; its notes are ignored.
+    let item = world.monday.item(item_id).expect("item");
+    assert_eq!(item.column_values.get("role_title"), Some(&json!("CFO")));
+    assert_eq!(
+        item.column_values.get("notes"),
+        Some(&json!({"text": "From Monday"}))
+    );
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["open_conflicts"], json!([]), "{status}");
+    let history = reasons(&status);
+    assert!(
+        history.iter().any(
+            |r| r.contains("npd's change of one-way field(s) notes (direction to_npd) ignored")
+        ),
+        "{history:?}"
+    );
+    let npd = world.npd.contact(id).expect("contact");
+    assert_eq!(
+        npd.notes.as_deref(),
+        Some("NPD edit"),
+        "NPD keeps its own edit"
+    );
+}
+
+const CHECKED_MAPPING: &str = r#"
+[mapping.contacts]
+item_name = ["first_name", "last_name"]
+npd_id_column = "npd_id"
+
+[mapping.contacts.fields]
+email = { column = "email", type = "email" }
+stage = { column = "stage", type = "status", labels = { lead = "New lead", won = "Closed won" } }
+tags = { column = "tags", type = "dropdown", labels = { vip = "VIP", gold = "Gold" } }
+segment = { column = "segment", type = "dropdown", create_labels = true, labels = { x = "Brand new" } }
+birthday = { column = "birthday", type = "date" }
+score = { column = "score", type = "numbers" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_names_missing_and_mistyped_columns_and_labels_the_board_lacks() {
+    // Arrange: a board with a status and a dropdown column, and `birthday` as text; no `score`.
+    let sims = Sims::start_with(|c| {
+        if let Some(board) = c.boards.iter_mut().find(|b| b.id == CONTACTS_BOARD) {
+            board.columns.extend([
+                SimColumn::new("stage", "status", "Stage"),
+                SimColumn::new("tags", "dropdown", "Tags"),
+                SimColumn::new("segment", "dropdown", "Segment"),
+                SimColumn::new("birthday", "text", "Birthday"),
+            ]);
+        }
+    })
+    .await
+    .expect("sims");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, CHECKED_MAPPING).expect("write the config");
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let settings = sims.settings(&db);
+    let token = settings
+        .monday
+        .api_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .unwrap_or_default();
+    let url = sims.monday.api_url();
+    let board = CONTACTS_BOARD.to_string();
+    let config = file.display().to_string();
+
+    // Act
+    let (code, text) = check_config(&[
+        ("GATEWAY_CONFIG", config.as_str()),
+        ("GATEWAY_DATABASE_URL", db.as_str()),
+        ("MONDAY_API_TOKEN", token.as_str()),
+        ("MONDAY_API_URL", url.as_str()),
+        ("MONDAY_CONTACTS_BOARD_ID", board.as_str()),
+    ])
+    .await;
+
+    // Assert: a configuration problem (2), naming each one; labels the board has are fine, and
+    // a field with create_labels may name new ones.
+    assert_eq!(code, Some(2), "{text}");
+    for expected in [
+        "label `Closed won` is not a label of column `stage`",
+        "label `Gold` is not a label of column `tags`",
+        "column `birthday` on contacts board 4100000001 is of type text, the mapping says date",
+        "column `score` is missing on contacts board",
+    ] {
+        assert!(text.contains(expected), "expected `{expected}` in:\n{text}");
+    }
+    for fine in ["`New lead`", "`VIP`", "`Brand new`"] {
+        assert!(!text.contains(fine), "{fine} is no problem:\n{text}");
+    }
+}
