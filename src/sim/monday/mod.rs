@@ -46,6 +46,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Deliveries, DeliveryTracker};
+use crate::auth::constant_time_eq;
 use crate::domain::entity::{BoardId, MondayItemId};
 use store::{Change, Store};
 
@@ -684,7 +685,7 @@ impl Inner {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => value,
         };
-        !token.is_empty() && token == self.api_token
+        !token.is_empty() && constant_time_eq(token.as_bytes(), self.api_token.as_bytes())
     }
 
     /// Queues the webhooks of `changes` (none when webhooks are off): to the webhooks registered
