@@ -16,13 +16,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
+use npd_monday_gateway::auth::standard_webhooks::WebhookSecret;
 use npd_monday_gateway::connectors::monday::MondayClient;
 use npd_monday_gateway::connectors::npd::NpdClient;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use npd_monday_gateway::sim::monday::MondayCall;
 use serde_json::json;
+
+mod common;
+use common::post_all;
 use tokio::sync::Semaphore;
 
 const LATENCY: Duration = Duration::from_millis(200);
@@ -46,48 +49,6 @@ fn event(id: NpdId, version: i64) -> (String, String) {
         format!("bench_{}_{version}", id.0.simple()),
         json!({"type": kind, "data": data}).to_string(),
     )
-}
-
-/// Posts events with 64 in flight; returns when each was accepted.
-async fn post_all(
-    world: &World,
-    secret: &WebhookSecret,
-    events: Vec<(String, String)>,
-) -> anyhow::Result<Vec<Instant>> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let url = world.url("/api/v1/npd/events");
-    let gate = Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::new();
-    for (id, body) in events {
-        let permit = Arc::clone(&gate).acquire_owned().await?;
-        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
-        tasks.push(tokio::spawn(async move {
-            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-            let sig = sign(&secret, &id, ts, body.as_bytes());
-            let response = client
-                .post(&url)
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await;
-            drop(permit);
-            response
-                .is_ok_and(|r| r.status().as_u16() == 202)
-                .then(Instant::now)
-        }));
-    }
-    let mut accepted = Vec::new();
-    for t in tasks {
-        accepted.push(
-            t.await?
-                .ok_or_else(|| anyhow::anyhow!("an event was refused"))?,
-        );
-    }
-    Ok(accepted)
 }
 
 async fn world(

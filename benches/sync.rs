@@ -13,12 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
+use npd_monday_gateway::auth::standard_webhooks::WebhookSecret;
 use npd_monday_gateway::connectors::monday::MondayClient;
 use npd_monday_gateway::connectors::npd::NpdClient;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use serde_json::json;
+
+mod common;
+use common::post_all;
 use tokio::sync::Semaphore;
 
 /// The Monday budget of the run, for the simulator and the gateway alike.
@@ -77,7 +80,7 @@ async fn run(label: &str, database_url: &str, o: &Options) -> anyhow::Result<Rep
     let bodies = event_bodies(&ids, o.updates)?;
     let events = bodies.len();
     let started = Instant::now();
-    send_all(&world, &secret, bodies).await?;
+    post_all(&world, &secret, bodies).await?;
     let accepted = started.elapsed();
     world.settle(Duration::from_secs(600)).await?;
     let synced = started.elapsed();
@@ -180,43 +183,6 @@ fn peak_minute(calls: &[npd_monday_gateway::sim::monday::MondayCall]) -> usize {
         })
         .max()
         .unwrap_or(0)
-}
-
-/// Sends the signed events over 64 connections in flight; fails unless each is accepted.
-async fn send_all(
-    world: &World,
-    secret: &WebhookSecret,
-    bodies: Vec<(String, String)>,
-) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let url = world.url("/api/v1/npd/events");
-    let gate = Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::new();
-    for (id, body) in bodies {
-        let permit = Arc::clone(&gate).acquire_owned().await?;
-        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
-        tasks.push(tokio::spawn(async move {
-            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-            let sig = sign(&secret, &id, ts, body.as_bytes());
-            let ok = client
-                .post(&url)
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 202);
-            drop(permit);
-            ok
-        }));
-    }
-    for t in tasks {
-        anyhow::ensure!(t.await?, "an event was not accepted");
-    }
-    Ok(())
 }
 
 /// Every contact's events: created, then `updates` versions, each with its own role_title and an

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::{
-    Backend, TestDatabase, created_contact, get_json, post_json, settle_world, wait_until,
+    self, Backend, TestDatabase, created_contact, get_json, post_json, settle_world, wait_until,
 };
 use crate::store_tests;
 
@@ -33,11 +33,7 @@ store_tests!(
 const SETTLE: Duration = Duration::from_secs(60);
 
 async fn world_with(backend: &Backend, policy: ConflictPolicy) -> (World, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let world = World::start(&db.url, |s| s.conflicts.default = policy)
-        .await
-        .expect("world");
-    (world, db)
+    helpers::world_with(backend, |s| s.conflicts.default = policy).await
 }
 
 fn monday_email(world: &World, item: MondayItemId) -> Option<String> {

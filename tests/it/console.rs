@@ -105,9 +105,7 @@ pub fn location(response: &reqwest::Response) -> String {
 }
 
 async fn world(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> (World, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let world = World::start(&db.url, tweak).await.expect("world");
-    (world, db)
+    crate::helpers::world_with(backend, tweak).await
 }
 
 async fn a_wrong_token_shows_the_form_again_and_repeated_failures_are_limited(backend: Backend) {

@@ -11,8 +11,8 @@ use npd_monday_gateway::domain::state::InboxOutcome;
 use serde_json::{Map, Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, check_config, contact_monday_refuses, created_contact,
-    eventually, fixture, settle_world,
+    Backend, TestApp, check_config, contact_monday_refuses, created_contact, eventually, fixture,
+    settle_world, world_with,
 };
 use crate::store_tests;
 
@@ -27,15 +27,6 @@ store_tests!(
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-async fn world_with(
-    backend: &Backend,
-    tweak: impl FnOnce(&mut npd_monday_gateway::config::Settings),
-) -> (World, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let world = World::start(&db.url, tweak).await.expect("world starts");
-    (world, db)
-}
 
 async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.expect("json")

@@ -717,3 +717,14 @@ pub async fn check_config(env: &[(&str, &str)]) -> (Option<i32>, String) {
     );
     (output.status.code(), text)
 }
+
+/// A world (the gateway and both simulators) on a fresh database of `backend`, with `tweak`
+/// applied to its settings.
+pub async fn world_with(
+    backend: &Backend,
+    tweak: impl FnOnce(&mut Settings),
+) -> (World, TestDatabase) {
+    let db = TestDatabase::create(backend).await;
+    let world = World::start(&db.url, tweak).await.expect("world starts");
+    (world, db)
+}

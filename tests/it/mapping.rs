@@ -11,7 +11,7 @@ use npd_monday_gateway::sim::monday::SimColumn;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDatabase, check_config, settle_world};
+use crate::helpers::{Backend, TestDatabase, check_config, settle_world, world_with};
 use crate::store_tests;
 
 store_tests!(
@@ -23,15 +23,6 @@ store_tests!(
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-async fn world_with(
-    backend: &Backend,
-    tweak: impl FnOnce(&mut npd_monday_gateway::config::Settings),
-) -> (World, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let world = World::start(&db.url, tweak).await.expect("world starts");
-    (world, db)
-}
 
 /// Creates in NPD the sample contact with the national phone `(202) 555-0169` and waits until
 /// everything settled; returns its id and its Monday item.
