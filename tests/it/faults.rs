@@ -148,8 +148,8 @@ fn start_editors(monday: MondaySim, items: Vec<MondayItemId>, stop: Cancellation
     });
 }
 
-/// Creates `n` contacts in NPD and waits until they are on Monday; their items.
-async fn baseline(world: &World, n: usize) -> Vec<MondayItemId> {
+/// Creates `n` contacts in NPD and waits until they are on Monday; their ids and items.
+async fn baseline(world: &World, n: usize) -> Vec<(NpdId, MondayItemId)> {
     let ids: Vec<NpdId> = (0..n).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
     for id in &ids {
         world.npd.create_contact(sample_contact(*id)).await;
@@ -158,12 +158,8 @@ async fn baseline(world: &World, n: usize) -> Vec<MondayItemId> {
     let mut items = Vec::new();
     for id in ids {
         let entity = world.store.entity_by_npd(EntityKind::Contact, id).await;
-        items.push(
-            entity
-                .expect("query")
-                .and_then(|e| e.monday_item_id)
-                .expect("linked"),
-        );
+        let item = entity.expect("query").and_then(|e| e.monday_item_id);
+        items.push((id, item.expect("linked")));
     }
     items
 }
@@ -211,7 +207,11 @@ async fn the_database_cut_under_load() {
     let world = World::with_sims(sims, &proxy.url_for(&db.url), |_| {})
         .await
         .expect("world");
-    let items = baseline(&world, 10).await;
+    let items = baseline(&world, 10)
+        .await
+        .into_iter()
+        .map(|(_, item)| item)
+        .collect();
     let base = world.url("");
     let record = Arc::new(Record::default());
     let stop = CancellationToken::new();
@@ -362,17 +362,22 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     world.monday.clear_calls();
     world.npd.clear_calls();
 
-    // Act: per phase, 4 new NPD contacts and 4 Monday edits meet the faults on both links
-    // until Monday has seen 8 attempts; then the links heal.
+    // Act: per phase, 4 new NPD contacts, 4 NPD edits and 4 Monday edits meet the faults on
+    // both links until Monday has seen 8 attempts; then the links heal.
     for (n, (name, faults)) in PHASES.iter().enumerate() {
         for proxy in [&monday_proxy, &npd_proxy] {
             proxy.set(faults);
         }
         let started = Instant::now();
-        for (i, item) in items.iter().enumerate() {
+        for (i, (id, item)) in items.iter().enumerate() {
             world
                 .npd
                 .create_contact(sample_contact(NpdId(uuid::Uuid::new_v4())))
+                .await;
+            let role = format!("phase{n}-{i}");
+            world
+                .npd
+                .update_contact(*id, |c| c.role_title = Some(role))
                 .await;
             let address = format!("phase{n}-{i}@example.com");
             let value = json!({"email": address, "text": address});
@@ -401,6 +406,23 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     );
     assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 4 + 12);
     let gaps = assert_same_key_per_job(&world.monday);
+    let job_keys: HashSet<String> = world
+        .store
+        .all_jobs()
+        .await
+        .expect("jobs")
+        .into_iter()
+        .map(|j| j.idempotency_key)
+        .collect();
+    for c in world.monday.calls() {
+        if let Some(key) = c.idempotency_key {
+            let job = key.rsplit_once(':').map_or(key.as_str(), |(job, _)| job);
+            assert!(
+                job_keys.contains(job),
+                "{key} is no job's key: a retry changed it"
+            );
+        }
+    }
     assert_npd_retries_keep_their_key(&world.npd);
     let jobs = world.store.all_jobs().await.expect("jobs");
     assert!(
@@ -410,7 +432,7 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     let attempts = world.monday.calls().len();
     let replays = world.monday.calls().iter().filter(|c| c.replayed).count();
     eprintln!(
-        "T8: {attempts} Monday calls for 12 creates and 12 edits under faults, {replays} \
+        "T8: {attempts} Monday calls for 12 creates, 12 NPD and 12 Monday edits under faults, {replays} \
          same-key replays, 0 duplicate items; gaps between attempts of one job (ms): {gaps:?}"
     );
 }
