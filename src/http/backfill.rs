@@ -19,8 +19,7 @@ use utoipa_axum::routes;
 
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
 use crate::domain::scan::{
-    BackfillCounts, Candidate, Deleted, DriftCounts, MatchStatus, Matched, Repaired, RunStatus,
-    ScanKind, Scanned, Scope, Summary,
+    BackfillCounts, Candidate, DriftCounts, MatchStatus, RunStatus, ScanKind, Scope, Summary,
 };
 use crate::domain::state::AuditOutcome;
 use crate::http::AppState;
@@ -77,15 +76,8 @@ pub struct BackfillResponse {
     pub dry_run: bool,
     #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
-    pub scanned: Scanned,
-    pub matched: Matched,
-    pub linked: u64,
-    pub to_create_in_monday: u64,
-    pub created_in_monday: u64,
-    pub to_review: u64,
-    /// Items that are no record's candidate.
-    pub unmatched_in_monday: u64,
-    pub estimated_monday_calls: u64,
+    #[serde(flatten)]
+    pub counts: BackfillCounts,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -97,13 +89,8 @@ pub struct DriftScanResponse {
     pub id: i64,
     #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
-    pub scanned: u64,
-    pub in_sync: u64,
-    pub repaired: Repaired,
-    pub conflicts: u64,
-    pub deleted: Deleted,
-    /// Entities left for the next scan (a write on its way, or a change while the scan read).
-    pub skipped: u64,
+    #[serde(flatten)]
+    pub counts: DriftCounts,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -172,14 +159,7 @@ impl From<&RunRow> for BackfillResponse {
             kind: run.scope,
             dry_run: run.dry_run,
             status: run.status,
-            scanned: counts.scanned,
-            matched: counts.matched,
-            linked: counts.linked,
-            to_create_in_monday: counts.to_create_in_monday,
-            created_in_monday: counts.created_in_monday,
-            to_review: counts.to_review,
-            unmatched_in_monday: counts.unmatched_in_monday,
-            estimated_monday_calls: counts.estimated_monday_calls,
+            counts,
             error: run.error.clone(),
             started_at: millis_to_rfc3339(run.started_at),
             finished_at: run.finished_at.and_then(millis_to_rfc3339),
@@ -196,12 +176,7 @@ impl From<&RunRow> for DriftScanResponse {
         DriftScanResponse {
             id: run.id,
             status: run.status,
-            scanned: counts.scanned,
-            in_sync: counts.in_sync,
-            repaired: counts.repaired,
-            conflicts: counts.conflicts,
-            deleted: counts.deleted,
-            skipped: counts.skipped,
+            counts,
             error: run.error.clone(),
             started_at: millis_to_rfc3339(run.started_at),
             finished_at: run.finished_at.and_then(millis_to_rfc3339),

@@ -420,9 +420,9 @@ pub fn backfill_table(runs: &[BackfillResponse]) -> Markup {
             @for b in runs {
                 tr {
                     td { (b.id) } td { (b.kind.as_str()) } td { (b.dry_run) } td { (b.status.as_str()) }
-                    td { (b.scanned.npd) " / " (b.scanned.monday) } td { (b.linked) }
-                    td { (b.created_in_monday) " of " (b.to_create_in_monday) } td { (b.to_review) }
-                    td { (b.unmatched_in_monday) } td { (b.started_at.as_deref().unwrap_or("")) }
+                    td { (b.counts.scanned.npd) " / " (b.counts.scanned.monday) } td { (b.counts.linked) }
+                    td { (b.counts.created_in_monday) " of " (b.counts.to_create_in_monday) } td { (b.counts.to_review) }
+                    td { (b.counts.unmatched_in_monday) } td { (b.started_at.as_deref().unwrap_or("")) }
                     td { (b.finished_at.as_deref().unwrap_or("")) } td { (b.error.as_deref().unwrap_or("")) }
                 }
             }
@@ -470,9 +470,9 @@ pub fn drift_table(runs: &[DriftScanResponse]) -> Markup {
             tr { th { "Scan" } th { "Status" } th { "Scanned" } th { "In sync" } th { "Repaired to Monday / NPD" } th { "Conflicts" } th { "Deleted in Monday / NPD" } th { "Skipped" } th { "Started" } th { "Finished" } th { "Error" } }
             @for d in runs {
                 tr {
-                    td { (d.id) } td { (d.status.as_str()) } td { (d.scanned) } td { (d.in_sync) }
-                    td { (d.repaired.to_monday) " / " (d.repaired.to_npd) } td { (d.conflicts) }
-                    td { (d.deleted.in_monday) " / " (d.deleted.in_npd) } td { (d.skipped) }
+                    td { (d.id) } td { (d.status.as_str()) } td { (d.counts.scanned) } td { (d.counts.in_sync) }
+                    td { (d.counts.repaired.to_monday) " / " (d.counts.repaired.to_npd) } td { (d.counts.conflicts) }
+                    td { (d.counts.deleted.in_monday) " / " (d.counts.deleted.in_npd) } td { (d.counts.skipped) }
                     td { (d.started_at.as_deref().unwrap_or("")) } td { (d.finished_at.as_deref().unwrap_or("")) }
                     td { (d.error.as_deref().unwrap_or("")) }
                 }
