@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::entity::EntityKind;
+use crate::domain::state::{ConflictStatus, JobState, Resolution};
 use crate::http::admin::dto::{
     BudgetView, ConflictView, DeadLetterView, HistoryView, JobView, SyncStatusResponse,
 };
@@ -185,11 +186,11 @@ pub struct OverviewView<'a> {
 }
 
 pub fn overview(v: &OverviewView<'_>) -> Markup {
-    let jobs = |state: &str| {
+    let jobs = |state: JobState| {
         v.gauges
             .jobs
             .iter()
-            .filter(|(s, _)| s.as_str() == state)
+            .filter(|(s, _)| *s == state)
             .map(|(_, n)| *n)
             .sum::<i64>()
     };
@@ -198,9 +199,9 @@ pub fn overview(v: &OverviewView<'_>) -> Markup {
         h2 { "Queues" }
         div.cards {
             (card("Inbox: events waiting", v.gauges.inbox_unprocessed, None))
-            (card("Outbox: jobs pending", jobs("pending"), None))
-            (card("Outbox: jobs in flight", jobs("leased"), None))
-            (card("Dead letters", jobs("dead"), Some("/admin/dead-letters")))
+            (card("Outbox: jobs pending", jobs(JobState::Pending), None))
+            (card("Outbox: jobs in flight", jobs(JobState::Leased), None))
+            (card("Dead letters", jobs(JobState::Dead), Some("/admin/dead-letters")))
             (card("Open conflicts", v.gauges.open_conflicts, Some("/admin/conflicts")))
         }
         h2 { "Monday budget left" }
@@ -355,19 +356,19 @@ pub fn conflict_table(conflicts: &[ConflictView], csrf: &str) -> Markup {
                     td { (c.id) } td { (c.field) } td { (c.base.as_deref().unwrap_or("")) }
                     td { (c.npd.as_deref().unwrap_or("")) } td { (c.monday.as_deref().unwrap_or("")) }
                     td { (c.opened_at.as_deref().unwrap_or("")) } td { (c.status) }
-                    td { @if c.status == "open" {
+                    td { @if c.status == ConflictStatus::Open.as_str() {
                         @let action = format!("/admin/conflicts/{}/resolve", c.id);
                         form.inline method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="npd";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Npd.as_str());
                             button type="submit" id=(format!("take-npd-{}", c.id)) { "Take NPD's" }
                         }
                         " "
                         form.inline method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="monday";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Monday.as_str());
                             button type="submit" id=(format!("take-monday-{}", c.id)) { "Take Monday's" }
                         }
                         form method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="value";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Value.as_str());
                             input type="text" name="value" aria-label="Value of your own";
                             button type="submit" { "Use this value" }
                         }
