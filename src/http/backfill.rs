@@ -24,7 +24,7 @@ use crate::domain::scan::{
 use crate::domain::state::AuditOutcome;
 use crate::http::AppState;
 use crate::http::admin::dto::{PageQuery, rfc3339 as millis_to_rfc3339};
-use crate::http::admin::{Admin, ProblemQuery, audited, page, parse_number, split_page};
+use crate::http::admin::{Admin, ProblemQuery, audited, json_body, page, parse_number, split_page};
 use crate::http::error::{AdminProblems, ApiError, Problem, RawBody};
 use crate::ledger::scans::{ReviewRow, RunRow};
 use crate::sync::backfill::{ReviewChoice, ReviewError};
@@ -223,12 +223,9 @@ async fn start_backfill(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<StartedResponse>), ApiError> {
     admin.acts("backfills.start", None);
-    let request: BackfillRequest = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::BadRequest(
-            "body must be {\"kind\": \"contacts\"|\"organizations\"|\"all\", \"dry_run\": bool}"
-                .into(),
-        )
-    })?;
+    let shape =
+        "body must be {\"kind\": \"contacts\"|\"organizations\"|\"all\", \"dry_run\": bool}";
+    let request: BackfillRequest = json_body(&body, shape, &["kind", "dry_run"])?;
     let scope: Scope = request.kind.parse().map_err(|_| {
         ApiError::BadRequest("`kind` must be contacts, organizations or all".into())
     })?;
@@ -537,8 +534,7 @@ pub(crate) async fn settle_review(
 /// The admin's choice, from a body holding exactly one of `link`, `create: true`, `ignore: true`.
 fn review_choice(body: &[u8]) -> Result<ReviewChoice, ApiError> {
     let shape = "body must be {\"link\": \"<item id>\"}, {\"create\": true} or {\"ignore\": true}";
-    let request: ResolveMatchRequest =
-        serde_json::from_slice(body).map_err(|_| ApiError::BadRequest(shape.into()))?;
+    let request: ResolveMatchRequest = json_body(body, shape, &["link", "create", "ignore"])?;
     match (request.link, request.create, request.ignore) {
         (Some(item), None, None) => Ok(ReviewChoice::Link(item)),
         (None, Some(true), None) => Ok(ReviewChoice::Create),
