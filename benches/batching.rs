@@ -280,7 +280,7 @@ impl Replicas {
             let mut s = sims.settings(url);
             tweak(&mut s);
             let app = Application::build(s).await?;
-            app.wake().pause_processing();
+            app.wake().pause_processing().await;
             r.addrs.push(format!("http://{}", app.local_addr()?));
             r.wakes.push(app.wake());
             r.stops.push(app.shutdown_token());

@@ -38,12 +38,17 @@ pub struct Wake {
     pub process: Arc<Notify>,
     pub dispatch: Arc<Notify>,
     processing_paused: Arc<AtomicBool>,
+    /// Held (shared) by every processing task for the length of one batch.
+    in_batch: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Wake {
-    /// Holds inbox processing (ingress keeps accepting; dispatch keeps sending what is queued).
-    pub fn pause_processing(&self) {
+    /// Holds inbox processing (ingress keeps accepting; dispatch keeps sending what is queued),
+    /// and returns once no batch is running: a batch begun before the pause has committed, so
+    /// nothing that arrives from now on is processed until `resume_processing`.
+    pub async fn pause_processing(&self) {
         self.processing_paused.store(true, Ordering::SeqCst);
+        drop(self.in_batch.write().await);
     }
 
     pub fn resume_processing(&self) {
@@ -147,10 +152,13 @@ async fn process_loop(
         if shutdown.is_cancelled() {
             return;
         }
-        let batch = if wake.processing_paused() {
-            Ok(0)
-        } else {
-            processor.process_batch(PROCESS_BATCH).await
+        let batch = {
+            let _in_batch = wake.in_batch.read().await;
+            if wake.processing_paused() {
+                Ok(0)
+            } else {
+                processor.process_batch(PROCESS_BATCH).await
+            }
         };
         match batch {
             Ok(0) => {}

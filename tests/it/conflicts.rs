@@ -86,7 +86,7 @@ async fn concurrent_edits_of_one_field_follow_each_policy(backend: Backend) {
     for (policy, last, expected) in cases {
         let (world, _db) = world_with(&backend, policy).await;
         let (id, item) = created_contact(&world).await;
-        world.wake.pause_processing();
+        world.wake.pause_processing().await;
 
         // Both sides change the same field before the gateway looks at either; the second edit
         // waits until the clock has passed the first one's timestamp, so it is the later one.
@@ -144,7 +144,7 @@ async fn concurrent_edits_of_one_field_follow_each_policy(backend: Backend) {
 async fn edits_of_different_fields_on_both_sides_merge_without_conflict(backend: Backend) {
     let (world, _db) = world_with(&backend, ConflictPolicy::Manual).await;
     let (id, item) = created_contact(&world).await;
-    world.wake.pause_processing();
+    world.wake.pause_processing().await;
 
     world
         .npd
@@ -181,7 +181,7 @@ async fn a_manual_conflict_waits_for_an_admin_and_the_resolution_reaches_the_oth
 ) {
     let (world, _db) = world_with(&backend, ConflictPolicy::Manual).await;
     let (id, item) = created_contact(&world).await;
-    world.wake.pause_processing();
+    world.wake.pause_processing().await;
     world
         .npd
         .update_contact(id, |c| {
@@ -253,7 +253,7 @@ async fn an_admins_own_value_settles_a_second_conflict(
     id: NpdId,
     item: MondayItemId,
 ) {
-    world.wake.pause_processing();
+    world.wake.pause_processing().await;
     world
         .npd
         .update_contact(id, |c| c.role_title = Some("Analyst".into()))

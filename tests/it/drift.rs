@@ -180,7 +180,7 @@ async fn a_drift_scan_during_live_traffic_leaves_live_edits_untouched(backend: B
     let (world, _db) = roomy_world(&backend).await;
     let pairs = linked_contacts(&world, 2).await;
     let [(c1, i1), (c2, i2)] = [pairs[0], pairs[1]];
-    world.wake.pause_processing();
+    world.wake.pause_processing().await;
     world
         .npd
         .update_contact(c1, |c| c.role_title = Some("Live in NPD".into()))

@@ -705,7 +705,7 @@ pub async fn edit_email_on_both_sides(
     npd: &str,
     monday: &str,
 ) {
-    world.wake.pause_processing();
+    world.wake.pause_processing().await;
     let npd = npd.to_owned();
     world.npd.update_contact(id, |c| c.email = Some(npd)).await;
     let value = json!({"email": monday, "text": monday});
