@@ -14,6 +14,8 @@ mod drift;
 mod durability;
 mod hardening;
 mod http_limits;
+mod idempotency_window;
+mod job_table;
 mod ledger;
 mod mapping;
 mod metrics;
