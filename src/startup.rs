@@ -59,6 +59,7 @@ impl Application {
             store.clone(),
             settings.database.ingest_batch_max,
             settings.database.ingest_writers,
+            settings.database.ingest_timeout(),
         );
         let wake = Wake::default();
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));

@@ -74,6 +74,9 @@ impl HttpSettings {
         if self.header_read_timeout_ms == 0 || self.request_timeout_ms == 0 {
             problems.push("gateway timeouts must be positive".into());
         }
+        if !(1..=1_000_000).contains(&self.max_concurrent_requests) {
+            problems.push("gateway.max_concurrent_requests must be between 1 and 1000000".into());
+        }
     }
 }
 
@@ -87,6 +90,9 @@ impl DatabaseSettings {
     fn check(&self, problems: &mut Vec<String>) {
         if self.max_connections == 0 {
             problems.push("gateway.database_max_connections must be positive".into());
+        }
+        if self.ingest_timeout_ms == 0 {
+            problems.push("gateway.ingest_timeout_ms must be positive".into());
         }
         if self.ingest_batch_max == 0 || self.ingest_writers == 0 {
             problems.push(

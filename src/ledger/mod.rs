@@ -98,6 +98,11 @@ pub enum LedgerError {
     Location(String),
     #[error("the ingest writer has stopped")]
     WriterStopped,
+    /// Ingress backpressure: the group-commit queue is full, or the commit did not complete
+    /// within `ingest_timeout` (the row may still be committed later: the sender's retry is
+    /// then a duplicate). Nothing was acknowledged.
+    #[error("not committed: {0}")]
+    NotCommitted(&'static str),
     #[error("ledger data is not what this version expects: {0}")]
     Corrupt(String),
 }

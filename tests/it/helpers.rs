@@ -155,7 +155,17 @@ impl TestApp {
 
     pub async fn spawn_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create(backend).await;
-        let mut settings = test_settings(&db.url);
+        let url = db.url.clone();
+        TestApp::spawn_on(db, &url, tweak).await
+    }
+
+    /// A gateway on `db` reached through `url` (the database's own URL, or a fault proxy's).
+    pub async fn spawn_on(
+        db: TestDatabase,
+        url: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut settings = test_settings(url);
         tweak(&mut settings);
         if std::env::var("TEST_LOG").is_ok() {
             npd_monday_gateway::startup::init_tracing(&settings.log);

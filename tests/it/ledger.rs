@@ -101,7 +101,7 @@ fn inbox_row(delivery: &str) -> NewInboxEvent {
 
 async fn inbox_rows_round_trip_typed_and_are_deduplicated(backend: Backend) {
     let (store, _db) = store(&backend).await;
-    let writer = InboxWriter::spawn(store.clone(), 8, 2);
+    let writer = InboxWriter::spawn(store.clone(), 8, 2, std::time::Duration::from_secs(30));
 
     let first = writer.insert(inbox_row("msg_1")).await.expect("insert");
     let again = writer.insert(inbox_row("msg_1")).await.expect("insert");

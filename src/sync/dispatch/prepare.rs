@@ -137,15 +137,7 @@ impl Dispatcher {
             };
             values.insert(field, value);
         }
-        Ok(if values.is_empty() && !npd_id {
-            Work::Nothing
-        } else {
-            Work::PushItem {
-                values,
-                all,
-                npd_id,
-            }
-        })
+        Ok(Work::push_item(values, all, npd_id))
     }
 }
 
@@ -167,18 +159,7 @@ fn still_pending(work: Work, fields: &BTreeMap<String, FieldState>) -> Work {
             values,
             all,
             npd_id,
-        } => {
-            let values = keep(Side::Monday, values);
-            if values.is_empty() && !npd_id {
-                Work::Nothing
-            } else {
-                Work::PushItem {
-                    values,
-                    all,
-                    npd_id,
-                }
-            }
-        }
+        } => Work::push_item(keep(Side::Monday, values), all, npd_id),
         Work::PatchNpd { values } => {
             let values = keep(Side::Npd, values);
             if values.is_empty() {
