@@ -346,6 +346,9 @@ pub struct SyncSettings {
     pub lease_ms: u64,
     /// Jobs one process runs at once.
     pub dispatch_concurrency: usize,
+    /// Processing tasks per process, each claiming its own lanes of the inbox (PostgreSQL; on
+    /// SQLite, whose writes are serial, one task processes).
+    pub processors: usize,
     /// How often idle workers look for new work (they are also woken by new events).
     pub poll_interval_ms: u64,
     /// Timeout of one call to Monday's API (Monday's own limit is 60 s).
@@ -371,6 +374,7 @@ impl Default for SyncSettings {
             max_attempts: 10,
             lease_ms: 60_000,
             dispatch_concurrency: 4,
+            processors: 4,
             poll_interval_ms: 250,
             monday_timeout_ms: 30_000,
             npd_timeout_ms: 15_000,

@@ -256,6 +256,7 @@ fn worker_name() -> String {
 fn worker_settings(settings: &Settings) -> WorkerSettings {
     WorkerSettings {
         concurrency: settings.sync.dispatch_concurrency,
+        processors: settings.sync.processors,
         poll: settings.sync.poll_interval(),
         lease: settings.sync.lease(),
         grace: settings.http.shutdown_grace(),

@@ -188,12 +188,13 @@ impl SyncSettings {
             );
         }
         if self.dispatch_concurrency == 0
+            || self.processors == 0
             || self.poll_interval_ms == 0
             || self.admin_requests_per_minute == 0
             || self.admin_auth_failures_per_minute == 0
         {
             problems.push(
-                "sync.dispatch_concurrency, sync.poll_interval_ms, sync.admin_requests_per_minute and sync.admin_auth_failures_per_minute must be positive"
+                "sync.dispatch_concurrency, sync.processors, sync.poll_interval_ms, sync.admin_requests_per_minute and sync.admin_auth_failures_per_minute must be positive"
                     .into(),
             );
         }

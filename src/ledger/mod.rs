@@ -119,6 +119,22 @@ impl From<sqlx::Error> for LedgerError {
     }
 }
 
+impl LedgerError {
+    /// A collision with a concurrent transaction on PostgreSQL (unique violation, serialisation
+    /// failure, deadlock, lock not available): the work is retried, it has not failed.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            LedgerError::Database(sqlx::Error::Database(db)) => {
+                matches!(
+                    db.code().as_deref(),
+                    Some("23505" | "40001" | "40P01" | "55P03")
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type LedgerResult<T> = Result<T, LedgerError>;
 
 /// Milliseconds since the unix epoch: the one clock of the ledger.

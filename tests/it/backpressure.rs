@@ -265,6 +265,8 @@ async fn requests_past_the_concurrency_cap_are_shed_with_503_at_once(backend: Ba
     let app = TestApp::spawn_on(db, &url, |s| {
         s.http.max_concurrent_requests = 4;
         s.database.ingest_timeout_ms = 20_000;
+        // Writers blocked by the lock hold their connections: leave some for `/metrics`.
+        s.database.max_connections = 16;
     })
     .await;
     let base = format!("http://{}", app.addr);

@@ -694,3 +694,111 @@ async fn print_entity(store: &Store, id: NpdId) {
         );
     }
 }
+
+postgres_test! {
+    async fn per_entity_order_holds_with_three_replicas_processing_in_parallel() {
+        shuffled_versions_reach_three_replicas(Backend::postgres()).await;
+    }
+}
+
+/// Three gateways in this process on one database, their NPD events and Monday webhooks going
+/// to the first; answers their addresses and their stop tokens.
+async fn in_process_replicas(
+    sims: &Sims,
+    url: &str,
+) -> Vec<(String, tokio_util::sync::CancellationToken)> {
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let app = npd_monday_gateway::startup::Application::build(sims.settings(url))
+            .await
+            .expect("replica");
+        let addr = format!("http://{}", app.local_addr().expect("addr"));
+        replicas.push((addr, app.shutdown_token()));
+        tokio::spawn(app.run_until_stopped());
+    }
+    sims.deliver_to(&replicas[0].0, &replicas[0].0);
+    replicas
+}
+
+async fn shuffled_versions_reach_three_replicas(backend: Backend) {
+    // Arrange: three replicas (each with its processing tasks), 50 contacts created and synced.
+    const CONTACTS: usize = 50;
+    const UPDATES: i64 = 199;
+    let db = TestDatabase::create(&backend).await;
+    let sims = Sims::start().await.expect("sims");
+    sims.npd.faults().set_emit_on_patch(false);
+    let replicas = in_process_replicas(&sims, &db.url).await;
+    let store = open_store(&db.url).await;
+    let ids: Vec<NpdId> = (0..CONTACTS).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    create_contacts(&sims, &ids).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(60)).await;
+    sims.monday.clear_calls();
+
+    // Act: versions 2..=200 of every contact, shuffled (10% twice), spread over the replicas.
+    let deliveries = crate::conflicts::shuffled_versions(&ids, UPDATES);
+    let urls: Vec<String> = replicas.iter().map(|(a, _)| a.clone()).collect();
+    send_signed(sims.npd_secret(), &urls, deliveries).await;
+    settle(&store, &sims.monday, &sims.npd, Duration::from_secs(120)).await;
+
+    // Assert: every item at the newest version, and no older value ever written after a newer.
+    let written = crate::helpers::column_writes(&sims.monday, "role_title");
+    let newest = format!("v{}", UPDATES + 1);
+    for id in &ids {
+        let item = item_of(&store, *id).await.expect("linked");
+        assert_eq!(role_of(&sims.monday, item), json!(newest), "contact {id}");
+        let sequence: Vec<i64> = written
+            .get(&item.to_string())
+            .map(|w| w.iter().filter_map(|v| v[1..].parse().ok()).collect())
+            .unwrap_or_default();
+        assert!(
+            sequence.is_sorted(),
+            "contact {id}: an older version was written after a newer one: {sequence:?}"
+        );
+    }
+    assert_eq!(sims.monday.items(CONTACTS_BOARD).len(), CONTACTS);
+    let failed = store
+        .inbox_events(Side::Npd, 1_000_000)
+        .await
+        .expect("inbox");
+    let failed: Vec<_> = failed
+        .iter()
+        .filter(|r| r.outcome == Some(npd_monday_gateway::domain::state::InboxOutcome::Failed))
+        .collect();
+    assert!(failed.is_empty(), "no event failed: {failed:?}");
+    for (_, stop) in replicas {
+        stop.cancel();
+    }
+}
+
+/// Sends the NPD deliveries, signed, from 8 senders at once, each to the replicas in turn.
+async fn send_signed(secret: &str, urls: &[String], deliveries: Vec<(String, Value)>) {
+    let client = reqwest::Client::new();
+    let mut sends = tokio::task::JoinSet::new();
+    for (n, chunk) in deliveries.chunks(deliveries.len().div_ceil(8)).enumerate() {
+        let (client, secret, urls) = (client.clone(), secret.to_owned(), urls.to_vec());
+        let chunk = chunk.to_vec();
+        sends.spawn(async move {
+            for (i, (id, body)) in chunk.into_iter().enumerate() {
+                let body = body.to_string();
+                let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+                let status = client
+                    .post(format!("{}/api/v1/npd/events", urls[(n + i) % urls.len()]))
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header(
+                        "webhook-signature",
+                        crate::helpers::sign_npd(&secret, &id, ts, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .status();
+                assert_eq!(status.as_u16(), 202, "{id}");
+            }
+        });
+    }
+    while let Some(done) = sends.join_next().await {
+        done.expect("sender");
+    }
+}
