@@ -692,6 +692,42 @@ mod tests {
         }
 
         #[test]
+        fn flipping_any_single_bit_of_the_id_fails(
+            id in "[A-Za-z0-9_-]{1,64}",
+            body in proptest::collection::vec(any::<u8>(), 0..128),
+            bit in any::<proptest::sample::Index>(),
+        ) {
+            let sig = sign(&secret(V1_SECRET), &id, V1_TS, &body);
+            let mut raw = id.clone().into_bytes();
+            let bit = bit.index(raw.len() * 8);
+            raw[bit / 8] ^= 1 << (bit % 8);
+            // A flip that leaves UTF-8 could not arrive as a header value at all.
+            if let Ok(tampered) = String::from_utf8(raw) {
+                let ts = V1_TS.to_string();
+                let v = verifier(&[V1_SECRET]);
+                prop_assert!(v.verify(headers(&tampered, &ts, &sig), &body, V1_TS).is_err());
+            }
+        }
+
+        #[test]
+        fn flipping_any_single_bit_of_the_timestamp_fails(
+            ts in 0i64..=i64::MAX,
+            body in proptest::collection::vec(any::<u8>(), 0..128),
+            bit in any::<proptest::sample::Index>(),
+        ) {
+            let sig = sign(&secret(V1_SECRET), V1_ID, ts, &body);
+            let mut raw = ts.to_string().into_bytes();
+            let bit = bit.index(raw.len() * 8);
+            raw[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(tampered) = String::from_utf8(raw) {
+                // Checked at the tampered time itself, so the window cannot be what refuses it.
+                let now = tampered.parse().unwrap_or(ts);
+                let v = Verifier::new(vec![secret(V1_SECRET)], i64::MAX);
+                prop_assert!(v.verify(headers(V1_ID, &tampered, &sig), &body, now).is_err());
+            }
+        }
+
+        #[test]
         fn flipping_any_single_bit_of_the_decoded_signature_fails(
             body in proptest::collection::vec(any::<u8>(), 0..256),
             bit in 0usize..256,

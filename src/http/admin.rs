@@ -402,7 +402,8 @@ pub(crate) async fn replay(
     id: i64,
 ) -> Result<ReplayResponse, ApiError> {
     admin.acts("dead-letters.replay", Some(&id.to_string()));
-    if !admin_use::replay_dead_letter(&state.store, id).await? {
+    let allowance = state.settings.sync.max_attempts;
+    if !admin_use::replay_dead_letter(&state.store, id, allowance).await? {
         return Err(ApiError::NotFound(format!("no dead letter {id}")));
     }
     state.wake.dispatch.notify_one();

@@ -258,16 +258,27 @@ pub async fn dead(tx: &mut Tx, id: i64) -> LedgerResult<Option<JobRow>> {
     Ok(on_tx!(tx, optional JobRow, &sql, id)?)
 }
 
-/// Puts a dead job back to `pending`, due now, with a full set of attempts again (its limit
-/// grows by its original allowance, so the API shows the real limit). It gets a new idempotency
+/// Puts a dead job back to `pending`, due now, with a full set of attempts again: its limit
+/// becomes its attempts so far plus `allowance` (what a new job gets, `[sync] max_attempts`), so
+/// the API shows the real limit, and a second replay gives `allowance` again, not the grown
+/// limit of the first. It gets a new idempotency
 /// key: Monday caches the first answer to a key for 30 minutes, errors included, so the old key
 /// would only replay the old failure. A replayed create is still safe (the item is looked up by
 /// its `npd_id` column first); updates and archives are idempotent. False when it is not dead.
-pub async fn replay(tx: &mut Tx, id: i64) -> LedgerResult<bool> {
-    let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + max_attempts, \
+pub async fn replay(tx: &mut Tx, id: i64, allowance: i64) -> LedgerResult<bool> {
+    let sql = "update outbox_jobs set state = 'pending', max_attempts = attempts + $4, \
                next_attempt_at = $2, done_at = null, idempotency_key = $3, updated_at = $2 \
                where id = $1 and state = 'dead'";
-    Ok(on_tx!(tx, execute, sql, id, now_ms(), new_idempotency_key())? == 1)
+    let allowance = allowance.max(1);
+    Ok(on_tx!(
+        tx,
+        execute,
+        sql,
+        id,
+        now_ms(),
+        new_idempotency_key(),
+        allowance
+    )? == 1)
 }
 
 /// Moves a leased job to the dead letters with its error; false when fenced off.
@@ -323,19 +334,33 @@ impl Store {
     }
 
     /// Returns jobs whose lease expired (a worker died or stalled) to `pending`. Their token stays,
-    /// so the stalled worker's late outcome is refused.
+    /// so the stalled worker's late outcome is refused. A lease that was its job's last attempt
+    /// stays: claimed again it would pass `max_attempts`, so the dispatcher's reaper settles it
+    /// as that attempt's failure (`expired_last_attempts`).
     pub async fn reap_expired_leases(&self) -> LedgerResult<u64> {
         let sql = "update outbox_jobs set state = 'pending', lease_until = null, \
                    last_error = coalesce(last_error, 'lease expired'), updated_at = $1 \
-                   where state = 'leased' and lease_until < $1";
+                   where state = 'leased' and lease_until < $1 and attempts < max_attempts";
         Ok(on_pool!(self, execute, sql, now_ms())?)
     }
 
+    /// Expired leases that were their job's last attempt, oldest first (at most `limit`): still
+    /// leased under the token they were claimed with, for the reaper to settle.
+    pub async fn expired_last_attempts(&self, limit: i64) -> LedgerResult<Vec<JobRow>> {
+        let sql = format!(
+            "select {JOB_COLUMNS} from outbox_jobs where state = 'leased' and lease_until < $1 \
+             and attempts >= max_attempts order by id limit $2"
+        );
+        Ok(on_pool!(self, all JobRow, &sql, now_ms(), limit)?)
+    }
+
     /// Gives a leased job back (graceful shutdown): due now, lease cleared, token kept so the
-    /// abandoned call's late outcome cannot land.
+    /// abandoned call's late outcome cannot land. A lease on the job's last attempt is kept
+    /// (false): it expires, and the reaper settles it (`reap_expired_leases`).
     pub async fn release_lease(&self, id: i64, token: i64) -> LedgerResult<bool> {
         let sql = "update outbox_jobs set state = 'pending', lease_until = null, next_attempt_at = $3, \
-                   updated_at = $3 where id = $1 and state = 'leased' and lease_token = $2";
+                   updated_at = $3 where id = $1 and state = 'leased' and lease_token = $2 \
+                   and attempts < max_attempts";
         Ok(on_pool!(self, execute, sql, id, token, now_ms())? == 1)
     }
 

@@ -77,10 +77,10 @@ pub async fn dead_letters(
     store.dead_letters(after, limit).await
 }
 
-/// Puts a dead job back in the queue, its values pending again where their source still holds
-/// them (so it sends them, under a new key, rather than nothing). False when no dead job has
-/// that id.
-pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
+/// Puts a dead job back in the queue with `allowance` attempts (`[sync] max_attempts`), its
+/// values pending again where their source still holds them (so it sends them, under a new key,
+/// rather than nothing). False when no dead job has that id.
+pub async fn replay_dead_letter(store: &Store, id: i64, allowance: i64) -> LedgerResult<bool> {
     let mut tx = store.begin().await?;
     let Some(job) = jobs::dead(&mut tx, id).await? else {
         tx.rollback().await?;
@@ -97,7 +97,7 @@ pub async fn replay_dead_letter(store: &Store, id: i64) -> LedgerResult<bool> {
             }
         }
     }
-    let replayed = jobs::replay(&mut tx, id).await?;
+    let replayed = jobs::replay(&mut tx, id, allowance).await?;
     tx.commit().await?;
     Ok(replayed)
 }

@@ -301,7 +301,7 @@ pub async fn drain_outbox(
                 return Ok(());
             }
             // A job leased by a process that died comes back once its lease is over.
-            dispatcher.store().reap_expired_leases().await?;
+            dispatcher.reap().await?;
             tokio::time::sleep(poll).await;
             continue;
         }
@@ -370,7 +370,7 @@ async fn reap_loop(dispatcher: Dispatcher, lease: Duration, shutdown: Cancellati
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {},
         }
-        match dispatcher.store().reap_expired_leases().await {
+        match dispatcher.reap().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "expired leases returned to the queue"),
             Err(e) => tracing::warn!(error = %e, "lease reaper failed"),

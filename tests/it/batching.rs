@@ -8,10 +8,9 @@ use std::time::Duration;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use npd_monday_gateway::domain::state::{EntityStatus, JobState};
-use npd_monday_gateway::sim::monday::MondayCall;
 use npd_monday_gateway::startup::Application;
 
-use crate::helpers::{Backend, TestDatabase, eventually, settle_world};
+use crate::helpers::{Backend, TestDatabase, eventually, executed_count, settle_world};
 use crate::store_tests;
 
 store_tests!(
@@ -51,24 +50,6 @@ async fn create_held(world: &World, n: usize, email: impl Fn(usize) -> String) -
     .await;
     world.wake.resume_processing();
     ids
-}
-
-/// How many of `field` Monday executed, over every call (a refused alias is not executed).
-fn executed_count(world: &World, field: &str) -> usize {
-    world
-        .monday
-        .calls()
-        .iter()
-        .filter(|c: &&MondayCall| c.status == 200 && !c.replayed)
-        .map(|c| {
-            let failed: usize = c
-                .response
-                .get("errors")
-                .and_then(|e| e.as_array())
-                .map_or(0, Vec::len);
-            c.count(field).saturating_sub(failed)
-        })
-        .sum()
 }
 
 async fn a_burst_of_new_contacts_goes_out_as_a_few_batched_requests(backend: Backend) {

@@ -20,7 +20,7 @@ use npd_monday_gateway::config::Settings;
 use npd_monday_gateway::demo::World;
 use npd_monday_gateway::domain::entity::BoardId;
 use npd_monday_gateway::ledger::Store;
-use npd_monday_gateway::sim::monday::MondaySim;
+use npd_monday_gateway::sim::monday::{MondayCall, MondaySim};
 use npd_monday_gateway::sim::npd::NpdSim;
 use npd_monday_gateway::startup::Application;
 use secrecy::SecretString;
@@ -774,4 +774,22 @@ pub async fn world_with(
     let db = TestDatabase::create(backend).await;
     let world = World::start(&db.url, tweak).await.expect("world starts");
     (world, db)
+}
+
+/// How many of `field` Monday executed, over every call (a refused alias is not executed).
+pub fn executed_count(world: &World, field: &str) -> usize {
+    world
+        .monday
+        .calls()
+        .iter()
+        .filter(|c: &&MondayCall| c.status == 200 && !c.replayed)
+        .map(|c| {
+            let failed: usize = c
+                .response
+                .get("errors")
+                .and_then(|e| e.as_array())
+                .map_or(0, Vec::len);
+            c.count(field).saturating_sub(failed)
+        })
+        .sum()
 }

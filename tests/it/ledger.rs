@@ -331,8 +331,8 @@ async fn frozen_payloads_dead_letters_replays_and_reaped_leases(backend: Backend
         .await
         .expect("dead letters");
     let mut tx = store.begin().await.expect("tx");
-    let replayed = jobs::replay(&mut tx, id).await.expect("replay");
-    let again = jobs::replay(&mut tx, id).await.expect("replay twice");
+    let replayed = jobs::replay(&mut tx, id, 3).await.expect("replay");
+    let again = jobs::replay(&mut tx, id, 3).await.expect("replay twice");
     tx.commit().await.expect("commit");
     let after = store.job(id).await.expect("read").expect("job");
 

@@ -17,6 +17,8 @@ mod fault_proxy;
 mod faults;
 mod hardening;
 mod http_limits;
+mod idempotency_window;
+mod job_table;
 mod ledger;
 mod mapping;
 mod metrics;

@@ -376,6 +376,9 @@ struct SimState {
     /// (url, audience)
     target: Option<(String, Option<String>)>,
     idempotency: HashMap<String, Idempotency>,
+    /// Raised by `expire_idempotency_keys`: a key taken under an older epoch is not cached when
+    /// its answer is finally sent (it has expired meanwhile).
+    idempotency_epoch: u64,
     budget: Budget,
     faults: VecDeque<Fault>,
     latency: Duration,
@@ -631,6 +634,8 @@ fn validation_failed(problems: &[schema::Problem], code: &str) -> Answer {
 struct InFlightKey<'a> {
     inner: &'a Inner,
     key: String,
+    /// The epoch the key was taken in (see `SimState::idempotency_epoch`).
+    epoch: u64,
     status: u16,
     body: Value,
 }
@@ -641,10 +646,12 @@ impl Drop for InFlightKey<'_> {
             status: self.status,
             body: std::mem::take(&mut self.body),
         };
-        self.inner
-            .lock()
-            .idempotency
-            .insert(std::mem::take(&mut self.key), done);
+        let mut state = self.inner.lock();
+        if state.idempotency_epoch == self.epoch {
+            state
+                .idempotency
+                .insert(std::mem::take(&mut self.key), done);
+        }
     }
 }
 
@@ -884,10 +891,10 @@ impl Inner {
                 let wait = state.webhook_before_response;
                 let receivers =
                     self.dispatch(&state, &outcome.changes, self.integration_user_id, wait);
-                Ok((outcome, receivers))
+                Ok((outcome, receivers, state.idempotency_epoch))
             }
         };
-        let (outcome, receivers) = match gate {
+        let (outcome, receivers, epoch) = match gate {
             Ok(run) => run,
             Err(answer) => return self.finish(call, answer, &request_id, None).await,
         };
@@ -899,6 +906,7 @@ impl Inner {
         let guard = key.map(|key| InFlightKey {
             inner: self,
             key,
+            epoch,
             status: 200,
             body: body.clone(),
         });
@@ -1022,6 +1030,7 @@ impl MondaySim {
                 calls: Vec::new(),
                 target: None,
                 idempotency: HashMap::new(),
+                idempotency_epoch: 0,
                 budget: Budget {
                     requests_per_minute: config.requests_per_minute,
                     complexity_per_minute: config.complexity_per_minute,
@@ -1362,6 +1371,15 @@ impl MondayFaults {
     /// minutes had run out just then).
     pub fn expire_next_cursor(&self) {
         self.inner.lock().store.expire_next_cursor();
+    }
+
+    /// Every idempotency key expires, answered or still in flight, as if 30 minutes passed since
+    /// each was used: a mutation executed under a key whose answer is still held is not cached
+    /// when that answer is sent, and a request that reuses any key is executed again.
+    pub fn expire_idempotency_keys(&self) {
+        let mut state = self.inner.lock();
+        state.idempotency.clear();
+        state.idempotency_epoch += 1;
     }
 
     /// Forgets every cached idempotent answer, as if 30 minutes passed.

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::connectors::{ConnectorError, MondayApi, NpdApi};
+use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi};
 use crate::domain::budget::Cost;
 use crate::domain::entity::Side;
 use crate::domain::job::Work;
@@ -41,6 +41,9 @@ use crate::ledger::{LedgerResult, Store};
 use crate::metrics::Metrics;
 use crate::sync::budget::MondayBudget;
 use crate::sync::retry::RetryPolicy;
+
+/// Expired last attempts the reaper settles in one round (the rest wait for the next).
+const REAP_BATCH: i64 = 100;
 
 /// The dispatch use case: the clients, the policy, the Monday budget and this worker's name.
 #[derive(Clone)]
@@ -139,6 +142,35 @@ impl Dispatcher {
         self.store
             .claim_jobs(&self.worker, lease_ms, limit, monday_floor)
             .await
+    }
+
+    /// The lease reaper: jobs whose lease expired go back to the queue; a job whose expired lease
+    /// was its last attempt is settled as that attempt's failure (the dead letters, its entity
+    /// failed), so `attempts` never passes `max_attempts`. How many leases it ended.
+    pub async fn reap(&self) -> LedgerResult<u64> {
+        let mut reaped = self.store.reap_expired_leases().await?;
+        for job in self.store.expired_last_attempts(REAP_BATCH).await? {
+            let Some(token) = job.lease_token else {
+                continue;
+            };
+            let Some((work, entity)) = self.prepare(&job, token).await? else {
+                continue;
+            };
+            let lost = ConnectorError {
+                system: job.target,
+                class: FailureClass::Retryable,
+                status: None,
+                code: None,
+                message: "the lease expired during the last attempt: its outcome is unknown".into(),
+                retry_after: None,
+            };
+            let end = self.record(&job, token, &entity, &work, Err(lost)).await?;
+            if !matches!(end, JobEnd::Fenced) {
+                log_end(job.id, &end);
+                reaped += 1;
+            }
+        }
+        Ok(reaped)
     }
 
     /// Runs one claimed job to its recorded outcome.

@@ -527,7 +527,7 @@ async fn a_replayed_dead_letter_gets_a_full_set_of_attempts_and_shows_its_real_l
     );
 
     // Act: replayed, its first attempt fails again.
-    let replayed = crate::sync::admin::replay_dead_letter(&kit.store, dead.id).await;
+    let replayed = crate::sync::admin::replay_dead_letter(&kit.store, dead.id, 2).await;
     assert!(replayed.expect("replay"));
     kit.fakes
         .fail_next(error(Side::Monday, FailureClass::Retryable, 503));
