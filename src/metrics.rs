@@ -118,9 +118,31 @@ fn plain_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     register(r, IntCounter::new(name, help).expect("valid counter"))
 }
 
+fn plain_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).expect("valid gauge"))
+}
+
+/// The readings of the ledger a scrape takes: `gateway_queue` and `gateway_outbox_jobs`.
+fn ledger_gauges(r: &Registry) -> (GaugeVec, GaugeVec) {
+    let ledger = gauge(
+        r,
+        "gateway_queue",
+        "Ledger readings at scrape time: inbox_unprocessed, inbox_oldest_unprocessed_seconds, outbox_oldest_due_seconds, conflicts_open.",
+        &["reading"],
+    );
+    let jobs = gauge(
+        r,
+        "gateway_outbox_jobs",
+        "Outbox jobs by state at scrape time (pending, leased, dead = the dead letters).",
+        &["state"],
+    );
+    (ledger, jobs)
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
+        let (ledger, ledger_jobs) = ledger_gauges(&r);
         let inner = Inner {
             http_duration: histogram(
                 &r,
@@ -129,13 +151,10 @@ impl Metrics {
                 &["route", "status"],
                 HTTP_BUCKETS,
             ),
-            http_in_flight: register(
+            http_in_flight: plain_gauge(
                 &r,
-                IntGauge::new(
-                    "gateway_http_requests_in_flight",
-                    "Requests being served now (counted against max_concurrent_requests).",
-                )
-                .expect("valid gauge"),
+                "gateway_http_requests_in_flight",
+                "Requests being served now (counted against max_concurrent_requests).",
             ),
             http_shed: plain_counter(
                 &r,
@@ -195,18 +214,8 @@ impl Metrics {
                 "Jobs moved to the dead letters, by target.",
                 &["target"],
             ),
-            ledger: gauge(
-                &r,
-                "gateway_queue",
-                "Ledger readings at scrape time: inbox_unprocessed, inbox_oldest_unprocessed_seconds, outbox_oldest_due_seconds, conflicts_open.",
-                &["reading"],
-            ),
-            ledger_jobs: gauge(
-                &r,
-                "gateway_outbox_jobs",
-                "Outbox jobs by state at scrape time (pending, leased, dead = the dead letters).",
-                &["state"],
-            ),
+            ledger,
+            ledger_jobs,
             registry: r,
         };
         Metrics(Arc::new(inner))

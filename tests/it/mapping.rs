@@ -244,8 +244,13 @@ async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_
     let status = sync_status(&world, id).await;
     assert_eq!(status["left_out"], json!([]), "{status}");
     assert_eq!(status["status"], "synced", "{status}");
+    each_monday_edit_reaches_npd_typed(&world, id, item_id).await;
+    an_unknown_label_is_left_out_and_the_rest_syncs(&world, id, item_id).await;
+}
 
-    // Act: a person edits each column in Monday (the simulator sends Monday's real shapes).
+/// A person edits each column in Monday (the simulator sends Monday's real shapes): the
+/// webhooks had those shapes, and NPD got typed values.
+async fn each_monday_edit_reaches_npd_typed(world: &World, id: NpdId, item_id: MondayItemId) {
     let edits = [
         ("stage", json!({"label": "Done"})),
         ("tags", json!({"labels": ["Partner"]})),
@@ -262,24 +267,23 @@ async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_
             .monday
             .user_change_column(item_id, column, value)
             .await;
-        settle_world(&world, SETTLE).await;
+        settle_world(world, SETTLE).await;
     }
 
-    // Assert: the webhooks had the real shapes, and NPD got typed values.
-    let (stage, stage_type) = last_webhook(&world, "stage");
+    let (stage, stage_type) = last_webhook(world, "stage");
     assert_eq!(stage["label"]["text"], "Done", "{stage}");
     assert_eq!(stage_type, "color");
-    let (tags, _) = last_webhook(&world, "tags");
+    let (tags, _) = last_webhook(world, "tags");
     assert_eq!(
         tags,
         json!({"chosenValues": [{"id": 2, "name": "Partner"}]})
     );
-    let (birthday, _) = last_webhook(&world, "birthday");
+    let (birthday, _) = last_webhook(world, "birthday");
     assert_eq!(
         birthday,
         json!({"date": "1816-01-01", "icon": null, "time": null})
     );
-    let (country, _) = last_webhook(&world, "country");
+    let (country, _) = last_webhook(world, "country");
     assert_eq!(country["countryCode"], "AW");
     let npd = world.npd.contact(id).expect("the NPD contact");
     let custom = &npd.custom;
@@ -293,8 +297,15 @@ async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_
         custom.get("unmapped_note"),
         Some(&json!("kept in the inbox only"))
     );
+}
 
-    // Act: a status label NPD has no value for.
+/// A status label NPD has no value for is left out and shown, never written to NPD; the other
+/// field of the same edit still syncs.
+async fn an_unknown_label_is_left_out_and_the_rest_syncs(
+    world: &World,
+    id: NpdId,
+    item_id: MondayItemId,
+) {
     world
         .monday
         .user_change_column(item_id, "stage", json!({"label": "Stuck"}))
@@ -303,13 +314,12 @@ async fn typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_
         .monday
         .user_change_column(item_id, "score", json!("7"))
         .await;
-    settle_world(&world, SETTLE).await;
+    settle_world(world, SETTLE).await;
 
-    // Assert: left out and shown, never written to NPD; the other field still synced.
     let npd = world.npd.contact(id).expect("the NPD contact");
     assert_eq!(npd.custom.get("stage"), Some(&json!("customer")));
     assert_eq!(npd.custom.get("score"), Some(&json!(7)));
-    let status = sync_status(&world, id).await;
+    let status = sync_status(world, id).await;
     let left_out = status["left_out"].as_array().expect("left_out");
     assert_eq!(left_out.len(), 1, "{status}");
     assert_eq!(left_out[0]["field"], "stage");
@@ -441,15 +451,23 @@ async fn one_way_fields_ignore_the_other_side_and_are_never_written_back(backend
         })
         .await;
     settle_world(&world, SETTLE).await;
+    npd_s_role_title_won_and_its_notes_were_ignored(&world, id, item_id).await;
+}
 
-    // Assert: NPD's role_title wins over Monday's edit without a conflict; its notes are ignored.
+/// After NPD edited both one-way fields: its role_title wins over Monday's edit without a
+/// conflict; its notes are ignored (recorded) and NPD keeps its own edit.
+async fn npd_s_role_title_won_and_its_notes_were_ignored(
+    world: &World,
+    id: NpdId,
+    item_id: MondayItemId,
+) {
     let item = world.monday.item(item_id).expect("item");
     assert_eq!(item.column_values.get("role_title"), Some(&json!("CFO")));
     assert_eq!(
         item.column_values.get("notes"),
         Some(&json!({"text": "From Monday"}))
     );
-    let status = sync_status(&world, id).await;
+    let status = sync_status(world, id).await;
     assert_eq!(status["open_conflicts"], json!([]), "{status}");
     let history = reasons(&status);
     assert!(
