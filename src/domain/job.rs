@@ -149,6 +149,20 @@ pub enum Work {
 }
 
 impl Work {
+    /// A push of `values` (with the npd_id column when `npd_id`), or `Nothing` when that writes
+    /// nothing at all.
+    pub fn push_item(values: BTreeMap<String, FieldValue>, all: bool, npd_id: bool) -> Work {
+        if values.is_empty() && !npd_id {
+            Work::Nothing
+        } else {
+            Work::PushItem {
+                values,
+                all,
+                npd_id,
+            }
+        }
+    }
+
     /// The side this work writes field values to, with the values: what the merge state tracks
     /// as pending (`None` for work that writes no field).
     pub fn field_values(&self) -> Option<(Side, &BTreeMap<String, FieldValue>)> {

@@ -119,7 +119,7 @@ pub struct StagedItem {
 }
 
 /// The counts of a backfill, named as `GET /api/v1/backfills/{id}` answers them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BackfillCounts {
     pub scanned: Scanned,
@@ -128,6 +128,7 @@ pub struct BackfillCounts {
     pub to_create_in_monday: u64,
     pub created_in_monday: u64,
     pub to_review: u64,
+    /// Items that are no record's candidate.
     pub unmatched_in_monday: u64,
     pub estimated_monday_calls: u64,
 }
@@ -163,7 +164,7 @@ impl Matched {
 }
 
 /// The counts of a drift scan, named as `GET /api/v1/drift-scans/{id}` answers them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct DriftCounts {
     /// Linked entities compared.

@@ -113,6 +113,23 @@ pub(crate) fn parse_number(what: &str, raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{what} id must be a number")))
 }
 
+/// An admin request body of the shape `shape` (said in the error) whose members are among
+/// `fields`: a member not among them, or a body that does not parse, is a 400 naming it.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    shape: &str,
+    fields: &[&str],
+) -> Result<T, ApiError> {
+    if let Ok(serde_json::Value::Object(members)) = serde_json::from_slice(body)
+        && let Some(unknown) = members.keys().find(|k| !fields.contains(&k.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field `{unknown}`: {shape}"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("{shape} ({e})")))
+}
+
 /// `limit` and the id after which the page starts.
 pub(crate) fn page(
     limit: Option<u32>,
@@ -453,12 +470,9 @@ async fn resolve(
     admin.acts("conflicts.resolve", None);
     let id = parse_number("conflict", &raw_id)?;
     admin.acts("conflicts.resolve", Some(&id.to_string()));
-    let request: ResolveRequest = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::BadRequest(
-            "body must be exactly one of {\"take\": \"npd\"|\"monday\"} and {\"value\": \"…\"|null}"
-                .into(),
-        )
-    })?;
+    let shape =
+        "body must be exactly one of {\"take\": \"npd\"|\"monday\"} and {\"value\": \"…\"|null}";
+    let request: ResolveRequest = json_body(&body, shape, &["take", "value"])?;
     let take = match request {
         ResolveRequest::Take(t) => match t.take {
             TakeSide::Npd => Take::Npd,

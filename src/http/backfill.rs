@@ -19,13 +19,12 @@ use utoipa_axum::routes;
 
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
 use crate::domain::scan::{
-    BackfillCounts, Candidate, Deleted, DriftCounts, MatchStatus, Matched, Repaired, RunStatus,
-    ScanKind, Scanned, Scope, Summary,
+    BackfillCounts, Candidate, DriftCounts, MatchStatus, RunStatus, ScanKind, Scope, Summary,
 };
 use crate::domain::state::AuditOutcome;
 use crate::http::AppState;
 use crate::http::admin::dto::{PageQuery, rfc3339 as millis_to_rfc3339};
-use crate::http::admin::{Admin, ProblemQuery, audited, page, parse_number, split_page};
+use crate::http::admin::{Admin, ProblemQuery, audited, json_body, page, parse_number, split_page};
 use crate::http::error::{AdminProblems, ApiError, Problem, RawBody};
 use crate::ledger::scans::{ReviewRow, RunRow};
 use crate::sync::backfill::{ReviewChoice, ReviewError};
@@ -77,15 +76,8 @@ pub struct BackfillResponse {
     pub dry_run: bool,
     #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
-    pub scanned: Scanned,
-    pub matched: Matched,
-    pub linked: u64,
-    pub to_create_in_monday: u64,
-    pub created_in_monday: u64,
-    pub to_review: u64,
-    /// Items that are no record's candidate.
-    pub unmatched_in_monday: u64,
-    pub estimated_monday_calls: u64,
+    #[serde(flatten)]
+    pub counts: BackfillCounts,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -97,13 +89,8 @@ pub struct DriftScanResponse {
     pub id: i64,
     #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub status: RunStatus,
-    pub scanned: u64,
-    pub in_sync: u64,
-    pub repaired: Repaired,
-    pub conflicts: u64,
-    pub deleted: Deleted,
-    /// Entities left for the next scan (a write on its way, or a change while the scan read).
-    pub skipped: u64,
+    #[serde(flatten)]
+    pub counts: DriftCounts,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -172,14 +159,7 @@ impl From<&RunRow> for BackfillResponse {
             kind: run.scope,
             dry_run: run.dry_run,
             status: run.status,
-            scanned: counts.scanned,
-            matched: counts.matched,
-            linked: counts.linked,
-            to_create_in_monday: counts.to_create_in_monday,
-            created_in_monday: counts.created_in_monday,
-            to_review: counts.to_review,
-            unmatched_in_monday: counts.unmatched_in_monday,
-            estimated_monday_calls: counts.estimated_monday_calls,
+            counts,
             error: run.error.clone(),
             started_at: millis_to_rfc3339(run.started_at),
             finished_at: run.finished_at.and_then(millis_to_rfc3339),
@@ -196,12 +176,7 @@ impl From<&RunRow> for DriftScanResponse {
         DriftScanResponse {
             id: run.id,
             status: run.status,
-            scanned: counts.scanned,
-            in_sync: counts.in_sync,
-            repaired: counts.repaired,
-            conflicts: counts.conflicts,
-            deleted: counts.deleted,
-            skipped: counts.skipped,
+            counts,
             error: run.error.clone(),
             started_at: millis_to_rfc3339(run.started_at),
             finished_at: run.finished_at.and_then(millis_to_rfc3339),
@@ -248,12 +223,9 @@ async fn start_backfill(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<StartedResponse>), ApiError> {
     admin.acts("backfills.start", None);
-    let request: BackfillRequest = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::BadRequest(
-            "body must be {\"kind\": \"contacts\"|\"organizations\"|\"all\", \"dry_run\": bool}"
-                .into(),
-        )
-    })?;
+    let shape =
+        "body must be {\"kind\": \"contacts\"|\"organizations\"|\"all\", \"dry_run\": bool}";
+    let request: BackfillRequest = json_body(&body, shape, &["kind", "dry_run"])?;
     let scope: Scope = request.kind.parse().map_err(|_| {
         ApiError::BadRequest("`kind` must be contacts, organizations or all".into())
     })?;
@@ -562,8 +534,7 @@ pub(crate) async fn settle_review(
 /// The admin's choice, from a body holding exactly one of `link`, `create: true`, `ignore: true`.
 fn review_choice(body: &[u8]) -> Result<ReviewChoice, ApiError> {
     let shape = "body must be {\"link\": \"<item id>\"}, {\"create\": true} or {\"ignore\": true}";
-    let request: ResolveMatchRequest =
-        serde_json::from_slice(body).map_err(|_| ApiError::BadRequest(shape.into()))?;
+    let request: ResolveMatchRequest = json_body(body, shape, &["link", "create", "ignore"])?;
     match (request.link, request.create, request.ignore) {
         (Some(item), None, None) => Ok(ReviewChoice::Link(item)),
         (None, Some(true), None) => Ok(ReviewChoice::Create),

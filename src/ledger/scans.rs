@@ -48,6 +48,32 @@ pub struct CursorRow {
     pub done: bool,
 }
 
+impl CursorRow {
+    /// The page this walk reads next, of run `run_id` and `kind`, leading to `next`.
+    pub fn page_at<'a>(
+        &self,
+        run_id: i64,
+        kind: EntityKind,
+        next: Option<&'a str>,
+        read_at: i64,
+    ) -> PageAt<'a> {
+        PageAt {
+            run_id,
+            kind,
+            page: self.pages,
+            next,
+            read_at,
+        }
+    }
+
+    /// Moves the walk past a staged page whose successor is `next`.
+    pub fn advance(&mut self, next: Option<String>) {
+        self.done = next.is_none();
+        self.cursor = next;
+        self.pages += 1;
+    }
+}
+
 /// One page to stage, with the checkpoint it leads to.
 #[derive(Debug, Clone, Copy)]
 pub struct PageAt<'a> {

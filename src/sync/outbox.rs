@@ -81,13 +81,27 @@ pub async fn ensure_forced_push(
     entity: &EntityRow,
     cause: &Cause<'_>,
 ) -> LedgerResult<i64> {
+    let forced = |_: JobPayload| JobPayload::forced();
+    let id = amend_push(tx, settings, entity, cause, forced).await?;
+    jobs::raise_priority(tx, id, cause.priority).await?;
+    Ok(id)
+}
+
+/// Amends the entity's unsent push with `amend` (of its payload), or queues a new push whose
+/// payload is `amend` of the default one; the push's id.
+async fn amend_push(
+    tx: &mut Tx,
+    settings: &Settings,
+    entity: &EntityRow,
+    cause: &Cause<'_>,
+    amend: impl Fn(JobPayload) -> JobPayload,
+) -> LedgerResult<i64> {
     if let Some(job) = jobs::find_unsent(tx, entity.id, Operation::PushItem).await? {
-        jobs::set_payload(tx, job.id, &JobPayload::forced()).await?;
-        jobs::raise_priority(tx, job.id, cause.priority).await?;
+        jobs::set_payload(tx, job.id, &amend(job.payload)).await?;
         return Ok(job.id);
     }
-    let forced = JobPayload::forced();
-    enqueue(tx, settings, entity, Operation::PushItem, forced, cause).await
+    let payload = amend(JobPayload::default());
+    enqueue(tx, settings, entity, Operation::PushItem, payload, cause).await
 }
 
 /// Queues the write-back of a new link to NPD (`PATCH … {"monday_id"}`), unless NPD already holds
@@ -124,17 +138,9 @@ pub async fn ensure_npd_id_write(
     entity: &EntityRow,
     cause: &Cause<'_>,
 ) -> LedgerResult<i64> {
-    if let Some(job) = jobs::find_unsent(tx, entity.id, Operation::PushItem).await? {
-        let payload = JobPayload {
-            write_npd_id: true,
-            ..job.payload
-        };
-        jobs::set_payload(tx, job.id, &payload).await?;
-        return Ok(job.id);
-    }
-    let payload = JobPayload {
+    let with_npd_id = |payload: JobPayload| JobPayload {
         write_npd_id: true,
-        ..JobPayload::default()
+        ..payload
     };
-    enqueue(tx, settings, entity, Operation::PushItem, payload, cause).await
+    amend_push(tx, settings, entity, cause, with_npd_id).await
 }

@@ -22,7 +22,6 @@ use crate::domain::entity::{BoardId, EntityKind, Side};
 use crate::domain::job::Priority;
 use crate::domain::mapping::{ColumnType, EntityMapping};
 use crate::domain::scan::{Scope, StagedItem};
-use crate::ledger::scans::PageAt;
 use crate::ledger::{LedgerError, Store, now_ms};
 use crate::sync::budget::MondayBudget;
 use crate::sync::process::Processor;
@@ -197,18 +196,9 @@ impl Scans {
                     npd.list(kind, cursor.as_deref(), PAGE_SIZE)
                 })
                 .await?;
-            let next = page.next_cursor.as_deref();
-            let page_at = PageAt {
-                run_id,
-                kind,
-                page: at.pages,
-                next,
-                read_at,
-            };
+            let page_at = at.page_at(run_id, kind, page.next_cursor.as_deref(), read_at);
             self.store.stage_npd_page(page_at, &page.records).await?;
-            at.cursor = page.next_cursor.clone();
-            at.pages += 1;
-            at.done = at.cursor.is_none();
+            at.advance(page.next_cursor);
             on_page.page().await?;
         }
         Ok(())
@@ -259,18 +249,9 @@ impl Scans {
             };
             let items: Vec<StagedItem> =
                 page.items.iter().map(|i| staged_item(mapping, i)).collect();
-            let next = page.cursor.as_deref();
-            let page_at = PageAt {
-                run_id,
-                kind,
-                page: at.pages,
-                next,
-                read_at,
-            };
+            let page_at = at.page_at(run_id, kind, page.cursor.as_deref(), read_at);
             self.store.stage_monday_page(page_at, &items).await?;
-            at.cursor = page.cursor.clone();
-            at.pages += 1;
-            at.done = at.cursor.is_none();
+            at.advance(page.cursor);
             on_page.page().await?;
         }
         Ok(())

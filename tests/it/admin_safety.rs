@@ -8,11 +8,13 @@ use std::time::Duration;
 use npd_monday_gateway::config::RetentionSettings;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, World};
 use npd_monday_gateway::domain::entity::EntityKind;
+use npd_monday_gateway::domain::scan::ScanKind;
 use npd_monday_gateway::domain::state::AuditOutcome;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestDatabase, contact_monday_refuses, created_contact, eventually, settle_world,
+    Backend, TestDatabase, contact_monday_refuses, created_contact, eventually, problem,
+    settle_world, world_with,
 };
 use crate::store_tests;
 
@@ -21,6 +23,7 @@ store_tests!(
     every_admin_call_is_audited_and_the_log_pages_newest_first,
     a_revoked_admin_token_gets_401_and_the_list_shows_it,
     an_entity_keeps_syncing_after_everything_prunable_was_pruned,
+    unknown_fields_are_refused_naming_the_field_and_unknown_records_leak_nothing,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -329,4 +332,78 @@ async fn everything_prunable_pruned(world: &World) {
         }
     })
     .await;
+}
+
+/// T17: an admin body or query with a field the route does not know is a 400 naming that field
+/// (`deny_unknown_fields`), audited as rejected, and changes nothing; a record neither the
+/// ledger nor NPD knows is a 404 that says nothing but that.
+async fn unknown_fields_are_refused_naming_the_field_and_unknown_records_leak_nothing(
+    backend: Backend,
+) {
+    let (world, _db) = world_with(&backend, |_| {}).await;
+    let posts = [
+        (
+            "/api/v1/backfills",
+            json!({"kind": "contacts", "dry_run": true, "sneaky": 1}),
+        ),
+        (
+            "/api/v1/conflicts/1/resolve",
+            json!({"take": "npd", "sneaky": 1}),
+        ),
+        (
+            "/api/v1/matches/1/resolve",
+            json!({"ignore": true, "sneaky": 1}),
+        ),
+    ];
+    for (path, body) in posts {
+        let response = world
+            .client
+            .post(world.url(path))
+            .bearer_auth(&world.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let detail = problem(response, 400).await["detail"].to_string();
+        assert!(detail.contains("sneaky"), "{path}: {detail}");
+    }
+    for path in [
+        "/api/v1/dead-letters?limit=5&sneaky=1",
+        "/api/v1/conflicts?sneaky=1",
+    ] {
+        let response = world.admin_get(path).await.expect("get");
+        let detail = problem(response, 400).await["detail"].to_string();
+        assert!(detail.contains("sneaky"), "{path}: {detail}");
+    }
+    let runs = world
+        .store
+        .runs(ScanKind::Backfill, i64::MAX, 10)
+        .await
+        .expect("runs");
+    assert!(
+        runs.is_empty(),
+        "a refused backfill started nothing: {runs:?}"
+    );
+    let audit = world.store.audit_log(50).await.expect("audit");
+    let rejected = audit
+        .iter()
+        .filter(|a| a.outcome == AuditOutcome::Rejected)
+        .count();
+    assert_eq!(rejected, 5, "each refusal audited once: {audit:?}");
+
+    let unknown = uuid::Uuid::new_v4();
+    let path = format!("/api/v1/contacts/{unknown}/sync-to-monday");
+    let response = world.admin_post(&path).await.expect("post");
+    let body = problem(response, 404).await;
+    let text = body.to_string();
+    for leak in [
+        "http://",
+        "127.0.0.1",
+        "npd_api",
+        "Bearer",
+        "sqlite",
+        "postgres",
+    ] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
 }

@@ -154,31 +154,62 @@ async fn drive(
     world: &World,
     (id, item): (String, String),
 ) -> Result<(), String> {
-    // Sign in.
+    sign_in(browser, world).await?;
+    // Resolve the conflict (take Monday's value) and replay the dead letter.
+    act_on_first_row(browser, world, "conflicts").await?;
+    act_on_first_row(browser, world, "dead-letters").await?;
+    open_by_search(browser, world, &id, &item).await?;
+    a_form_without_its_csrf_token_is_refused(browser).await?;
+    push_and_see_it_in_the_timeline(browser).await?;
+    sign_out(browser, world).await
+}
+
+async fn goto(browser: &Client, world: &World, path: &str) -> Result<(), String> {
     browser
-        .goto(&world.url("/admin"))
+        .goto(&world.url(path))
         .await
-        .map_err(|e| e.to_string())?;
-    let url = browser.current_url().await.map_err(|e| e.to_string())?;
-    if !url.path().ends_with("/admin/login") {
-        return Err(format!("without a session /admin went to {url}"));
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+async fn click(browser: &Client, css: &str) -> Result<(), String> {
+    let element = browser
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?;
+    element.click().await.map_err(|e| format!("{css}: {e}"))
+}
+
+/// Types `keys` into the element `css`.
+async fn type_into(browser: &Client, css: &str, keys: &[&str]) -> Result<(), String> {
+    let element = browser
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?;
+    for k in keys {
+        element
+            .send_keys(k)
+            .await
+            .map_err(|e| format!("{css}: {e}"))?;
     }
-    let token = browser
-        .find(Locator::Css("#token"))
-        .await
-        .map_err(|e| e.to_string())?;
-    token
-        .send_keys(&world.admin_token)
-        .await
-        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Fails unless `/admin` now sends the browser to the sign-in page (`when` says after what).
+async fn admin_asks_to_sign_in(browser: &Client, world: &World, when: &str) -> Result<(), String> {
+    goto(browser, world, "/admin").await?;
+    let url = browser.current_url().await.map_err(|e| e.to_string())?;
+    if url.path().ends_with("/admin/login") {
+        Ok(())
+    } else {
+        Err(format!("{when} /admin went to {url}"))
+    }
+}
+
+async fn sign_in(browser: &Client, world: &World) -> Result<(), String> {
+    admin_asks_to_sign_in(browser, world, "without a session").await?;
+    type_into(browser, "#token", &[&world.admin_token]).await?;
     screenshot(browser, "1-sign-in").await;
-    browser
-        .find(Locator::Css("#sign-in"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(browser, "#sign-in").await?;
     // Only a signed-in page has the sign-out button: waiting for it waits for the new page.
     text_of(browser, "#sign-out").await;
     let heading = text_of(browser, "main h1").await;
@@ -186,28 +217,18 @@ async fn drive(
         return Err(format!("after signing in: {heading}"));
     }
     screenshot(browser, "2-overview").await;
+    Ok(())
+}
 
-    // Resolve the conflict (take Monday's value) and replay the dead letter.
-    act_on_first_row(browser, world, "conflicts").await?;
-    act_on_first_row(browser, world, "dead-letters").await?;
-
-    // Search the contact by name and open it.
-    browser
-        .goto(&world.url("/admin"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let search = browser
-        .find(Locator::Css("header input[name=q]"))
-        .await
-        .map_err(|e| e.to_string())?;
-    search
-        .send_keys("lovelace")
-        .await
-        .map_err(|e| e.to_string())?;
-    search
-        .send_keys("\u{E007}")
-        .await
-        .map_err(|e| e.to_string())?;
+/// Searches the contact by name and opens its page, which must show its item.
+async fn open_by_search(
+    browser: &Client,
+    world: &World,
+    id: &str,
+    item: &str,
+) -> Result<(), String> {
+    goto(browser, world, "/admin").await?;
+    type_into(browser, "header input[name=q]", &["lovelace", "\u{E007}"]).await?;
     let link = browser
         .wait()
         .at_most(STEP)
@@ -224,20 +245,18 @@ async fn drive(
             "the contact's page shows item {monday}, not {item}"
         ));
     }
+    Ok(())
+}
 
-    // A form stripped of its CSRF token is refused.
+/// On the contact's page: the push form stripped of its CSRF token is refused with 403; then
+/// back to the page, reloaded.
+async fn a_form_without_its_csrf_token_is_refused(browser: &Client) -> Result<(), String> {
     let strip = "document.querySelector('#push').form.querySelector('[name=csrf_token]').remove()";
     browser
         .execute(strip, vec![])
         .await
         .map_err(|e| format!("strip the token: {e}"))?;
-    browser
-        .find(Locator::Css("#push"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(browser, "#push").await?;
     // Only an error page has `p.error`.
     text_of(browser, "p.error").await;
     let refused = text_of(browser, "main h1").await;
@@ -246,16 +265,11 @@ async fn drive(
     }
     screenshot(browser, "5-no-csrf").await;
     browser.back().await.map_err(|e| e.to_string())?;
-    browser.refresh().await.map_err(|e| e.to_string())?;
+    browser.refresh().await.map_err(|e| e.to_string())
+}
 
-    // Push it, and see the push in its timeline.
-    browser
-        .find(Locator::Css("#push"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+async fn push_and_see_it_in_the_timeline(browser: &Client) -> Result<(), String> {
+    click(browser, "#push").await?;
     let notice = text_of(browser, "p.notice").await;
     if !notice.contains("Push queued") {
         return Err(format!("after the push: {notice}"));
@@ -265,39 +279,25 @@ async fn drive(
         return Err(format!("the push is not in the timeline: {timeline}"));
     }
     screenshot(browser, "6-pushed").await;
+    Ok(())
+}
 
-    // Sign out: the console asks to sign in again.
-    browser
-        .find(Locator::Css("#sign-out"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+/// Signs out: the console asks to sign in again.
+async fn sign_out(browser: &Client, world: &World) -> Result<(), String> {
+    click(browser, "#sign-out").await?;
     browser
         .wait()
         .at_most(STEP)
         .for_element(Locator::Css("#sign-in"))
         .await
         .map_err(|e| e.to_string())?;
-    browser
-        .goto(&world.url("/admin"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = browser.current_url().await.map_err(|e| e.to_string())?;
-    if !url.path().ends_with("/admin/login") {
-        return Err(format!("after signing out /admin went to {url}"));
-    }
-    Ok(())
+    admin_asks_to_sign_in(browser, world, "after signing out").await
 }
 
 /// Opens the list page `conflicts` or `dead-letters`, clicks its first row's action (take
 /// Monday's value, replay) and reads the page's notice.
 async fn act_on_first_row(browser: &Client, world: &World, list: &str) -> Result<(), String> {
-    browser
-        .goto(&world.url(&format!("/admin/{list}")))
-        .await
-        .map_err(|e| e.to_string())?;
+    goto(browser, world, &format!("/admin/{list}")).await?;
     let (button, said) = match list {
         "conflicts" => ("button[id^='take-monday-']", "Conflict resolved"),
         _ => ("button[id^='replay-']", "Dead letter replayed"),

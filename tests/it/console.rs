@@ -9,9 +9,11 @@ use std::time::Duration;
 use npd_monday_gateway::auth::console_session::stored_form;
 use npd_monday_gateway::config::Settings;
 use npd_monday_gateway::demo::World;
+use npd_monday_gateway::domain::entity::{MondayItemId, NpdId};
 use npd_monday_gateway::domain::reconcile::ConflictPolicy;
 use npd_monday_gateway::domain::state::{AuditOutcome, ConflictStatus, JobState};
 use npd_monday_gateway::http::console::{CONTENT_SECURITY_POLICY, SESSION_COOKIE};
+use npd_monday_gateway::ledger::jobs::JobRow;
 use reqwest::StatusCode;
 
 use crate::helpers::{
@@ -184,6 +186,21 @@ async fn signing_in_sets_a_strict_cookie_whose_session_is_stored_hashed(backend:
     // Assert
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/admin");
+    let id = strict_session_cookie(&response);
+    let rows = world.store.console_sessions().await.expect("sessions");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].session_sha256,
+        stored_form(&id),
+        "stored as its SHA-256"
+    );
+    assert_ne!(rows[0].session_sha256, id, "never the cookie's value");
+    assert_eq!(rows[0].actor, "bootstrap");
+    the_overview_opens_with(&browser, &world, &id).await;
+}
+
+/// The session cookie a sign-in set, checked for its flags; its value.
+fn strict_session_cookie(response: &reqwest::Response) -> String {
     let cookies: Vec<String> = response
         .headers()
         .get_all("set-cookie")
@@ -213,15 +230,11 @@ async fn signing_in_sets_a_strict_cookie_whose_session_is_stored_hashed(backend:
         .expect("value")
         .1;
     assert!(id.len() >= 43, "32 random bytes: {id}");
-    let rows = world.store.console_sessions().await.expect("sessions");
-    assert_eq!(rows.len(), 1);
-    assert_eq!(
-        rows[0].session_sha256,
-        stored_form(id),
-        "stored as its SHA-256"
-    );
-    assert_ne!(rows[0].session_sha256, id, "never the cookie's value");
-    assert_eq!(rows[0].actor, "bootstrap");
+    id.to_owned()
+}
+
+/// The overview answers the session `id` (sent by hand: a jar keeps a Secure cookie off http).
+async fn the_overview_opens_with(browser: &Browser, world: &World, id: &str) {
     let overview = browser
         .client
         .get(world.url("/admin"))
@@ -424,6 +437,28 @@ async fn conflicts_are_resolved_and_dead_letters_replayed_from_the_console(backe
     assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&replayed), "/admin/dead-letters?done=replayed");
     settle_world(&world, SETTLE).await;
+    monday_value_reached_npd_and_replay_got_new_attempts(&world, contact, &dead[0].job).await;
+    let again = browser
+        .post(
+            &format!("/admin/conflicts/{}/resolve", open[0].id),
+            &[("csrf_token", &csrf), ("take", "npd")],
+        )
+        .await;
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "already resolved, as the API says"
+    );
+}
+
+/// After the console settled the conflict (Monday's value) and replayed `dead`: the value is in
+/// NPD, no conflict is open, the job got a full set of attempts again, both were audited as
+/// the API audits them.
+async fn monday_value_reached_npd_and_replay_got_new_attempts(
+    world: &World,
+    contact: (NpdId, MondayItemId),
+    dead: &JobRow,
+) {
     assert_eq!(
         world
             .npd
@@ -440,18 +475,10 @@ async fn conflicts_are_resolved_and_dead_letters_replayed_from_the_console(backe
             .expect("q")
             .is_empty()
     );
-    let job = world
-        .store
-        .job(dead[0].job.id)
-        .await
-        .expect("q")
-        .expect("job");
+    let job = world.store.job(dead.id).await.expect("q").expect("job");
+    assert!(job.max_attempts > dead.max_attempts, "replayed: {job:?}");
     assert!(
-        job.max_attempts > dead[0].job.max_attempts,
-        "replayed: {job:?}"
-    );
-    assert!(
-        job.attempts > dead[0].job.attempts || job.state != JobState::Dead,
+        job.attempts > dead.attempts || job.state != JobState::Dead,
         "{job:?}"
     );
     let audit = world.store.audit_log(50).await.expect("audit");
@@ -466,17 +493,6 @@ async fn conflicts_are_resolved_and_dead_letters_replayed_from_the_console(backe
             "{action}: {audit:?}"
         );
     }
-    let again = browser
-        .post(
-            &format!("/admin/conflicts/{}/resolve", open[0].id),
-            &[("csrf_token", &csrf), ("take", "npd")],
-        )
-        .await;
-    assert_eq!(
-        again.status(),
-        StatusCode::CONFLICT,
-        "already resolved, as the API says"
-    );
 }
 
 async fn signing_out_ends_the_session(backend: Backend) {

@@ -91,23 +91,11 @@ pub struct BoardWebhook {
 }
 
 /// The name of a mapping column type in Monday's GraphQL `ColumnType` enum: what
-/// `create_column` is asked for and what `boards { columns { type } }` answers. One line per
-/// type, so a new mapping type cannot be forgotten here.
+/// `create_column` is asked for and what `boards { columns { type } }` answers. The mapping's
+/// type names are Monday's own (a test sends every one of them in a `create_column` document
+/// validated against the SDL).
 pub fn graphql_column_type(column_type: ColumnType) -> &'static str {
-    match column_type {
-        ColumnType::Text => "text",
-        ColumnType::LongText => "long_text",
-        ColumnType::Email => "email",
-        ColumnType::Phone => "phone",
-        ColumnType::Link => "link",
-        ColumnType::Status => "status",
-        ColumnType::Dropdown => "dropdown",
-        ColumnType::Date => "date",
-        ColumnType::Numbers => "numbers",
-        ColumnType::Checkbox => "checkbox",
-        ColumnType::Country => "country",
-        ColumnType::BoardRelation => "board_relation",
-    }
+    column_type.as_str()
 }
 
 /// The labels a status or dropdown column's `settings_str` lists: status
@@ -546,31 +534,20 @@ impl MondayClient {
         })
     }
 
-    /// The board's columns (id, type), None when the board does not exist.
-    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
     /// The labels of each status and dropdown column of `board` (from `settings_str`), by column
     /// id; `None` when the board does not exist.
     pub async fn board_column_labels(
         &self,
         board: BoardId,
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
-        let variables = json!({ "board_id": board.to_string() });
-        let data = self
-            .execute(documents::BOARD_COLUMN_SETTINGS, variables, None)
-            .await?;
-        let Some(boards) = list_of(&data, "boards")? else {
-            return Ok(None);
-        };
-        let Some(found) = boards
-            .iter()
-            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board))
+        let Some(columns) = self
+            .columns_of(documents::BOARD_COLUMN_SETTINGS, board)
+            .await?
         else {
             return Ok(None);
         };
-        let columns = found.get("columns").and_then(Value::as_array);
         let labels = columns
-            .into_iter()
-            .flatten()
+            .iter()
             .filter_map(|c| {
                 let id = str_of(c.get("id"))?;
                 let settings = str_of(c.get("settings_str"))?;
@@ -580,29 +557,17 @@ impl MondayClient {
         Ok(Some(labels))
     }
 
+    /// The board's columns (id, type), None when the board does not exist.
+    #[tracing::instrument(skip_all, fields(monday.board_id = %board, monday.item_id = tracing::field::Empty))]
     pub async fn board_columns(
         &self,
         board: BoardId,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
-        let variables = json!({ "board_id": board.to_string() });
-        let data = self
-            .execute(documents::BOARD_COLUMNS, variables, None)
-            .await?;
-        let Some(boards) = list_of(&data, "boards")? else {
+        let Some(columns) = self.columns_of(documents::BOARD_COLUMNS, board).await? else {
             return Ok(None);
         };
-        let Some(found) = boards
+        let columns = columns
             .iter()
-            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board))
-        else {
-            return Ok(None);
-        };
-        let columns = found
-            .get("columns")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|c| !c.is_null())
             .map(|c| {
                 (
                     str_of(c.get("id")).unwrap_or_default(),
@@ -611,6 +576,32 @@ impl MondayClient {
             })
             .collect();
         Ok(Some(columns))
+    }
+
+    /// The non-null `columns` of `board` as `document` (a `boards(ids:) { id columns {…} }` query)
+    /// reads them; None when the board does not exist.
+    async fn columns_of(
+        &self,
+        document: &str,
+        board: BoardId,
+    ) -> Result<Option<Vec<Value>>, ConnectorError> {
+        let variables = json!({ "board_id": board.to_string() });
+        let data = self.execute(document, variables, None).await?;
+        let Some(boards) = list_of(&data, "boards")? else {
+            return Ok(None);
+        };
+        let found = boards
+            .iter()
+            .find(|b| parse_id::<BoardId>(b.get("id"), "boards[].id").is_ok_and(|id| id == board));
+        Ok(found.map(|b| {
+            let columns = b.get("columns").and_then(Value::as_array);
+            columns
+                .into_iter()
+                .flatten()
+                .filter(|c| !c.is_null())
+                .cloned()
+                .collect()
+        }))
     }
 
     /// The webhooks of `board` (`webhooks(board_id:)`).

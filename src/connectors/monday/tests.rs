@@ -1168,3 +1168,14 @@ async fn a_64_mib_answer_is_refused_unread_not_buffered() {
     assert_eq!(err.class, FailureClass::Permanent, "{err:?}");
     assert!(err.message.contains("larger than 8 MiB"), "{}", err.message);
 }
+
+#[test]
+fn every_mapping_type_is_a_column_type_of_monday_s_schema() {
+    for column_type in crate::domain::mapping::ColumnType::ALL {
+        let name = graphql_column_type(column_type);
+        let document = format!(
+            "mutation {{ create_column(board_id: 1, title: \"t\", column_type: {name}) {{ id }} }}"
+        );
+        assert_eq!(validate_document(&document), Ok(()), "{name}");
+    }
+}

@@ -9,6 +9,7 @@ use super::form::{Nothing, Posted};
 use super::session::see_other;
 use super::views;
 use crate::domain::entity::{EntityKind, MondayItemId, NpdId};
+use crate::domain::state::Resolution;
 use crate::http::AppState;
 use crate::http::admin::{parse_number, push_entity, replay, resolve_with};
 use crate::http::backfill::settle_review;
@@ -75,11 +76,11 @@ pub async fn resolve_conflict(
 ) -> Response {
     let admin = &posted.session.admin;
     admin.acts("conflicts.resolve", None);
-    let take = match posted.form.take.as_str() {
-        "npd" => Take::Npd,
-        "monday" => Take::Monday,
-        "value" => Take::Value(posted.form.value.clone().filter(|v| !v.is_empty())),
-        _ => {
+    let take = match posted.form.take.parse::<Resolution>() {
+        Ok(Resolution::Npd) => Take::Npd,
+        Ok(Resolution::Monday) => Take::Monday,
+        Ok(Resolution::Value) => Take::Value(posted.form.value.clone().filter(|v| !v.is_empty())),
+        Err(_) => {
             let detail = "`take` must be npd, monday or value".to_owned();
             return views::error_page(ApiError::BadRequest(detail));
         }

@@ -13,6 +13,7 @@ use super::views::{self, Chrome};
 use crate::domain::entity::{EntityKind, NpdId};
 use crate::domain::scan::ScanKind;
 use crate::domain::search::SearchQuery;
+use crate::domain::state::ConflictStatus;
 use crate::http::AppState;
 use crate::http::admin::dto::{BudgetView, ConflictQuery, PageQuery};
 use crate::http::admin::{conflicts_page, dead_letters_page, entity_status};
@@ -207,9 +208,9 @@ pub async fn conflicts(
     answer(
         async {
             let page = conflicts_page(&state, &list).await?;
-            let status = q.status.as_deref().unwrap_or("open");
+            let status = q.status.as_deref().unwrap_or(ConflictStatus::Open.as_str());
             let content = maud::html! {
-                p { a href="/admin/conflicts" { "Open" } " · " a href="/admin/conflicts?status=resolved" { "Resolved" } }
+                p { a href="/admin/conflicts" { "Open" } " · " a href=(format!("/admin/conflicts?status={}", ConflictStatus::Resolved)) { "Resolved" } }
                 @if page.conflicts.is_empty() { p { "No " (status) " conflicts." } }
                 @else { (views::conflict_table(&page.conflicts, &session.csrf)) }
                 (views::next_page("/admin/conflicts", &format!("status={status}&"), page.next_cursor.as_deref()))

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::entity::EntityKind;
+use crate::domain::state::{ConflictStatus, JobState, Resolution};
 use crate::http::admin::dto::{
     BudgetView, ConflictView, DeadLetterView, HistoryView, JobView, SyncStatusResponse,
 };
@@ -185,11 +186,11 @@ pub struct OverviewView<'a> {
 }
 
 pub fn overview(v: &OverviewView<'_>) -> Markup {
-    let jobs = |state: &str| {
+    let jobs = |state: JobState| {
         v.gauges
             .jobs
             .iter()
-            .filter(|(s, _)| s.as_str() == state)
+            .filter(|(s, _)| *s == state)
             .map(|(_, n)| *n)
             .sum::<i64>()
     };
@@ -198,9 +199,9 @@ pub fn overview(v: &OverviewView<'_>) -> Markup {
         h2 { "Queues" }
         div.cards {
             (card("Inbox: events waiting", v.gauges.inbox_unprocessed, None))
-            (card("Outbox: jobs pending", jobs("pending"), None))
-            (card("Outbox: jobs in flight", jobs("leased"), None))
-            (card("Dead letters", jobs("dead"), Some("/admin/dead-letters")))
+            (card("Outbox: jobs pending", jobs(JobState::Pending), None))
+            (card("Outbox: jobs in flight", jobs(JobState::Leased), None))
+            (card("Dead letters", jobs(JobState::Dead), Some("/admin/dead-letters")))
             (card("Open conflicts", v.gauges.open_conflicts, Some("/admin/conflicts")))
         }
         h2 { "Monday budget left" }
@@ -355,19 +356,19 @@ pub fn conflict_table(conflicts: &[ConflictView], csrf: &str) -> Markup {
                     td { (c.id) } td { (c.field) } td { (c.base.as_deref().unwrap_or("")) }
                     td { (c.npd.as_deref().unwrap_or("")) } td { (c.monday.as_deref().unwrap_or("")) }
                     td { (c.opened_at.as_deref().unwrap_or("")) } td { (c.status) }
-                    td { @if c.status == "open" {
+                    td { @if c.status == ConflictStatus::Open.as_str() {
                         @let action = format!("/admin/conflicts/{}/resolve", c.id);
                         form.inline method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="npd";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Npd.as_str());
                             button type="submit" id=(format!("take-npd-{}", c.id)) { "Take NPD's" }
                         }
                         " "
                         form.inline method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="monday";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Monday.as_str());
                             button type="submit" id=(format!("take-monday-{}", c.id)) { "Take Monday's" }
                         }
                         form method="post" action=(action) {
-                            (hidden_csrf(csrf)) input type="hidden" name="take" value="value";
+                            (hidden_csrf(csrf)) input type="hidden" name="take" value=(Resolution::Value.as_str());
                             input type="text" name="value" aria-label="Value of your own";
                             button type="submit" { "Use this value" }
                         }
@@ -420,9 +421,9 @@ pub fn backfill_table(runs: &[BackfillResponse]) -> Markup {
             @for b in runs {
                 tr {
                     td { (b.id) } td { (b.kind.as_str()) } td { (b.dry_run) } td { (b.status.as_str()) }
-                    td { (b.scanned.npd) " / " (b.scanned.monday) } td { (b.linked) }
-                    td { (b.created_in_monday) " of " (b.to_create_in_monday) } td { (b.to_review) }
-                    td { (b.unmatched_in_monday) } td { (b.started_at.as_deref().unwrap_or("")) }
+                    td { (b.counts.scanned.npd) " / " (b.counts.scanned.monday) } td { (b.counts.linked) }
+                    td { (b.counts.created_in_monday) " of " (b.counts.to_create_in_monday) } td { (b.counts.to_review) }
+                    td { (b.counts.unmatched_in_monday) } td { (b.started_at.as_deref().unwrap_or("")) }
                     td { (b.finished_at.as_deref().unwrap_or("")) } td { (b.error.as_deref().unwrap_or("")) }
                 }
             }
@@ -470,9 +471,9 @@ pub fn drift_table(runs: &[DriftScanResponse]) -> Markup {
             tr { th { "Scan" } th { "Status" } th { "Scanned" } th { "In sync" } th { "Repaired to Monday / NPD" } th { "Conflicts" } th { "Deleted in Monday / NPD" } th { "Skipped" } th { "Started" } th { "Finished" } th { "Error" } }
             @for d in runs {
                 tr {
-                    td { (d.id) } td { (d.status.as_str()) } td { (d.scanned) } td { (d.in_sync) }
-                    td { (d.repaired.to_monday) " / " (d.repaired.to_npd) } td { (d.conflicts) }
-                    td { (d.deleted.in_monday) " / " (d.deleted.in_npd) } td { (d.skipped) }
+                    td { (d.id) } td { (d.status.as_str()) } td { (d.counts.scanned) } td { (d.counts.in_sync) }
+                    td { (d.counts.repaired.to_monday) " / " (d.counts.repaired.to_npd) } td { (d.counts.conflicts) }
+                    td { (d.counts.deleted.in_monday) " / " (d.counts.deleted.in_npd) } td { (d.counts.skipped) }
                     td { (d.started_at.as_deref().unwrap_or("")) } td { (d.finished_at.as_deref().unwrap_or("")) }
                     td { (d.error.as_deref().unwrap_or("")) }
                 }

@@ -155,15 +155,7 @@ impl Dispatcher {
             };
             values.insert(field, value);
         }
-        Ok(if values.is_empty() && !npd_id {
-            Work::Nothing
-        } else {
-            Work::PushItem {
-                values,
-                all,
-                npd_id,
-            }
-        })
+        Ok(Work::push_item(values, all, npd_id))
     }
 }
 
@@ -185,18 +177,7 @@ fn still_pending(work: Work, fields: &BTreeMap<String, FieldState>) -> Work {
             values,
             all,
             npd_id,
-        } => {
-            let values = keep(Side::Monday, values);
-            if values.is_empty() && !npd_id {
-                Work::Nothing
-            } else {
-                Work::PushItem {
-                    values,
-                    all,
-                    npd_id,
-                }
-            }
-        }
+        } => Work::push_item(keep(Side::Monday, values), all, npd_id),
         Work::PatchNpd { values } => {
             let values = keep(Side::Npd, values);
             if values.is_empty() {
