@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::connectors::{ConnectorError, FailureClass};
-use crate::domain::entity::NpdId;
-use crate::domain::entity::Side;
+use crate::domain::entity::{NpdId, Side};
 use crate::domain::job::{JobPayload, Sent, Work};
 use crate::domain::mapping::{FieldValue, LeftOutReason::OrganizationNotSynced, OrgLinks};
 use crate::domain::reconcile::{FieldState, abandon, confirm};
