@@ -10,6 +10,13 @@
 //! - **Latency at a steady 50 events/s** with 200 ms Monday latency: from NPD's 202 to the create
 //!   arriving at Monday, p50 and p99. Goal: p99 under 1 s.
 //!
+//! - **Processing with 3 replicas** (PostgreSQL): inbox events processed per second by three
+//!   gateways sharing one database against one gateway, the same events accepted beforehand with
+//!   processing paused. Goal: at least 2x.
+//! - **Requests per minute of 3 replicas** (PostgreSQL): three gateways with a backlog of creates
+//!   and `[monday] requests_per_minute = 60`; the requests Monday receives in the first minute
+//!   window against that limit. Goal: never above it.
+//!
 //! Run: `cargo bench --bench batching` (`-- --contacts N`). PostgreSQL too when
 //! `GATEWAY_BENCH_POSTGRES_URL` or `GATEWAY_TEST_POSTGRES_URL` is set.
 
@@ -22,10 +29,12 @@ use npd_monday_gateway::connectors::npd::NpdClient;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
 use npd_monday_gateway::sim::monday::MondayCall;
+use npd_monday_gateway::startup::Application;
+use npd_monday_gateway::worker::Wake;
 use serde_json::json;
 
 mod common;
-use common::post_all;
+use common::{post_all, post_all_to};
 use tokio::sync::Semaphore;
 
 const LATENCY: Duration = Duration::from_millis(200);
@@ -245,9 +254,164 @@ async fn report(
     Ok(())
 }
 
+/// Gateways in this process on one database, wired to `sims` (events and webhooks go to the first),
+/// with processing paused until the caller resumes it.
+struct Replicas {
+    addrs: Vec<String>,
+    wakes: Vec<Wake>,
+    stops: Vec<tokio_util::sync::CancellationToken>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Replicas {
+    async fn start(
+        sims: &Sims,
+        url: &str,
+        n: usize,
+        tweak: impl Fn(&mut npd_monday_gateway::config::Settings),
+    ) -> anyhow::Result<Replicas> {
+        let mut r = Replicas {
+            addrs: Vec::new(),
+            wakes: Vec::new(),
+            stops: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for _ in 0..n {
+            let mut s = sims.settings(url);
+            tweak(&mut s);
+            let app = Application::build(s).await?;
+            app.wake().pause_processing();
+            r.addrs.push(format!("http://{}", app.local_addr()?));
+            r.wakes.push(app.wake());
+            r.stops.push(app.shutdown_token());
+            r.tasks.push(tokio::spawn(app.run_until_stopped()));
+        }
+        sims.deliver_to(&r.addrs[0], &r.addrs[0]);
+        Ok(r)
+    }
+
+    async fn stop(self) {
+        for stop in &self.stops {
+            stop.cancel();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Inbox events processed per second by `replicas` gateways sharing one PostgreSQL schema: each
+/// contact created and updated twice, accepted with processing paused everywhere; then processing
+/// resumes in every replica and the inbox is drained.
+async fn processing_rate(url: &str, replicas: usize, contacts: usize) -> anyhow::Result<f64> {
+    let sims = Sims::start_with(|c| c.requests_per_minute = 100_000).await?;
+    sims.npd.faults().set_emit_on_patch(false);
+    let secret = WebhookSecret::parse(sims.npd_secret())?;
+    let gateways = Replicas::start(&sims, url, replicas, |s| {
+        s.monday.requests_per_minute = 100_000;
+        s.sync.lease_ms = 60_000;
+    })
+    .await?;
+    let ids: Vec<NpdId> = (0..contacts).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    for id in &ids {
+        sims.npd.insert_contact(sample_contact(*id));
+    }
+    let events: Vec<(String, String)> = (1..=3)
+        .flat_map(|v| ids.iter().map(move |id| event(*id, v)))
+        .collect();
+    let total = events.len();
+    post_all_to(
+        format!("{}/api/v1/npd/events", gateways.addrs[0]),
+        &secret,
+        events,
+    )
+    .await?;
+    let store = npd_monday_gateway::ledger::Store::connect(&sims.settings(url).database).await?;
+    let started = Instant::now();
+    for wake in &gateways.wakes {
+        wake.resume_processing();
+    }
+    while store.unprocessed_count().await? > 0 {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "processing stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    gateways.stop().await;
+    store.close().await;
+    Ok(rate)
+}
+
+/// Monday requests in the first minute window of three replicas sharing a limit of 60 a minute
+/// (Monday's simulator enforcing the same limit), and the 429s Monday answered.
+async fn replicas_minute(url: &str, contacts: usize) -> anyhow::Result<(usize, usize)> {
+    const LIMIT: u64 = 60;
+    let sims = Sims::start_with(|c| c.requests_per_minute = LIMIT).await?;
+    sims.npd.faults().set_emit_on_patch(false);
+    let secret = WebhookSecret::parse(sims.npd_secret())?;
+    let gateways = Replicas::start(&sims, url, 3, |s| {
+        s.monday.requests_per_minute = LIMIT;
+        s.monday.batch_max = 1;
+    })
+    .await?;
+    let ids: Vec<NpdId> = (0..contacts).map(|_| NpdId(uuid::Uuid::new_v4())).collect();
+    for id in &ids {
+        sims.npd.insert_contact(sample_contact(*id));
+    }
+    let events = ids.iter().map(|id| event(*id, 1)).collect();
+    post_all_to(
+        format!("{}/api/v1/npd/events", gateways.addrs[0]),
+        &secret,
+        events,
+    )
+    .await?;
+    for wake in &gateways.wakes {
+        wake.resume_processing();
+    }
+    let first = sims
+        .monday
+        .wait_for_call(Duration::from_secs(30), |c| c.operation != "me")
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no request reached Monday"))?
+        .at;
+    tokio::time::sleep_until((first + Duration::from_secs(61)).into()).await;
+    let calls: Vec<MondayCall> = sims
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation != "me" && c.at >= first && c.at < first + Duration::from_secs(60))
+        .collect();
+    let refused = calls.iter().filter(|c| c.status == 429).count();
+    gateways.stop().await;
+    Ok((calls.len(), refused))
+}
+
+/// The PostgreSQL-only rows: processing with 3 replicas against 1, and 3 replicas' spending.
+async fn replicas_report(
+    database_url: impl Fn(&str) -> String,
+    contacts: usize,
+) -> anyhow::Result<()> {
+    let one = processing_rate(&database_url("e"), 1, contacts).await?;
+    let three = processing_rate(&database_url("f"), 3, contacts).await?;
+    println!(
+        "| PostgreSQL | inbox events processed/s, 3 replicas | {three:.0} | {one:.0} (1 replica) | {:.2}x |",
+        three / one
+    );
+    let (spent, refused) = replicas_minute(&database_url("g"), 200).await?;
+    println!(
+        "| PostgreSQL | Monday requests in the first minute, 3 replicas | {spent} ({refused} refused with 429) | 60 (requests_per_minute) | {:.2}x |",
+        spent as f64 / 60.0
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut contacts = 1_000;
     let args: Vec<String> = std::env::args().collect();
+    // `--replicas`: only the PostgreSQL replica rows.
+    let only_replicas = args.iter().any(|a| a == "--replicas");
     for pair in args.windows(2) {
         if let ("--contacts", Ok(n)) = (pair[0].as_str(), pair[1].parse()) {
             contacts = n;
@@ -266,19 +430,21 @@ fn main() -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir)?;
-        report(
-            "SQLite",
-            |name| format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
-            contacts,
-        )
-        .await?;
+        if !only_replicas {
+            report(
+                "SQLite",
+                |name| format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+                contacts,
+            )
+            .await?;
+        }
         let pg = std::env::var("GATEWAY_BENCH_POSTGRES_URL")
             .or_else(|_| std::env::var("GATEWAY_TEST_POSTGRES_URL"))
             .ok()
             .filter(|u| !u.is_empty());
         if let Some(base) = pg {
             let pool = sqlx::PgPool::connect(&base).await?;
-            for name in ["a", "b", "c", "d"] {
+            for name in ["a", "b", "c", "d", "e", "f", "g"] {
                 sqlx::query(&format!(
                     "drop schema if exists gw_bench_batch_{name} cascade"
                 ))
@@ -290,12 +456,12 @@ fn main() -> anyhow::Result<()> {
             }
             pool.close().await;
             let sep = if base.contains('?') { '&' } else { '?' };
-            report(
-                "PostgreSQL",
-                |name| format!("{base}{sep}options=-c%20search_path%3Dgw_bench_batch_{name}"),
-                contacts,
-            )
-            .await?;
+            let url =
+                |name: &str| format!("{base}{sep}options=-c%20search_path%3Dgw_bench_batch_{name}");
+            if !only_replicas {
+                report("PostgreSQL", url, contacts).await?;
+            }
+            replicas_report(url, contacts).await?;
         } else {
             println!(
                 "(PostgreSQL skipped: set GATEWAY_BENCH_POSTGRES_URL or GATEWAY_TEST_POSTGRES_URL)"

@@ -76,6 +76,9 @@ pub struct HttpSettings {
     pub request_timeout_ms: u64,
     /// How long a SIGTERM waits for in-flight requests and workers before exiting.
     pub shutdown_grace_ms: u64,
+    /// Requests served at once; one more is answered 503 with `Retry-After` at once (load
+    /// shedding), never queued. `/healthz`, `/readyz` and `/metrics` are not counted.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for HttpSettings {
@@ -87,6 +90,7 @@ impl Default for HttpSettings {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            max_concurrent_requests: 512,
         }
     }
 }
@@ -105,6 +109,10 @@ pub struct DatabaseSettings {
     pub ingest_batch_max: usize,
     /// Concurrent group-commit writers (SQLite always uses one: it has a single writer).
     pub ingest_writers: usize,
+    /// How long an ingress request waits for the commit of its delivery before it is answered
+    /// 503 with `Retry-After` (nothing acknowledged; the sender's retry is deduplicated). Also
+    /// when the group-commit queue is full, the answer is 503 at once.
+    pub ingest_timeout_ms: u64,
     /// How long a request waits for a pool connection before the store counts as unavailable (503).
     #[serde(rename = "database_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
@@ -121,6 +129,7 @@ impl Default for DatabaseSettings {
             max_connections: 8,
             ingest_batch_max: 256,
             ingest_writers: 4,
+            ingest_timeout_ms: 5_000,
             acquire_timeout_ms: 2_000,
             idle_in_transaction_timeout_ms: 30_000,
         }
@@ -337,6 +346,9 @@ pub struct SyncSettings {
     pub lease_ms: u64,
     /// Jobs one process runs at once.
     pub dispatch_concurrency: usize,
+    /// Processing tasks per process, each claiming its own lanes of the inbox (PostgreSQL; on
+    /// SQLite, whose writes are serial, one task processes).
+    pub processors: usize,
     /// How often idle workers look for new work (they are also woken by new events).
     pub poll_interval_ms: u64,
     /// Timeout of one call to Monday's API (Monday's own limit is 60 s).
@@ -362,6 +374,7 @@ impl Default for SyncSettings {
             max_attempts: 10,
             lease_ms: 60_000,
             dispatch_concurrency: 4,
+            processors: 4,
             poll_interval_ms: 250,
             monday_timeout_ms: 30_000,
             npd_timeout_ms: 15_000,
@@ -578,6 +591,10 @@ impl DatabaseSettings {
 
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    pub fn ingest_timeout(&self) -> Duration {
+        Duration::from_millis(self.ingest_timeout_ms)
     }
 
     /// The URL with every password replaced, fit for logs: the one in the user info and any

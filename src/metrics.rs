@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::domain::entity::Side;
@@ -43,6 +43,15 @@ pub enum LedgerGauge {
     ConflictsOpen,
 }
 
+/// A request being served; counted in flight until dropped.
+pub struct InFlight(Metrics);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.0.http_in_flight.dec();
+    }
+}
+
 /// The gateway's metrics. Cheap to clone: clones share the registry.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -50,6 +59,8 @@ pub struct Metrics(Arc<Inner>);
 struct Inner {
     registry: Registry,
     http_duration: HistogramVec,
+    http_in_flight: IntGauge,
+    http_shed: IntCounter,
     sync_latency: HistogramVec,
     monday_requests: IntCounterVec,
     budget_remaining: GaugeVec,
@@ -117,6 +128,19 @@ impl Metrics {
                 "HTTP requests by route template and status, from the first byte read to the answer.",
                 &["route", "status"],
                 HTTP_BUCKETS,
+            ),
+            http_in_flight: register(
+                &r,
+                IntGauge::new(
+                    "gateway_http_requests_in_flight",
+                    "Requests being served now (counted against max_concurrent_requests).",
+                )
+                .expect("valid gauge"),
+            ),
+            http_shed: plain_counter(
+                &r,
+                "gateway_http_requests_shed_total",
+                "Requests answered 503 at once because max_concurrent_requests were being served.",
             ),
             sync_latency: histogram(
                 &r,
@@ -194,6 +218,18 @@ impl Metrics {
             .http_duration
             .with_label_values(&[route, &status.to_string()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request let in past the concurrency cap: in `gateway_http_requests_in_flight` until the
+    /// guard is dropped.
+    pub fn request_started(&self) -> InFlight {
+        self.0.http_in_flight.inc();
+        InFlight(self.clone())
+    }
+
+    /// A request shed at the concurrency cap.
+    pub fn request_shed(&self) {
+        self.0.http_shed.inc();
     }
 
     /// A write to `target` acknowledged `elapsed` after the event behind it was accepted.

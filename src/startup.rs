@@ -59,6 +59,7 @@ impl Application {
             store.clone(),
             settings.database.ingest_batch_max,
             settings.database.ingest_writers,
+            settings.database.ingest_timeout(),
         );
         let wake = Wake::default();
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::clone(&wake.process));
@@ -255,6 +256,7 @@ fn worker_name() -> String {
 fn worker_settings(settings: &Settings) -> WorkerSettings {
     WorkerSettings {
         concurrency: settings.sync.dispatch_concurrency,
+        processors: settings.sync.processors,
         poll: settings.sync.poll_interval(),
         lease: settings.sync.lease(),
         grace: settings.http.shutdown_grace(),

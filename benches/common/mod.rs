@@ -14,10 +14,18 @@ pub async fn post_all(
     secret: &WebhookSecret,
     events: Vec<(String, String)>,
 ) -> anyhow::Result<Vec<Instant>> {
+    post_all_to(world.url("/api/v1/npd/events"), secret, events).await
+}
+
+/// `post_all` to the NPD events endpoint at `url`.
+pub async fn post_all_to(
+    url: String,
+    secret: &WebhookSecret,
+    events: Vec<(String, String)>,
+) -> anyhow::Result<Vec<Instant>> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let url = world.url("/api/v1/npd/events");
     let gate = Arc::new(Semaphore::new(64));
     let mut tasks = Vec::new();
     for (id, body) in events {

@@ -74,6 +74,9 @@ impl HttpSettings {
         if self.header_read_timeout_ms == 0 || self.request_timeout_ms == 0 {
             problems.push("gateway timeouts must be positive".into());
         }
+        if !(1..=1_000_000).contains(&self.max_concurrent_requests) {
+            problems.push("gateway.max_concurrent_requests must be between 1 and 1000000".into());
+        }
     }
 }
 
@@ -87,6 +90,9 @@ impl DatabaseSettings {
     fn check(&self, problems: &mut Vec<String>) {
         if self.max_connections == 0 {
             problems.push("gateway.database_max_connections must be positive".into());
+        }
+        if self.ingest_timeout_ms == 0 {
+            problems.push("gateway.ingest_timeout_ms must be positive".into());
         }
         if self.ingest_batch_max == 0 || self.ingest_writers == 0 {
             problems.push(
@@ -182,12 +188,13 @@ impl SyncSettings {
             );
         }
         if self.dispatch_concurrency == 0
+            || self.processors == 0
             || self.poll_interval_ms == 0
             || self.admin_requests_per_minute == 0
             || self.admin_auth_failures_per_minute == 0
         {
             problems.push(
-                "sync.dispatch_concurrency, sync.poll_interval_ms, sync.admin_requests_per_minute and sync.admin_auth_failures_per_minute must be positive"
+                "sync.dispatch_concurrency, sync.processors, sync.poll_interval_ms, sync.admin_requests_per_minute and sync.admin_auth_failures_per_minute must be positive"
                     .into(),
             );
         }

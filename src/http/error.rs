@@ -57,7 +57,7 @@ problems! {
         Timeout = 408: "The request took longer than the request timeout";
         TooLarge = 413: "The body is larger than the limit";
         RateLimited = 429: "The token's requests of this minute are spent, or this address failed to authenticate too often", headers(("Retry-After" = u64, description = "Seconds until the limit resets"));
-        Unavailable = 503: "The store cannot be reached; retry later", headers(("Retry-After" = u64, description = "Seconds"));
+        Unavailable = 503: "The store cannot be reached, or the gateway is at its concurrency limit; retry later", headers(("Retry-After" = u64, description = "Seconds"));
     }
 }
 
@@ -68,7 +68,7 @@ problems! {
         Unauthorized = 401: "A missing or wrong signature, or a timestamp out of range";
         Timeout = 408: "The request took longer than the request timeout";
         TooLarge = 413: "The body is larger than 256 KiB";
-        Unavailable = 503: "The store cannot commit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
+        Unavailable = 503: "The store cannot commit in time, or the gateway is at its concurrency limit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
     }
 }
 
@@ -80,7 +80,7 @@ problems! {
         NotFound = 404: "A wrong path token (the route does not exist)";
         Timeout = 408: "The request took longer than the request timeout";
         TooLarge = 413: "The body is larger than 256 KiB";
-        Unavailable = 503: "The store cannot commit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
+        Unavailable = 503: "The store cannot commit in time, or the gateway is at its concurrency limit: nothing was accepted, retry", headers(("Retry-After" = u64, description = "Seconds"));
     }
 }
 
@@ -111,6 +111,9 @@ pub enum ApiError {
     /// 503: the store could not commit; nothing was accepted, the sender should retry.
     #[error("the store is unavailable; nothing was accepted, retry later")]
     Unavailable,
+    /// 503: the gateway serves `max_concurrent_requests` already; shed, nothing was accepted.
+    #[error("the gateway is at its concurrency limit; nothing was accepted, retry later")]
+    Overloaded,
     /// 502: a remote system (NPD's API) could not answer a question the request depends on.
     #[error("{0}")]
     BadGateway(String),
@@ -140,7 +143,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded | ApiError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +161,7 @@ impl ApiError {
             ApiError::RequestTimeout => "request-timeout",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Unavailable => "store-unavailable",
+            ApiError::Overloaded => "overloaded",
             ApiError::NotReady(_) => "not-ready",
             ApiError::BadGateway(_) => "bad-gateway",
             ApiError::RateLimited { .. } => "rate-limited",
@@ -168,6 +174,11 @@ impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         // Whatever went wrong, the delivery is not committed: 503 tells the sender to retry,
         // and never a 2xx. Log once, here, with the cause chain (no payloads in it).
+        if let LedgerError::NotCommitted(why) = e {
+            // Backpressure, not a fault: under load this is every shed request, so warn.
+            tracing::warn!(reason = why, "delivery not committed");
+            return ApiError::Unavailable;
+        }
         let chain = anyhow::Error::from(e);
         tracing::error!(error.cause_chain = ?chain, "store could not commit");
         ApiError::Unavailable
@@ -195,6 +206,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::RateLimited {
                 retry_after_secs, ..

@@ -2,7 +2,8 @@
 //!
 //! Owns: `AppState`, `router()` with its middleware stack (request ids, bounded when a client
 //! sends one, sensitive headers, tracing without raw paths or bodies, body limit, request timeout
-//! with the request's `RequestDeadline`), and one submodule per surface. Every route is
+//! with the request's `RequestDeadline`, and load shedding past `max_concurrent_requests`: 503
+//! with `Retry-After` at once, never a queue), and one submodule per surface. Every route is
 //! registered through `utoipa_axum`'s `OpenApiRouter`, so `/openapi.json` is generated from the
 //! handlers themselves (see `admin`'s header for how a route is documented), except the admin
 //! console's HTML routes under `/admin` (`console`), which are left out of it.
@@ -126,7 +127,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let request_timeout = state.settings.http.request_timeout();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        state.settings.http.max_concurrent_requests,
+    ));
     let metrics = state.metrics.clone();
+    let shed_metrics = state.metrics.clone();
     let sensitive: Arc<[HeaderName]> = Arc::new([
         header::AUTHORIZATION,
         header::COOKIE,
@@ -161,6 +166,9 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(middleware::from_fn(move |req: Request, next: Next| {
                     timed(metrics.clone(), req, next)
+                }))
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    shed_load(Arc::clone(&in_flight), shed_metrics.clone(), req, next)
                 }))
                 .layer(DefaultBodyLimit::max(body_limit))
                 .layer(middleware::from_fn(
@@ -197,6 +205,32 @@ async fn timed(metrics: Metrics, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     metrics.http_request(&route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// Routes that are never shed: probes and metrics must answer while the gateway is busiest.
+const NEVER_SHED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Serves a request while a slot of `max_concurrent_requests` is free; without one, answers 503
+/// with `Retry-After` at once (nothing was read, nothing accepted), so a surge never queues.
+async fn shed_load(
+    slots: Arc<tokio::sync::Semaphore>,
+    metrics: Metrics,
+    req: Request,
+    next: Next,
+) -> Response {
+    if NEVER_SHED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match slots.try_acquire_owned() {
+        Ok(_slot) => {
+            let _counted = metrics.request_started();
+            next.run(req).await
+        }
+        Err(_) => {
+            metrics.request_shed();
+            ApiError::Overloaded.into_response()
+        }
+    }
 }
 
 /// When a request must be answered by: its start plus the request timeout. A handler that waits

@@ -5,11 +5,17 @@
 //! `batch_max`), inserts them with one statement in one transaction, commits, and only then answers
 //! each request. Durability is unchanged (nobody is answered before the commit that holds its row);
 //! what changes is that N concurrent requests cost one commit instead of N. If a batch fails, its
-//! rows are retried one by one so a single bad row cannot fail its neighbours.
+//! rows are retried one by one so a single bad row cannot fail its neighbours, unless the store
+//! itself is unavailable (then every row of the batch fails at once: retrying each would hold the
+//! queue for a connect timeout per row).
+//! Backpressure: a request waits at most `timeout` for its commit, and a full queue answers at
+//! once; both are `LedgerError::NotCommitted` (503 at ingress), never an unbounded wait.
 //! May import: std, tokio, sqlx, tracing, crate::ledger.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::inbox::{
@@ -23,12 +29,15 @@ type Reply = oneshot::Sender<LedgerResult<InsertOutcome>>;
 #[derive(Clone, Debug)]
 pub struct InboxWriter {
     queue: mpsc::Sender<(NewInboxEvent, Reply)>,
+    /// The longest a request waits for its commit.
+    timeout: Duration,
 }
 
 impl InboxWriter {
     /// Starts `writers` writer tasks (one on SQLite, which has a single writer anyway). They stop
-    /// when every `InboxWriter` clone is dropped, after answering what is queued.
-    pub fn spawn(store: Store, batch_max: usize, writers: usize) -> InboxWriter {
+    /// when every `InboxWriter` clone is dropped, after answering what is queued. A request waits
+    /// at most `timeout` for its commit.
+    pub fn spawn(store: Store, batch_max: usize, writers: usize, timeout: Duration) -> InboxWriter {
         let writers = match store {
             Store::Sqlite(_) => 1,
             Store::Postgres(_) => writers.max(1),
@@ -39,17 +48,26 @@ impl InboxWriter {
         for _ in 0..writers {
             tokio::spawn(run_writer(store.clone(), Arc::clone(&rx), batch_max));
         }
-        InboxWriter { queue: tx }
+        InboxWriter { queue: tx, timeout }
     }
 
-    /// Stores one delivery and returns once it is committed (or known to be a duplicate).
+    /// Stores one delivery and returns once it is committed (or known to be a duplicate); a full
+    /// queue, or no commit within the timeout, is `NotCommitted`.
     pub async fn insert(&self, event: NewInboxEvent) -> LedgerResult<InsertOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((event, reply))
-            .await
-            .map_err(|_| LedgerError::WriterStopped)?;
-        answer.await.map_err(|_| LedgerError::WriterStopped)?
+        match self.queue.try_send((event, reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(LedgerError::NotCommitted("the commit queue is full"));
+            }
+            Err(TrySendError::Closed(_)) => return Err(LedgerError::WriterStopped),
+        }
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(answered) => answered.map_err(|_| LedgerError::WriterStopped)?,
+            Err(_) => Err(LedgerError::NotCommitted(
+                "the commit did not complete within the ingest timeout",
+            )),
+        }
     }
 }
 
@@ -79,6 +97,13 @@ async fn run_writer(
             Err(e) if events.len() == 1 => {
                 if let Some(reply) = replies.into_iter().next() {
                     let _ = reply.send(Err(e));
+                }
+            }
+            Err(e @ LedgerError::Unavailable(_)) => {
+                // Not a bad row: the store is gone, and each row alone would fail the same way.
+                tracing::warn!(error = %e, batch.size = events.len(), "group commit failed: the store is unavailable");
+                for reply in replies {
+                    let _ = reply.send(Err(LedgerError::NotCommitted("the store is unavailable")));
                 }
             }
             Err(e) => {

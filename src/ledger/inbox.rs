@@ -1,6 +1,7 @@
 //! The inbox: every accepted delivery from NPD or Monday, deduplicated on (source, delivery id).
 //!
-//! Owns: `inbox_events` rows, their insertion (one multi-row statement per group commit) and reads.
+//! Owns: `inbox_events` rows, their insertion (one multi-row statement per group commit) and reads,
+//! and the claiming of processing lanes and entity keys (transaction advisory locks).
 //! May import: std, sqlx, crate::ledger, crate::domain.
 
 use std::collections::HashSet;
@@ -8,6 +9,7 @@ use std::collections::HashSet;
 use sqlx::{FromRow, QueryBuilder};
 
 use crate::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
+use crate::domain::lane::{EntityKey, lane_of};
 use crate::domain::state::InboxOutcome;
 use crate::ledger::tx::{Tx, on_pool, on_tx};
 use crate::ledger::{LedgerResult, Store, now_ms};
@@ -65,11 +67,13 @@ pub struct InboxRow {
     pub processed_at: Option<i64>,
     pub outcome: Option<InboxOutcome>,
     pub outcome_detail: Option<String>,
+    /// The processing lane (`domain::lane::lane_of` of its routing key, at ingest).
+    pub lane: i32,
 }
 
 const INBOX_COLUMNS: &str = "id, source, delivery_id, event_type, entity_kind, npd_id, board_id, \
      monday_item_id, entity_version, occurred_at, payload, request_id, received_at, processed_at, \
-     outcome, outcome_detail";
+     outcome, outcome_detail, lane";
 
 /// Tells, for each of `events` in order, whether the insert returned its row: the first request for
 /// a (source, delivery id) gets the row, later ones in the same batch are duplicates of it.
@@ -103,7 +107,7 @@ macro_rules! insert_batch_fn {
             let mut qb: QueryBuilder<'_, $db> = QueryBuilder::new(
                 "insert into inbox_events (source, delivery_id, event_type, entity_kind, npd_id, \
                  board_id, monday_item_id, entity_version, occurred_at, payload, request_id, \
-                 received_at, processed_at, outcome, outcome_detail, created_at, updated_at) ",
+                 received_at, processed_at, outcome, outcome_detail, created_at, updated_at, lane) ",
             );
             qb.push_values(events, |mut b, e| {
                 let ignored = e.ignored_reason.is_some();
@@ -123,7 +127,8 @@ macro_rules! insert_batch_fn {
                     .push_bind(ignored.then_some(InboxOutcome::Ignored))
                     .push_bind(e.ignored_reason.as_deref())
                     .push_bind(now)
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(lane_of(e.source, e.entity_kind, e.npd_id, e.monday_item_id));
             });
             qb.push(" on conflict (source, delivery_id) do nothing returning id, source, delivery_id");
             let inserted: Vec<(i64, Side, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
@@ -167,12 +172,75 @@ impl Store {
     }
 }
 
-/// The oldest unprocessed inbox rows, in arrival order (the caller holds the processing lock).
+/// The oldest unprocessed inbox rows of every lane, in arrival order.
 pub async fn next_unprocessed(tx: &mut Tx, limit: i64) -> LedgerResult<Vec<InboxRow>> {
     let sql = format!(
         "select {INBOX_COLUMNS} from inbox_events where processed_at is null order by id limit $1"
     );
     Ok(on_tx!(tx, all InboxRow, &sql, limit)?)
+}
+
+/// The advisory locks of lanes (`LANE_LOCK + lane`) and of entity keys (`ENTITY_LOCK ^ hash`).
+const LANE_LOCK: i64 = 0x6e70_645f_6c61_6e00;
+const ENTITY_LOCK: i64 = 0x6e70_645f_656e_7400;
+
+/// How many of the oldest unprocessed rows are looked at to find lanes with work.
+const LANE_CANDIDATES: i64 = 512;
+
+/// Claims lanes for this transaction and returns up to `limit` of their oldest unprocessed rows,
+/// in arrival order: for every claimed lane a prefix of its rows, so within a lane inbox order is
+/// processing order. On PostgreSQL the lanes of the oldest waiting rows are try-locked (transaction
+/// advisory locks, released at commit) until `max_lanes` are held; lanes another transaction holds
+/// are skipped, never waited for. On SQLite, whose write transactions are serial already, this is
+/// `next_unprocessed` (every lane at once).
+pub async fn claim_lanes(tx: &mut Tx, limit: i64, max_lanes: usize) -> LedgerResult<Vec<InboxRow>> {
+    if tx.is_serial() {
+        return next_unprocessed(tx, limit).await;
+    }
+    let sql = "select lane from inbox_events where processed_at is null order by id limit $1";
+    let candidates: Vec<(i32,)> = on_tx!(tx, all(i32,), sql, LANE_CANDIDATES)?;
+    let mut tried = HashSet::new();
+    let mut held: Vec<i32> = Vec::new();
+    for (lane,) in candidates {
+        if held.len() >= max_lanes.max(1) {
+            break;
+        }
+        if tried.insert(lane) && tx.try_exclusive(LANE_LOCK + i64::from(lane)).await? {
+            held.push(lane);
+        }
+    }
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {INBOX_COLUMNS} from inbox_events where processed_at is null and lane = any($1) \
+         order by id limit $2"
+    );
+    let Tx::Postgres(t) = tx else {
+        return next_unprocessed(tx, limit).await;
+    };
+    Ok(sqlx::query_as::<_, InboxRow>(&sql)
+        .bind(held)
+        .bind(limit)
+        .fetch_all(&mut **t)
+        .await?)
+}
+
+/// Try-locks one lane for the rest of the transaction (always true on SQLite).
+pub async fn try_lock_lane(tx: &mut Tx, lane: i32) -> LedgerResult<bool> {
+    tx.try_exclusive(LANE_LOCK + i64::from(lane)).await
+}
+
+/// Try-locks every key for the rest of the transaction: true when all are held (a key this
+/// transaction holds already counts), false as soon as one is held by another transaction.
+/// Never waits, so transactions that lock keys in different orders cannot deadlock.
+pub async fn try_lock_keys(tx: &mut Tx, keys: &[EntityKey]) -> LedgerResult<bool> {
+    for key in keys {
+        if !tx.try_exclusive(ENTITY_LOCK ^ key.hash64()).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Records what processing decided for an inbox row.

@@ -98,6 +98,11 @@ pub enum LedgerError {
     Location(String),
     #[error("the ingest writer has stopped")]
     WriterStopped,
+    /// Ingress backpressure: the group-commit queue is full, or the commit did not complete
+    /// within `ingest_timeout` (the row may still be committed later: the sender's retry is
+    /// then a duplicate). Nothing was acknowledged.
+    #[error("not committed: {0}")]
+    NotCommitted(&'static str),
     #[error("ledger data is not what this version expects: {0}")]
     Corrupt(String),
 }
@@ -110,6 +115,22 @@ impl From<sqlx::Error> for LedgerError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => LedgerError::Unavailable(e),
             other => LedgerError::Database(other),
+        }
+    }
+}
+
+impl LedgerError {
+    /// A collision with a concurrent transaction on PostgreSQL (unique violation, serialisation
+    /// failure, deadlock, lock not available): the work is retried, it has not failed.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            LedgerError::Database(sqlx::Error::Database(db)) => {
+                matches!(
+                    db.code().as_deref(),
+                    Some("23505" | "40001" | "40P01" | "55P03")
+                )
+            }
+            _ => false,
         }
     }
 }

@@ -116,6 +116,12 @@ impl Tx {
         Ok(())
     }
 
+    /// Whether write transactions of this store run one at a time (SQLite), so locks between
+    /// them are unnecessary.
+    pub fn is_serial(&self) -> bool {
+        matches!(self, Tx::Sqlite(..))
+    }
+
     /// Serialises a unit of work across every replica sharing a PostgreSQL ledger (a
     /// transaction-scoped advisory lock, released at commit). Returns false when another replica
     /// holds it. Advisory locks are database-wide, so the key is mixed with the ledger's schema:

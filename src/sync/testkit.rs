@@ -445,7 +445,7 @@ impl Kit {
         let settings = Arc::new(settings);
         let store = Store::connect(&settings.database).await.expect("store");
         store.migrate().await.expect("migrations");
-        let writer = InboxWriter::spawn(store.clone(), 16, 1);
+        let writer = InboxWriter::spawn(store.clone(), 16, 1, std::time::Duration::from_secs(30));
         let ingest = Ingest::new(Arc::clone(&settings), writer, Arc::default());
         let processor = Processor::new(
             Arc::clone(&settings),

@@ -1,4 +1,5 @@
-//! Long-running loops over the `sync` use cases: the processor (inbox to decisions and jobs), the
+//! Long-running loops over the `sync` use cases: the processors (inbox to decisions and jobs;
+//! `[sync] processors` tasks on PostgreSQL, each claiming its own lanes, one on SQLite), the
 //! dispatcher (jobs to Monday and NPD, several at once), the lease reaper, the retention pruner
 //! (every `[retention] prune_interval`, off at `0s`), and the scan loop (scheduled drift scans by
 //! `[drift] interval`, and runs whose process died resumed).
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RetentionSettings;
+use crate::config::{DatabaseBackend, RetentionSettings};
 use crate::domain::entity::Side;
 use crate::domain::scan::ScanKind;
 use crate::ledger::Store;
@@ -65,6 +66,8 @@ pub struct Workers {
 pub struct WorkerSettings {
     /// Jobs the dispatcher runs at once.
     pub concurrency: usize,
+    /// Processing tasks (one on SQLite, whose writes are serial).
+    pub processors: usize,
     /// How often idle loops look for work.
     pub poll: Duration,
     /// A claimed job's lease; the reaper frees expired ones.
@@ -86,18 +89,25 @@ impl Workers {
     ) -> Workers {
         let WorkerSettings {
             concurrency,
+            processors,
             poll,
             lease,
             grace,
             retention,
         } = settings;
         let mut tasks = JoinSet::new();
-        tasks.spawn(process_loop(
-            processor,
-            wake.clone(),
-            poll,
-            shutdown.clone(),
-        ));
+        let processors = match processor.store().backend() {
+            DatabaseBackend::Sqlite => 1,
+            DatabaseBackend::Postgres => processors.max(1),
+        };
+        for _ in 0..processors {
+            tasks.spawn(process_loop(
+                processor.clone(),
+                wake.clone(),
+                poll,
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(dispatch_loop(
             dispatcher.clone(),
             wake,
@@ -144,8 +154,12 @@ async fn process_loop(
         };
         match batch {
             Ok(0) => {}
-            Ok(_) => {
+            Ok(n) => {
                 wake.dispatch.notify_one();
+                if n >= usize::try_from(PROCESS_BATCH).unwrap_or(usize::MAX) {
+                    // A full batch: more is waiting, so a sibling task joins in (other lanes).
+                    wake.process.notify_one();
+                }
                 continue;
             }
             Err(e) => tracing::warn!(error = %e, "processing failed; will retry"),

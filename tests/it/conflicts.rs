@@ -2,7 +2,7 @@
 //! fields, manual conflicts settled through the API, ordering of shuffled and duplicated
 //! deliveries, and coalescing of bursts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, World, sample_contact};
@@ -350,7 +350,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
 
     // Monday ends at the newest value of every contact, and never wrote an older one after a newer.
     let newest = format!("v{:02}", UPDATES + 1);
-    let written = role_writes(&world);
+    let written = helpers::column_writes(&world.monday, "role_title");
     for id in &contacts {
         let entity = world
             .store
@@ -392,7 +392,7 @@ async fn shuffled_and_duplicated_versions_end_at_the_newest_and_never_go_back(ba
 
 /// Versions 2..=updates+1 of each contact (NPD's `updated_at` moving forward with each, after
 /// the create's), each with its own role_title, shuffled, 10% of them twice.
-fn shuffled_versions(contacts: &[NpdId], updates: i64) -> Vec<(String, Value)> {
+pub(crate) fn shuffled_versions(contacts: &[NpdId], updates: i64) -> Vec<(String, Value)> {
     let start = time::OffsetDateTime::now_utc();
     let mut deliveries = Vec::new();
     for id in contacts {
@@ -435,32 +435,6 @@ async fn send_all(world: &World, deliveries: Vec<(String, Value)>) {
     while let Some(done) = sends.join_next().await {
         done.expect("sender");
     }
-}
-
-/// The role_title values Monday was sent, per item id, in order.
-fn role_writes(world: &World) -> HashMap<String, Vec<String>> {
-    let mut written: HashMap<String, Vec<String>> = HashMap::new();
-    for call in world
-        .monday
-        .calls()
-        .iter()
-        .filter(|c| c.operation == "change_multiple_column_values" && c.status == 200)
-    {
-        let item = call.variables["itemId"]
-            .as_str()
-            .or(call.variables["item_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let raw = call.variables["columnValues"]
-            .as_str()
-            .or(call.variables["column_values"].as_str())
-            .unwrap_or("{}");
-        let columns: Value = serde_json::from_str(raw).expect("json");
-        if let Some(role) = columns["role_title"].as_str() {
-            written.entry(item).or_default().push(role.to_owned());
-        }
-    }
-    written
 }
 
 /// Prints an entity's sync status, Monday calls and webhooks, for a failing assertion.

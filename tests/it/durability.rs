@@ -77,7 +77,7 @@ pub async fn open_store(url: &str) -> Store {
         ingest_batch_max: 1,
         ingest_writers: 1,
         acquire_timeout_ms: 5_000,
-        idle_in_transaction_timeout_ms: 30_000,
+        ..DatabaseSettings::default()
     };
     Store::connect(&settings).await.expect("open store")
 }

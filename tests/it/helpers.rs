@@ -7,6 +7,7 @@
 //! `eventually`/`wait_until` (bounded, with the reason on timeout) only where the state can only be
 //! read: the ledger, which the gateway or another process writes, and the clock.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -23,7 +24,7 @@ use npd_monday_gateway::sim::monday::MondaySim;
 use npd_monday_gateway::sim::npd::NpdSim;
 use npd_monday_gateway::startup::Application;
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -155,7 +156,17 @@ impl TestApp {
 
     pub async fn spawn_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create(backend).await;
-        let mut settings = test_settings(&db.url);
+        let url = db.url.clone();
+        TestApp::spawn_on(db, &url, tweak).await
+    }
+
+    /// A gateway on `db` reached through `url` (the database's own URL, or a fault proxy's).
+    pub async fn spawn_on(
+        db: TestDatabase,
+        url: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut settings = test_settings(url);
         tweak(&mut settings);
         if std::env::var("TEST_LOG").is_ok() {
             npd_monday_gateway::startup::init_tracing(&settings.log);
@@ -360,6 +371,42 @@ pub async fn settle_world(world: &World, within: Duration) {
 pub fn sign_npd(secret: &str, webhook_id: &str, ts: i64, body: &[u8]) -> String {
     let secret = WebhookSecret::parse(secret).expect("test secret");
     sign(&secret, webhook_id, ts, body)
+}
+
+/// The values of `column` Monday was written, per item id, in the order the writes executed:
+/// single `change_multiple_column_values` calls and every such alias of a batch.
+pub fn column_writes(monday: &MondaySim, column: &str) -> HashMap<String, Vec<String>> {
+    let mut written: HashMap<String, Vec<String>> = HashMap::new();
+    for call in monday.calls().iter().filter(|c| c.status == 200) {
+        let batched = call.fields.len() > 1 || call.variables.get("i0").is_some();
+        for (i, field) in call.fields.iter().enumerate() {
+            let refused = if batched {
+                call.response["data"]
+                    .get(format!("m{i}"))
+                    .is_none_or(Value::is_null)
+            } else {
+                call.response.get("errors").is_some()
+            };
+            if field != "change_multiple_column_values" || refused {
+                continue;
+            }
+            let (item, columns) = if batched {
+                (format!("i{i}"), format!("c{i}"))
+            } else {
+                ("item_id".to_owned(), "column_values".to_owned())
+            };
+            let item = call.variables[&item]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| call.variables[&item].to_string());
+            let raw = call.variables[&columns].as_str().unwrap_or("{}");
+            let columns: Value = serde_json::from_str(raw).expect("column values are JSON");
+            if let Some(value) = columns[column].as_str() {
+                written.entry(item).or_default().push(value.to_owned());
+            }
+        }
+    }
+    written
 }
 
 pub fn monday_audience() -> String {

@@ -8,6 +8,7 @@ use crate::store_tests;
 use npd_monday_gateway::config::DatabaseSettings;
 use npd_monday_gateway::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use npd_monday_gateway::domain::job::{JobPayload, Operation, Priority, Sent, Work};
+use npd_monday_gateway::domain::lane::EntityKey;
 use npd_monday_gateway::domain::reconcile::{ConflictPolicy, FieldState};
 use npd_monday_gateway::domain::state::{
     AuditOutcome, ConflictStatus, EntityStatus, HistoryDetail, HistoryKind, InboxOutcome, JobState,
@@ -21,6 +22,7 @@ use npd_monday_gateway::ledger::group_commit::InboxWriter;
 use npd_monday_gateway::ledger::history::{self, Entry};
 use npd_monday_gateway::ledger::inbox::{self, InsertOutcome, NewInboxEvent};
 use npd_monday_gateway::ledger::jobs::{self, JobRow, NewJob};
+use npd_monday_gateway::sync::process::{OwnMondayUser, Processor};
 use secrecy::SecretString;
 
 use crate::helpers::{Backend, TestDatabase};
@@ -101,7 +103,7 @@ fn inbox_row(delivery: &str) -> NewInboxEvent {
 
 async fn inbox_rows_round_trip_typed_and_are_deduplicated(backend: Backend) {
     let (store, _db) = store(&backend).await;
-    let writer = InboxWriter::spawn(store.clone(), 8, 2);
+    let writer = InboxWriter::spawn(store.clone(), 8, 2, std::time::Duration::from_secs(30));
 
     let first = writer.insert(inbox_row("msg_1")).await.expect("insert");
     let again = writer.insert(inbox_row("msg_1")).await.expect("insert");
@@ -497,3 +499,97 @@ store_tests!(
     conflicts_open_once_per_field_and_close_once,
     history_audit_and_tokens_are_kept_as_written,
 );
+
+crate::postgres_test! {
+    async fn transactions_claim_different_lanes_and_a_held_entity_key_stops_a_batch() {
+        lanes_are_claimed_apart_and_entity_keys_stop_batches(Backend::postgres()).await;
+    }
+}
+
+/// An NPD event for contact `n` at `version`, as ingress stores it.
+fn contact_event(n: u128, version: i64) -> NewInboxEvent {
+    let mut data =
+        serde_json::to_value(npd_monday_gateway::demo::sample_contact(npd_id(n))).expect("json");
+    data["version"] = serde_json::json!(version);
+    NewInboxEvent {
+        delivery_id: format!("evt_{n}_{version}"),
+        entity_version: Some(version),
+        payload: serde_json::json!({"type": "contact.updated", "data": data}).to_string(),
+        npd_id: Some(npd_id(n)),
+        ..inbox_row("unused")
+    }
+}
+
+/// The first contact numbers from `from` on whose events fall in `lane` (or, with `None`, in a
+/// lane other than `not`).
+fn contacts_in(lane: Option<i32>, not: i32, from: u128, count: usize) -> Vec<u128> {
+    (from..)
+        .filter(|n| {
+            let l = EntityKey::Npd(EntityKind::Contact, npd_id(*n)).lane();
+            lane.map_or(l != not, |lane| l == lane)
+        })
+        .take(count)
+        .collect()
+}
+
+async fn lanes_are_claimed_apart_and_entity_keys_stop_batches(backend: Backend) {
+    // Arrange: contact a's lane holds a, b and a again; contact c is in another lane.
+    let (store, db) = store(&backend).await;
+    let writer = InboxWriter::spawn(store.clone(), 8, 1);
+    let lane = EntityKey::Npd(EntityKind::Contact, npd_id(100)).lane();
+    let (a, b) = (100, contacts_in(Some(lane), -1, 101, 1)[0]);
+    let c = contacts_in(None, lane, 101, 1)[0];
+    for event in [
+        contact_event(a, 2),
+        contact_event(b, 2),
+        contact_event(a, 3),
+        contact_event(c, 2),
+    ] {
+        writer.insert(event).await.expect("insert");
+    }
+
+    // Act / assert 1: two open transactions claim different lanes, never the same rows.
+    let mut first = store.begin().await.expect("tx");
+    let mut second = store.begin().await.expect("tx");
+    let one = inbox::claim_lanes(&mut first, 10, 1).await.expect("claim");
+    let two = inbox::claim_lanes(&mut second, 10, 1).await.expect("claim");
+    let lanes = |rows: &[inbox::InboxRow]| rows.iter().map(|r| r.lane).collect::<Vec<_>>();
+    assert_eq!(lanes(&one), vec![lane; 3], "the oldest lane, in order");
+    assert_eq!(
+        lanes(&two),
+        vec![EntityKey::Npd(EntityKind::Contact, npd_id(c)).lane()]
+    );
+    first.rollback().await.expect("rollback");
+    second.rollback().await.expect("rollback");
+
+    // Act / assert 2: with b's key held elsewhere, a batch of a's lane stops before b's event.
+    let mut holder = store.begin().await.expect("tx");
+    let key = [EntityKey::Npd(EntityKind::Contact, npd_id(b))];
+    assert!(inbox::try_lock_keys(&mut holder, &key).await.expect("lock"));
+    let settings = std::sync::Arc::new(crate::helpers::test_settings(&db.url));
+    let processor = Processor::new(settings, store.clone(), OwnMondayUser::default());
+    let mut processed = 0;
+    while let n @ 1.. = processor.process_batch(50).await.expect("batch") {
+        processed += n;
+    }
+    assert_eq!(
+        processed, 2,
+        "a's first event and c's; b's and all after it in the lane wait"
+    );
+    let waiting: Vec<_> = store
+        .inbox_events(Side::Npd, 10)
+        .await
+        .expect("rows")
+        .into_iter()
+        .filter(|r| r.processed_at.is_none())
+        .map(|r| r.delivery_id)
+        .collect();
+    assert_eq!(waiting, vec![format!("evt_{b}_2"), format!("evt_{a}_3")]);
+    holder.rollback().await.expect("rollback");
+    assert_eq!(
+        processor.process_batch(50).await.expect("batch"),
+        2,
+        "the rest, once b is free"
+    );
+    assert_eq!(store.unprocessed_count().await.expect("count"), 0);
+}

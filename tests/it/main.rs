@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin_safety;
 mod backfill;
+mod backpressure;
 mod batching;
 mod browser;
 mod conflicts;
@@ -12,6 +13,8 @@ mod console;
 mod deploy;
 mod drift;
 mod durability;
+mod fault_proxy;
+mod faults;
 mod hardening;
 mod http_limits;
 mod ledger;

@@ -32,7 +32,7 @@ async fn scrape(world: &World) -> String {
 }
 
 /// The value of one series (labels in the exposition's order: by name), if it is there.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -2,18 +2,25 @@
 //! transaction the decision (history, field states, conflicts, entity), the outbox jobs it implies,
 //! and the event's outcome.
 //!
-//! Owns: `Processor` (batches, the processing lock, one failed event never blocking the rest) and
+//! Owns: `Processor` (batches, lane claiming, one failed event never blocking the rest) and
 //! `Outcome`. By concern: `npd` (an NPD snapshot or delete into per-field changes), `monday` (a
 //! Monday delivery: links, item reports, per-field changes), `merge` (running
-//! `domain::reconcile::decide` on each change and queuing the writes it implies).
-//! Processing is serialised: one processing transaction at a time across every replica (a
-//! PostgreSQL advisory lock; SQLite's write lock), so per-entity order is the inbox order and no
-//! two processors ever decide on the same entity at once. It is pure database work, fast enough
-//! for one at a time; the remote calls happen in `dispatch`, in parallel. Outbound writes go
-//! through `outbox`: a change joins an unsent job of its entity when there is one (coalescing),
-//! so a burst of edits becomes one write.
+//! `domain::reconcile::decide` on each change and queuing the writes it implies), `keys` (the
+//! entity keys a transaction holds before it decides on an event).
+//! Processing runs in parallel by lane: each inbox row has a lane from its routing key (NPD record,
+//! Monday item); a processing transaction claims lanes (PostgreSQL advisory locks, skipped when
+//! another transaction holds them) and takes their oldest events, so one record's versions and one
+//! item's deliveries are processed in inbox order, while other lanes run in other tasks and
+//! replicas. Before an event touches an entity its transaction try-locks the entity's natural
+//! keys, so no two transactions ever decide on one entity at once; a busy key stops that lane's
+//! part of the batch there (the rest of the lane waits, in order), and a collision with a concurrent transaction (a unique violation, a deadlock) is
+//! retried, never recorded as a failed event. SQLite's writes are serial: there the batch is
+//! simply the oldest events. It is pure database work; the remote calls happen in `dispatch`, in
+//! parallel. Outbound writes go through `outbox`: a change joins an unsent job of its entity when
+//! there is one (coalescing), so a burst of edits becomes one write.
 //! May import: std, tracing, crate::{config, domain, metrics, ledger, sync}.
 
+mod keys;
 mod merge;
 mod monday;
 mod npd;
@@ -21,6 +28,7 @@ mod npd;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -37,8 +45,8 @@ use crate::sync::history::{Cause, record};
 
 pub(crate) use merge::Merge;
 
-/// The advisory lock that serialises processing across replicas.
-const PROCESSING_LOCK: i64 = 0x6e70_645f_6d6f_6e01;
+/// The most lanes one processing transaction claims, so that several share the inbox.
+const MAX_LANES: usize = 16;
 
 /// What became of one inbox event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,13 +158,18 @@ impl Processor {
     }
 
     /// Processes up to `limit` unprocessed events in one transaction. Returns how many were
-    /// processed (0 when there is nothing to do or another replica is processing). An event
-    /// whose processing fails for a reason other than the store being unreachable is marked
-    /// `failed` with the error, alone, so it cannot block the events behind it.
+    /// processed (0 when there is nothing to do, or other transactions hold what there is). An
+    /// event whose processing fails for a reason other than the store being unreachable or a
+    /// concurrent transaction is marked `failed` with the error, alone, so it cannot block the
+    /// events behind it.
     pub async fn process_batch(&self, limit: i64) -> LedgerResult<usize> {
         match self.try_batch(limit).await {
             Ok(n) => Ok(n),
             Err(e @ LedgerError::Unavailable(_)) => Err(e),
+            Err(e) if e.is_conflict() => {
+                tracing::info!(error = %e, "a batch met a concurrent transaction; its events are retried");
+                Ok(0)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "a batch failed; processing its events one at a time");
                 self.one_at_a_time(limit).await
@@ -166,20 +179,30 @@ impl Processor {
 
     async fn try_batch(&self, limit: i64) -> LedgerResult<usize> {
         let mut tx = self.store.begin().await?;
-        if !tx.try_exclusive(PROCESSING_LOCK).await? {
+        let events = inbox::claim_lanes(&mut tx, limit, MAX_LANES).await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        // Lanes stopped at an event whose entity another transaction holds: the rest of such a
+        // lane waits for the next round, in order; other lanes go on.
+        let mut stopped = HashSet::new();
+        for event in &events {
+            if stopped.contains(&event.lane) {
+                continue;
+            }
+            if !self.claim_keys(&mut tx, event).await? {
+                stopped.insert(event.lane);
+                continue;
+            }
+            outcomes.push((event.source, self.process_and_mark(&mut tx, event).await?));
+        }
+        if outcomes.is_empty() {
             tx.rollback().await?;
             return Ok(0);
-        }
-        let events = inbox::next_unprocessed(&mut tx, limit).await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in &events {
-            outcomes.push((event.source, self.process_and_mark(&mut tx, event).await?));
         }
         tx.commit().await?;
         for (source, outcome) in &outcomes {
             self.count(*source, outcome);
         }
-        Ok(events.len())
+        Ok(outcomes.len())
     }
 
     /// Counts one committed outcome.
@@ -194,20 +217,24 @@ impl Processor {
         let mut done = 0;
         for _ in 0..limit {
             let mut tx = self.store.begin().await?;
-            if !tx.try_exclusive(PROCESSING_LOCK).await? {
-                tx.rollback().await?;
-                break;
-            }
-            let Some(event) = inbox::next_unprocessed(&mut tx, 1).await?.pop() else {
+            let Some(event) = inbox::claim_lanes(&mut tx, 1, 1).await?.pop() else {
                 tx.rollback().await?;
                 break;
             };
+            if !self.claim_keys(&mut tx, &event).await? {
+                tx.rollback().await?;
+                break;
+            }
             match self.process_and_mark(&mut tx, &event).await {
                 Ok(outcome) => {
                     tx.commit().await?;
                     self.count(event.source, &outcome);
                 }
                 Err(e @ LedgerError::Unavailable(_)) => return Err(e),
+                Err(e) if e.is_conflict() => {
+                    tx.rollback().await?;
+                    break;
+                }
                 Err(e) => {
                     tx.rollback().await?;
                     self.mark_failed(&event, &e).await?;
@@ -218,10 +245,14 @@ impl Processor {
         Ok(done)
     }
 
-    /// Marks an event whose processing failed, in a transaction of its own.
+    /// Marks an event whose processing failed, in a transaction of its own that holds its lane
+    /// (when another transaction holds the lane, that one meets the event and decides).
     async fn mark_failed(&self, event: &InboxRow, error: &LedgerError) -> LedgerResult<()> {
         tracing::error!(inbox.id = event.id, error = %error, "event could not be processed; marked failed");
         let mut tx = self.store.begin().await?;
+        if !inbox::try_lock_lane(&mut tx, event.lane).await? {
+            return tx.rollback().await;
+        }
         let detail = format!("processing failed: {error}");
         inbox::mark_processed(&mut tx, event.id, InboxOutcome::Failed, Some(&detail)).await?;
         tx.commit().await?;

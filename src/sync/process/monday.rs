@@ -397,7 +397,7 @@ fn monday_values(
 }
 
 /// The NPD id in a created item's npd_id column, if any.
-fn created_npd_id(event: &MondayEvent, npd_id_column: &str) -> Option<NpdId> {
+pub(super) fn created_npd_id(event: &MondayEvent, npd_id_column: &str) -> Option<NpdId> {
     let value = event.column_values.as_ref()?.get(npd_id_column)?;
     let text = ColumnType::Text.from_webhook(Some(value)).ok()??;
     NpdId::parse(&text).ok()
