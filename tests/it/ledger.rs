@@ -535,7 +535,7 @@ fn contacts_in(lane: Option<i32>, not: i32, from: u128, count: usize) -> Vec<u12
 async fn lanes_are_claimed_apart_and_entity_keys_stop_batches(backend: Backend) {
     // Arrange: contact a's lane holds a, b and a again; contact c is in another lane.
     let (store, db) = store(&backend).await;
-    let writer = InboxWriter::spawn(store.clone(), 8, 1);
+    let writer = InboxWriter::spawn(store.clone(), 8, 1, std::time::Duration::from_secs(30));
     let lane = EntityKey::Npd(EntityKind::Contact, npd_id(100)).lane();
     let (a, b) = (100, contacts_in(Some(lane), -1, 101, 1)[0]);
     let c = contacts_in(None, lane, 101, 1)[0];
