@@ -304,6 +304,7 @@ fn the_example_file_is_valid_as_shipped_and_with_every_commented_key_enabled() {
         ("score", ColumnType::Numbers),
         ("vip", ColumnType::Checkbox),
         ("country", ColumnType::Country),
+        ("organization_id", ColumnType::BoardRelation),
     ] {
         assert_eq!(contacts[field].column_type, column_type, "{field}");
     }

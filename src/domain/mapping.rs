@@ -5,8 +5,9 @@
 //! its conversion to and from Monday's column JSON (`to_monday`, `from_webhook`, `from_api_value`)
 //! and `MappingError`; `phone_country`, `PhoneCountry` (`[mapping] default_phone_country`, which
 //! completes national numbers to E.164); `LeftOut`, a value that cannot be written and is left out
-//! of its write (the other fields still go); reading NPD snapshots and building/splitting item
-//! names.
+//! of its write (the other fields still go); `OrgLinks`, the translation of a contact's
+//! `organization_id` (an NPD organization id) to and from its organization's Monday item in a
+//! board_relation column; reading NPD snapshots and building/splitting item names.
 //! The formats of status, dropdown, date, numbers, checkbox and country are in `columns`.
 //! May import: std, serde, serde_json, thiserror, phonenumber, isocountry, crate::domain.
 
@@ -17,7 +18,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::entity::{EntityKind, Side};
+use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
 use crate::domain::record::{NpdRecord, NpdValue};
 
 mod columns;
@@ -37,10 +38,13 @@ pub enum ColumnType {
     Numbers,
     Checkbox,
     Country,
+    /// Monday's connect-boards column: a contact's `organization_id` as the link to its
+    /// organization's item (the ids are translated through the ledger's links, `OrgLinks`).
+    BoardRelation,
 }
 
 impl ColumnType {
-    pub const ALL: [ColumnType; 11] = [
+    pub const ALL: [ColumnType; 12] = [
         ColumnType::Text,
         ColumnType::LongText,
         ColumnType::Email,
@@ -52,6 +56,7 @@ impl ColumnType {
         ColumnType::Numbers,
         ColumnType::Checkbox,
         ColumnType::Country,
+        ColumnType::BoardRelation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +72,7 @@ impl ColumnType {
             ColumnType::Numbers => "numbers",
             ColumnType::Checkbox => "checkbox",
             ColumnType::Country => "country",
+            ColumnType::BoardRelation => "board_relation",
         }
     }
 
@@ -132,6 +138,13 @@ pub enum LeftOutReason {
     InvalidNumber,
     /// A country that is no ISO 3166 alpha-2 code.
     UnknownCountry,
+    /// A contact's organization that has no Monday item yet: the relation is written once the
+    /// organization's item is linked.
+    OrganizationNotSynced,
+    /// A Monday item linked in a board_relation column that is no organization the ledger knows.
+    UnknownItem,
+    /// Several items linked in a board_relation column: NPD holds one organization.
+    SeveralItems,
     /// An NPD value the field's `labels` give no Monday label (and `create_labels` is off).
     NoLabel,
     /// A Monday label the field's `labels` give no NPD value.
@@ -139,12 +152,15 @@ pub enum LeftOutReason {
 }
 
 impl LeftOutReason {
-    pub const ALL: [LeftOutReason; 7] = [
+    pub const ALL: [LeftOutReason; 10] = [
         LeftOutReason::NationalPhone,
         LeftOutReason::InvalidPhone,
         LeftOutReason::InvalidDate,
         LeftOutReason::InvalidNumber,
         LeftOutReason::UnknownCountry,
+        LeftOutReason::OrganizationNotSynced,
+        LeftOutReason::UnknownItem,
+        LeftOutReason::SeveralItems,
         LeftOutReason::NoLabel,
         LeftOutReason::NoNpdValue,
     ];
@@ -157,6 +173,9 @@ impl LeftOutReason {
             LeftOutReason::InvalidDate => "invalid_date",
             LeftOutReason::InvalidNumber => "invalid_number",
             LeftOutReason::UnknownCountry => "unknown_country",
+            LeftOutReason::OrganizationNotSynced => "organization_not_synced",
+            LeftOutReason::UnknownItem => "unknown_item",
+            LeftOutReason::SeveralItems => "several_items",
             LeftOutReason::NoLabel => "no_label",
             LeftOutReason::NoNpdValue => "no_npd_value",
         }
@@ -172,6 +191,15 @@ impl LeftOutReason {
             LeftOutReason::InvalidDate => "not a date written YYYY-MM-DD",
             LeftOutReason::InvalidNumber => "not a number",
             LeftOutReason::UnknownCountry => "not an ISO 3166 alpha-2 country code",
+            LeftOutReason::OrganizationNotSynced => {
+                "the organization has no Monday item yet: the relation is written once it is linked"
+            }
+            LeftOutReason::UnknownItem => {
+                "the linked Monday item is no organization the gateway knows: NPD is not changed"
+            }
+            LeftOutReason::SeveralItems => {
+                "several items are linked, and NPD holds one organization: NPD is not changed"
+            }
             LeftOutReason::NoLabel => {
                 "no Monday label for this value in the field's `labels` (add one, or set create_labels = true)"
             }
@@ -329,18 +357,24 @@ impl ColumnType {
             ColumnType::Numbers => columns::canonical_number(raw),
             ColumnType::Checkbox => columns::canonical_checkbox(raw),
             ColumnType::Country => columns::canonical_country(raw),
+            ColumnType::BoardRelation => columns::canonical_relation(raw),
         };
         (!value.is_empty()).then_some(value)
     }
 
     /// The JSON Monday expects for this column in `column_values` (FACTS §2.6): text `"v"`,
     /// long text `{"text": v}`, email `{"email": v, "text": v}`, phone
-    /// `{"phone": v, "countryShortName": ISO2}`, link `{"url": v, "text": v}`. `None` clears the
-    /// column: JSON null. A value Monday would refuse (a phone without its country code, or no
+    /// `{"phone": v, "countryShortName": ISO2}`, link `{"url": v, "text": v}`, board relation
+    /// `{"item_ids": ["123"]}`. `None` clears the column: JSON null (a board relation:
+    /// `{"item_ids": []}`). A value Monday would refuse (a phone without its country code, or no
     /// valid number) is `Err`: it is left out of the write, so the rest of the item still goes.
     pub fn to_monday(self, value: &FieldValue) -> Result<Value, LeftOutReason> {
         let Some(v) = value else {
-            return Ok(Value::Null);
+            // A connect-boards column is cleared with no linked item (FACTS §2.6).
+            return Ok(match self {
+                ColumnType::BoardRelation => serde_json::json!({ "item_ids": [] }),
+                _ => Value::Null,
+            });
         };
         Ok(match self {
             ColumnType::Text => Value::String(v.clone()),
@@ -357,6 +391,7 @@ impl ColumnType {
             ColumnType::Numbers => columns::write_number(v)?,
             ColumnType::Checkbox => columns::write_checkbox(v),
             ColumnType::Country => columns::write_country(v)?,
+            ColumnType::BoardRelation => columns::write_relation(v)?,
         })
     }
 
@@ -426,6 +461,7 @@ impl ColumnType {
             ColumnType::Numbers => columns::read_number,
             ColumnType::Checkbox => columns::read_checkbox,
             ColumnType::Country => columns::read_country,
+            ColumnType::BoardRelation => columns::read_relation,
             _ => return None,
         })
     }
@@ -455,6 +491,7 @@ impl ColumnType {
             ColumnType::Numbers => "a number, a numeric string or an object with `value`",
             ColumnType::Checkbox => "an object with `checked`, or a boolean",
             ColumnType::Country => "an object with a string `countryCode`",
+            ColumnType::BoardRelation => "an object with `linkedPulseIds` or `item_ids`",
         };
         MappingError::UnexpectedShape {
             column_type: self,
@@ -758,6 +795,27 @@ fn npd_raw(value: &NpdValue, column_type: ColumnType) -> Option<String> {
     }
 }
 
+/// The ledger's links between organizations' NPD ids and their Monday items, as far as one write
+/// or one delivery needs them (the sync layer reads them; the mapping translates with them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgLinks(Vec<(NpdId, MondayItemId)>);
+
+impl OrgLinks {
+    pub fn insert(&mut self, npd_id: NpdId, item: MondayItemId) {
+        self.0.push((npd_id, item));
+    }
+
+    /// The Monday item of an organization.
+    pub fn item_of(&self, npd_id: NpdId) -> Option<MondayItemId> {
+        self.0.iter().find(|(n, _)| *n == npd_id).map(|(_, i)| *i)
+    }
+
+    /// The organization of a Monday item.
+    pub fn npd_of(&self, item: MondayItemId) -> Option<NpdId> {
+        self.0.iter().find(|(_, i)| *i == item).map(|(n, _)| *n)
+    }
+}
+
 /// The mapping of one entity kind onto its board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -999,6 +1057,80 @@ impl EntityMapping {
         write
     }
 
+    /// The fields mapped to a board_relation column (a contact's `organization_id`).
+    pub fn relation_fields(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .filter(|(_, m)| m.column_type == ColumnType::BoardRelation)
+            .map(|(field, _)| field.as_str())
+    }
+
+    /// The NPD organizations a write to Monday names in its board_relation fields.
+    pub fn related_organizations(&self, values: &BTreeMap<String, FieldValue>) -> Vec<NpdId> {
+        self.relation_fields()
+            .filter_map(|field| values.get(field)?.as_deref())
+            .filter_map(|id| NpdId::parse(id).ok())
+            .collect()
+    }
+
+    /// The Monday items a delivery's board_relation values link (one each; several are left out
+    /// anyway).
+    pub fn related_items(&self, values: &[(String, FieldValue)]) -> Vec<MondayItemId> {
+        values
+            .iter()
+            .filter(|(field, _)| self.relation_fields().any(|f| f == field.as_str()))
+            .filter_map(|(_, value)| value.as_deref()?.parse().ok())
+            .collect()
+    }
+
+    /// The values as Monday's columns take them: in each board_relation field the organization's
+    /// NPD id becomes its Monday item id (`links`); one with no item keeps its NPD id, which
+    /// `to_monday` leaves out of the write (`OrganizationNotSynced`).
+    pub fn with_org_items(
+        &self,
+        values: &BTreeMap<String, FieldValue>,
+        links: &OrgLinks,
+    ) -> BTreeMap<String, FieldValue> {
+        let mut out = values.clone();
+        for field in self.relation_fields() {
+            if let Some(Some(id)) = out.get_mut(field)
+                && let Some(item) = NpdId::parse(id).ok().and_then(|id| links.item_of(id))
+            {
+                *id = item.to_string();
+            }
+        }
+        out
+    }
+
+    /// A Monday value of `field` as its NPD value: a board_relation's one linked item as its
+    /// organization's NPD id (`links`); an item the ledger does not know, or several items, are
+    /// left out (never guessed, never written as a cleared value). Other fields: `npd_value_of`.
+    pub fn npd_value_linked(
+        &self,
+        field: &str,
+        value: FieldValue,
+        links: &OrgLinks,
+    ) -> Result<FieldValue, LeftOut> {
+        if !self.relation_fields().any(|f| f == field) {
+            return self.npd_value_of(field, value);
+        }
+        let Some(items) = value.as_deref() else {
+            return Ok(None);
+        };
+        let left_out = |reason| LeftOut {
+            field: field.to_owned(),
+            value: items.to_owned(),
+            reason,
+            to: Side::Npd,
+        };
+        if items.contains(',') {
+            return Err(left_out(LeftOutReason::SeveralItems));
+        }
+        let npd = items.parse().ok().and_then(|item| links.npd_of(item));
+        npd.map(|id| Some(id.to_string()))
+            .ok_or_else(|| left_out(LeftOutReason::UnknownItem))
+    }
+
     /// Every problem with this mapping for `kind`, as readable sentences.
     pub fn problems(&self, kind: EntityKind) -> Vec<String> {
         let section = format!("mapping.{}", kind.plural());
@@ -1028,6 +1160,13 @@ impl EntityMapping {
             if !is_column_id(field) {
                 problems.push(format!(
                     "{section}.fields: `{field}` is not an NPD field name (letters, digits and underscores)"
+                ));
+            }
+            if mapping.column_type == ColumnType::BoardRelation
+                && (kind != EntityKind::Contact || field != "organization_id")
+            {
+                problems.push(format!(
+                    "{section}.fields.{field}: board_relation links a contact's organization: only mapping.contacts.fields.organization_id may use it"
                 ));
             }
             if !mapping.column_type.has_labels()
@@ -1217,9 +1356,13 @@ mod tests {
             assert_eq!(column_type.to_monday(&value), Ok(expected), "{name}");
         }
         for column_type in ColumnType::ALL {
+            let cleared = match column_type {
+                BoardRelation => json!({"item_ids": []}),
+                _ => Value::Null,
+            };
             assert_eq!(
                 column_type.to_monday(&None),
-                Ok(Value::Null),
+                Ok(cleared),
                 "{column_type}: none clears"
             );
         }

@@ -51,6 +51,21 @@ pub async fn clear(tx: &mut Tx, entity_id: i64, field: &str, to: Side) -> Ledger
     Ok(())
 }
 
+/// The entities whose `field` towards `to` was left out for `reason` with this `value` (the
+/// contacts waiting for an organization's item, by its NPD id).
+pub async fn waiting(
+    tx: &mut Tx,
+    field: &str,
+    to: Side,
+    reason: LeftOutReason,
+    value: &str,
+) -> LedgerResult<Vec<i64>> {
+    let sql = "select entity_id from left_out_values \
+               where field = $1 and direction = $2 and reason = $3 and value = $4 order by entity_id";
+    let rows: Vec<(i64,)> = on_tx!(tx, all(i64,), sql, field, to, reason, value)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 impl Store {
     /// What is left out of the entity's writes now, by field.
     pub async fn left_out(&self, entity_id: i64) -> LedgerResult<Vec<LeftOutRow>> {

@@ -28,9 +28,9 @@ use crate::ledger::jobs;
 use crate::ledger::scans::{self, RunRow, Staged};
 use crate::ledger::tx::Tx;
 use crate::sync::history::{Cause, record};
-use crate::sync::outbox;
 use crate::sync::process::Merge;
 use crate::sync::scan::{OnPage, ScanError, Scans};
+use crate::sync::{outbox, relation};
 
 /// Keeps a drift run's heartbeat while it reads.
 struct Heartbeat<'a> {
@@ -269,9 +269,8 @@ impl Scans {
                 .npd_values(&r.value)
                 .iter()
                 .any(|(f, v)| *v != known(Side::Npd, f));
-        let monday_changes: Vec<(String, Option<String>)> = i
-            .value
-            .values
+        let staged = relation::staged_values(&mut tx, mapping, &i.value.values).await?;
+        let monday_changes: Vec<(String, Option<String>)> = staged
             .iter()
             .filter(|(f, v)| mapping.column_type_of(f).is_some() && **v != known(Side::Monday, f))
             .map(|(f, v)| (f.clone(), v.clone()))

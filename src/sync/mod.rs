@@ -4,7 +4,8 @@
 //! and jobs: NPD, Monday, the merge), `outbox` (enqueueing), `dispatch/` (one job against Monday
 //! or NPD: prepare, call, outcome), `retry` (the one retry policy), `history` (the one home of
 //! history entries, and the `Cause` of a decision), `push` (an admin's forced push), `resolve`
-//! (an admin settles a conflict), `admin` (status, dead letters, the audit log), `budget` (the
+//! (an admin settles a conflict), `relation` (a contact's organization in a board_relation column:
+//! the ledger's organization links, and the relations written once an organization is linked), `admin` (status, dead letters, the audit log), `budget` (the
 //! Monday budget of the account: shared through the ledger on PostgreSQL), `setup` (a board made
 //! ready for the gateway: `monday setup`), `retention` (pruning what the ledger no longer needs),
 //! and the scans of existing data: `scan` (both sides read page by page into the ledger's staging
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod outbox;
 pub mod process;
 pub mod push;
+pub mod relation;
 pub mod resolve;
 pub mod retention;
 pub mod retry;

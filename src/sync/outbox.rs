@@ -3,7 +3,7 @@
 //! Owns: `ensure` (enqueue unless an unsent job of the same entity and operation exists: that job
 //! will carry the new values too, since a job's payload is computed from the field states when it
 //! is first sent), forced pushes, the write-back of a new link, the npd_id column write of a
-//! backfill's link, and the retry budget of new jobs (`[sync] max_attempts`, stored with each
+//! backfill's link (with the relations waiting for a newly linked organization), and the retry budget of new jobs (`[sync] max_attempts`, stored with each
 //! job: the limit the dispatcher and the API go by).
 //! The operations themselves are `domain::job::Operation`.
 //! May import: crate::{config, domain, ledger, sync}.
@@ -106,7 +106,8 @@ async fn amend_push(
 
 /// Queues the write-back of a new link to NPD (`PATCH … {"monday_id"}`), unless NPD already holds
 /// it, the record has no NPD id, or NPD's API is not configured. Called wherever an entity gets
-/// linked, after the link is written in the same transaction.
+/// linked, after the link is written in the same transaction; a newly linked organization's
+/// waiting contacts get their relation written too (`relation::write_waiting_relations`).
 pub async fn write_link_back(
     tx: &mut Tx,
     settings: &Settings,
@@ -114,6 +115,7 @@ pub async fn write_link_back(
     item: MondayItemId,
     cause: &Cause<'_>,
 ) -> LedgerResult<()> {
+    crate::sync::relation::write_waiting_relations(tx, settings, entity, cause).await?;
     let npd_holds = entity.npd_snapshot.as_ref().and_then(|r| r.monday_id);
     if entity.npd_id.is_none() || settings.npd.api_url.is_none() || npd_holds == Some(item) {
         return Ok(());

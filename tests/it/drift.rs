@@ -51,7 +51,7 @@ async fn linked_contacts(world: &World, n: usize) -> Vec<(NpdId, MondayItemId)> 
 }
 
 /// Starts a drift scan through the admin API and waits until it is no longer running.
-async fn drift_scan(world: &World) -> Value {
+pub(crate) async fn drift_scan(world: &World) -> Value {
     let response = world
         .admin_post("/api/v1/drift-scans")
         .await

@@ -5,12 +5,15 @@
 use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
-use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId};
+use npd_monday_gateway::domain::entity::{
+    EntityKind, MondayItemId, NpdId, OrganizationSnapshot, Side,
+};
 use npd_monday_gateway::domain::mapping::{ColumnMapping, ColumnType, Direction};
 use npd_monday_gateway::sim::monday::SimColumn;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use crate::drift::drift_scan;
 use crate::helpers::{Backend, TestDatabase, check_config, settle_world, world_with};
 use crate::store_tests;
 
@@ -20,6 +23,12 @@ store_tests!(
     typed_custom_fields_round_trip_npd_to_monday_and_back_in_monday_s_real_shapes,
     create_labels_if_missing_is_sent_only_for_a_field_with_create_labels,
     one_way_fields_ignore_the_other_side_and_are_never_written_back,
+    a_contact_synced_after_its_organization_is_created_linked_to_the_organization_s_item,
+    a_contact_synced_before_its_organization_gets_the_relation_once_the_organization_is_linked,
+    re_linking_in_monday_patches_npd_with_the_other_organization_s_id,
+    a_link_to_an_item_of_no_known_organization_is_recorded_and_the_rest_syncs,
+    the_gateway_s_own_relation_write_coming_back_is_an_echo,
+    a_drift_scan_reads_the_relation_and_repairs_a_silent_re_link,
 );
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -496,11 +505,13 @@ tags = { column = "tags", type = "dropdown", labels = { vip = "VIP", gold = "Gol
 segment = { column = "segment", type = "dropdown", create_labels = true, labels = { x = "Brand new" } }
 birthday = { column = "birthday", type = "date" }
 score = { column = "score", type = "numbers" }
+organization_id = { column = "organization", type = "board_relation" }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_names_missing_and_mistyped_columns_and_labels_the_board_lacks() {
-    // Arrange: a board with a status and a dropdown column, and `birthday` as text; no `score`.
+    // Arrange: a board with a status and a dropdown column, `birthday` and `organization` as text;
+    // no `score`.
     let sims = Sims::start_with(|c| {
         if let Some(board) = c.boards.iter_mut().find(|b| b.id == CONTACTS_BOARD) {
             board.columns.extend([
@@ -508,6 +519,7 @@ async fn check_config_names_missing_and_mistyped_columns_and_labels_the_board_la
                 SimColumn::new("tags", "dropdown", "Tags"),
                 SimColumn::new("segment", "dropdown", "Segment"),
                 SimColumn::new("birthday", "text", "Birthday"),
+                SimColumn::new("organization", "text", "Organization"),
             ]);
         }
     })
@@ -546,10 +558,322 @@ async fn check_config_names_missing_and_mistyped_columns_and_labels_the_board_la
         "label `Gold` is not a label of column `tags`",
         "column `birthday` on contacts board 4100000001 is of type text, the mapping says date",
         "column `score` is missing on contacts board",
+        "column `organization` on contacts board 4100000001 is of type text, the mapping says board_relation",
     ] {
         assert!(text.contains(expected), "expected `{expected}` in:\n{text}");
     }
     for fine in ["`New lead`", "`VIP`", "`Brand new`"] {
         assert!(!text.contains(fine), "{fine} is no problem:\n{text}");
     }
+}
+
+/// A world whose contacts board links each contact's organization: `organization_id` as the
+/// board_relation column `organization` (besides the typed columns).
+async fn related_world(backend: &Backend) -> (World, TestDatabase) {
+    let (world, db) = typed_world_with(backend, |s| {
+        let relation = ColumnMapping::new("organization", ColumnType::BoardRelation);
+        s.mapping
+            .contacts
+            .fields
+            .insert("organization_id".into(), relation);
+    })
+    .await;
+    let column = [("organization", "board_relation", "Organization")];
+    assert!(world.monday.add_columns(CONTACTS_BOARD, &column));
+    (world, db)
+}
+
+async fn item_of(world: &World, kind: EntityKind, id: NpdId) -> Option<MondayItemId> {
+    world
+        .store
+        .entity_by_npd(kind, id)
+        .await
+        .expect("query")
+        .and_then(|e| e.monday_item_id)
+}
+
+/// Creates an organization in NPD and waits until everything settled; its Monday item.
+async fn synced_organization(world: &World, id: NpdId, name: &str) -> MondayItemId {
+    let organization = OrganizationSnapshot {
+        id,
+        version: 1,
+        sync_enabled: true,
+        monday_id: None,
+        name: Some(name.into()),
+        website: None,
+        industry: None,
+        notes: None,
+        updated_at: None,
+    };
+    world.npd.create_organization(organization).await;
+    settle_world(world, SETTLE).await;
+    item_of(world, EntityKind::Organization, id)
+        .await
+        .expect("the organization's item was created")
+}
+
+/// Creates in NPD the sample contact of `organization` and waits; its id and item.
+async fn synced_contact_of(world: &World, organization: NpdId) -> (NpdId, MondayItemId) {
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.organization_id = Some(organization);
+    world.npd.create_contact(contact).await;
+    settle_world(world, SETTLE).await;
+    let item = item_of(world, EntityKind::Contact, id).await;
+    (id, item.expect("the contact's item was created"))
+}
+
+/// What the gateway wrote to the `organization` column, in order (creates and updates).
+fn relation_writes(world: &World) -> Vec<Value> {
+    world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .flat_map(|c| match c.variables {
+            Value::Object(vars) => vars.into_values().collect(),
+            _ => Vec::new(),
+        })
+        .filter_map(|v| serde_json::from_str::<Value>(v.as_str()?).ok())
+        .filter_map(|columns| columns.get("organization").cloned())
+        .collect()
+}
+
+/// The bodies of NPD's PATCHes of `id` that name `organization_id`.
+fn organization_patches(world: &World, id: NpdId) -> Vec<Value> {
+    world
+        .npd
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PATCH" && c.path.contains(&id.to_string()))
+        .filter_map(|c| c.body)
+        .filter(|b| b.get("organization_id").is_some())
+        .collect()
+}
+
+/// The contact's item links the organization's item, written once in Monday's write format;
+/// nothing is left out, and NPD was never patched for it.
+async fn assert_related_once(world: &World, id: NpdId, item: MondayItemId, org_item: MondayItemId) {
+    assert_eq!(
+        relation_writes(world),
+        [json!({"item_ids": [org_item.to_string()]})]
+    );
+    let stored = world.monday.item(item).expect("the item");
+    assert_eq!(
+        stored.column_values.get("organization"),
+        Some(&json!({"item_ids": [org_item.0]})),
+        "stored as written"
+    );
+    let status = sync_status(world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+    assert_eq!(status["status"], "synced", "{status}");
+    assert_eq!(organization_patches(world, id), Vec::<Value>::new());
+}
+
+/// The one value left out for the entity: (field, value, direction, reason code).
+fn assert_one_left_out(status: &Value, expected: (&str, &str, &str, &str)) {
+    let left_out = status["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 1, "{status}");
+    let l = &left_out[0];
+    let found = (&l["field"], &l["value"], &l["direction"], &l["reason_code"]);
+    let (field, value, direction, code) = expected;
+    assert_eq!(
+        found,
+        (
+            &json!(field),
+            &json!(value),
+            &json!(direction),
+            &json!(code)
+        ),
+        "{status}"
+    );
+}
+
+async fn a_contact_synced_after_its_organization_is_created_linked_to_the_organization_s_item(
+    backend: Backend,
+) {
+    // Arrange
+    let (world, _db) = related_world(&backend).await;
+    let org = NpdId(uuid::Uuid::new_v4());
+    let org_item = synced_organization(&world, org, "Analytical Engines Ltd").await;
+
+    // Act
+    let (id, item) = synced_contact_of(&world, org).await;
+
+    // Assert: the create carried the relation in Monday's write format; nothing is left out.
+    let creates: Vec<_> = world
+        .monday
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 200 && c.operation == "create_item")
+        .collect();
+    assert_eq!(creates.len(), 2, "the organization's and the contact's");
+    assert_related_once(&world, id, item, org_item).await;
+}
+
+async fn a_contact_synced_before_its_organization_gets_the_relation_once_the_organization_is_linked(
+    backend: Backend,
+) {
+    // Arrange + Act: the contact names an organization the gateway has not synced yet.
+    let (world, _db) = related_world(&backend).await;
+    let org = NpdId(uuid::Uuid::new_v4());
+    let (id, item) = synced_contact_of(&world, org).await;
+
+    // Assert: the contact synced without the relation, which waits, shown with the org's id.
+    let stored = world.monday.item(item).expect("the item");
+    assert_eq!(stored.column_values.get("organization"), None);
+    assert_eq!(stored.column_values.get("role_title"), Some(&json!("CTO")));
+    let status = sync_status(&world, id).await;
+    let org_id = org.to_string();
+    let waiting = (
+        "organization_id",
+        org_id.as_str(),
+        "to_monday",
+        "organization_not_synced",
+    );
+    assert_one_left_out(&status, waiting);
+    assert!(relation_writes(&world).is_empty());
+
+    // Act: the organization is created in NPD, and so gets its item.
+    let org_item = synced_organization(&world, org, "Analytical Engines Ltd").await;
+
+    // Assert: the relation was written, once, and nothing waits any more.
+    assert_related_once(&world, id, item, org_item).await;
+}
+
+async fn re_linking_in_monday_patches_npd_with_the_other_organization_s_id(backend: Backend) {
+    // Arrange: two organizations; the contact belongs to the first.
+    let (world, _db) = related_world(&backend).await;
+    let (first, second) = (NpdId(uuid::Uuid::new_v4()), NpdId(uuid::Uuid::new_v4()));
+    synced_organization(&world, first, "Analytical Engines Ltd").await;
+    let second_item = synced_organization(&world, second, "Difference Engines plc").await;
+    let (id, item) = synced_contact_of(&world, first).await;
+
+    // Act: a person links the contact's item to the second organization's item.
+    let relink = json!({"item_ids": [second_item.0]});
+    world
+        .monday
+        .user_change_column(item, "organization", relink)
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: the webhook had Monday's real shape; NPD got the second organization's id.
+    let (value, column_type) = last_webhook(&world, "organization");
+    assert_eq!(column_type, "board-relation");
+    assert_eq!(
+        value["linkedPulseIds"],
+        json!([{"linkedPulseId": second_item.0}])
+    );
+    let patches = organization_patches(&world, id);
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0]["organization_id"],
+        second.to_string(),
+        "{patches:?}"
+    );
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(npd.organization_id, Some(second));
+    let status = sync_status(&world, id).await;
+    assert_eq!(status["left_out"], json!([]), "{status}");
+}
+
+async fn a_link_to_an_item_of_no_known_organization_is_recorded_and_the_rest_syncs(
+    backend: Backend,
+) {
+    // Arrange
+    let (world, _db) = related_world(&backend).await;
+    let org = NpdId(uuid::Uuid::new_v4());
+    synced_organization(&world, org, "Analytical Engines Ltd").await;
+    let (id, item) = synced_contact_of(&world, org).await;
+
+    // Act: a person links an item the gateway knows no organization of, and edits a text field.
+    let unknown = json!({"item_ids": [987_654_321]});
+    world
+        .monday
+        .user_change_column(item, "organization", unknown)
+        .await;
+    world
+        .monday
+        .user_change_column(item, "role_title", json!("CEO"))
+        .await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: NPD keeps its organization (never guessed, never cleared); the other edit synced;
+    // the unknown item is shown with its id, and in the history.
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(npd.organization_id, Some(org));
+    assert_eq!(npd.role_title.as_deref(), Some("CEO"));
+    assert_eq!(organization_patches(&world, id), Vec::<Value>::new());
+    let status = sync_status(&world, id).await;
+    let unknown = ("organization_id", "987654321", "to_npd", "unknown_item");
+    assert_one_left_out(&status, unknown);
+    let history = reasons(&status);
+    assert!(
+        history
+            .iter()
+            .any(|r| r.contains("organization_id left out (987654321)")),
+        "{history:?}"
+    );
+    assert_eq!(status["dead_jobs"], json!([]), "{status}");
+}
+
+async fn the_gateway_s_own_relation_write_coming_back_is_an_echo(backend: Backend) {
+    // Arrange + Act: the relation is written late, by an update (and by a create for another
+    // contact): both come back as webhooks of the gateway's own user.
+    let (world, _db) = related_world(&backend).await;
+    let org = NpdId(uuid::Uuid::new_v4());
+    let (late, _) = synced_contact_of(&world, org).await;
+    synced_organization(&world, org, "Analytical Engines Ltd").await;
+    let (early, _) = synced_contact_of(&world, org).await;
+
+    // Assert: Monday sent the relation's webhooks; each was an echo; NPD was never patched.
+    let echoes: Vec<Option<String>> = world
+        .store
+        .inbox_events(Side::Monday, 10_000)
+        .await
+        .expect("inbox")
+        .into_iter()
+        .filter(|r| r.payload.contains("\"organization\"") || r.payload.contains("board-relation"))
+        .map(|r| r.outcome.map(|o| o.to_string()))
+        .collect();
+    assert!(!echoes.is_empty(), "the relation's webhooks arrived");
+    assert!(
+        echoes.iter().all(|o| o.as_deref() == Some("echo")),
+        "{echoes:?}"
+    );
+    for id in [late, early] {
+        assert_eq!(organization_patches(&world, id), Vec::<Value>::new());
+        let npd = world.npd.contact(id).expect("the NPD contact");
+        assert_eq!(npd.organization_id, Some(org));
+    }
+}
+
+async fn a_drift_scan_reads_the_relation_and_repairs_a_silent_re_link(backend: Backend) {
+    // Arrange: a related contact, in sync.
+    let (world, _db) = related_world(&backend).await;
+    let (first, second) = (NpdId(uuid::Uuid::new_v4()), NpdId(uuid::Uuid::new_v4()));
+    synced_organization(&world, first, "Analytical Engines Ltd").await;
+    let second_item = synced_organization(&world, second, "Difference Engines plc").await;
+    let (id, item) = synced_contact_of(&world, first).await;
+
+    // Act + Assert: a scan reads the relation as the same organization: nothing to repair.
+    let scan = drift_scan(&world).await;
+    assert_eq!(
+        scan["repaired"],
+        json!({"to_monday": 0, "to_npd": 0}),
+        "{scan}"
+    );
+
+    // Act: the item is re-linked in Monday without a webhook; a scan runs.
+    let relinked = json!({"item_ids": [second_item.0]});
+    assert!(world.monday.edit_item_silently(item, |i| {
+        i.column_values.insert("organization".into(), relinked);
+    }));
+    let scan = drift_scan(&world).await;
+
+    // Assert: NPD got the second organization's id.
+    assert_eq!(scan["repaired"]["to_npd"], json!(1), "{scan}");
+    settle_world(&world, SETTLE).await;
+    let npd = world.npd.contact(id).expect("the NPD contact");
+    assert_eq!(npd.organization_id, Some(second));
 }

@@ -132,6 +132,9 @@ pub const GET_ITEM: &str = r#"query GetItem($item_id: ID!) {
       type
       text
       value
+      ... on BoardRelationValue {
+        linked_item_ids
+      }
     }
   }
 }"#;
@@ -209,6 +212,9 @@ fragment ScannedItem on Item {
     type
     text
     value
+    ... on BoardRelationValue {
+      linked_item_ids
+    }
   }
 }"#
     };

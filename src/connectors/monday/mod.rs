@@ -66,7 +66,8 @@ pub struct ItemsPage {
 pub struct ColumnValueSnapshot {
     /// GraphQL `ColumnType` name (text, long_text, email, ...).
     pub column_type: String,
-    /// The API's `value`: a JSON-encoded string; None when the column is empty.
+    /// The API's `value`: a JSON-encoded string; None when the column is empty. A connect-boards
+    /// column's `linked_item_ids` (`... on BoardRelationValue`) as `{"item_ids": [..]}`.
     pub value: Option<String>,
     /// The display text.
     pub text: Option<String>,
@@ -184,11 +185,17 @@ fn item_snapshot(found: &Value) -> Result<ItemSnapshot, ConnectorError> {
         let Some(column) = cv.get("id").and_then(Value::as_str) else {
             return Err(errors::unexpected("a column value without id"));
         };
+        // A connect-boards column's items are in `linked_item_ids` (its `value` may be null):
+        // they are kept in the column's write format, which its type reads like `value`.
+        let value = match cv.get("linked_item_ids") {
+            Some(ids @ Value::Array(_)) => Some(serde_json::json!({ "item_ids": ids }).to_string()),
+            _ => str_of(cv.get("value")),
+        };
         column_values.insert(
             column.to_owned(),
             ColumnValueSnapshot {
                 column_type: str_of(cv.get("type")).unwrap_or_default(),
-                value: str_of(cv.get("value")),
+                value,
                 text: str_of(cv.get("text")),
             },
         );

@@ -1,6 +1,6 @@
 //! The value formats of the column types beyond text (status, dropdown, date, numbers, checkbox,
-//! country): their canonical text, their write JSON (FACTS.md §2.6) and the shapes Monday reads
-//! them back in (webhook `value`, API `value` and `text`).
+//! country, board_relation): their canonical text, their write JSON (FACTS.md §2.6) and the shapes
+//! Monday reads them back in (webhook `value`, API `value` and `text`).
 //!
 //! Owns: the per-type `canonical_*`, `write_*` and `read_*` functions `ColumnType` dispatches to.
 //! May import: std, serde_json, crate::domain::mapping.
@@ -148,6 +148,34 @@ pub(super) fn country_name(code: &str) -> Option<&'static str> {
     Some(country.name())
 }
 
+/// Board relation: the linked ids, each trimmed and lower-cased (a Monday item id, or before its
+/// translation an NPD organization's UUID), sorted, deduplicated and joined with `,`.
+pub(super) fn canonical_relation(raw: &str) -> String {
+    let mut ids: Vec<String> = raw
+        .split(',')
+        .map(|id| id.trim().to_ascii_lowercase())
+        .filter(|id| !id.is_empty())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.join(",")
+}
+
+/// The item ids of a canonical relation value, if every one is a Monday item id (digits).
+pub(super) fn relation_items(canonical: &str) -> Option<Vec<&str>> {
+    let ids: Vec<&str> = canonical.split(',').filter(|id| !id.is_empty()).collect();
+    ids.iter()
+        .all(|id| id.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(ids)
+}
+
+/// Board relation (FACTS.md §2.6): `{"item_ids": ["123"]}`. A value that is no item id (an NPD
+/// organization with no Monday item yet) cannot be written.
+pub(super) fn write_relation(canonical: &str) -> Result<Value, LeftOutReason> {
+    let ids = relation_items(canonical).ok_or(LeftOutReason::OrganizationNotSynced)?;
+    Ok(json!({ "item_ids": ids }))
+}
+
 /// What a read shape yields: a raw value to canonicalise, nothing (empty), or not this type's shape.
 pub(super) type Read = Result<Option<String>, ()>;
 
@@ -243,12 +271,45 @@ pub(super) fn read_country(value: &Value) -> Read {
     }
 }
 
+/// Board relation: webhook and API `{"linkedPulseIds": [{"linkedPulseId": 9607665733}],
+/// "changed_at"}` (`{"linkedPulseIds": []}` when cleared), or the write format
+/// `{"item_ids": ["123"]}`; ids as numbers or strings. Several ids are joined with `,`.
+pub(super) fn read_relation(value: &Value) -> Read {
+    let ids: Option<Vec<String>> = if let Some(Value::Array(linked)) = value.get("linkedPulseIds") {
+        linked
+            .iter()
+            .map(|l| l.get("linkedPulseId").and_then(id_text))
+            .collect()
+    } else if let Some(Value::Array(ids)) = value.get("item_ids") {
+        ids.iter().map(id_text).collect()
+    } else {
+        None
+    };
+    Ok(Some(ids.ok_or(())?.join(",")))
+}
+
+/// A Monday id given as a number or a string of digits.
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    use crate::domain::mapping::{ColumnMapping, ColumnType, LeftOutReason};
+    use std::collections::BTreeMap;
+
+    use crate::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
+    use crate::domain::mapping::{
+        ColumnMapping, ColumnType, EntityMapping, FieldValue, LeftOut, LeftOutReason, OrgLinks,
+    };
     use crate::domain::record::NpdValue;
 
     fn some(s: &str) -> Option<String> {
@@ -620,5 +681,169 @@ mod tests {
             prop_assert_eq!(column_type.from_webhook(Some(&written)), Ok(value.clone()));
             prop_assert_eq!(column_type.from_api_value(Some(&written.to_string())), Ok(value));
         }
+    }
+
+    const ORG: &str = "8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f";
+    const ORG_ITEM: u64 = 9_607_665_733;
+
+    /// A contacts mapping with `organization_id` as a board relation, and the ledger's link of
+    /// the organization `ORG` to the item `ORG_ITEM`.
+    fn related() -> (EntityMapping, OrgLinks) {
+        let mut mapping = EntityMapping::default_for(EntityKind::Contact);
+        mapping.fields.insert(
+            "organization_id".into(),
+            ColumnMapping::new("organization", ColumnType::BoardRelation),
+        );
+        let mut links = OrgLinks::default();
+        links.insert(NpdId::parse(ORG).expect("uuid"), MondayItemId(ORG_ITEM));
+        (mapping, links)
+    }
+
+    fn relation(value: FieldValue) -> BTreeMap<String, FieldValue> {
+        BTreeMap::from([("organization_id".to_owned(), value)])
+    }
+
+    #[test]
+    fn a_board_relation_round_trips_npd_to_monday_and_back_through_the_links() {
+        let (mapping, links) = related();
+        // NPD's organization id (any case) in canonical form.
+        let npd = ColumnType::BoardRelation.canonical(&ORG.to_uppercase());
+        assert_eq!(npd.as_deref(), Some(ORG));
+        // Monday's write format: the organization's item.
+        let written = mapping.monday_column_values(
+            &mapping.with_org_items(&relation(npd.clone()), &links),
+            None,
+        );
+        assert!(written.left_out.is_empty());
+        assert_eq!(
+            Value::Object(written.columns.0.clone()),
+            json!({"organization": {"item_ids": [ORG_ITEM.to_string()]}})
+        );
+        // The webhook Monday sends (captured), the API's value and the write format read back.
+        let webhook = json!({"linkedPulseIds": [{"linkedPulseId": ORG_ITEM}], "changed_at": "2024-01-01T00:00:00.000Z"});
+        let api = json!({"linkedPulseIds": [{"linkedPulseId": ORG_ITEM}]}).to_string();
+        let item = Some(ORG_ITEM.to_string());
+        let relation_type = ColumnType::BoardRelation;
+        assert_eq!(relation_type.from_webhook(Some(&webhook)), Ok(item.clone()));
+        assert_eq!(
+            relation_type.from_api(Some("Analytical Engines"), Some(&api)),
+            Ok(item.clone())
+        );
+        assert_eq!(
+            relation_type.from_webhook(written.columns.0.get("organization")),
+            Ok(item.clone())
+        );
+        // Back to NPD: the organization's id, as NPD's JSON has it.
+        let back = mapping.npd_value_linked("organization_id", item, &links);
+        assert_eq!(back, Ok(npd.clone()), "round trip");
+        assert_eq!(
+            mapping.npd_json("organization_id", &npd),
+            NpdValue::Text(ORG.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_cleared_board_relation_clears_both_ways() {
+        let (mapping, links) = related();
+        let written = mapping.monday_column_values(&relation(None), None);
+        assert_eq!(
+            Value::Object(written.columns.0),
+            json!({"organization": {"item_ids": []}})
+        );
+        for cleared in [
+            json!({}),
+            json!({"linkedPulseIds": []}),
+            Value::Null,
+            json!({"item_ids": []}),
+        ] {
+            let read = ColumnType::BoardRelation.from_webhook(Some(&cleared));
+            assert_eq!(read, Ok(None), "{cleared}");
+            let npd = mapping.npd_value_linked("organization_id", read.unwrap_or_default(), &links);
+            assert_eq!(npd, Ok(None), "{cleared}: NPD's organization is cleared");
+        }
+        assert_eq!(ColumnType::BoardRelation.from_webhook(None), Ok(None));
+        assert_eq!(mapping.npd_json("organization_id", &None), NpdValue::Null);
+    }
+
+    #[test]
+    fn relations_that_cannot_be_translated_are_left_out() {
+        let (mapping, links) = related();
+        // An organization with no Monday item yet: left out of the write, with its NPD id.
+        let other = "0b0b0b0b-1a3b-4c5d-9e7f-0a1b2c3d4e5f";
+        let write = mapping.monday_column_values(
+            &mapping.with_org_items(&relation(some(other)), &links),
+            None,
+        );
+        assert!(write.columns.0.is_empty(), "{:?}", write.columns);
+        assert_eq!(
+            write.left_out,
+            [LeftOut {
+                field: "organization_id".into(),
+                value: other.into(),
+                reason: LeftOutReason::OrganizationNotSynced,
+                to: Side::Monday,
+            }]
+        );
+        // An item the ledger knows no organization of, and several items: never guessed.
+        let cases = [
+            (
+                json!({"linkedPulseIds": [{"linkedPulseId": 123}]}),
+                "123",
+                LeftOutReason::UnknownItem,
+            ),
+            (
+                json!({"linkedPulseIds": [{"linkedPulseId": ORG_ITEM}, {"linkedPulseId": 5}]}),
+                "5,9607665733",
+                LeftOutReason::SeveralItems,
+            ),
+        ];
+        for (webhook, value, reason) in cases {
+            let read = ColumnType::BoardRelation
+                .from_webhook(Some(&webhook))
+                .expect("reads");
+            let left_out = mapping.npd_value_linked("organization_id", read, &links);
+            assert_eq!(
+                left_out,
+                Err(LeftOut {
+                    field: "organization_id".into(),
+                    value: value.into(),
+                    reason,
+                    to: Side::Npd,
+                }),
+                "{webhook}"
+            );
+        }
+        assert!(
+            ColumnType::BoardRelation
+                .from_webhook(Some(&json!({"linkedPulseIds": [{"id": 1}]})))
+                .is_err()
+        );
+        assert!(
+            ColumnType::BoardRelation
+                .from_webhook(Some(&json!("123")))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_a_contact_s_organization_id_may_be_a_board_relation() {
+        let (mapping, _) = related();
+        assert!(mapping.problems(EntityKind::Contact).is_empty());
+        let mut wrong = mapping.clone();
+        wrong.fields.insert(
+            "employer".into(),
+            ColumnMapping::new("employer", ColumnType::BoardRelation),
+        );
+        let problems = wrong.problems(EntityKind::Contact).join("\n");
+        assert!(
+            problems.contains("fields.employer: board_relation links a contact's organization"),
+            "{problems}"
+        );
+        let mut orgs = EntityMapping::default_for(EntityKind::Organization);
+        orgs.fields.insert(
+            "organization_id".into(),
+            ColumnMapping::new("parent", ColumnType::BoardRelation),
+        );
+        assert!(!orgs.problems(EntityKind::Organization).is_empty());
     }
 }

@@ -416,6 +416,15 @@ impl Executor<'_, '_> {
                     "country_short_name" => s("countryShortName"),
                     "url" => s("url"),
                     "url_text" => s("text"),
+                    "display_value" => leaf(display_text(column, stored)),
+                    "linked_item_ids" => Resolved::List(
+                        stored
+                            .map(super::store::stored_relation_ids)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|id| leaf(id.to_string()))
+                            .collect(),
+                    ),
                     "date" => s("date"),
                     "time" => s("time"),
                     "icon" => Resolved::Leaf(Value::Null),

@@ -287,6 +287,7 @@ pub(super) fn legacy_column_type(column_type: &str) -> &str {
         "people" => "multiple-person",
         "numbers" => "numeric",
         "checkbox" => "boolean",
+        "board_relation" => "board-relation",
         other => other,
     }
 }
@@ -301,6 +302,7 @@ pub(super) fn column_value_typename(column_type: &str) -> &'static str {
         "status" => "StatusValue",
         "date" => "DateValue",
         "people" => "PeopleValue",
+        "board_relation" => "BoardRelationValue",
         _ => "TextValue",
     }
 }
@@ -497,6 +499,11 @@ pub(super) fn validate_column_value(
             }
             Ok(Some(json!({ "countryCode": code, "countryName": name })))
         }
+        "board_relation" => match relation_ids(value) {
+            Some(ids) if ids.is_empty() => Ok(None),
+            Some(ids) => Ok(Some(stored_relation(&ids))),
+            None => bad("connect boards column expects {\"item_ids\": [ids]}"),
+        },
         "people" => {
             let entries = value.get("personsAndTeams").and_then(Value::as_array);
             let ok = entries.is_some_and(|list| {
@@ -513,6 +520,45 @@ pub(super) fn validate_column_value(
         }
         _ => Ok(Some(value.clone())),
     }
+}
+
+/// The item ids of a connect-boards write (`{"item_ids": [..]}`, numbers or strings of digits),
+/// or of Monday's read shape (`{"linkedPulseIds": [{"linkedPulseId": ..}]}`).
+fn relation_ids(value: &Value) -> Option<Vec<u64>> {
+    let id = |v: &Value| match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    if let Some(Value::Array(ids)) = value.get("item_ids") {
+        return ids.iter().map(id).collect();
+    }
+    if let Some(Value::Array(linked)) = value.get("linkedPulseIds") {
+        return linked
+            .iter()
+            .map(|l| l.get("linkedPulseId").and_then(id))
+            .collect();
+    }
+    None
+}
+
+/// A connect-boards value as stored: the write format, ids as numbers.
+fn stored_relation(ids: &[u64]) -> Value {
+    json!({ "item_ids": ids })
+}
+
+/// The item ids of a stored connect-boards value.
+pub(super) fn stored_relation_ids(stored: &Value) -> Vec<u64> {
+    relation_ids(stored).unwrap_or_default()
+}
+
+/// Monday's read shape of a connect-boards value (webhooks and the API's `value`).
+fn linked_pulses(stored: &Value) -> Value {
+    let linked: Vec<Value> = stored_relation_ids(stored)
+        .into_iter()
+        .map(|id| json!({ "linkedPulseId": id }))
+        .collect();
+    Value::from(linked)
 }
 
 /// The webhook `value` of a stored value (FACTS.md §1.5-1.6 and the fixtures); null when empty.
@@ -577,6 +623,11 @@ pub(super) fn webhook_value(
             "countryName": s("countryName"),
             "changed_at": changed_at,
         }),
+        // As captured from Monday, with `columnType: "board-relation"`.
+        "board_relation" => json!({
+            "linkedPulseIds": linked_pulses(stored),
+            "changed_at": changed_at,
+        }),
         _ => stored.clone(),
     }
 }
@@ -606,6 +657,7 @@ pub(super) fn api_value(
             "icon": null,
             "time": stored.get("time").cloned().unwrap_or(Value::Null),
         })),
+        "board_relation" => with_changed_at(json!({ "linkedPulseIds": linked_pulses(stored) })),
         _ => with_changed_at(stored.clone()),
     })
 }
@@ -647,6 +699,11 @@ pub(super) fn display_text(column: &SimColumn, stored: Option<&Value>) -> String
         "numbers" => stored.as_str().unwrap_or_default().to_owned(),
         "checkbox" => "v".to_owned(),
         "country" => s("countryName"),
+        "board_relation" => stored_relation_ids(stored)
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         "people" => stored
             .get("personsAndTeams")
             .and_then(Value::as_array)

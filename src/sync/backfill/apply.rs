@@ -19,9 +19,9 @@ use crate::ledger::entities::{self, EntityRow, NewEntity};
 use crate::ledger::scans;
 use crate::ledger::tx::Tx;
 use crate::sync::history::{Cause, record};
-use crate::sync::outbox;
 use crate::sync::process::Merge;
 use crate::sync::scan::Scans;
+use crate::sync::{outbox, relation};
 
 impl Scans {
     pub(super) async fn apply_verdict(
@@ -139,9 +139,10 @@ impl Scans {
         cause: &Cause<'_>,
     ) -> LedgerResult<()> {
         let mapping = self.settings.mapping.for_kind(entity.kind);
+        let item_values = relation::staged_values(tx, mapping, &item.values).await?;
         let (mut from_npd, mut from_monday) = (Vec::new(), Vec::new());
         for (field, npd_value) in mapping.npd_values(npd_record) {
-            let monday_value: FieldValue = item.values.get(&field).cloned().flatten();
+            let monday_value: FieldValue = item_values.get(&field).cloned().flatten();
             let state = match (&npd_value, &monday_value) {
                 (None, None) => continue,
                 (Some(_), _) => {
@@ -249,7 +250,8 @@ impl Scans {
             && kind == EntityKind::Contact
             && self.settings.npd.api_url.is_some();
         let text = if create {
-            for (field, value) in &item.values {
+            let mapping = self.settings.mapping.for_kind(kind);
+            for (field, value) in &relation::staged_values(tx, mapping, &item.values).await? {
                 let state = FieldState {
                     monday: value.clone(),
                     ..FieldState::default()

@@ -35,6 +35,7 @@ use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi};
 use crate::domain::budget::Cost;
 use crate::domain::entity::Side;
 use crate::domain::job::Work;
+use crate::domain::mapping::OrgLinks;
 use crate::ledger::entities::EntityRow;
 use crate::ledger::jobs::JobRow;
 use crate::ledger::{LedgerResult, Store};
@@ -83,6 +84,8 @@ pub(crate) struct Prepared {
     token: i64,
     work: Work,
     entity: EntityRow,
+    /// The organizations' items its board_relation values are written as.
+    links: OrgLinks,
 }
 
 /// The points of a create: room for one lets routine Monday work be claimed.
@@ -194,7 +197,7 @@ impl Dispatcher {
                 ends.push((job.id, JobEnd::Fenced));
                 continue;
             };
-            let Some((work, entity)) = self.prepare(&job, token).await? else {
+            let Some((work, entity, links)) = self.prepare(&job, token).await? else {
                 ends.push((job.id, JobEnd::Fenced));
                 continue;
             };
@@ -203,6 +206,7 @@ impl Dispatcher {
                 token,
                 work,
                 entity,
+                links,
             };
             if p.job.target == Side::Monday {
                 monday.push(p);
@@ -210,7 +214,7 @@ impl Dispatcher {
             }
             let result = self.call_npd(&p.job, &p.entity, &p.work).await;
             let end = self
-                .record(&p.job, token, &p.entity, &p.work, result)
+                .record(&p.job, token, &p.entity, &p.work, &p.links, result)
                 .await?;
             ends.push((p.job.id, end));
         }

@@ -100,7 +100,7 @@ impl Dispatcher {
         result: Result<Sent, ConnectorError>,
     ) -> LedgerResult<(i64, JobEnd)> {
         let end = self
-            .record(&p.job, p.token, &p.entity, &p.work, result)
+            .record(&p.job, p.token, &p.entity, &p.work, &p.links, result)
             .await?;
         Ok((p.job.id, end))
     }
@@ -267,6 +267,7 @@ impl Dispatcher {
         let npd_id = p.entity.npd_id.map(|id| id.to_string()).unwrap_or_default();
         let mapping = self.settings.mapping.for_kind(p.entity.kind);
         let item_name = mapping.item_name(&self.name_values(p, values).await);
+        let values = &mapping.with_org_items(values, &p.links);
         let (item, adopted) = match (p.entity.monday_item_id, found) {
             (Some(item), _) => (item, false),
             (None, Some(item)) => (item, true),

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::connectors::{ConnectorError, FailureClass};
-use crate::domain::entity::Side;
+use crate::domain::entity::{NpdId, Side};
 use crate::domain::job::{JobPayload, Sent, Work};
-use crate::domain::mapping::FieldValue;
+use crate::domain::mapping::{FieldValue, LeftOutReason::OrganizationNotSynced, OrgLinks};
 use crate::domain::reconcile::{FieldState, abandon, confirm};
 use crate::domain::state::{EntityStatus, HistoryDetail, HistoryKind};
 use crate::ledger::entities::{self, EntityRow};
@@ -22,8 +22,8 @@ use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerResult, now_ms};
 use crate::sync::dispatch::{Dispatcher, JobEnd};
 use crate::sync::history::{Cause, Origin, record};
-use crate::sync::outbox;
 use crate::sync::retry::Verdict;
+use crate::sync::{outbox, relation};
 
 impl Dispatcher {
     /// Records the outcome, fenced by the lease token.
@@ -33,6 +33,7 @@ impl Dispatcher {
         token: i64,
         entity: &EntityRow,
         work: &Work,
+        links: &OrgLinks,
         result: Result<Sent, ConnectorError>,
     ) -> LedgerResult<JobEnd> {
         let mut tx = self.store.begin().await?;
@@ -47,7 +48,8 @@ impl Dispatcher {
         let wrote = matches!(&result, Ok(sent) if *sent != Sent::Nothing);
         let end = match result {
             Ok(sent) => {
-                self.succeeded(&mut tx, job, entity, work, &sent).await?;
+                self.succeeded(&mut tx, job, entity, (work, links), &sent)
+                    .await?;
                 jobs::complete(&mut tx, job.id, token, &sent).await?;
                 JobEnd::Done
             }
@@ -89,7 +91,7 @@ impl Dispatcher {
         tx: &mut Tx,
         job: &JobRow,
         entity: &EntityRow,
-        work: &Work,
+        (work, links): (&Work, &OrgLinks),
         sent: &Sent,
     ) -> LedgerResult<()> {
         let fields = |values: &BTreeMap<String, FieldValue>| {
@@ -102,11 +104,13 @@ impl Dispatcher {
                     item_id, created, ..
                 },
             ) => {
-                self.item_pushed(tx, job, entity, values, sent).await?;
+                self.item_pushed(tx, job, entity, values, links, sent)
+                    .await?;
                 let what = if *created { "created" } else { "updated" };
                 let mut reason = format!("Monday item {item_id} {what}: {}", fields(values));
                 let mapping = self.settings.mapping.for_kind(entity.kind);
-                for l in mapping.monday_column_values(values, None).left_out {
+                let written = mapping.with_org_items(values, links);
+                for l in mapping.monday_column_values(&written, None).left_out {
                     reason.push_str(&format!("; {} left out: {}", l.field, l.reason.explain()));
                 }
                 (reason, Some(HistoryDetail::Sent(sent.clone())))
@@ -161,6 +165,7 @@ impl Dispatcher {
         job: &JobRow,
         entity: &EntityRow,
         values: &BTreeMap<String, FieldValue>,
+        links: &OrgLinks,
         sent: &Sent,
     ) -> LedgerResult<()> {
         let Sent::Item {
@@ -173,13 +178,14 @@ impl Dispatcher {
         if linked_now {
             entities::set_link(tx, entity.id, Some(item_id), Some(board_id)).await?;
         }
-        self.confirm_written(tx, entity, values).await?;
+        let cause = Cause::job(job.priority, job.request_id.as_deref());
+        self.confirm_written(tx, entity, values, links, &cause)
+            .await?;
         mark_synced(tx, entity).await?;
         if linked_now {
             let fresh = entities::find_by_id(tx, entity.id)
                 .await?
                 .unwrap_or_else(|| entity.clone());
-            let cause = Cause::job(job.priority, job.request_id.as_deref());
             outbox::write_link_back(tx, &self.settings, &fresh, item_id, &cause).await?;
         }
         Ok(())
@@ -275,15 +281,21 @@ impl Dispatcher {
     }
 
     /// The push landed: the fields it wrote are confirmed (and no longer left out); the ones left
-    /// out of it (`monday_column_values`) are recorded, and their pending writes dropped.
+    /// out of it (`monday_column_values`, with the organization links it was sent with) are
+    /// recorded, and their pending writes dropped. A relation left out for an organization that
+    /// has been linked since is queued again at once.
     async fn confirm_written(
         &self,
         tx: &mut Tx,
         entity: &EntityRow,
         values: &BTreeMap<String, FieldValue>,
+        links: &OrgLinks,
+        cause: &Cause<'_>,
     ) -> LedgerResult<()> {
         let mapping = self.settings.mapping.for_kind(entity.kind);
-        let left_out = mapping.monday_column_values(values, None).left_out;
+        let left_out = mapping
+            .monday_column_values(&mapping.with_org_items(values, links), None)
+            .left_out;
         let mut written = values.clone();
         for l in &left_out {
             written.remove(&l.field);
@@ -301,7 +313,17 @@ impl Dispatcher {
         update_fields(tx, entity, &dropped, |state, value| {
             abandon(state, Side::Monday, value)
         })
-        .await
+        .await?;
+        let waiting = left_out
+            .iter()
+            .filter(|l| l.reason == OrganizationNotSynced);
+        for l in waiting {
+            let ids: Vec<NpdId> = NpdId::parse(&l.value).into_iter().collect();
+            if relation::links_of_organizations(tx, &ids).await? != OrgLinks::default() {
+                relation::queue_relation(tx, &self.settings, entity, &l.field, cause).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn confirm_all(

@@ -1,7 +1,8 @@
 //! Step 1 of a job: decide what it sends (frozen at the first attempt), and mark those values as
 //! going out, in one transaction fenced by the lease token.
 //!
-//! Owns: `Dispatcher::prepare`, the computation of a job's `Work` from the field states, and
+//! Owns: `Dispatcher::prepare`, the computation of a job's `Work` from the field states (and the
+//! organization links its board_relation values are written with, read in the same transaction),
 //! `still_pending` (a retry sends only what is still the gateway's intention).
 //! May import: std, crate::{domain, ledger, sync}.
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::entity::Side;
 use crate::domain::job::{JobPayload, Operation, Work};
-use crate::domain::mapping::FieldValue;
+use crate::domain::mapping::{FieldValue, OrgLinks};
 use crate::domain::reconcile::{FieldState, Pending, mark_sent};
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::jobs::{self, JobRow};
@@ -17,6 +18,7 @@ use crate::ledger::tx::Tx;
 use crate::ledger::{LedgerError, LedgerResult};
 use crate::sync::dispatch::Dispatcher;
 use crate::sync::dispatch::outcome::update_fields;
+use crate::sync::relation;
 
 impl Dispatcher {
     /// Freezes what the job sends (first attempt) and marks it pending. `None` when the lease was
@@ -25,7 +27,7 @@ impl Dispatcher {
         &self,
         job: &JobRow,
         token: i64,
-    ) -> LedgerResult<Option<(Work, EntityRow)>> {
+    ) -> LedgerResult<Option<(Work, EntityRow, OrgLinks)>> {
         let mut tx = self.store.begin().await?;
         if jobs::fenced(&mut tx, job.id, token).await?.is_none() {
             tx.rollback().await?;
@@ -61,8 +63,24 @@ impl Dispatcher {
             })
             .await?;
         }
+        let links = self.org_links(&mut tx, &entity, &work).await?;
         tx.commit().await?;
-        Ok(Some((work, entity)))
+        Ok(Some((work, entity, links)))
+    }
+
+    /// The Monday items of the organizations a push names in its board_relation fields, as the
+    /// ledger links them now: the one reading the send and its outcome go by.
+    async fn org_links(
+        &self,
+        tx: &mut Tx,
+        entity: &EntityRow,
+        work: &Work,
+    ) -> LedgerResult<OrgLinks> {
+        let Work::PushItem { values, .. } = work else {
+            return Ok(OrgLinks::default());
+        };
+        let mapping = self.settings.mapping.for_kind(entity.kind);
+        relation::links_of_organizations(tx, &mapping.related_organizations(values)).await
     }
 
     async fn compute_work(

@@ -16,8 +16,8 @@ use crate::ledger::inbox::InboxRow;
 use crate::ledger::left_out;
 use crate::ledger::tx::Tx;
 use crate::sync::history::{Cause, record};
-use crate::sync::outbox;
 use crate::sync::process::{Merge, Outcome, Processor, locked, noted, noted_as};
+use crate::sync::{outbox, relation};
 
 /// Ends processing without a history entry (nothing is known of an entity, or nothing of it
 /// changes).
@@ -66,13 +66,14 @@ impl Processor {
                 "NPD_API_URL is not configured: Monday edits cannot be written to NPD".to_owned();
             return noted(tx, &entity, &cause, InboxOutcome::Ignored, reason).await;
         }
-        let changes = match monday_changes(event, self.settings.mapping.for_kind(kind)) {
-            Ok(changes) => changes,
-            Err(reason) => {
-                return noted(tx, &entity, &cause, InboxOutcome::Failed, reason).await;
-            }
-        };
-        let changes = match left_out_of(tx, &entity, changes).await? {
+        let changes =
+            match delivery_changes(tx, event, self.settings.mapping.for_kind(kind)).await? {
+                Ok(changes) => changes,
+                Err(reason) => {
+                    return noted(tx, &entity, &cause, InboxOutcome::Failed, reason).await;
+                }
+            };
+        let changes = match left_out_of(tx, &entity, &cause, changes).await? {
             Ok(changes) => changes,
             Err(reason) => return noted(tx, &entity, &cause, InboxOutcome::Ignored, reason).await,
         };
@@ -242,6 +243,7 @@ impl Processor {
             status: EntityStatus::Pending,
         };
         let entity = entities::insert(tx, &new).await?;
+        relation::write_waiting_relations(tx, &self.settings, &entity, cause).await?;
         let reason = format!(
             "Monday item {item} names NPD {kind} {npd_id} in its npd_id column: linked to it, \
              although the gateway has not seen that record yet"
@@ -267,7 +269,8 @@ impl Processor {
         cause: &Cause<'_>,
     ) -> LedgerResult<()> {
         let mapping = self.settings.mapping.for_kind(entity.kind);
-        let values = monday_changes(event, mapping)
+        let values = delivery_changes(tx, event, mapping)
+            .await?
             .map(|c| c.values)
             .unwrap_or_default();
         let fields = entities::load_fields(tx, entity.id).await?;
@@ -298,9 +301,11 @@ struct Changes {
 
 /// Records what the delivery leaves out for the entity, and clears what its fields left out
 /// before; the changes that remain, or (when nothing remains but left-out values) the reason.
+/// When other changes remain, what was left out is recorded in the history too.
 async fn left_out_of(
     tx: &mut Tx,
     entity: &EntityRow,
+    cause: &Cause<'_>,
     changes: Changes,
 ) -> LedgerResult<Result<Vec<(String, FieldValue)>, String>> {
     for (field, _) in &changes.values {
@@ -309,29 +314,43 @@ async fn left_out_of(
     for l in &changes.left_out {
         left_out::record(tx, entity.id, l).await?;
     }
-    if changes.values.is_empty() && !changes.left_out.is_empty() {
-        let reasons: Vec<String> = changes
-            .left_out
-            .iter()
-            .map(|l| format!("{} left out: {}", l.field, l.reason.explain()))
-            .collect();
-        return Ok(Err(reasons.join("; ")));
+    if changes.left_out.is_empty() {
+        return Ok(Ok(changes.values));
     }
+    let reasons: Vec<String> = changes
+        .left_out
+        .iter()
+        .map(|l| format!("{} left out ({}): {}", l.field, l.value, l.reason.explain()))
+        .collect();
+    let reason = reasons.join("; ");
+    if changes.values.is_empty() {
+        return Ok(Err(reason));
+    }
+    record(tx, entity.id, cause, HistoryKind::Ignored, reason, None).await?;
     Ok(Ok(changes.values))
 }
 
-/// The per-field changes a Monday delivery carries, as NPD values (through each field's
-/// `labels`); a value with no NPD value is left out.
-fn monday_changes(event: &MondayEvent, mapping: &EntityMapping) -> Result<Changes, String> {
-    let read = monday_values(event, mapping)?;
+/// The per-field changes a Monday delivery carries, as NPD values: through each field's `labels`,
+/// and a board_relation's linked item as its organization's NPD id (the ledger's links); a value
+/// with no NPD value is left out. `Err`: a column value does not read.
+async fn delivery_changes(
+    tx: &mut Tx,
+    event: &MondayEvent,
+    mapping: &EntityMapping,
+) -> LedgerResult<Result<Changes, String>> {
+    let read = match monday_values(event, mapping) {
+        Ok(read) => read,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let links = relation::links_of_items(tx, &mapping.related_items(&read)).await?;
     let mut changes = Changes::default();
     for (field, value) in read {
-        match mapping.npd_value_of(&field, value) {
+        match mapping.npd_value_linked(&field, value, &links) {
             Ok(value) => changes.values.push((field, value)),
             Err(left_out) => changes.left_out.push(left_out),
         }
     }
-    Ok(changes)
+    Ok(Ok(changes))
 }
 
 /// The per-field values a Monday delivery carries, as Monday has them (canonical).

@@ -174,6 +174,7 @@ impl Processor {
         }
         let board = self.settings.board_for(entity.kind);
         entities::set_link(tx, entity.id, Some(item), board).await?;
+        crate::sync::relation::write_waiting_relations(tx, &self.settings, entity, cause).await?;
         let reason = format!("linked to Monday item {item} named by NPD's monday_id");
         record(tx, entity.id, cause, HistoryKind::Linked, reason, None).await
     }
