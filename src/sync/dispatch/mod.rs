@@ -156,7 +156,7 @@ impl Dispatcher {
             let Some(token) = job.lease_token else {
                 continue;
             };
-            let Some((work, entity)) = self.prepare(&job, token).await? else {
+            let Some((work, entity, links)) = self.prepare(&job, token).await? else {
                 continue;
             };
             let lost = ConnectorError {
@@ -167,7 +167,9 @@ impl Dispatcher {
                 message: "the lease expired during the last attempt: its outcome is unknown".into(),
                 retry_after: None,
             };
-            let end = self.record(&job, token, &entity, &work, Err(lost)).await?;
+            let end = self
+                .record(&job, token, &entity, &work, &links, Err(lost))
+                .await?;
             if !matches!(end, JobEnd::Fenced) {
                 log_end(job.id, &end);
                 reaped += 1;
