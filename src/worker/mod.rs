@@ -40,6 +40,7 @@ pub struct Wake {
     processing_paused: Arc<AtomicBool>,
     /// Held (shared) by every processing task for the length of one batch.
     in_batch: Arc<tokio::sync::RwLock<()>>,
+    dispatch_paused: Arc<AtomicBool>,
 }
 
 impl Wake {
@@ -54,6 +55,17 @@ impl Wake {
     pub fn resume_processing(&self) {
         self.processing_paused.store(false, Ordering::SeqCst);
         self.process.notify_one();
+    }
+
+    /// Holds the claiming of outbox jobs (what is in flight finishes; processing keeps queueing),
+    /// so that a test can let several jobs meet in the outbox before one claim takes them all.
+    pub fn pause_dispatch(&self) {
+        self.dispatch_paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume_dispatch(&self) {
+        self.dispatch_paused.store(false, Ordering::SeqCst);
+        self.dispatch.notify_one();
     }
 
     fn processing_paused(&self) -> bool {
@@ -202,7 +214,7 @@ async fn dispatch_loop(
         }
         let free = concurrency.saturating_sub(running.len());
         let mut claimed = 0;
-        if free > 0 {
+        if free > 0 && !wake.dispatch_paused.load(Ordering::SeqCst) {
             let limit = i64::try_from(free * batch_max).unwrap_or(i64::MAX);
             match dispatcher.claim(limit).await {
                 Ok(jobs) => {

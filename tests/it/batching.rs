@@ -28,8 +28,11 @@ fn one_processor(s: &mut npd_monday_gateway::config::Settings) {
     s.sync.processors = 1;
 }
 
-/// Creates `n` contacts in NPD while processing is held, so that their jobs meet in the outbox.
+/// Creates `n` contacts in NPD while processing and dispatch are held, so that their events meet
+/// in the inbox and their jobs in the outbox: the first claim takes them all, however the
+/// processing of the events was split into transactions.
 async fn create_held(world: &World, n: usize, email: impl Fn(usize) -> String) -> Vec<NpdId> {
+    world.wake.pause_dispatch();
     world.wake.pause_processing().await;
     let mut ids = Vec::new();
     for i in 0..n {
@@ -49,6 +52,17 @@ async fn create_held(world: &World, n: usize, email: impl Fn(usize) -> String) -
     })
     .await;
     world.wake.resume_processing();
+    eventually(SETTLE, async || {
+        let queued = world.store.jobs_in_state(JobState::Pending, 1_000).await;
+        let queued = queued.expect("jobs").len();
+        if queued >= n {
+            Ok(())
+        } else {
+            Err(format!("{queued} of {n} jobs in the outbox"))
+        }
+    })
+    .await;
+    world.wake.resume_dispatch();
     ids
 }
 
