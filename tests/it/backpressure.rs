@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 use crate::durability::open_store;
 use crate::fault_proxy::{FaultProxy, target_of};
 use crate::helpers::{
-    Backend, NPD_SECRET, TestApp, TestDatabase, eventually, fixture, now, sign_npd, wait_until,
+    Backend, NPD_SECRET, TestApp, TestDatabase, assert_all_stored, eventually, fixture, now,
+    sign_npd, wait_until,
 };
 use crate::metrics::sample;
 use crate::{postgres_test, store_tests};
@@ -123,18 +124,10 @@ pub async fn deliver_until_acknowledged(base: &str, id: &str, body: &str, within
     .await;
 }
 
-/// Every id of `acknowledged` is in the store's NPD inbox.
-pub async fn assert_all_stored(url: &str, acknowledged: &HashSet<String>) {
+/// Every id of `acknowledged` is in the NPD inbox of the store at `url`.
+pub async fn assert_all_stored_at(url: &str, acknowledged: &HashSet<String>) {
     let store = open_store(url).await;
-    let stored: HashSet<String> = store
-        .inbox_events(npd_monday_gateway::domain::entity::Side::Npd, 1_000_000)
-        .await
-        .expect("inbox")
-        .into_iter()
-        .map(|r| r.delivery_id)
-        .collect();
-    let lost: Vec<_> = acknowledged.difference(&stored).collect();
-    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert_all_stored(&store, acknowledged).await;
     store.close().await;
 }
 
@@ -193,7 +186,7 @@ postgres_test! {
             millis(SENDER_TIMEOUT),
             millis(recovered)
         );
-        assert_all_stored(&direct, &acknowledged).await;
+        assert_all_stored_at(&direct, &acknowledged).await;
     }
 }
 
@@ -307,7 +300,7 @@ async fn requests_past_the_concurrency_cap_are_shed_with_503_at_once(backend: Ba
         .map(|a| a.id)
         .collect();
     assert_eq!(scrape(&app, "gateway_http_requests_shed_total").await, 20.0);
-    assert_all_stored(&url, &acknowledged).await;
+    assert_all_stored_at(&url, &acknowledged).await;
     let store = open_store(&url).await;
     for answer in &surplus {
         let row = store

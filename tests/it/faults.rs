@@ -17,7 +17,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backpressure::{Answer, assert_all_stored, deliver_signed, new_contact_event, sender};
+use crate::backpressure::{
+    Answer, assert_all_stored_at, deliver_signed, new_contact_event, sender,
+};
 use crate::durability::open_store;
 use crate::fault_proxy::{FaultProxy, Faults, target_of};
 use crate::helpers::{Backend, GatewayProcess, TestDatabase, settle, settle_world};
@@ -255,7 +257,7 @@ async fn the_database_cut_under_load() {
         4 * 60,
         "every sender was acknowledged in the end"
     );
-    assert_all_stored(&db.url, &acknowledged).await;
+    assert_all_stored_at(&db.url, &acknowledged).await;
     assert_webhooks_stored(&db.url, &world.monday).await;
     assert_eq!(
         executed_creates(&world.monday),
@@ -541,7 +543,7 @@ async fn sigterm_under_load_answers_in_flight_releases_leases_and_loses_nothing(
     let (straddling, failed) = assert_in_flight_answered(&record, stopping);
     let acknowledged = record.acknowledged();
     assert_eq!(acknowledged.len(), 4 * 40);
-    assert_all_stored(&db.url, &acknowledged).await;
+    assert_all_stored_at(&db.url, &acknowledged).await;
     assert_eq!(
         executed_creates(&sims.monday),
         4 * 40,

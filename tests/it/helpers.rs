@@ -793,3 +793,32 @@ pub fn executed_count(world: &World, field: &str) -> usize {
         })
         .sum()
 }
+
+/// A fresh, migrated store for a test of the ledger itself, and its database.
+pub async fn migrated_store(backend: &Backend) -> (Store, TestDatabase) {
+    let db = TestDatabase::create(backend).await;
+    let settings = npd_monday_gateway::config::DatabaseSettings {
+        url: SecretString::from(db.url.clone()),
+        ..Default::default()
+    };
+    let store = Store::connect(&settings).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
+
+/// Every acknowledged delivery id is in the ledger's inbox.
+pub async fn assert_all_stored(store: &Store, acknowledged: &std::collections::HashSet<String>) {
+    let stored: std::collections::HashSet<String> = store
+        .inbox_events(npd_monday_gateway::domain::entity::Side::Npd, 1_000_000)
+        .await
+        .expect("inbox")
+        .into_iter()
+        .map(|r| r.delivery_id)
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost: {lost:?}",
+        lost.len()
+    );
+}

@@ -11,7 +11,6 @@
 //! through what the API takes: a lease of -1 ms is over at once, one of an hour outlives the case;
 //! a retry is due at 0 or parked a day ahead.
 
-use npd_monday_gateway::config::DatabaseSettings;
 use npd_monday_gateway::connectors::{ConnectorError, FailureClass};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId, Side};
 use npd_monday_gateway::domain::job::{JobPayload, Operation, Priority, Sent};
@@ -23,9 +22,8 @@ use npd_monday_gateway::sync::retry::{RetryPolicy, Verdict};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use secrecy::SecretString;
 
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, migrated_store};
 use crate::store_tests;
 
 const ENTITIES: usize = 3;
@@ -123,17 +121,6 @@ impl Model {
             .collect();
         (!found.is_empty()).then(|| found[pick.index(found.len())])
     }
-}
-
-async fn store(backend: &Backend) -> (Store, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let settings = DatabaseSettings {
-        url: SecretString::from(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
-    let store = Store::connect(&settings).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, db)
 }
 
 async fn new_entities(store: &Store) -> Vec<i64> {
@@ -532,7 +519,7 @@ fn check(rows: &[JobRow], model: &Model) -> Step {
 }
 
 async fn run_case(backend: &Backend, ops: &[Op]) -> Step {
-    let (store, _db) = store(backend).await;
+    let (store, _db) = migrated_store(backend).await;
     let mut model = Model {
         entities: new_entities(&store).await,
         ..Model::default()

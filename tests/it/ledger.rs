@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use crate::store_tests;
-use npd_monday_gateway::config::DatabaseSettings;
 use npd_monday_gateway::domain::entity::{BoardId, EntityKind, MondayItemId, NpdId, Side};
 use npd_monday_gateway::domain::job::{JobPayload, Operation, Priority, Sent, Work};
 use npd_monday_gateway::domain::lane::EntityKey;
@@ -23,20 +22,8 @@ use npd_monday_gateway::ledger::history::{self, Entry};
 use npd_monday_gateway::ledger::inbox::{self, InsertOutcome, NewInboxEvent};
 use npd_monday_gateway::ledger::jobs::{self, JobRow, NewJob};
 use npd_monday_gateway::sync::process::{OwnMondayUser, Processor};
-use secrecy::SecretString;
 
-use crate::helpers::{Backend, TestDatabase};
-
-async fn store(backend: &Backend) -> (Store, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let settings = DatabaseSettings {
-        url: SecretString::from(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
-    let store = Store::connect(&settings).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, db)
-}
+use crate::helpers::{Backend, migrated_store};
 
 fn npd_id(n: u128) -> NpdId {
     NpdId(uuid::Uuid::from_u128(n))
@@ -102,7 +89,7 @@ fn inbox_row(delivery: &str) -> NewInboxEvent {
 }
 
 async fn inbox_rows_round_trip_typed_and_are_deduplicated(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let writer = InboxWriter::spawn(store.clone(), 8, 2, std::time::Duration::from_secs(30));
 
     let first = writer.insert(inbox_row("msg_1")).await.expect("insert");
@@ -148,7 +135,7 @@ async fn inbox_rows_round_trip_typed_and_are_deduplicated(backend: Backend) {
 }
 
 async fn entities_and_their_field_states_round_trip(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let entity = new_entity(&store, 1).await;
 
     let mut tx = store.begin().await.expect("tx");
@@ -209,7 +196,7 @@ async fn entities_and_their_field_states_round_trip(backend: Backend) {
 }
 
 async fn claims_keep_per_entity_order_and_one_lease_per_entity(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let b = new_entity(&store, 2).await;
     let a1 = enqueue(&store, a.id, Operation::PushItem, Priority::Live).await;
@@ -248,7 +235,7 @@ async fn claims_keep_per_entity_order_and_one_lease_per_entity(backend: Backend)
 }
 
 async fn the_monday_floor_holds_back_monday_jobs_below_it(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let b = new_entity(&store, 2).await;
     let c = new_entity(&store, 3).await;
@@ -269,7 +256,7 @@ async fn the_monday_floor_holds_back_monday_jobs_below_it(backend: Backend) {
 }
 
 async fn an_outcome_lands_only_under_the_current_lease(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let id = enqueue(&store, a.id, Operation::PushItem, Priority::Live).await;
     let stale = claim(&store, Some(Priority::Backfill)).await.remove(0);
@@ -300,7 +287,7 @@ async fn an_outcome_lands_only_under_the_current_lease(backend: Backend) {
 }
 
 async fn frozen_payloads_dead_letters_replays_and_reaped_leases(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let id = enqueue(&store, a.id, Operation::WriteLink, Priority::Live).await;
     let before = store.job(id).await.expect("read").expect("job");
@@ -368,7 +355,7 @@ async fn frozen_payloads_dead_letters_replays_and_reaped_leases(backend: Backend
 }
 
 async fn conflicts_open_once_per_field_and_close_once(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let values = |npd: &'static str| ConflictValues {
         base: Some("base"),
@@ -423,7 +410,7 @@ async fn conflicts_open_once_per_field_and_close_once(backend: Backend) {
 }
 
 async fn history_audit_and_tokens_are_kept_as_written(backend: Backend) {
-    let (store, _db) = store(&backend).await;
+    let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
     let decisions = BTreeMap::from([("email".to_owned(), "push to monday".to_owned())]);
 
@@ -534,7 +521,7 @@ fn contacts_in(lane: Option<i32>, not: i32, from: u128, count: usize) -> Vec<u12
 
 async fn lanes_are_claimed_apart_and_entity_keys_stop_batches(backend: Backend) {
     // Arrange: contact a's lane holds a, b and a again; contact c is in another lane.
-    let (store, db) = store(&backend).await;
+    let (store, db) = migrated_store(&backend).await;
     let writer = InboxWriter::spawn(store.clone(), 8, 1, std::time::Duration::from_secs(30));
     let lane = EntityKey::Npd(EntityKind::Contact, npd_id(100)).lane();
     let (a, b) = (100, contacts_in(Some(lane), -1, 101, 1)[0]);

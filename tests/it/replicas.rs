@@ -18,7 +18,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::durability::open_store;
-use crate::helpers::{Backend, GatewayProcess, TestDatabase, eventually, settle};
+use crate::helpers::{
+    Backend, GatewayProcess, TestDatabase, assert_all_stored, eventually, settle,
+};
 use crate::{postgres_test, store_tests};
 
 store_tests!(kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing);
@@ -407,23 +409,6 @@ async fn kill_and_restart(
         running.kill_9().await;
     }
     *slot = Some(GatewayProcess::spawn(env, Some(config)).await);
-}
-
-/// Every acknowledged delivery id is in the ledger's inbox.
-async fn assert_all_stored(store: &Store, acknowledged: &HashSet<String>) {
-    let stored: HashSet<String> = store
-        .inbox_events(Side::Npd, 1_000_000)
-        .await
-        .expect("inbox")
-        .into_iter()
-        .map(|r| r.delivery_id)
-        .collect();
-    let lost: Vec<_> = acknowledged.difference(&stored).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost: {lost:?}",
-        lost.len()
-    );
 }
 
 async fn kill_9_at_random_moments_loses_no_acknowledged_event_and_duplicates_nothing(
