@@ -134,7 +134,7 @@ fn answer_of(outcome: Option<InsertOutcome>) -> LedgerResult<InsertOutcome> {
 async fn commit_batch(store: &Store, events: &[NewInboxEvent]) -> LedgerResult<Vec<InsertOutcome>> {
     match store {
         Store::Sqlite(sqlite) => {
-            let _turn = sqlite.write_turn().await;
+            let _turn = sqlite.ingest_turn().await;
             let mut tx = sqlite.pool.begin_with("begin immediate").await?;
             let outcomes = insert_batch_sqlite(&mut tx, events).await?;
             tx.commit().await?;

@@ -71,17 +71,65 @@ pub enum Store {
 /// SQLite and the queue its writers wait in. SQLite has one writer at a time; left to itself, a
 /// writer that finds the lock taken sleeps in growing steps (its busy handler), so an ingest
 /// commit could wait behind processing for far longer than the processing took. Every write
-/// transaction of this process takes `writer` first instead: a fair FIFO hand-over, no sleeps.
+/// transaction of this process takes a turn here first instead: a hand-over with no sleeps.
+///
+/// Two classes wait for the turn. Ingest's group commit (`ingest_turn`) holds senders waiting for
+/// their 2xx, so it goes first: it waits for the transaction writing now and for at most one
+/// background writer (processing, dispatch, scans) that queued before it, never behind the whole
+/// queue. Background writers (`write_turn`) queue among themselves in FIFO order and alternate with
+/// ingest, so neither side starves: an ingest commit takes every row waiting, and while it writes
+/// the next background transaction is already next in line.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub pool: SqlitePool,
-    writer: Arc<tokio::sync::Mutex<()>>,
+    turns: Arc<WriteTurns>,
+}
+
+/// The three locks of a two-class turn (the classic "low, next, data" scheme over tokio's FIFO
+/// mutexes): background writers queue on `low`, so at most one of them stands in `next` beside
+/// ingest at a time.
+#[derive(Debug, Default)]
+struct WriteTurns {
+    low: Arc<tokio::sync::Mutex<()>>,
+    next: Arc<tokio::sync::Mutex<()>>,
+    data: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// This process's turn to write to SQLite; the next writer goes when it is dropped.
+#[derive(Debug)]
+pub struct WriteTurn {
+    // Dropped in declaration order: the write turn itself first, then the background queue.
+    _data: tokio::sync::OwnedMutexGuard<()>,
+    _low: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl SqliteStore {
-    /// Waits for this process's turn to write.
-    pub async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        Arc::clone(&self.writer).lock_owned().await
+    fn new(pool: SqlitePool) -> SqliteStore {
+        SqliteStore {
+            pool,
+            turns: Arc::default(),
+        }
+    }
+
+    /// Waits for a background writer's turn (everything but ingest).
+    pub async fn write_turn(&self) -> WriteTurn {
+        let low = Arc::clone(&self.turns.low).lock_owned().await;
+        self.turn(Some(low)).await
+    }
+
+    /// Waits for ingest's turn: ahead of every background writer still queued.
+    pub async fn ingest_turn(&self) -> WriteTurn {
+        self.turn(None).await
+    }
+
+    async fn turn(&self, low: Option<tokio::sync::OwnedMutexGuard<()>>) -> WriteTurn {
+        let next = Arc::clone(&self.turns.next).lock_owned().await;
+        let data = Arc::clone(&self.turns.data).lock_owned().await;
+        drop(next);
+        WriteTurn {
+            _data: data,
+            _low: low,
+        }
     }
 }
 
@@ -166,10 +214,7 @@ impl Store {
                     .acquire_timeout(settings.acquire_timeout())
                     .connect_with(options)
                     .await?;
-                Ok(Store::Sqlite(SqliteStore {
-                    pool,
-                    writer: Arc::default(),
-                }))
+                Ok(Store::Sqlite(SqliteStore::new(pool)))
             }
             DatabaseBackend::Postgres => {
                 let options = PgConnectOptions::from_str(url)?.options([(
@@ -221,5 +266,79 @@ impl Store {
     /// Closes every connection; pending group commits fail with `Unavailable`.
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Lets every spawned task of this current-thread runtime run until it waits.
+    async fn settle() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Spawns a writer that records `name` when its turn comes and holds it until `release`.
+    fn writer(
+        store: &SqliteStore,
+        name: &'static str,
+        ingest: bool,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> tokio::sync::oneshot::Sender<()> {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (store, order) = (store.clone(), Arc::clone(order));
+        tokio::spawn(async move {
+            let _turn = if ingest {
+                store.ingest_turn().await
+            } else {
+                store.write_turn().await
+            };
+            order.lock().expect("order").push(name);
+            let _ = released.await;
+        });
+        release
+    }
+
+    #[tokio::test]
+    async fn ingest_waits_for_at_most_one_queued_background_writer_and_they_alternate() {
+        let pool = SqlitePool::connect_lazy("sqlite::memory:").expect("lazy pool");
+        let store = SqliteStore::new(pool);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // One background writer writes; three more queue, then ingest asks.
+        let mut releases = vec![writer(&store, "a", false, &order)];
+        settle().await;
+        for name in ["b", "c", "d"] {
+            releases.push(writer(&store, name, false, &order));
+            settle().await;
+        }
+        let mut ingest = vec![writer(&store, "ingest 1", true, &order)];
+        settle().await;
+        // Each holder lets go in turn; ingest asks again while "b" writes.
+        let mut asked_again = false;
+        for _ in 0..5 {
+            let who = *order.lock().expect("order").last().expect("a holder");
+            if who == "b" && !asked_again {
+                asked_again = true;
+                ingest.push(writer(&store, "ingest 2", true, &order));
+                settle().await;
+            }
+            let release = if who.starts_with("ingest") {
+                ingest.remove(0)
+            } else {
+                releases.remove(0)
+            };
+            let _ = release.send(());
+            settle().await;
+        }
+        // Ingest never waited behind the whole background queue, and background writers kept
+        // their FIFO order between ingest's turns.
+        assert_eq!(
+            *order.lock().expect("order"),
+            ["a", "ingest 1", "b", "ingest 2", "c", "d"]
+        );
     }
 }

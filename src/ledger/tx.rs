@@ -5,15 +5,13 @@
 //! `on_tx!` / `on_pool!` forms: one statement, its arguments bound in order, on either backend.
 //! May import: sqlx, crate::ledger.
 
+use crate::ledger::{LedgerResult, Store, WriteTurn};
 use sqlx::{Postgres, Sqlite, Transaction};
-use tokio::sync::OwnedMutexGuard;
-
-use crate::ledger::{LedgerResult, Store};
 
 /// An open transaction on SQLite (a write transaction holds this process's write turn and is
 /// begun `IMMEDIATE`, so it holds SQLite's write lock) or PostgreSQL.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>, Option<OwnedMutexGuard<()>>),
+    Sqlite(Transaction<'static, Sqlite>, Option<WriteTurn>),
     Postgres(Transaction<'static, Postgres>),
 }
 
