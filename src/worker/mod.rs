@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ use crate::domain::entity::Side;
 use crate::domain::scan::ScanKind;
 use crate::ledger::Store;
 use crate::ledger::jobs::JobRow;
-use crate::sync::dispatch::Dispatcher;
+use crate::sync::dispatch::{Dispatcher, Found};
 use crate::sync::process::Processor;
 use crate::sync::scan::Scans;
 
@@ -219,12 +219,18 @@ async fn dispatch_loop(
             match dispatcher.claim(limit).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
+                    // A claim of several batches looks all its creates up in one request: the
+                    // first of its Monday batches to start asks, the others wait for that answer.
+                    let lookup: Arc<OnceCell<Found>> = Arc::default();
+                    let claim = Arc::new(jobs.clone());
                     for group in groups(jobs, free, batch_max) {
                         let d = dispatcher.clone();
                         let ids: Vec<i64> = group.iter().map(|j| j.id).collect();
                         let jobs = group.clone();
+                        let (lookup, claim) = (Arc::clone(&lookup), Arc::clone(&claim));
                         let handle = running.spawn(async move {
-                            if let Err(e) = d.run_batch(jobs).await {
+                            let found = claim_lookups(&d, &jobs, &lookup, &claim).await;
+                            if let Err(e) = d.run_batch_with(jobs, found).await {
                                 tracing::warn!(job.ids = ?ids, error = %e, "recording job outcomes failed; their leases will expire");
                             }
                         });
@@ -268,6 +274,28 @@ async fn dispatch_loop(
             tracing::warn!(job.id = job.id, error = %e, "could not release a lease; it will expire");
         }
     }
+}
+
+/// What the lookups of the whole claim found, asked once by the first batch that needs them (NPD
+/// batches never wait for them). A failed read leaves each batch to look up its own.
+async fn claim_lookups<'a>(
+    dispatcher: &Dispatcher,
+    jobs: &[JobRow],
+    lookup: &'a OnceCell<Found>,
+    claim: &[JobRow],
+) -> &'a Found {
+    static NONE: std::sync::LazyLock<Found> = std::sync::LazyLock::new(Found::new);
+    if jobs.iter().all(|j| j.target != Side::Monday) {
+        return &NONE;
+    }
+    lookup
+        .get_or_init(|| async {
+            dispatcher.look_up_claim(claim).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the claim's lookups failed; each batch looks up its own");
+                Found::new()
+            })
+        })
+        .await
 }
 
 /// The claimed jobs as tasks: Monday jobs in batches of `batch_max` (one request each), NPD jobs

@@ -15,6 +15,7 @@ use crate::store_tests;
 
 store_tests!(
     a_burst_of_new_contacts_goes_out_as_a_few_batched_requests,
+    a_claim_of_several_batches_looks_its_creates_up_in_one_request,
     one_refused_alias_dead_letters_only_its_own_contact,
     a_lost_batch_answer_creates_no_item_twice,
 );
@@ -105,6 +106,38 @@ async fn a_burst_of_new_contacts_goes_out_as_a_few_batched_requests(backend: Bac
         ids.len()
     );
     assert_eq!(executed_count(&world, "create_item"), 30);
+}
+
+async fn a_claim_of_several_batches_looks_its_creates_up_in_one_request(backend: Backend) {
+    // Arrange: batches of 5, four at a time: one claim takes 20 jobs, as 4 batches.
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| {
+        one_processor(s);
+        s.monday.batch_max = 5;
+        s.sync.dispatch_concurrency = 4;
+    })
+    .await
+    .expect("world");
+
+    // Act: twenty new contacts at once.
+    let ids = create_held(&world, 20, |i| format!("claim{i}@example.com")).await;
+    settle_world(&world, SETTLE).await;
+
+    // Assert: one lookup for all twenty npd_ids, then four batched creates.
+    let calls = world.monday.calls();
+    let lookups: Vec<_> = calls
+        .iter()
+        .filter(|c| c.has("items_page_by_column_values"))
+        .collect();
+    assert_eq!(lookups.len(), 1, "lookups: {lookups:#?}");
+    let asked = lookups[0].variables["values"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(asked, 20, "npd_ids in the one lookup");
+    let create_requests = calls.iter().filter(|c| c.has("create_item")).count();
+    assert_eq!(create_requests, 4);
+    assert_eq!(executed_count(&world, "create_item"), 20);
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), ids.len());
 }
 
 async fn one_refused_alias_dead_letters_only_its_own_contact(backend: Backend) {

@@ -7,7 +7,8 @@
 //!    under the same idempotency key; record the values as pending before the call, so an echo
 //!    arriving before step 3 is recognised;
 //! 2. call the remote, answering a typed `Sent`: NPD jobs one by one (`call`), Monday jobs in
-//!    batches (`monday`: one lookup request for the creates, then up to `[monday] batch_max`
+//!    batches (`monday`: one lookup request for the creates, or for a whole claim of several
+//!    batches (`look_up_claim`), then up to `[monday] batch_max`
 //!    mutations per request as aliases, each request spent from the account's Monday budget,
 //!    `sync::budget`; when the budget is spent the jobs wait, their attempt uncounted);
 //! 3. `outcome` (one transaction, fenced): success (remote ids, confirmed values, follow-up
@@ -21,6 +22,8 @@
 
 mod call;
 mod monday;
+
+pub use monday::Found;
 mod outcome;
 mod prepare;
 
@@ -192,6 +195,15 @@ impl Dispatcher {
     /// (lookups and mutations, `[monday] batch_max` per request). The end of each, by job id.
     #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
     pub async fn run_batch(&self, jobs: Vec<JobRow>) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        self.run_batch_with(jobs, &Found::new()).await
+    }
+
+    /// `run_batch` with what `look_up_claim` already found for the claim these jobs are part of.
+    pub async fn run_batch_with(
+        &self,
+        jobs: Vec<JobRow>,
+        claimed: &Found,
+    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
         let mut ends = Vec::new();
         let mut monday = Vec::new();
         for job in jobs {
@@ -220,7 +232,7 @@ impl Dispatcher {
                 .await?;
             ends.push((p.job.id, end));
         }
-        ends.extend(self.run_monday(monday).await?);
+        ends.extend(self.run_monday(monday, claimed).await?);
         for (id, end) in &ends {
             log_end(*id, end);
         }

@@ -2,8 +2,9 @@
 //! every mutation of the batch in one request (aliases), each spent from the Monday budget.
 //!
 //! Owns: `Dispatcher::run_monday` and its steps: `look_up` (which unlinked entities already have
-//! an item, for every create of the claim in one request: a create whose answer was lost is
-//! adopted, never made twice), `plan` (each job's
+//! an item, for every create of the batch in one request: a create whose answer was lost is
+//! adopted, never made twice; `look_up_claim` does it once for a whole claim of several batches,
+//! so a burst of creates costs one lookup per 500, not one per batch), `plan` (each job's
 //! mutation, or what it achieved without one), `send` (one request per chunk of `batch_max`; a
 //! single mutation goes as its own document under its job's key, several as aliases under a key
 //! derived from the jobs' keys and the request, so a retried batch replays and a re-formed one
@@ -17,11 +18,12 @@ use sha2::{Digest, Sha256};
 
 use crate::connectors::{ConnectorError, FailureClass, FoundItem, MondayApi, Mutation};
 use crate::domain::budget::Cost;
-use crate::domain::entity::{BoardId, MondayItemId, Side};
-use crate::domain::job::{Priority, Sent, Work};
+use crate::domain::entity::{BoardId, MondayItemId, NpdId, Side};
+use crate::domain::job::{Operation, Priority, Sent, Work};
 use crate::domain::mapping::FieldValue;
 use crate::ledger::LedgerResult;
 use crate::ledger::entities;
+use crate::ledger::jobs::JobRow;
 use crate::sync::dispatch::{Dispatcher, JobEnd, Prepared, not_configured};
 
 /// Complexity points of a query (a lookup).
@@ -61,6 +63,10 @@ enum Spent<T, D = Duration> {
 /// The jobs that wait, and how long.
 type Deferral = (Vec<Prepared>, Duration);
 
+/// What the npd_id lookups found, by job id: the item that already carries the job's entity's
+/// npd_id (`None`: no item does), or the lookup's failure.
+pub type Found = HashMap<i64, Result<Option<MondayItemId>, ConnectorError>>;
+
 impl Dispatcher {
     /// Runs prepared Monday jobs to their recorded ends: one lookup request for all their
     /// creates (up to 500 npd_ids a request), then one request per `batch_max` mutations. When the
@@ -68,8 +74,9 @@ impl Dispatcher {
     pub(super) async fn run_monday(
         &self,
         prepared: Vec<Prepared>,
+        claimed: &Found,
     ) -> LedgerResult<Vec<(i64, JobEnd)>> {
-        let found = match self.look_up(&prepared).await? {
+        let found = match self.look_up(&prepared, claimed).await? {
             Spent::Sent(found) => found,
             Spent::Deferred(wait) => return self.defer_all(&prepared, wait).await,
         };
@@ -170,29 +177,22 @@ impl Dispatcher {
     }
 
     /// The items that already carry the npd_id of each unlinked entity about to be created, by job
-    /// id: one request per board (and per `batch_max` ids). A failed lookup fails its jobs.
-    async fn look_up(
-        &self,
-        prepared: &[Prepared],
-    ) -> LedgerResult<Spent<HashMap<i64, Result<Option<MondayItemId>, ConnectorError>>>> {
+    /// id: one request per board (and per 500 ids), for the creates `claimed` (what
+    /// `look_up_claim` found for the whole claim) does not answer. A failed lookup fails its jobs.
+    async fn look_up(&self, prepared: &[Prepared], claimed: &Found) -> LedgerResult<Spent<Found>> {
+        let mut found = Found::new();
         let mut groups: BTreeMap<(BoardId, String), Vec<&Prepared>> = BTreeMap::new();
         for p in prepared {
-            if let (Work::PushItem { .. }, None, Some(_), Some(board)) = (
-                &p.work,
-                p.entity.monday_item_id,
-                p.entity.npd_id,
-                self.board_of(p),
-            ) {
-                let column = self
-                    .settings
-                    .mapping
-                    .for_kind(p.entity.kind)
-                    .npd_id_column
-                    .clone();
+            if let Some(known) = claimed.get(&p.job.id) {
+                found.insert(p.job.id, known.clone());
+                continue;
+            }
+            if let (Work::PushItem { .. }, Some((board, column, _))) =
+                (&p.work, self.create_of(&p.entity))
+            {
                 groups.entry((board, column)).or_default().push(p);
             }
         }
-        let mut found = HashMap::new();
         let Some(monday) = self.monday.as_deref() else {
             return Ok(Spent::Sent(found));
         };
@@ -201,18 +201,100 @@ impl Dispatcher {
                 if let Err(wait) = self.spend(Cost::request(QUERY_POINTS), chunk).await? {
                     return Ok(Spent::Deferred(wait));
                 }
-                let answer = find(monday, board, &column, chunk).await;
-                self.observe(monday, None).await?;
-                for p in chunk {
-                    let npd_id = p.entity.npd_id.map(|id| id.to_string()).unwrap_or_default();
-                    let item = answer
-                        .as_ref()
-                        .map(|items| pick(items, &npd_id, chunk.len() == 1));
-                    found.insert(p.job.id, item.map_err(Clone::clone));
-                }
+                let ids = chunk.iter().filter_map(|p| p.entity.npd_id).collect();
+                let jobs = chunk.iter().map(|p| p.job.id).collect();
+                found.extend(self.ask(monday, board, &column, jobs, ids).await?);
             }
         }
         Ok(Spent::Sent(found))
+    }
+
+    /// The lookups of a claim that holds more creates than one batch: every create's npd_id,
+    /// asked once for the whole claim (one request per board and 500 ids) before its batches
+    /// run, each of which would otherwise look its own creates up. Only what the budget has room
+    /// for now (it never waits here); the rest, and a claim of one batch, the batches look up.
+    pub async fn look_up_claim(&self, jobs: &[JobRow]) -> LedgerResult<Found> {
+        let mut found = Found::new();
+        let pushes: Vec<&JobRow> = jobs
+            .iter()
+            .filter(|j| j.operation == Operation::PushItem)
+            .collect();
+        let Some(monday) = self.monday.as_deref() else {
+            return Ok(found);
+        };
+        if pushes.len() <= self.batch_max() {
+            return Ok(found);
+        }
+        let mut groups: BTreeMap<(BoardId, String), Vec<(&JobRow, NpdId)>> = BTreeMap::new();
+        let mut tx = self.store.begin_read().await?;
+        for job in pushes {
+            if let Some(entity) = entities::find_by_id(&mut tx, job.entity_id).await?
+                && let Some((board, column, npd_id)) = self.create_of(&entity)
+            {
+                groups
+                    .entry((board, column))
+                    .or_default()
+                    .push((job, npd_id));
+            }
+        }
+        tx.rollback().await?;
+        for ((board, column), group) in groups {
+            for chunk in group.chunks(LOOKUP_MAX) {
+                let priority = chunk.iter().map(|(j, _)| j.priority).max();
+                let cost = Cost::request(QUERY_POINTS);
+                if self
+                    .budget
+                    .try_spend(cost, priority.unwrap_or(Priority::Live))
+                    .await?
+                    .is_err()
+                {
+                    return Ok(found);
+                }
+                let jobs = chunk.iter().map(|(j, _)| j.id).collect();
+                let ids = chunk.iter().map(|(_, id)| *id).collect();
+                found.extend(self.ask(monday, board, &column, jobs, ids).await?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// An unlinked entity with an npd_id, about to be created: its board and npd_id column.
+    fn create_of(&self, entity: &entities::EntityRow) -> Option<(BoardId, String, NpdId)> {
+        let npd_id = entity.npd_id.filter(|_| entity.monday_item_id.is_none())?;
+        let board = entity
+            .board_id
+            .or_else(|| self.settings.board_for(entity.kind))?;
+        let column = self
+            .settings
+            .mapping
+            .for_kind(entity.kind)
+            .npd_id_column
+            .clone();
+        Some((board, column, npd_id))
+    }
+
+    /// One lookup request: what it found for each of `jobs`, whose entities carry `ids`.
+    async fn ask(
+        &self,
+        monday: &dyn MondayApi,
+        board: BoardId,
+        column: &str,
+        jobs: Vec<i64>,
+        ids: Vec<NpdId>,
+    ) -> LedgerResult<Found> {
+        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let answer = find(monday, board, column, &texts).await;
+        self.observe(monday, None).await?;
+        Ok(jobs
+            .into_iter()
+            .zip(&texts)
+            .map(|(job, npd_id)| {
+                let item = answer
+                    .as_ref()
+                    .map(|items| pick(items, npd_id, texts.len() == 1));
+                (job, item.map_err(Clone::clone))
+            })
+            .collect())
     }
 
     fn board_of(&self, p: &Prepared) -> Option<BoardId> {
@@ -460,18 +542,14 @@ async fn single(
     }
 }
 
-/// The items carrying the npd_ids of `chunk` (one id: the single lookup, active items first).
+/// The items carrying `ids` in `column` (one id: the single lookup, active items first).
 async fn find(
     monday: &dyn MondayApi,
     board: BoardId,
     column: &str,
-    chunk: &[&Prepared],
+    ids: &[String],
 ) -> Result<Vec<FoundItem>, ConnectorError> {
-    let ids: Vec<String> = chunk
-        .iter()
-        .filter_map(|p| p.entity.npd_id.map(|id| id.to_string()))
-        .collect();
-    if let [id] = ids.as_slice() {
+    if let [id] = ids {
         let items = monday.find_items_by_column(board, column, id).await?;
         return Ok(items
             .into_iter()
@@ -482,9 +560,7 @@ async fn find(
             })
             .collect());
     }
-    monday
-        .find_items_by_column_values(board, column, &ids)
-        .await
+    monday.find_items_by_column_values(board, column, ids).await
 }
 
 /// The item for `npd_id` among `items`: an active one before an archived one.
