@@ -15,6 +15,11 @@
 //!    jobs), retry later (the one retry policy), or dead letter. A worker whose lease was taken
 //!    over finds the fence closed and changes nothing.
 //!
+//! On SQLite, whose writes are serial and shared with ingest and processing, steps 1 and 3 of a
+//! batch's jobs each run in one transaction for the whole batch (each job still fenced on its
+//! own): a batch of 25 creates costs two commits, not fifty. On PostgreSQL each job keeps its
+//! own transactions, so a batch never holds its entities' row locks together.
+//!
 //! Creates are idempotent beyond Monday's 30-minute key window: before `create_item` the ledger
 //! link and an `items_page_by_column_values` lookup on the npd_id column are checked, and the new
 //! item id is committed (with the write-back job to NPD) in the same transaction as the job.
@@ -162,19 +167,24 @@ impl Dispatcher {
             let Some((work, entity, links)) = self.prepare(&job, token).await? else {
                 continue;
             };
+            let p = Prepared {
+                job,
+                token,
+                work,
+                entity,
+                links,
+            };
             let lost = ConnectorError {
-                system: job.target,
+                system: p.job.target,
                 class: FailureClass::Retryable,
                 status: None,
                 code: None,
                 message: "the lease expired during the last attempt: its outcome is unknown".into(),
                 retry_after: None,
             };
-            let end = self
-                .record(&job, token, &entity, &work, &links, Err(lost))
-                .await?;
+            let end = self.record(&p, Err(lost)).await?;
             if !matches!(end, JobEnd::Fenced) {
-                log_end(job.id, &end);
+                log_end(p.job.id, &end);
                 reaped += 1;
             }
         }
@@ -204,34 +214,17 @@ impl Dispatcher {
         jobs: Vec<JobRow>,
         claimed: &Found,
     ) -> LedgerResult<Vec<(i64, JobEnd)>> {
-        let mut ends = Vec::new();
-        let mut monday = Vec::new();
-        for job in jobs {
-            let Some(token) = job.lease_token else {
-                ends.push((job.id, JobEnd::Fenced));
-                continue;
-            };
-            let Some((work, entity, links)) = self.prepare(&job, token).await? else {
-                ends.push((job.id, JobEnd::Fenced));
-                continue;
-            };
-            let p = Prepared {
-                job,
-                token,
-                work,
-                entity,
-                links,
-            };
-            if p.job.target == Side::Monday {
-                monday.push(p);
-                continue;
-            }
-            let result = self.call_npd(&p.job, &p.entity, &p.work).await;
-            let end = self
-                .record(&p.job, token, &p.entity, &p.work, &p.links, result)
-                .await?;
-            ends.push((p.job.id, end));
+        let (prepared, fenced) = self.prepare_all(jobs).await?;
+        let mut ends: Vec<(i64, JobEnd)> =
+            fenced.into_iter().map(|id| (id, JobEnd::Fenced)).collect();
+        let (monday, npd): (Vec<Prepared>, Vec<Prepared>) = prepared
+            .into_iter()
+            .partition(|p| p.job.target == Side::Monday);
+        let mut called = Vec::with_capacity(npd.len());
+        for p in &npd {
+            called.push((p, self.call_npd(&p.job, &p.entity, &p.work).await));
         }
+        ends.extend(self.record_all(called).await?);
         ends.extend(self.run_monday(monday, claimed).await?);
         for (id, end) in &ends {
             log_end(*id, end);

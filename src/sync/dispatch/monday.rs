@@ -80,14 +80,18 @@ impl Dispatcher {
             Spent::Sent(found) => found,
             Spent::Deferred(wait) => return self.defer_all(&prepared, wait).await,
         };
-        let mut ends = Vec::new();
+        let mut done = Vec::new();
         let mut to_send = Vec::new();
         for p in prepared {
             match self.plan(&p, &found).await {
-                Plan::Done(result) => ends.push(self.settle(&p, result).await?),
+                Plan::Done(result) => done.push((p, result)),
                 Plan::Send(mutation, expect) => to_send.push((p, mutation, expect)),
             }
         }
+        let (settled, results): (Vec<Prepared>, Vec<_>) = done.into_iter().unzip();
+        let mut ends = self
+            .record_all(settled.iter().zip(results).collect())
+            .await?;
         let batch_max = self.settings.monday.batch_max.max(1);
         while !to_send.is_empty() {
             let rest = to_send.split_off(batch_max.min(to_send.len()));
@@ -98,18 +102,6 @@ impl Dispatcher {
             }
         }
         Ok(ends)
-    }
-
-    /// Records one job's end.
-    async fn settle(
-        &self,
-        p: &Prepared,
-        result: Result<Sent, ConnectorError>,
-    ) -> LedgerResult<(i64, JobEnd)> {
-        let end = self
-            .record(&p.job, p.token, &p.entity, &p.work, &p.links, result)
-            .await?;
-        Ok((p.job.id, end))
     }
 
     /// Gives every job back for later: the budget is spent for `wait`.
@@ -430,6 +422,7 @@ impl Dispatcher {
             return Ok(Spent::Deferred((waiting, wait)));
         }
         let results = self.request(&chunk).await?;
+        let mut outcomes = Vec::with_capacity(chunk.len());
         for ((p, _, expect), result) in chunk.iter().zip(results) {
             let sent = match (result, expect) {
                 (Ok(item), expect) => Ok(sent(*expect, item)),
@@ -439,8 +432,9 @@ impl Dispatcher {
                 }
                 (Err(e), _) => Err(e),
             };
-            ends.push(self.settle(p, sent).await?);
+            outcomes.push((p, sent));
         }
+        ends.extend(self.record_all(outcomes).await?);
         Ok(Spent::Sent(()))
     }
 

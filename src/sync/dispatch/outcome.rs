@@ -1,6 +1,7 @@
-//! Step 3 of a job: record what the call achieved, in one transaction fenced by the lease token.
+//! Step 3 of a job: record what the call achieved, in one transaction fenced by the lease token
+//! (`record_all`: on SQLite, one transaction for a whole batch, each job fenced on its own).
 //!
-//! Owns: `Dispatcher::record` and its outcomes: success (links, confirmed values, follow-up
+//! Owns: `Dispatcher::record`, `record_all` and their outcomes: success (links, confirmed values, follow-up
 //! jobs, the NPD version a write produced), a vanished item (unlinked and created again), retry
 //! later and dead letter (the one retry policy decides which), and the field-state bookkeeping
 //! they share (`update_fields`).
@@ -19,38 +20,77 @@ use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::jobs::{self, JobRow};
 use crate::ledger::left_out;
 use crate::ledger::tx::Tx;
-use crate::ledger::{LedgerResult, now_ms};
-use crate::sync::dispatch::{Dispatcher, JobEnd};
+use crate::ledger::{LedgerResult, Store, now_ms};
+use crate::sync::dispatch::{Dispatcher, JobEnd, Prepared};
 use crate::sync::history::{Cause, Origin, record};
 use crate::sync::retry::Verdict;
 use crate::sync::{outbox, relation};
 
 impl Dispatcher {
-    /// Records the outcome, fenced by the lease token.
+    /// Records one job's outcome in a transaction of its own, fenced by the lease token.
     pub(super) async fn record(
         &self,
-        job: &JobRow,
-        token: i64,
-        entity: &EntityRow,
-        work: &Work,
-        links: &OrgLinks,
+        p: &Prepared,
         result: Result<Sent, ConnectorError>,
     ) -> LedgerResult<JobEnd> {
         let mut tx = self.store.begin().await?;
-        if jobs::fenced(&mut tx, job.id, token).await?.is_none() {
-            tx.rollback().await?;
-            return Ok(JobEnd::Fenced);
+        let (end, wrote) = self.record_in(&mut tx, p, result).await?;
+        tx.commit().await?;
+        self.count(&p.job, &end, wrote);
+        Ok(end)
+    }
+
+    /// Records the outcomes of a batch, each fenced by its lease token. On SQLite, whose writes
+    /// are serial, in one transaction (one commit, not one per job: the single writer is shared
+    /// with ingest and processing); on PostgreSQL one transaction each, so a batch never holds
+    /// its entities' locks together (processing locks them in another order).
+    pub(super) async fn record_all(
+        &self,
+        outcomes: Vec<(&Prepared, Result<Sent, ConnectorError>)>,
+    ) -> LedgerResult<Vec<(i64, JobEnd)>> {
+        let mut ends = Vec::with_capacity(outcomes.len());
+        if !matches!(self.store, Store::Sqlite(_)) || outcomes.len() < 2 {
+            for (p, result) in outcomes {
+                ends.push((p.job.id, self.record(p, result).await?));
+            }
+            return Ok(ends);
+        }
+        let mut tx = self.store.begin().await?;
+        let mut counted = Vec::with_capacity(outcomes.len());
+        for (p, result) in outcomes {
+            let (end, wrote) = self.record_in(&mut tx, p, result).await?;
+            counted.push((p, end, wrote));
+        }
+        tx.commit().await?;
+        for (p, end, wrote) in counted {
+            self.count(&p.job, &end, wrote);
+            ends.push((p.job.id, end));
+        }
+        Ok(ends)
+    }
+
+    /// Records one job's outcome inside `tx`: nothing is written for a job whose lease was taken
+    /// over (`Fenced`). Whether the remote was written, for the metrics once committed.
+    async fn record_in(
+        &self,
+        tx: &mut Tx,
+        p: &Prepared,
+        result: Result<Sent, ConnectorError>,
+    ) -> LedgerResult<(JobEnd, bool)> {
+        let (job, token, work, links) = (&p.job, p.token, &p.work, &p.links);
+        if jobs::fenced(tx, job.id, token).await?.is_none() {
+            return Ok((JobEnd::Fenced, false));
         }
         // Current row, under the entity's lock (processing may have moved it on meanwhile).
-        let entity = &entities::lock(&mut tx, entity.id)
+        let entity = &entities::lock(tx, p.entity.id)
             .await?
-            .unwrap_or_else(|| entity.clone());
+            .unwrap_or_else(|| p.entity.clone());
         let wrote = matches!(&result, Ok(sent) if *sent != Sent::Nothing);
         let end = match result {
             Ok(sent) => {
-                self.succeeded(&mut tx, job, entity, (work, links), &sent)
+                self.succeeded(tx, job, entity, (work, links), &sent)
                     .await?;
-                jobs::complete(&mut tx, job.id, token, &sent).await?;
+                jobs::complete(tx, job.id, token, &sent).await?;
                 JobEnd::Done
             }
             Err(error)
@@ -58,16 +98,11 @@ impl Dispatcher {
                     && matches!(work, Work::PushItem { .. })
                     && entity.monday_item_id.is_some() =>
             {
-                self.item_gone(&mut tx, job, token, entity, &error).await?
+                self.item_gone(tx, job, token, entity, &error).await?
             }
-            Err(error) => {
-                self.failed(&mut tx, job, token, entity, work, &error)
-                    .await?
-            }
+            Err(error) => self.failed(tx, job, token, entity, work, &error).await?,
         };
-        tx.commit().await?;
-        self.count(job, &end, wrote);
-        Ok(end)
+        Ok((end, wrote))
     }
 
     /// Counts a committed outcome: the sync latency of a write the remote acknowledged (from the

@@ -1,7 +1,8 @@
 //! Step 1 of a job: decide what it sends (frozen at the first attempt), and mark those values as
-//! going out, in one transaction fenced by the lease token.
+//! going out, in one transaction fenced by the lease token (`prepare_all`: on SQLite, one
+//! transaction for a whole batch, each job fenced on its own).
 //!
-//! Owns: `Dispatcher::prepare`, the computation of a job's `Work` from the field states (and the
+//! Owns: `Dispatcher::prepare`, `prepare_all`, the computation of a job's `Work` from the field states (and the
 //! organization links its board_relation values are written with, read in the same transaction),
 //! `still_pending` (a retry sends only what is still the gateway's intention).
 //! May import: std, crate::{domain, ledger, sync}.
@@ -15,9 +16,9 @@ use crate::domain::reconcile::{FieldState, Pending, mark_sent};
 use crate::ledger::entities::{self, EntityRow};
 use crate::ledger::jobs::{self, JobRow};
 use crate::ledger::tx::Tx;
-use crate::ledger::{LedgerError, LedgerResult};
-use crate::sync::dispatch::Dispatcher;
+use crate::ledger::{LedgerError, LedgerResult, Store};
 use crate::sync::dispatch::outcome::update_fields;
+use crate::sync::dispatch::{Dispatcher, Prepared};
 use crate::sync::relation;
 
 impl Dispatcher {
@@ -29,11 +30,62 @@ impl Dispatcher {
         token: i64,
     ) -> LedgerResult<Option<(Work, EntityRow, OrgLinks)>> {
         let mut tx = self.store.begin().await?;
-        if jobs::fenced(&mut tx, job.id, token).await?.is_none() {
-            tx.rollback().await?;
+        let prepared = self.prepare_in(&mut tx, job, token).await?;
+        tx.commit().await?;
+        Ok(prepared)
+    }
+
+    /// `prepare` for every job of a batch: the prepared ones, and the ids of those whose lease
+    /// was lost. On SQLite in one transaction (one commit for the batch, as `record_all`), on
+    /// PostgreSQL one each.
+    pub(super) async fn prepare_all(
+        &self,
+        jobs: Vec<JobRow>,
+    ) -> LedgerResult<(Vec<Prepared>, Vec<i64>)> {
+        let (mut prepared, mut fenced) = (Vec::new(), Vec::new());
+        let serial = matches!(self.store, Store::Sqlite(_)) && jobs.len() > 1;
+        let mut shared = if serial {
+            Some(self.store.begin().await?)
+        } else {
+            None
+        };
+        for job in jobs {
+            let Some(token) = job.lease_token else {
+                fenced.push(job.id);
+                continue;
+            };
+            let frozen = match shared.as_mut() {
+                Some(tx) => self.prepare_in(tx, &job, token).await?,
+                None => self.prepare(&job, token).await?,
+            };
+            match frozen {
+                Some((work, entity, links)) => prepared.push(Prepared {
+                    job,
+                    token,
+                    work,
+                    entity,
+                    links,
+                }),
+                None => fenced.push(job.id),
+            }
+        }
+        if let Some(tx) = shared {
+            tx.commit().await?;
+        }
+        Ok((prepared, fenced))
+    }
+
+    /// `prepare` inside `tx`; nothing is written for a job whose lease was lost.
+    async fn prepare_in(
+        &self,
+        tx: &mut Tx,
+        job: &JobRow,
+        token: i64,
+    ) -> LedgerResult<Option<(Work, EntityRow, OrgLinks)>> {
+        if jobs::fenced(tx, job.id, token).await?.is_none() {
             return Ok(None);
         }
-        let entity = entities::lock(&mut tx, job.entity_id)
+        let entity = entities::lock(tx, job.entity_id)
             .await?
             .ok_or_else(|| LedgerError::Corrupt(format!("job {} names no entity", job.id)))?;
         let work = match &job.payload.frozen {
@@ -41,30 +93,29 @@ impl Dispatcher {
                 // A retry sends only what is still the gateway's intention: a value whose pending
                 // write was superseded (a newer decision, or the side's own newer edit) would
                 // overwrite something newer if it landed now.
-                let fields = entities::load_fields(&mut tx, entity.id).await?;
+                let fields = entities::load_fields(tx, entity.id).await?;
                 still_pending(work.clone(), &fields)
             }
             None => {
                 let force = job.payload.force;
-                let work = self.compute_work(&mut tx, job, &entity, force).await?;
+                let work = self.compute_work(tx, job, &entity, force).await?;
                 let payload = JobPayload {
                     frozen: Some(work.clone()),
                     ..job.payload.clone()
                 };
-                jobs::set_payload(&mut tx, job.id, &payload).await?;
+                jobs::set_payload(tx, job.id, &payload).await?;
                 work
             }
         };
         // From here the values are going out: should a newer decision replace them before they
         // are confirmed, their reports must still be known as the gateway's own.
         if let Some((side, values)) = work.field_values() {
-            update_fields(&mut tx, &entity, values, |state, value| {
+            update_fields(tx, &entity, values, |state, value| {
                 mark_sent(state, side, value)
             })
             .await?;
         }
-        let links = self.org_links(&mut tx, &entity, &work).await?;
-        tx.commit().await?;
+        let links = self.org_links(tx, &entity, &work).await?;
         Ok(Some((work, entity, links)))
     }
 

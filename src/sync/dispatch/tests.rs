@@ -548,3 +548,43 @@ async fn a_replayed_dead_letter_gets_a_full_set_of_attempts_and_shows_its_real_l
     );
     assert!(kit.entity(ADA).await.monday_item_id.is_some());
 }
+
+#[tokio::test]
+async fn in_a_batch_a_job_whose_lease_was_taken_over_is_fenced_alone_and_the_rest_are_recorded() {
+    // Arrange: three creates claimed together; another worker takes the second one over.
+    let (kit, ids) = kit_with_contacts(3, |_| {}).await;
+    let jobs = kit.dispatcher.claim(100).await.expect("claim");
+    assert_eq!(jobs.len(), 3);
+    let taken = &jobs[1];
+    let mut tx: Tx = kit.store.begin().await.expect("tx");
+    crate::ledger::jobs::retry_later(&mut tx, taken.id, taken.lease_token.unwrap_or(0), "lost", 0)
+        .await
+        .expect("released");
+    tx.commit().await.expect("commit");
+    let again = kit.dispatcher.claim(10).await.expect("claim");
+    assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), [taken.id]);
+
+    // Act: the first worker runs its stale claim of all three as one batch (on SQLite, one
+    // transaction prepares them and one records them).
+    let ends = kit.dispatcher.run_batch(jobs.clone()).await.expect("ran");
+
+    // Assert: only the taken job is fenced; the other two were created and recorded.
+    let end_of = |id: i64| ends.iter().find(|(j, _)| *j == id).map(|(_, e)| e.clone());
+    assert_eq!(end_of(taken.id), Some(JobEnd::Fenced));
+    assert_eq!(end_of(jobs[0].id), Some(JobEnd::Done));
+    assert_eq!(end_of(jobs[2].id), Some(JobEnd::Done));
+    assert_eq!(
+        batches(&kit.fakes.calls()),
+        [(
+            vec!["create_item", "create_item"],
+            batches(&kit.fakes.calls())[0].1.clone()
+        )],
+        "the fenced job sent nothing"
+    );
+    for id in [&ids[0], &ids[2]] {
+        let entity = kit.entity(id).await;
+        assert_eq!(entity.status, EntityStatus::Synced, "{id}");
+        assert!(entity.monday_item_id.is_some(), "{id}");
+    }
+    assert_eq!(kit.entity(&ids[1]).await.monday_item_id, None);
+}
