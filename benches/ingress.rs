@@ -1,13 +1,19 @@
 //! Ingress benchmark: signed NPD events accepted per second and latency at 64 concurrent
 //! connections, for the gateway and for a bare baseline in the same run, on SQLite and (when
-//! `GATEWAY_TEST_POSTGRES_URL` or `GATEWAY_BENCH_POSTGRES_URL` is set) on PostgreSQL.
+//! `GATEWAY_TEST_POSTGRES_URL` or `GATEWAY_BENCH_POSTGRES_URL` is set) on PostgreSQL. Every event
+//! is a new contact (`contact.created`, its own id).
 //!
-//! The gateway runs twice: as an ingress-only replica (`[sync] run_workers = false`), and with its
-//! processor running (it then records every accepted event as well, sharing the store's writer
-//! with ingress). The baseline is the simplest durable server one could write: an axum route that inserts the
-//! body into the same `inbox_events` table of the same store (same pool, same durability settings)
-//! with one autocommit `insert` per request, and answers 202. It skips signature checks and
-//! parsing, so it is a generous baseline. Both servers receive the same pre-signed requests.
+//! Three servers per store, each on a database of its own:
+//! - **bare**: the simplest durable server one could write: an axum route that inserts the body
+//!   into the same `inbox_events` table of the same kind of store (same pool, same durability:
+//!   SQLite in WAL with `synchronous = FULL`) with one autocommit `insert` per request, and
+//!   answers 202. It skips signature checks and parsing, so it is a generous baseline.
+//! - **gateway, ingress only** (`[sync] run_workers = false`).
+//! - **gateway, processing running**: the whole gateway against the Monday and NPD simulators, so
+//!   every accepted contact is also processed, created in Monday and its `monday_id` written back
+//!   to NPD while the load goes on (processing shares SQLite's single writer with ingress). The
+//!   backlog left when the load ends and the time it takes to drain show whether processing kept
+//!   up.
 //!
 //! Run: `cargo bench --bench ingress` (`-- --requests N --concurrency C` to change the load).
 //! Figures are printed as a table plus the gateway/baseline ratio per store; compare ratios, not
@@ -23,6 +29,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use npd_monday_gateway::auth::standard_webhooks::{WebhookSecret, sign};
 use npd_monday_gateway::config::Settings;
+use npd_monday_gateway::demo::{Sims, World, sample_contact};
+use npd_monday_gateway::domain::entity::NpdId;
 use npd_monday_gateway::ledger::{Store, now_ms};
 use npd_monday_gateway::startup::Application;
 use secrecy::SecretString;
@@ -66,33 +74,30 @@ struct Signed {
     body: String,
 }
 
-fn prepare(prefix: &str, n: usize) -> Vec<Signed> {
-    let secret = WebhookSecret::parse(SECRET).expect("secret");
+/// `n` new contacts, each one signed `contact.created` event (ids prefixed so runs never meet).
+fn prepare(prefix: &str, n: usize, secret: &str) -> (Vec<NpdId>, Vec<Signed>) {
+    let secret = WebhookSecret::parse(secret).expect("secret");
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
     (0..n)
         .map(|i| {
+            let contact = NpdId(uuid::Uuid::new_v4());
             let id = format!("bench_{prefix}_{i}");
             let body = serde_json::json!({
-                "type": "contact.updated",
+                "type": "contact.created",
                 "timestamp": "2026-11-26T10:00:00Z",
-                "data": {
-                    "id": format!("3f0b6a52-4c1e-4d7a-9f7e-{:012x}", i % 5_000),
-                    "version": i + 1, "sync_enabled": true, "monday_id": null,
-                    "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
-                    "phone": "+442079460990", "role_title": "CTO", "notes": "Met at the expo",
-                    "organization_id": null, "updated_at": "2026-11-26T09:59:58Z"
-                }
+                "data": sample_contact(contact),
             })
             .to_string();
             let signature = sign(&secret, &id, ts, body.as_bytes());
-            Signed {
+            let signed = Signed {
                 id,
                 ts: ts.to_string(),
                 signature,
                 body,
-            }
+            };
+            (contact, signed)
         })
-        .collect()
+        .unzip()
 }
 
 struct Report {
@@ -102,6 +107,16 @@ struct Report {
     p99: Duration,
     max: Duration,
     errors: usize,
+    /// With processing running: what was left when the load ended.
+    backlog: Option<Backlog>,
+}
+
+/// What the load left behind: events not yet processed when it ended, how long after it the
+/// inbox was empty (processing caught up), and how long until every job was done too.
+struct Backlog {
+    unprocessed: i64,
+    caught_up: Duration,
+    drained: Duration,
 }
 
 async fn load(
@@ -167,6 +182,7 @@ fn report(name: String, per_sec: f64, mut latencies: Vec<Duration>, errors: usiz
         p99: at(0.99),
         max: at(1.0),
         errors,
+        backlog: None,
     }
 }
 
@@ -239,9 +255,8 @@ async fn postgres_schema(base: &str, name: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{name}")
 }
 
-/// One store: the bare baseline, the gateway as an ingress-only replica, and the gateway with its
-/// processor running too (here it processes every accepted event while the load goes on), each
-/// on a database of its own.
+/// One store: the bare baseline, the gateway as an ingress-only replica, and the whole gateway
+/// with processing running against the simulators, each on a database of its own.
 async fn run_backend(label: &str, urls: [String; 3], o: &Options) -> Vec<Report> {
     let [bare_url, ingress_url, full_url] = urls;
     // Baseline: its own database of the same kind, migrated by the same code, same pool settings.
@@ -250,36 +265,100 @@ async fn run_backend(label: &str, urls: [String; 3], o: &Options) -> Vec<Report>
         .expect("bare store");
     bare_store.migrate().await.expect("migrate bare store");
     let bare_addr = bare_server(bare_store.clone()).await;
-    let mut reports = Vec::new();
-    reports.push(measure(label, "bare insert per request", bare_addr, o).await);
+    let mut reports = vec![measure(label, "bare insert per request", bare_addr, SECRET, o).await];
     bare_store.close().await;
-    for (name, url, workers) in [
-        ("gateway, ingress only", ingress_url, false),
-        ("gateway, processing running", full_url, true),
-    ] {
-        let mut s = settings(&url);
-        s.sync.run_workers = workers;
-        let app = Application::build(s).await.expect("gateway");
-        let addr = app.local_addr().expect("addr");
-        let stop = app.shutdown_token();
-        let gateway = tokio::spawn(app.run_until_stopped());
-        reports.push(measure(label, name, addr, o).await);
-        stop.cancel();
-        let _ = gateway.await;
-    }
+
+    let mut s = settings(&ingress_url);
+    s.sync.run_workers = false;
+    let app = Application::build(s).await.expect("gateway");
+    let addr = app.local_addr().expect("addr");
+    let stop = app.shutdown_token();
+    let gateway = tokio::spawn(app.run_until_stopped());
+    reports.push(measure(label, "gateway, ingress only", addr, SECRET, o).await);
+    stop.cancel();
+    let _ = gateway.await;
+
+    reports.push(processing_running(label, &full_url, o).await);
     reports
 }
 
-async fn measure(label: &str, name: &str, addr: SocketAddr, o: &Options) -> Report {
+/// The whole gateway, wired to the Monday and NPD simulators, under the same load; then the time
+/// its backlog takes to drain.
+async fn processing_running(label: &str, url: &str, o: &Options) -> Report {
+    // Monday's minute and complexity budgets out of the way: what is measured is the gateway's
+    // ingest and processing, not how fast Monday lets creates through (500 a minute at 10,000
+    // points each under a 5M-point budget).
+    let sims = Sims::start_with(|c| {
+        c.requests_per_minute = 1_000_000;
+        c.complexity_per_minute = u64::MAX / 4;
+    })
+    .await
+    .expect("simulators");
+    let secret = sims.npd_secret().to_owned();
+    let world = World::with_sims(sims, url, |s| {
+        // The same pool, polls and log level as the other two servers; Monday's budget out of the way.
+        let plain = settings(url);
+        s.database.max_connections = plain.database.max_connections;
+        s.sync.poll_interval_ms = plain.sync.poll_interval_ms;
+        s.sync.lease_ms = 60_000;
+        s.monday.requests_per_minute = 1_000_000;
+        s.monday.complexity_per_minute = u64::MAX / 4;
+        s.log.filter = plain.log.filter;
+    })
+    .await
+    .expect("gateway with simulators");
+    world.npd.faults().set_emit_on_patch(false);
+    let name = "gateway, processing running";
+    let tag = format!("{label}_processing");
+    let (warm_ids, warm) = prepare(&format!("{tag}_warm"), o.warmup, &secret);
+    let (ids, requests) = prepare(&tag, o.requests, &secret);
+    for id in warm_ids.iter().chain(&ids) {
+        world.npd.insert_contact(sample_contact(*id));
+    }
+    let _ = load(world.addr, warm, o.concurrency).await;
+    world
+        .settle(Duration::from_secs(600))
+        .await
+        .expect("the warm-up drains");
+    let (per_sec, latencies, errors) = load(world.addr, requests, o.concurrency).await;
+    let ended = Instant::now();
+    let unprocessed = world.store.unprocessed_count().await.expect("backlog");
+    // Processing caught up: the inbox is empty (the outbox drains at Monday's and NPD's pace).
+    while world.store.unprocessed_count().await.expect("backlog") > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let caught_up = ended.elapsed();
+    world
+        .settle(Duration::from_secs(1_800))
+        .await
+        .expect("the backlog drains");
+    let drained = ended.elapsed();
+    world.stop().await;
+    let mut report = report(format!("{label:<8} {name}"), per_sec, latencies, errors);
+    report.backlog = Some(Backlog {
+        unprocessed,
+        caught_up,
+        drained,
+    });
+    println!(
+        "{}: {:.0} events/s; {unprocessed} unprocessed at the end, processed {:.1} s and synced {:.1} s later",
+        report.name,
+        report.per_sec,
+        caught_up.as_secs_f64(),
+        drained.as_secs_f64()
+    );
+    report
+}
+
+async fn measure(label: &str, name: &str, addr: SocketAddr, secret: &str, o: &Options) -> Report {
     let tag = format!("{label}_{}", name.replace([' ', ','], "_"));
-    let _ = load(
-        addr,
-        prepare(&format!("{tag}_warm"), o.warmup),
-        o.concurrency,
-    )
-    .await;
-    let (per_sec, latencies, errors) = load(addr, prepare(&tag, o.requests), o.concurrency).await;
-    report(format!("{label:<8} {name}"), per_sec, latencies, errors)
+    let (_, warm) = prepare(&format!("{tag}_warm"), o.warmup, secret);
+    let _ = load(addr, warm, o.concurrency).await;
+    let (_, requests) = prepare(&tag, o.requests, secret);
+    let (per_sec, latencies, errors) = load(addr, requests, o.concurrency).await;
+    let report = report(format!("{label:<8} {name}"), per_sec, latencies, errors);
+    println!("{}: {:.0} events/s", report.name, report.per_sec);
+    report
 }
 
 fn main() {
@@ -320,11 +399,21 @@ fn main() {
             None => println!("(PostgreSQL skipped: set GATEWAY_TEST_POSTGRES_URL or GATEWAY_BENCH_POSTGRES_URL)"),
         }
         println!();
-        println!("| store and server | events/s | p50 ms | p99 ms | max ms | errors |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| store and server | events/s | p50 ms | p99 ms | max ms | errors | unprocessed at the end | processed s later | synced s later |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in all.iter().flatten() {
+            let (unprocessed, caught_up, drained) = match &r.backlog {
+                Some(b) => (
+                    b.unprocessed.to_string(),
+                    format!("{:.1}", b.caught_up.as_secs_f64()),
+                    format!("{:.1}", b.drained.as_secs_f64()),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
             println!(
-                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {unprocessed} | {caught_up} | {drained} |",
                 r.name.trim(),
                 r.per_sec,
                 r.p50.as_secs_f64() * 1e3,
