@@ -17,6 +17,7 @@ use crate::helpers::{
     sign_npd, wait_until,
 };
 use crate::metrics::sample;
+use crate::rss::{self, MIB, PeakSampler};
 use crate::{postgres_test, store_tests};
 
 store_tests!(requests_past_the_concurrency_cap_are_shed_with_503_at_once);
@@ -143,6 +144,8 @@ postgres_test! {
         let proxy = FaultProxy::start(target_of(&direct)).await;
         let app = TestApp::spawn_on(db, &proxy.url_for(&direct), |_| {}).await;
         let base = format!("http://{}", app.addr);
+        let before = rss::own();
+        let sampler = PeakSampler::start();
         let mut acknowledged = HashSet::new();
         for answer in deliver_at_once(base.clone(), 10).await {
             assert_eq!(answer.status, Some(202), "before the fault: {answer:?}");
@@ -187,6 +190,8 @@ postgres_test! {
             millis(recovered)
         );
         assert_all_stored_at(&direct, &acknowledged).await;
+        let (peak, after) = (sampler.peak(), rss::own());
+        rss::report_and_bound("T23", before, peak, after, 512 * MIB, 128 * MIB);
     }
 }
 
@@ -343,6 +348,8 @@ async fn a_thousand_slowloris_sockets_are_closed_within_the_header_timeout() {
         s.http.header_read_timeout_ms = HEADER_TIMEOUT.as_millis() as u64;
     })
     .await;
+    let before = rss::own();
+    let sampler = PeakSampler::start();
 
     // Act: 1,000 clients each send half a request head and then nothing.
     let mut sockets = tokio::task::JoinSet::new();
@@ -385,6 +392,9 @@ async fn a_thousand_slowloris_sockets_are_closed_within_the_header_timeout() {
         millis(slowest),
         millis(HEADER_TIMEOUT)
     );
+    drop(closed);
+    let (peak, after) = (sampler.peak(), rss::own());
+    rss::report_and_bound("T16 slowloris", before, peak, after, 512 * MIB, 128 * MIB);
 }
 
 async fn problem_free_post(app: &TestApp) -> u16 {

@@ -6,12 +6,20 @@
 //! - `reset_all`: every open connection is reset (RST, as a crashed peer or a cut cable);
 //! - `cut_answer_after`: per connection, the target's answer is cut after N bytes (then reset);
 //! - `down`: new connections are reset as soon as they are accepted (the target is gone);
-//! - `slow_close`: when the target closes, the client side is closed this much later.
+//! - `slow_close`: when the target closes, the client side is closed this much later;
+//! - `answer_bytes_per_s`: the target's answer is trickled at this rate (toxiproxy `bandwidth`);
+//! - `reset_after_request`: once the request went up, the client side is reset while the target
+//!   side stays open, so the target still executes it (a reset in flight).
+//!
+//! `only_requests_containing` aims the faults: when it is not empty, a connection is healthy
+//! until a request containing one of the strings goes up it (a GraphQL `mutation`, a `PATCH`),
+//! and the faults apply from then on to that connection only. `faulted()` counts the
+//! connections a fault was aimed at.
 //!
 //! tokio only. Dropping the proxy stops it and resets its connections.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +40,13 @@ pub struct Faults {
     pub down: bool,
     /// How long after the target closes its side the client's side is closed.
     pub slow_close: Duration,
+    /// The target's answer reaches the client at this many bytes per second.
+    pub answer_bytes_per_s: Option<u64>,
+    /// Once a request went up, the client side is reset; the target side is left to finish.
+    pub reset_after_request: bool,
+    /// When not empty, faults apply only to connections that carried a request containing one
+    /// of these strings, from that request on.
+    pub only_requests_containing: &'static [&'static str],
 }
 
 /// A running proxy to one target.
@@ -41,6 +56,7 @@ pub struct FaultProxy {
     /// Bumped by `reset_all`; dropped with the proxy, which resets every connection too.
     resets: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
+    faulted: Arc<AtomicU64>,
     accept_loop: tokio::task::JoinHandle<()>,
 }
 
@@ -52,18 +68,20 @@ impl FaultProxy {
         let faults = Arc::new(Mutex::new(Faults::default()));
         let (resets, _) = watch::channel(0);
         let accepted = Arc::new(AtomicU64::new(0));
+        let faulted = Arc::new(AtomicU64::new(0));
         let accept_loop = tokio::spawn(accept_loop(
             listener,
             target,
             Arc::clone(&faults),
             resets.clone(),
-            Arc::clone(&accepted),
+            (Arc::clone(&accepted), Arc::clone(&faulted)),
         ));
         FaultProxy {
             addr,
             faults,
             resets,
             accepted,
+            faulted,
             accept_loop,
         }
     }
@@ -92,6 +110,11 @@ impl FaultProxy {
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections that carried a request `only_requests_containing` aimed the faults at.
+    pub fn faulted(&self) -> u64 {
+        self.faulted.load(Ordering::Relaxed)
     }
 
     /// `url` with its host and port replaced by the proxy's (a PostgreSQL or HTTP URL).
@@ -127,13 +150,36 @@ async fn accept_loop(
     target: SocketAddr,
     faults: Arc<Mutex<Faults>>,
     resets: watch::Sender<u64>,
-    accepted: Arc<AtomicU64>,
+    (accepted, faulted): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) {
     while let Ok((client, _)) = listener.accept().await {
         accepted.fetch_add(1, Ordering::Relaxed);
         let faults = Arc::clone(&faults);
         let resets = resets.subscribe();
-        tokio::spawn(relay(client, target, faults, resets));
+        tokio::spawn(relay(client, target, faults, resets, Arc::clone(&faulted)));
+    }
+}
+
+/// Whether the faults apply to one connection yet (see `only_requests_containing`).
+struct Aim {
+    armed: AtomicBool,
+    faulted: Arc<AtomicU64>,
+}
+
+impl Aim {
+    fn applies(&self, f: &Faults) -> bool {
+        f.only_requests_containing.is_empty() || self.armed.load(Ordering::Relaxed)
+    }
+
+    /// Arms the connection when `seen` (the request bytes so far) holds an aimed-at string.
+    fn watch(&self, f: &Faults, seen: &[u8]) {
+        let hit = f
+            .only_requests_containing
+            .iter()
+            .any(|needle| seen.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        if hit && !self.armed.swap(true, Ordering::Relaxed) {
+            self.faulted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -141,6 +187,8 @@ async fn accept_loop(
 enum End {
     /// The answer was cut on purpose.
     Cut,
+    /// The request went up and the client side is to be reset (`reset_after_request`).
+    InFlight,
     /// Either side failed.
     Io,
 }
@@ -150,7 +198,12 @@ async fn relay(
     target: SocketAddr,
     faults: Arc<Mutex<Faults>>,
     mut resets: watch::Receiver<u64>,
+    faulted: Arc<AtomicU64>,
 ) {
+    let aim = Aim {
+        armed: AtomicBool::new(false),
+        faulted,
+    };
     let now = |f: &Arc<Mutex<Faults>>| *f.lock().expect("faults lock");
     if now(&faults).down {
         return reset(client);
@@ -159,24 +212,42 @@ async fn relay(
         return reset(client);
     };
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
-    let clean = {
+    let end = {
         let (mut client_read, mut client_write) = client.split();
         let (mut server_read, mut server_write) = server.split();
-        let up = pipe(&mut client_read, &mut server_write, &faults, Direction::Up);
+        let up = pipe(
+            &mut client_read,
+            &mut server_write,
+            (&faults, &aim),
+            Direction::Up,
+        );
         let down = pipe(
             &mut server_read,
             &mut client_write,
-            &faults,
+            (&faults, &aim),
             Direction::Down,
         );
         tokio::select! {
-            both = async { tokio::try_join!(up, down) } => both.is_ok(),
-            _ = resets.changed() => false,
+            both = async { tokio::try_join!(up, down) } => both.err(),
+            _ = resets.changed() => Some(End::Io),
         }
     };
-    if !clean {
-        reset(client);
-        reset(server);
+    match end {
+        None => {}
+        Some(End::InFlight) => {
+            // The client sees a reset; the target reads the request to its end and answers
+            // into a socket nobody reads, as when the cut is between the two.
+            reset(client);
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let drained = server.read_to_end(&mut sink);
+                let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
+            });
+        }
+        Some(End::Cut | End::Io) => {
+            reset(client);
+            reset(server);
+        }
     }
 }
 
@@ -190,14 +261,31 @@ enum Direction {
 async fn pipe(
     from: &mut (impl AsyncRead + Unpin),
     to: &mut (impl AsyncWrite + Unpin),
-    faults: &Mutex<Faults>,
+    (faults, aim): (&Mutex<Faults>, &Aim),
     direction: Direction,
 ) -> Result<(), End> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent: u64 = 0;
+    // The last bytes of the request before this chunk, so a string split across two chunks
+    // still arms the connection.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = from.read(&mut buf).await.map_err(|_| End::Io)?;
         let f = *faults.lock().expect("faults lock");
+        if direction == Direction::Up && n > 0 && !f.only_requests_containing.is_empty() {
+            tail.extend_from_slice(&buf[..n]);
+            aim.watch(&f, &tail);
+            let keep = tail.len().saturating_sub(64);
+            tail.drain(..keep);
+        }
+        if !aim.applies(&f) {
+            if n == 0 {
+                let _ = to.shutdown().await;
+                return Ok(());
+            }
+            to.write_all(&buf[..n]).await.map_err(|_| End::Io)?;
+            continue;
+        }
         if n == 0 {
             if direction == Direction::Down && !f.slow_close.is_zero() {
                 tokio::time::sleep(f.slow_close).await;
@@ -223,9 +311,29 @@ async fn pipe(
                 return Err(End::Cut);
             }
         }
-        to.write_all(chunk).await.map_err(|_| End::Io)?;
+        match f
+            .answer_bytes_per_s
+            .filter(|_| direction == Direction::Down)
+        {
+            Some(rate) => trickle(to, chunk, rate).await?,
+            None => to.write_all(chunk).await.map_err(|_| End::Io)?,
+        }
         sent += n as u64;
+        if direction == Direction::Up && f.reset_after_request {
+            return Err(End::InFlight);
+        }
     }
+}
+
+/// Writes `chunk` at `rate` bytes per second, a tenth of a second's worth at a time.
+async fn trickle(to: &mut (impl AsyncWrite + Unpin), chunk: &[u8], rate: u64) -> Result<(), End> {
+    let slice = usize::try_from((rate / 10).max(1)).unwrap_or(usize::MAX);
+    for part in chunk.chunks(slice) {
+        to.write_all(part).await.map_err(|_| End::Io)?;
+        let _ = to.flush().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Closes with RST rather than FIN: the peer sees "connection reset".

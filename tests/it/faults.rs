@@ -317,18 +317,28 @@ async fn assert_webhooks_stored(url: &str, monday: &MondaySim) {
 /// One fault phase of T8: its name and the faults both remotes' proxies apply.
 type Phase = (&'static str, fn(&mut Faults));
 
-/// The T8 phases: latency above the client timeout (3 s in the tests' settings), answers cut
-/// after 64 bytes (mid-headers: the remote executed, the gateway saw no answer), and connections
-/// reset while their answer is on its way.
-const PHASES: [Phase; 3] = [
+/// The T8 phases, each aimed at the writes only (GraphQL mutations to Monday, PATCH and POST to
+/// NPD; see `aim`): latency above the client timeout (3 s in the tests' settings), answers cut
+/// after 12 bytes (the remote executed, the gateway saw no answer), connections reset while
+/// their answer is on its way, the client side reset as soon as the request went up (the
+/// remote still executes it), answers trickled at 40 B/s (slower than the client timeout), and
+/// sockets held 4 s after the answer (slow_close).
+const PHASES: [Phase; 6] = [
     ("latency 4 s", |f| {
         f.downstream_latency = Duration::from_secs(4)
     }),
-    ("cut after 64 bytes", |f| f.cut_answer_after = Some(64)),
+    ("cut after 12 bytes", |f| f.cut_answer_after = Some(12)),
     ("reset in flight", |f| {
         f.downstream_latency = Duration::from_millis(400);
     }),
+    ("reset after the request", |f| f.reset_after_request = true),
+    ("bandwidth 40 B/s", |f| f.answer_bytes_per_s = Some(40)),
+    ("slow_close 4 s", |f| f.slow_close = Duration::from_secs(4)),
 ];
+
+/// What each remote's proxy aims its faults at: the requests that change something.
+const MONDAY_WRITES: &[&str] = &["mutation"];
+const NPD_WRITES: &[&str] = &["PATCH ", "POST "];
 
 /// Waits for `n` further Monday calls received after `since`; when the last one came.
 async fn wait_for_calls(monday: &MondaySim, since: Instant, n: usize) -> Instant {
@@ -367,8 +377,11 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     // Act: per phase, 4 new NPD contacts, 4 NPD edits and 4 Monday edits meet the faults on
     // both links until Monday has seen 8 attempts; then the links heal.
     for (n, (name, faults)) in PHASES.iter().enumerate() {
-        for proxy in [&monday_proxy, &npd_proxy] {
-            proxy.set(faults);
+        for (proxy, writes) in [(&monday_proxy, MONDAY_WRITES), (&npd_proxy, NPD_WRITES)] {
+            proxy.set(|f| {
+                faults(f);
+                f.only_requests_containing = writes;
+            });
         }
         let started = Instant::now();
         for (i, (id, item)) in items.iter().enumerate() {
@@ -398,16 +411,22 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
         monday_proxy.heal();
         npd_proxy.heal();
     }
-    settle_world(&world, Duration::from_secs(120)).await;
+    settle_world(&world, Duration::from_secs(180)).await;
 
     // Assert
+    let created = 4 * PHASES.len();
     assert_eq!(
         executed_creates(&world.monday),
-        12,
+        created,
         "one create_item per new contact"
     );
-    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 4 + 12);
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 4 + created);
     let gaps = assert_same_key_per_job(&world.monday);
+    assert!(gaps.iter().all(|g| *g > 0), "a retry with no gap: {gaps:?}");
+    assert!(
+        monday_proxy.faulted() > 0 && npd_proxy.faulted() > 0,
+        "the faults reached no write"
+    );
     every_monday_key_is_a_job_s_key(&world).await;
     assert_npd_retries_keep_their_key(&world.npd);
     let jobs = world.store.all_jobs().await.expect("jobs");
@@ -417,9 +436,23 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     );
     let attempts = world.monday.calls().len();
     let replays = world.monday.calls().iter().filter(|c| c.replayed).count();
+    // Not asserted yet: with the faults aimed at the mutations Monday still sees no same-key
+    // replay (a faulted write is not sent again as the same request); see issue 9.
+    let npd_writes = world
+        .npd
+        .calls()
+        .iter()
+        .filter(|c| c.method != "GET")
+        .count();
     eprintln!(
-        "T8: {attempts} Monday calls for 12 creates, 12 NPD and 12 Monday edits under faults, {replays} \
-         same-key replays, 0 duplicate items; gaps between attempts of one job (ms): {gaps:?}"
+        "T8: phases {:?}; faults aimed at {} Monday and {} NPD write connections; {attempts} \
+         Monday calls for {created} creates, {created} NPD and {created} Monday edits, \
+         {replays} same-key replays answered from Monday's cache, 0 duplicate items; \
+         {npd_writes} NPD writes, each repeat with its key; gaps between attempts of one \
+         job (ms): {gaps:?}",
+        PHASES.iter().map(|p| p.0).collect::<Vec<_>>(),
+        monday_proxy.faulted(),
+        npd_proxy.faulted(),
     );
 }
 

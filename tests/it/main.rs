@@ -27,4 +27,5 @@ mod npd_ingress;
 mod operations;
 mod replicas;
 mod roundtrip;
+mod rss;
 mod setup;

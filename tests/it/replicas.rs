@@ -355,12 +355,18 @@ async fn send_while_killing(
     sender: Sender,
     (gateway, kills): (&Arc<tokio::sync::Mutex<Option<GatewayProcess>>>, usize),
     (env, config): (&[(String, String)], &std::path::Path),
-) -> HashSet<String> {
+    pusher: Option<AdminPusher>,
+) -> (HashSet<String>, Instant, PushCounts) {
     // Kills are spaced by a random number of acknowledgements in [spacing/2, spacing], so all
     // of them land before the last event.
     let spacing = (ids.len() * versions as usize / (kills + 1)).max(2);
     let acks = sender.acked.subscribe();
     let sender = Arc::new(sender);
+    let stop_pushing = tokio_util::sync::CancellationToken::new();
+    let pushes = pusher.map(|p| {
+        let (sender, ids, stop) = (Arc::clone(&sender), ids.to_vec(), stop_pushing.clone());
+        tokio::spawn(async move { p.push_while_sending(&sender, &ids, stop).await })
+    });
     let mut senders = tokio::task::JoinSet::new();
     for chunk in ids.chunks(ids.len().div_ceil(4)) {
         let sender = Arc::clone(&sender);
@@ -378,17 +384,81 @@ async fn send_while_killing(
         let env = env.to_vec();
         let config = config.to_owned();
         tokio::spawn(async move {
+            let mut last_restart = Instant::now();
             for _ in 0..kills {
                 let after = rand::rng().random_range(spacing / 2..=spacing);
                 kill_and_restart(&gateway, (acks.clone(), after), &env, &config).await;
+                last_restart = Instant::now();
             }
+            last_restart
         })
     };
     while let Some(s) = senders.join_next().await {
         s.expect("sender");
     }
-    killer.await.expect("killer");
-    sender.acknowledged.lock().expect("lock").clone()
+    let last_restart = killer.await.expect("killer");
+    stop_pushing.cancel();
+    let pushed = match pushes {
+        Some(p) => p.await.expect("pusher"),
+        None => PushCounts::default(),
+    };
+    let acknowledged = sender.acknowledged.lock().expect("lock").clone();
+    (acknowledged, last_restart, pushed)
+}
+
+/// Admin pushes (`POST /api/v1/contacts/{id}/sync-to-monday`) sent while the NPD events flow
+/// and the gateway is killed: each for a random contact whose `contact.created` was
+/// acknowledged, one every `pause`, until the senders are done.
+struct AdminPusher {
+    base: String,
+    token: String,
+    pause: Duration,
+}
+
+/// How the admin pushes were answered: 200 (acknowledged), 404 (the contact not processed
+/// yet) and no answer or another status (the gateway being killed: indeterminate).
+#[derive(Debug, Default, Clone, Copy)]
+struct PushCounts {
+    acknowledged: usize,
+    not_yet_known: usize,
+    indeterminate: usize,
+}
+
+impl AdminPusher {
+    async fn push_while_sending(
+        self,
+        sender: &Sender,
+        ids: &[NpdId],
+        stop: tokio_util::sync::CancellationToken,
+    ) -> PushCounts {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let mut counts = PushCounts::default();
+        while !stop.is_cancelled() {
+            let id = ids[rand::rng().random_range(0..ids.len())];
+            let created = format!("evt_{}_1", id.0.simple());
+            if sender.acknowledged.lock().expect("lock").contains(&created) {
+                let answer = client
+                    .post(format!("{}/api/v1/contacts/{id}/sync-to-monday", self.base))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await;
+                match answer.map(|r| r.status().as_u16()) {
+                    Ok(200) => counts.acknowledged += 1,
+                    Ok(404) => counts.not_yet_known += 1,
+                    _ => counts.indeterminate += 1,
+                }
+            }
+            // The operator's pace, as the senders' RESEND_PAUSE: nothing waits on it.
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(self.pause) => {}
+            }
+        }
+        counts
+    }
 }
 
 /// Waits for `after` further acknowledgements, then kills the gateway with SIGKILL and starts
@@ -476,17 +546,26 @@ async fn kill_test(backend: Backend, KillTest { contacts, kills }: KillTest) {
     // senders that retry until acknowledged, while the gateway is killed `kills` times, each
     // after a random number of further acknowledgements (so every kill lands mid-stream).
     let secret = WebhookSecret::parse(sims.npd_secret()).expect("secret");
-    let acknowledged = send_while_killing(
+    // Meanwhile an operator pushes random known contacts to Monday (admin pushes).
+    let pusher = AdminPusher {
+        base: base.clone(),
+        token: sims.admin_token().to_owned(),
+        pause: Duration::from_millis(20),
+    };
+    let (acknowledged, last_restart, pushes) = send_while_killing(
         &ids,
         VERSIONS,
         Sender::new(&base, secret),
         (&gateway, kills),
         (&env, config.path()),
+        Some(pusher),
     )
     .await;
+    let sent = Instant::now();
     let store = open_store(&db.url).await;
     // Every event terminal within 5 minutes of the last restart (RELIABILITY.md T6).
     settle(&store, &sims.monday, &sims.npd, Duration::from_secs(300)).await;
+    let drained = last_restart.elapsed();
 
     // Assert: nothing acknowledged is missing, every job ended, no duplicate item, newest state.
     assert_eq!(acknowledged.len(), contacts * VERSIONS as usize);
@@ -497,10 +576,21 @@ async fn kill_test(backend: Backend, KillTest { contacts, kills }: KillTest) {
     let dead = jobs.iter().filter(|j| j.state == JobState::Dead).count();
     assert_eq!(dead, 0, "no job should die of a crash");
     assert_one_item_each_at(&store, &sims.monday, &ids, &format!("r{VERSIONS:02}")).await;
+    assert!(
+        pushes.acknowledged > 0,
+        "no admin push was acknowledged: {pushes:?}"
+    );
     eprintln!(
-        "{} events acknowledged across {kills} kills, 0 lost; {} jobs, all done; {} s in all",
+        "T6: {} NPD events acknowledged, admin pushes {} acknowledged / {} not yet known (404) \
+         / {} indeterminate, {kills} kills, 0 lost; {} jobs, all done; drained {} ms after the \
+         last restart ({} ms after the last event); {} s in all",
         acknowledged.len(),
+        pushes.acknowledged,
+        pushes.not_yet_known,
+        pushes.indeterminate,
         jobs.len(),
+        drained.as_millis(),
+        sent.elapsed().as_millis(),
         started.elapsed().as_secs()
     );
     if let Some(g) = gateway.lock().await.take() {
