@@ -430,10 +430,12 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     every_monday_key_is_a_job_s_key(&world).await;
     assert_npd_retries_keep_their_key(&world.npd);
     let jobs = world.store.all_jobs().await.expect("jobs");
-    assert!(
-        jobs.iter().all(|j| j.state == JobState::Done),
-        "every job done after healing"
-    );
+    let open: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.state != JobState::Done)
+        .map(|j| (j.id, j.operation, j.state, j.attempts, j.last_error.clone()))
+        .collect();
+    assert!(open.is_empty(), "every job done after healing: {open:?}");
     let attempts = world.monday.calls().len();
     let replays = world.monday.calls().iter().filter(|c| c.replayed).count();
     // Not asserted yet: with the faults aimed at the mutations Monday still sees no same-key

@@ -15,9 +15,10 @@
 //!    jobs), retry later (the one retry policy), or dead letter. A worker whose lease was taken
 //!    over finds the fence closed and changes nothing.
 //!
-//! On SQLite, whose writes are serial and shared with ingest and processing, steps 1 and 3 of a
-//! batch's jobs each run in one transaction for the whole batch (each job still fenced on its
-//! own): a batch of 25 creates costs two commits, not fifty. On PostgreSQL each job keeps its
+//! On SQLite, whose writes are serial and shared with ingest and processing, step 1 of a batch's
+//! jobs runs in one transaction, and so does step 3 of a Monday batch's (each job still fenced on
+//! its own): a batch of 25 creates costs two commits, not fifty. (NPD jobs, called one after the
+//! other, record each outcome as it comes.) On PostgreSQL each job keeps its
 //! own transactions, so a batch never holds its entities' row locks together.
 //!
 //! Creates are idempotent beyond Monday's 30-minute key window: before `create_item` the ledger
@@ -220,11 +221,13 @@ impl Dispatcher {
         let (monday, npd): (Vec<Prepared>, Vec<Prepared>) = prepared
             .into_iter()
             .partition(|p| p.job.target == Side::Monday);
-        let mut called = Vec::with_capacity(npd.len());
+        // Each NPD call's outcome is recorded as soon as it answers: the calls run one after the
+        // other, and holding outcomes until the last one would let a slow NPD run the group's
+        // leases out before anything is recorded.
         for p in &npd {
-            called.push((p, self.call_npd(&p.job, &p.entity, &p.work).await));
+            let result = self.call_npd(&p.job, &p.entity, &p.work).await;
+            ends.push((p.job.id, self.record(p, result).await?));
         }
-        ends.extend(self.record_all(called).await?);
         ends.extend(self.run_monday(monday, claimed).await?);
         for (id, end) in &ends {
             log_end(*id, end);
