@@ -3,9 +3,11 @@
 //! Owns: `outbox_jobs` rows. A job is `pending` until a worker claims it (`leased`, with
 //! `lease_until` and a `lease_token` that increases on every claim), then `done` or `dead`, or back
 //! to `pending` for a retry. Completion and failure name the token they were claimed with and
-//! change nothing if it no longer matches (a stale worker is fenced off). Per entity, only the
-//! oldest open job may be claimed, and none while one is leased: one write in flight per entity,
-//! in order. A dead job blocks nothing. A job keeps its idempotency key across retries, except
+//! change nothing if it no longer matches (a stale worker is fenced off). Per entity and side,
+//! only the oldest open job may be claimed, and none while a job of the entity is leased: one
+//! write in flight per entity, in order per side. A job waiting for its retry holds back later
+//! jobs to its own side only (an NPD outage does not stop the entity's Monday updates, nor a spent
+//! Monday budget its NPD writes). A dead job blocks nothing. A job keeps its idempotency key across retries, except
 //! after a rate-limit refusal and on replay from the dead letters, which give it a new one.
 //! May import: std, sqlx, uuid, crate::{domain, ledger}.
 
@@ -288,7 +290,8 @@ pub async fn bury(tx: &mut Tx, id: i64, token: i64, error: &str) -> LedgerResult
 
 impl Store {
     /// Claims up to `limit` runnable jobs for `worker`: pending, due, the oldest open job of their
-    /// entity, and no job of that entity leased. Monday jobs are claimed only when their priority
+    /// entity to their side, no job of that entity leased, and at most one job per entity (the
+    /// older of its Monday and NPD candidates). Monday jobs are claimed only when their priority
     /// is at least `monday_floor` (the Monday budget's say: `None` for none at all). Each claimed
     /// job gets `lease_until = now + lease_ms`, one more attempt and a new lease token (its
     /// previous token plus one).
@@ -299,13 +302,37 @@ impl Store {
         limit: i64,
         monday_floor: Option<Priority>,
     ) -> LedgerResult<Vec<JobRow>> {
+        self.claim_jobs_to(None, worker, lease_ms, limit, monday_floor)
+            .await
+    }
+
+    /// `claim_jobs` for the jobs to one side only (`None`: both): the dispatcher claims for each
+    /// side into that side's own slots, so jobs stuck on a slow side never take the other's.
+    pub async fn claim_jobs_to(
+        &self,
+        side: Option<Side>,
+        worker: &str,
+        lease_ms: i64,
+        limit: i64,
+        monday_floor: Option<Priority>,
+    ) -> LedgerResult<Vec<JobRow>> {
         let now = now_ms();
+        let side = side.map_or("", Side::as_str);
         let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
+        // Runnable: pending, due, allowed by the floor, no older open job of the entity to the
+        // same side, no job of the entity leased, and no older job of the entity to the other
+        // side that is runnable itself (of an entity's two candidates the older goes first).
         let pick = "select j.id from outbox_jobs j where j.state = 'pending' and j.next_attempt_at <= $1 \
-             and (j.target <> 'monday' or j.priority >= $5) \
+             and (j.target <> 'monday' or j.priority >= $5) and ($6 = '' or j.target = $6) \
              and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
-                             and o.state in ('pending', 'leased')) \
+                             and o.target = j.target and o.state in ('pending', 'leased')) \
              and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.state = 'leased') \
+             and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
+                             and o.target <> j.target and o.state = 'pending' and o.next_attempt_at <= $1 \
+                             and (o.target <> 'monday' or o.priority >= $5) \
+                             and not exists (select 1 from outbox_jobs p where p.entity_id = o.entity_id \
+                                             and p.id < o.id and p.target = o.target \
+                                             and p.state in ('pending', 'leased'))) \
              order by j.priority desc, j.id limit $2";
         let update = |pick: &str| {
             format!(
@@ -319,14 +346,14 @@ impl Store {
             Store::Sqlite(_) => {
                 let mut tx = self.begin().await?;
                 let sql = update(pick);
-                let rows = on_tx!(&mut tx, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority)?;
+                let rows = on_tx!(&mut tx, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority, side)?;
                 tx.commit().await?;
                 rows
             }
             // PostgreSQL: replicas claim different rows without waiting for each other.
             Store::Postgres(_) => {
                 let sql = update(&format!("{pick} for update of j skip locked"));
-                on_pool!(self, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority)?
+                on_pool!(self, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority, side)?
             }
         };
         rows.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));

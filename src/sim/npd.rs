@@ -117,6 +117,8 @@ struct Inner {
     store: Mutex<Store>,
     /// Events logged and not yet delivered (or given up on).
     deliveries: DeliveryTracker,
+    /// Bumped as each call is logged (`wait_for_call` waits on it).
+    calls_seen: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -433,6 +435,7 @@ impl NpdSim {
             next_call: AtomicU64::new(0),
             store: Mutex::new(Store::default()),
             deliveries: DeliveryTracker::new(),
+            calls_seen: watch::Sender::new(0),
         });
         let app = Router::new()
             .fallback(serve_api)
@@ -479,6 +482,33 @@ impl NpdSim {
 
     pub fn clear_calls(&self) {
         self.inner.store().calls.clear();
+    }
+
+    /// Waits until a call matching `matches` was received (it may already have been), and returns
+    /// it; None after `within`. A call is logged as it arrives, before it is answered.
+    pub async fn wait_for_call(
+        &self,
+        within: Duration,
+        matches: impl Fn(&NpdCall) -> bool,
+    ) -> Option<NpdCall> {
+        // Subscribed before looking, so a call logged in between still wakes the loop.
+        let mut seen = self.inner.calls_seen.subscribe();
+        let found = async {
+            loop {
+                let hit = self
+                    .inner
+                    .store()
+                    .calls
+                    .iter()
+                    .find(|(_, c)| matches(c))
+                    .cloned();
+                if let Some((_, call)) = hit {
+                    return Some(call);
+                }
+                seen.changed().await.ok()?;
+            }
+        };
+        tokio::time::timeout(within, found).await.ok().flatten()
     }
 
     /// The events logged so far and how many of them are not delivered (or given up on) yet.
@@ -835,6 +865,7 @@ impl Inner {
             status: 0,
         };
         self.store().calls.push((seq, call));
+        self.calls_seen.send_modify(|n| *n += 1);
         seq
     }
 

@@ -212,35 +212,33 @@ async fn dispatch_loop(
         if shutdown.is_cancelled() {
             break;
         }
-        let free = concurrency.saturating_sub(running.len());
+        // Each side has its own `concurrency` slots: jobs stuck on a slow or failing side never
+        // take the other side's (an NPD outage does not stop Monday writes, nor the reverse).
         let mut claimed = 0;
-        if free > 0 && !wake.dispatch_paused.load(Ordering::SeqCst) {
-            let limit = i64::try_from(free * batch_max).unwrap_or(i64::MAX);
-            match dispatcher.claim(limit).await {
-                Ok(jobs) => {
-                    claimed = jobs.len();
-                    // A claim of several batches looks all its creates up in one request: the
-                    // first of its Monday batches to start asks, the others wait for that answer.
-                    let lookup: Arc<OnceCell<Found>> = Arc::default();
-                    let claim = Arc::new(jobs.clone());
-                    for group in groups(jobs, free, batch_max) {
-                        let d = dispatcher.clone();
-                        let ids: Vec<i64> = group.iter().map(|j| j.id).collect();
-                        let jobs = group.clone();
-                        let (lookup, claim) = (Arc::clone(&lookup), Arc::clone(&claim));
-                        let handle = running.spawn(async move {
-                            let found = claim_lookups(&d, &jobs, &lookup, &claim).await;
-                            if let Err(e) = d.run_batch_with(jobs, found).await {
-                                tracing::warn!(job.ids = ?ids, error = %e, "recording job outcomes failed; their leases will expire");
-                            }
-                        });
-                        in_flight.insert(handle.id(), group);
-                    }
+        if !wake.dispatch_paused.load(Ordering::SeqCst) {
+            for side in Side::ALL {
+                let busy = in_flight.values().filter(|g| on_side(g, side)).count();
+                let free = concurrency.saturating_sub(busy);
+                if free == 0 {
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
+                // A Monday slot sends a batch; an NPD slot one job (a task of several sequential
+                // NPD calls could outlast its leases when NPD is slow).
+                let per_slot = if side == Side::Monday { batch_max } else { 1 };
+                let limit = i64::try_from(free * per_slot).unwrap_or(i64::MAX);
+                match dispatcher.claim_to(Some(side), limit).await {
+                    Ok(jobs) => {
+                        claimed += jobs.len();
+                        spawn_claim(&dispatcher, jobs, batch_max, &mut running, &mut in_flight);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
+                }
             }
         }
-        if claimed > 0 && running.len() < concurrency {
+        let room = Side::ALL
+            .iter()
+            .any(|side| in_flight.values().filter(|g| on_side(g, *side)).count() < concurrency);
+        if claimed > 0 && room {
             continue;
         }
         tokio::select! {
@@ -298,19 +296,41 @@ async fn claim_lookups<'a>(
         .await
 }
 
-/// The claimed jobs as tasks: Monday jobs in batches of `batch_max` (one request each), NPD jobs
-/// spread over the slots that are left (each task runs its share one after the other).
-fn groups(jobs: Vec<JobRow>, free: usize, batch_max: usize) -> Vec<Vec<JobRow>> {
-    let (monday, npd): (Vec<JobRow>, Vec<JobRow>) =
-        jobs.into_iter().partition(|j| j.target == Side::Monday);
-    let mut groups: Vec<Vec<JobRow>> = monday
-        .chunks(batch_max.max(1))
-        .map(<[JobRow]>::to_vec)
-        .collect();
-    let slots = free.saturating_sub(groups.len()).max(1);
-    let per_slot = npd.len().div_ceil(slots).max(1);
-    groups.extend(npd.chunks(per_slot).map(<[JobRow]>::to_vec));
-    groups
+/// Whether a task's jobs go to `side` (a task's jobs all go to one side).
+fn on_side(group: &[JobRow], side: Side) -> bool {
+    group.first().is_some_and(|j| j.target == side)
+}
+
+/// Runs one side's claim: Monday jobs in batches of `batch_max` (one request each), NPD jobs one
+/// task each. A claim of several Monday batches looks all its creates up in one request: the first
+/// of its batches to start asks, the others wait for that answer.
+fn spawn_claim(
+    dispatcher: &Dispatcher,
+    jobs: Vec<JobRow>,
+    batch_max: usize,
+    running: &mut JoinSet<()>,
+    in_flight: &mut HashMap<tokio::task::Id, Vec<JobRow>>,
+) {
+    let lookup: Arc<OnceCell<Found>> = Arc::default();
+    let claim = Arc::new(jobs.clone());
+    let per_task = if on_side(&jobs, Side::Monday) {
+        batch_max.max(1)
+    } else {
+        1
+    };
+    for group in jobs.chunks(per_task).map(<[JobRow]>::to_vec) {
+        let d = dispatcher.clone();
+        let ids: Vec<i64> = group.iter().map(|j| j.id).collect();
+        let jobs = group.clone();
+        let (lookup, claim) = (Arc::clone(&lookup), Arc::clone(&claim));
+        let handle = running.spawn(async move {
+            let found = claim_lookups(&d, &jobs, &lookup, &claim).await;
+            if let Err(e) = d.run_batch_with(jobs, found).await {
+                tracing::warn!(job.ids = ?ids, error = %e, "recording job outcomes failed; their leases will expire");
+            }
+        });
+        in_flight.insert(handle.id(), group);
+    }
 }
 
 fn forget(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, MondayItemId, NpdId, Side};
+use npd_monday_gateway::domain::job::Operation;
 use npd_monday_gateway::domain::state::JobState;
 use npd_monday_gateway::sim::monday::MondaySim;
 use npd_monday_gateway::sim::npd::NpdSim;
@@ -336,21 +337,92 @@ const PHASES: [Phase; 6] = [
     ("slow_close 4 s", |f| f.slow_close = Duration::from_secs(4)),
 ];
 
+/// The longest a T8 phase's faults last.
+const PHASE_MAX: Duration = Duration::from_secs(20);
+
 /// What each remote's proxy aims its faults at: the requests that change something.
 const MONDAY_WRITES: &[&str] = &["mutation"];
 const NPD_WRITES: &[&str] = &["PATCH ", "POST "];
 
-/// Waits for `n` further Monday calls received after `since`; when the last one came.
-async fn wait_for_calls(monday: &MondaySim, since: Instant, n: usize) -> Instant {
-    let mut last = since;
-    for _ in 0..n {
-        let call = monday
-            .wait_for_call(Duration::from_secs(60), |c| c.at > last)
-            .await
-            .expect("the gateway keeps calling Monday");
-        last = call.at;
+/// The writes one T8 phase makes: the new contacts' ids (in their `create_item`), the NPD edits'
+/// roles (in a `change_multiple_column_values`) and the Monday edits' addresses (in an NPD PATCH).
+#[derive(Default)]
+struct PhaseWrites {
+    creates: Vec<String>,
+    roles: Vec<String>,
+    addresses: Vec<String>,
+}
+
+impl PhaseWrites {
+    /// Waits until every write of the phase reached its remote at least once (the remotes log a
+    /// request as it arrives, whatever the proxy then does to its answer).
+    async fn reached_their_remotes(&self, world: &World, phase: &str) {
+        const WITHIN: Duration = Duration::from_secs(120);
+        let mutations = [
+            ("create_item", &self.creates),
+            ("change_multiple_column_values", &self.roles),
+        ];
+        for (field, markers) in mutations {
+            for marker in markers {
+                let call = world
+                    .monday
+                    .wait_for_call(WITHIN, |c| {
+                        c.has(field) && c.variables.to_string().contains(marker.as_str())
+                    })
+                    .await;
+                if call.is_none() {
+                    let open = open_jobs(world).await;
+                    let calls: Vec<_> = world
+                        .monday
+                        .calls()
+                        .iter()
+                        .rev()
+                        .take(6)
+                        .map(|c| {
+                            (
+                                c.status,
+                                c.query.chars().take(60).collect::<String>(),
+                                c.response.to_string().chars().take(200).collect::<String>(),
+                            )
+                        })
+                        .collect();
+                    panic!(
+                        "{phase}: no {field} with {marker} reached Monday; open jobs: {open:?}; last calls {calls:?}"
+                    );
+                }
+            }
+        }
+        for address in &self.addresses {
+            world
+                .npd
+                .wait_for_call(WITHIN, |c| {
+                    c.method == "PATCH"
+                        && c.body
+                            .as_ref()
+                            .is_some_and(|b| b.to_string().contains(address.as_str()))
+                })
+                .await
+                .unwrap_or_else(|| panic!("{phase}: no PATCH with {address} reached NPD"));
+        }
     }
-    last
+}
+
+/// Resets every connection of both proxies as each Monday mutation arrives (its answer is held
+/// 400 ms, so the reset finds it in flight; lookups are left to pass, or no create could ever
+/// get as far as its mutation); runs until dropped.
+async fn reset_on_every_monday_call(monday: &MondaySim, proxies: [&FaultProxy; 2]) {
+    let mut last = Instant::now();
+    loop {
+        if let Some(call) = monday
+            .wait_for_call(Duration::from_secs(60), |c| {
+                c.at > last && (c.has("create_item") || c.has("change_multiple_column_values"))
+            })
+            .await
+        {
+            last = call.at;
+            proxies.iter().for_each(|p| p.reset_all());
+        }
+    }
 }
 
 async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicates(
@@ -367,6 +439,11 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
         s.monday.api_url = monday_url;
         s.npd.api_url = Some(npd_url);
         s.monday.batch_max = 1;
+        // The faults last until Monday saw 8 attempts in each of six phases, however long a
+        // loaded machine takes: at the tests' 1 s retry cap, 10 attempts of 3 s timeouts ran
+        // out before the links healed (write-backs to NPD went to the dead letters). 50 outlast
+        // the six phases' 2 minutes of faults at most.
+        s.sync.max_attempts = 50;
     })
     .await
     .expect("world");
@@ -375,7 +452,9 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     world.npd.clear_calls();
 
     // Act: per phase, 4 new NPD contacts, 4 NPD edits and 4 Monday edits meet the faults on
-    // both links until Monday has seen 8 attempts; then the links heal.
+    // both links until each of those 12 writes reached its remote at least once; then the next
+    // phase's faults replace them (retries of one phase meet the later phases' too), and at the
+    // end the links heal.
     for (n, (name, faults)) in PHASES.iter().enumerate() {
         for (proxy, writes) in [(&monday_proxy, MONDAY_WRITES), (&npd_proxy, NPD_WRITES)] {
             proxy.set(|f| {
@@ -383,30 +462,32 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
                 f.only_requests_containing = writes;
             });
         }
-        let started = Instant::now();
+        let mut phase = PhaseWrites::default();
         for (i, (id, item)) in items.iter().enumerate() {
-            world
-                .npd
-                .create_contact(sample_contact(NpdId(uuid::Uuid::new_v4())))
-                .await;
-            let role = format!("phase{n}-{i}");
+            let new = NpdId(uuid::Uuid::new_v4());
+            world.npd.create_contact(sample_contact(new)).await;
+            phase.creates.push(new.to_string());
+            let role = format!("role-phase{n}-{i}");
+            phase.roles.push(role.clone());
             world
                 .npd
                 .update_contact(*id, |c| c.role_title = Some(role))
                 .await;
             let address = format!("phase{n}-{i}@example.com");
+            phase.addresses.push(address.clone());
             let value = json!({"email": address, "text": address});
             world.monday.user_change_column(*item, "email", value).await;
         }
+        // A phase ends when its writes all reached their remotes, or after 20 s: a write queued
+        // behind its entity's faulted write to the other side may not get its turn in a phase.
+        let reached = tokio::time::timeout(PHASE_MAX, phase.reached_their_remotes(&world, name));
         if *name == "reset in flight" {
-            let mut last = started;
-            for _ in 0..8 {
-                last = wait_for_calls(&world.monday, last, 1).await;
-                monday_proxy.reset_all();
-                npd_proxy.reset_all();
+            tokio::select! {
+                _ = reached => {},
+                () = reset_on_every_monday_call(&world.monday, [&monday_proxy, &npd_proxy]) => {},
             }
         } else {
-            wait_for_calls(&world.monday, started, 8).await;
+            let _ = reached.await;
         }
         monday_proxy.heal();
         npd_proxy.heal();
@@ -429,12 +510,7 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
     );
     every_monday_key_is_a_job_s_key(&world).await;
     assert_npd_retries_keep_their_key(&world.npd);
-    let jobs = world.store.all_jobs().await.expect("jobs");
-    let open: Vec<_> = jobs
-        .iter()
-        .filter(|j| j.state != JobState::Done)
-        .map(|j| (j.id, j.operation, j.state, j.attempts, j.last_error.clone()))
-        .collect();
+    let open = open_jobs(&world).await;
     assert!(open.is_empty(), "every job done after healing: {open:?}");
     let attempts = world.monday.calls().len();
     let replays = world.monday.calls().iter().filter(|c| c.replayed).count();
@@ -456,6 +532,15 @@ async fn monday_and_npd_slow_cut_and_reset_get_same_key_retries_and_no_duplicate
         monday_proxy.faulted(),
         npd_proxy.faulted(),
     );
+}
+
+/// The jobs not done: id, operation, state, attempts, last error.
+async fn open_jobs(world: &World) -> Vec<(i64, Operation, JobState, i64, Option<String>)> {
+    let jobs = world.store.all_jobs().await.expect("jobs");
+    jobs.into_iter()
+        .filter(|j| j.state != JobState::Done)
+        .map(|j| (j.id, j.operation, j.state, j.attempts, j.last_error))
+        .collect()
 }
 
 /// Every idempotency key Monday saw is some job's key (a batch's `job:attempt` form counts as

@@ -37,6 +37,7 @@ enum Op {
     Enqueue {
         entity: usize,
         max_attempts: i64,
+        target: Side,
     },
     Claim {
         limit: i64,
@@ -61,8 +62,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..ENTITIES, 1i64..=3)
-            .prop_map(|(entity, max_attempts)| Op::Enqueue { entity, max_attempts }),
+        3 => (0..ENTITIES, 1i64..=3, prop::bool::ANY)
+            .prop_map(|(entity, max_attempts, to_npd)| Op::Enqueue {
+                entity,
+                max_attempts,
+                target: if to_npd { Side::Npd } else { Side::Monday },
+            }),
         4 => (1i64..=4, prop::bool::weighted(0.3))
             .prop_map(|(limit, expired)| Op::Claim { limit, expired }),
         2 => any::<Index>().prop_map(Op::Complete),
@@ -82,6 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct ModelJob {
     id: i64,
     entity: usize,
+    target: Side,
     state: JobState,
     attempts: i64,
     max_attempts: i64,
@@ -103,15 +109,24 @@ struct Model {
 }
 
 impl Model {
-    /// A claim would take this job: pending, due, the oldest open job of its entity, and no job
-    /// of its entity leased.
+    /// A claim would take this job: pending, due, the oldest open job of its entity to its side,
+    /// no job of its entity leased, and no older job of its entity to the other side that could
+    /// run itself (one job per entity at a time, the older first).
     fn claimable(&self, job: &ModelJob) -> bool {
-        let open = |j: &ModelJob| matches!(j.state, JobState::Pending | JobState::Leased);
-        job.state == JobState::Pending
-            && job.due
+        let first_of_its_side = |job: &ModelJob| {
+            job.state == JobState::Pending
+                && job.due
+                && !self.jobs.iter().any(|j| {
+                    j.entity == job.entity
+                        && j.target == job.target
+                        && j.id < job.id
+                        && matches!(j.state, JobState::Pending | JobState::Leased)
+                })
+        };
+        first_of_its_side(job)
             && !self.jobs.iter().any(|j| {
                 j.entity == job.entity
-                    && (j.state == JobState::Leased || (j.id < job.id && open(j)))
+                    && (j.state == JobState::Leased || (j.id < job.id && first_of_its_side(j)))
             })
     }
 
@@ -162,12 +177,17 @@ fn failure(class: FailureClass, rate_limited: bool) -> ConnectorError {
 
 type Step = Result<(), TestCaseError>;
 
-async fn enqueue(store: &Store, model: &mut Model, entity: usize, max_attempts: i64) -> Step {
+async fn enqueue(
+    store: &Store,
+    model: &mut Model,
+    entity: usize,
+    max_attempts: i64,
+    target: Side,
+) -> Step {
     let mut tx = store.begin().await.expect("tx");
-    let operation = if entity.is_multiple_of(2) {
-        Operation::PushItem
-    } else {
-        Operation::PatchNpd
+    let operation = match target {
+        Side::Monday => Operation::PushItem,
+        Side::Npd => Operation::PatchNpd,
     };
     let job = NewJob {
         entity_id: model.entities[entity],
@@ -184,6 +204,7 @@ async fn enqueue(store: &Store, model: &mut Model, entity: usize, max_attempts: 
     model.jobs.push(ModelJob {
         id,
         entity,
+        target,
         state: JobState::Pending,
         attempts: 0,
         max_attempts,
@@ -449,7 +470,8 @@ async fn apply(store: &Store, model: &mut Model, op: &Op) -> Step {
         Op::Enqueue {
             entity,
             max_attempts,
-        } => enqueue(store, model, *entity, *max_attempts).await,
+            target,
+        } => enqueue(store, model, *entity, *max_attempts, *target).await,
         Op::Claim { limit, expired } => claim(store, model, *limit, *expired).await,
         Op::Complete(pick) => complete(store, model, pick).await,
         Op::Fail {

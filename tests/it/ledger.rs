@@ -13,7 +13,6 @@ use npd_monday_gateway::domain::state::{
     AuditOutcome, ConflictStatus, EntityStatus, HistoryDetail, HistoryKind, InboxOutcome, JobState,
     Resolution,
 };
-use npd_monday_gateway::ledger::Store;
 use npd_monday_gateway::ledger::admin::AuditEntry;
 use npd_monday_gateway::ledger::conflicts::{self, ConflictValues};
 use npd_monday_gateway::ledger::entities::{self, EntityRow, NewEntity};
@@ -21,6 +20,7 @@ use npd_monday_gateway::ledger::group_commit::InboxWriter;
 use npd_monday_gateway::ledger::history::{self, Entry};
 use npd_monday_gateway::ledger::inbox::{self, InsertOutcome, NewInboxEvent};
 use npd_monday_gateway::ledger::jobs::{self, JobRow, NewJob};
+use npd_monday_gateway::ledger::{Store, now_ms};
 use npd_monday_gateway::sync::process::{OwnMondayUser, Processor};
 
 use crate::helpers::{Backend, migrated_store};
@@ -232,6 +232,55 @@ async fn claims_keep_per_entity_order_and_one_lease_per_entity(backend: Backend)
     tx.commit().await.expect("commit");
     let next = claim(&store, Some(Priority::Backfill)).await;
     assert_eq!(next.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a2]);
+}
+
+/// A job waiting for its retry holds back its entity's later jobs to its own side only: an NPD
+/// write failing for hours does not stop the entity's Monday updates (and the other way round),
+/// and still only one job of an entity is leased at a time, the older of its two sides first.
+async fn a_job_waiting_for_its_retry_holds_back_only_its_own_side(backend: Backend) {
+    let (store, _db) = migrated_store(&backend).await;
+    let a = new_entity(&store, 1).await;
+    let patch = enqueue(&store, a.id, Operation::PatchNpd, Priority::Live).await;
+    let push = enqueue(&store, a.id, Operation::PushItem, Priority::Live).await;
+    let write_link = enqueue(&store, a.id, Operation::WriteLink, Priority::Live).await;
+
+    let first = claim(&store, Some(Priority::Backfill)).await;
+    assert_eq!(
+        first.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![patch],
+        "one job per entity, the older side first"
+    );
+    let token = first[0].lease_token.expect("token");
+    let mut tx = store.begin().await.expect("tx");
+    let later = now_ms() + 3_600_000;
+    assert!(
+        jobs::retry_later(&mut tx, patch, token, "npd timed out", later)
+            .await
+            .expect("retry")
+    );
+    tx.commit().await.expect("commit");
+    let second = claim(&store, Some(Priority::Backfill)).await;
+    let while_leased = claim(&store, Some(Priority::Backfill)).await;
+    let mut tx = store.begin().await.expect("tx");
+    let token = second[0].lease_token.expect("token");
+    assert!(
+        jobs::complete(&mut tx, push, token, &Sent::Nothing)
+            .await
+            .expect("complete")
+    );
+    tx.commit().await.expect("commit");
+    let after = claim(&store, Some(Priority::Backfill)).await;
+
+    assert_eq!(
+        second.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![push],
+        "the Monday update goes while the NPD write waits"
+    );
+    assert!(while_leased.is_empty(), "nothing joins the entity's lease");
+    assert!(
+        after.is_empty(),
+        "the later NPD write ({write_link}) still waits behind the first"
+    );
 }
 
 async fn the_monday_floor_holds_back_monday_jobs_below_it(backend: Backend) {
@@ -480,6 +529,7 @@ store_tests!(
     inbox_rows_round_trip_typed_and_are_deduplicated,
     entities_and_their_field_states_round_trip,
     claims_keep_per_entity_order_and_one_lease_per_entity,
+    a_job_waiting_for_its_retry_holds_back_only_its_own_side,
     the_monday_floor_holds_back_monday_jobs_below_it,
     an_outcome_lands_only_under_the_current_lease,
     frozen_payloads_dead_letters_replays_and_reaped_leases,

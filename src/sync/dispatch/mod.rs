@@ -149,10 +149,18 @@ impl Dispatcher {
     /// Monday budget has room for (none at all while it is spent), so a job never sits on its
     /// lease waiting for the budget.
     pub async fn claim(&self, limit: i64) -> LedgerResult<Vec<JobRow>> {
+        self.claim_to(None, limit).await
+    }
+
+    /// `claim` for the jobs to one side only (`None`: both).
+    pub async fn claim_to(&self, side: Option<Side>, limit: i64) -> LedgerResult<Vec<JobRow>> {
         let lease_ms = i64::try_from(self.settings.sync.lease_ms).unwrap_or(i64::MAX);
-        let monday_floor = self.budget.room(Cost::request(CREATE_POINTS)).await?;
+        let monday_floor = match side {
+            Some(Side::Npd) => None,
+            _ => self.budget.room(Cost::request(CREATE_POINTS)).await?,
+        };
         self.store
-            .claim_jobs(&self.worker, lease_ms, limit, monday_floor)
+            .claim_jobs_to(side, &self.worker, lease_ms, limit, monday_floor)
             .await
     }
 
