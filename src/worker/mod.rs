@@ -1,6 +1,6 @@
 //! Long-running loops over the `sync` use cases: the processors (inbox to decisions and jobs;
 //! `[sync] processors` tasks on PostgreSQL, each claiming its own lanes, one on SQLite), the
-//! dispatcher (jobs to Monday and NPD, several at once), the lease reaper, the retention pruner
+//! dispatcher (jobs to Monday and NPD, several at once, each side in its own slots), the lease reaper, the retention pruner
 //! (every `[retention] prune_interval`, off at `0s`), and the scan loop (scheduled drift scans by
 //! `[drift] interval`, and runs whose process died resumed).
 //!
@@ -81,7 +81,8 @@ pub struct Workers {
 /// How the loops run (from `[sync]` and the HTTP shutdown grace).
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
-    /// Jobs the dispatcher runs at once.
+    /// Dispatch tasks run at once for each side (a Monday task sends one batch, an NPD task one
+    /// job).
     pub concurrency: usize,
     /// Processing tasks (one on SQLite, whose writes are serial).
     pub processors: usize,
