@@ -6,9 +6,10 @@
 //! change nothing if it no longer matches (a stale worker is fenced off). Per entity and side,
 //! only the oldest open job may be claimed, and none while a job of the entity is leased: one
 //! write in flight per entity, in order per side. A job waiting for its retry holds back later
-//! jobs to its own side only (an NPD outage does not stop the entity's Monday updates, nor a spent
-//! Monday budget its NPD writes). A dead job blocks nothing. A job keeps its idempotency key across retries, except
-//! after a rate-limit refusal and on replay from the dead letters, which give it a new one.
+//! jobs to its own side only (an NPD outage does not stop the entity's Monday updates, nor a
+//! spent Monday budget its NPD writes). A dead job blocks nothing. A job keeps its idempotency
+//! key across retries, except after a rate-limit refusal and on replay from the dead letters,
+//! which give it a new one.
 //! May import: std, sqlx, uuid, crate::{domain, ledger}.
 
 use sqlx::FromRow;

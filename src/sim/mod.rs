@@ -17,6 +17,27 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+/// Waits until `find` finds something in a simulator's call log, looking again each time
+/// `logged` (bumped as each call is logged) changes; None after `within`. Both simulators'
+/// `wait_for_call` use it.
+async fn wait_for_logged<T>(
+    logged: &watch::Sender<u64>,
+    within: Duration,
+    find: impl Fn() -> Option<T>,
+) -> Option<T> {
+    // Subscribed before looking, so a call logged in between still wakes the loop.
+    let mut seen = logged.subscribe();
+    let found = async {
+        loop {
+            if let Some(hit) = find() {
+                return Some(hit);
+            }
+            seen.changed().await.ok()?;
+        }
+    };
+    tokio::time::timeout(within, found).await.ok().flatten()
+}
+
 /// What a simulator has sent to the gateway (Monday's webhooks, NPD's change events).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deliveries {

@@ -491,24 +491,15 @@ impl NpdSim {
         within: Duration,
         matches: impl Fn(&NpdCall) -> bool,
     ) -> Option<NpdCall> {
-        // Subscribed before looking, so a call logged in between still wakes the loop.
-        let mut seen = self.inner.calls_seen.subscribe();
-        let found = async {
-            loop {
-                let hit = self
-                    .inner
-                    .store()
-                    .calls
-                    .iter()
-                    .find(|(_, c)| matches(c))
-                    .cloned();
-                if let Some((_, call)) = hit {
-                    return Some(call);
-                }
-                seen.changed().await.ok()?;
-            }
-        };
-        tokio::time::timeout(within, found).await.ok().flatten()
+        super::wait_for_logged(&self.inner.calls_seen, within, || {
+            let store = self.inner.store();
+            store
+                .calls
+                .iter()
+                .find(|(_, c)| matches(c))
+                .map(|(_, c)| c.clone())
+        })
+        .await
     }
 
     /// The events logged so far and how many of them are not delivered (or given up on) yet.

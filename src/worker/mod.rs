@@ -1,8 +1,8 @@
 //! Long-running loops over the `sync` use cases: the processors (inbox to decisions and jobs;
 //! `[sync] processors` tasks on PostgreSQL, each claiming its own lanes, one on SQLite), the
-//! dispatcher (jobs to Monday and NPD, several at once, each side in its own slots), the lease reaper, the retention pruner
-//! (every `[retention] prune_interval`, off at `0s`), and the scan loop (scheduled drift scans by
-//! `[drift] interval`, and runs whose process died resumed).
+//! dispatcher (jobs to Monday and NPD, several at once, each side in its own slots), the lease
+//! reaper, the retention pruner (every `[retention] prune_interval`, off at `0s`), and the scan
+//! loop (scheduled drift scans by `[drift] interval`, and runs whose process died resumed).
 //!
 //! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
 //! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
@@ -218,15 +218,11 @@ async fn dispatch_loop(
         let mut claimed = 0;
         if !wake.dispatch_paused.load(Ordering::SeqCst) {
             for side in Side::ALL {
-                let busy = in_flight.values().filter(|g| on_side(g, side)).count();
-                let free = concurrency.saturating_sub(busy);
+                let free = concurrency.saturating_sub(busy(&in_flight, side));
                 if free == 0 {
                     continue;
                 }
-                // A Monday slot sends a batch; an NPD slot one job (a task of several sequential
-                // NPD calls could outlast its leases when NPD is slow).
-                let per_slot = if side == Side::Monday { batch_max } else { 1 };
-                let limit = i64::try_from(free * per_slot).unwrap_or(i64::MAX);
+                let limit = i64::try_from(free * per_task(side, batch_max)).unwrap_or(i64::MAX);
                 match dispatcher.claim_to(Some(side), limit).await {
                     Ok(jobs) => {
                         claimed += jobs.len();
@@ -237,8 +233,8 @@ async fn dispatch_loop(
             }
         }
         let room = Side::ALL
-            .iter()
-            .any(|side| in_flight.values().filter(|g| on_side(g, *side)).count() < concurrency);
+            .into_iter()
+            .any(|side| busy(&in_flight, side) < concurrency);
         if claimed > 0 && room {
             continue;
         }
@@ -297,9 +293,21 @@ async fn claim_lookups<'a>(
         .await
 }
 
-/// Whether a task's jobs go to `side` (a task's jobs all go to one side).
-fn on_side(group: &[JobRow], side: Side) -> bool {
-    group.first().is_some_and(|j| j.target == side)
+/// The tasks in flight to `side` (a task's jobs all go to one side).
+fn busy(in_flight: &HashMap<tokio::task::Id, Vec<JobRow>>, side: Side) -> usize {
+    in_flight
+        .values()
+        .filter(|g| g.first().is_some_and(|j| j.target == side))
+        .count()
+}
+
+/// The jobs one task to `side` runs: a Monday task sends a batch, an NPD task one job (a task of
+/// several sequential NPD calls could outlast its leases when NPD is slow).
+fn per_task(side: Side, batch_max: usize) -> usize {
+    match side {
+        Side::Monday => batch_max.max(1),
+        Side::Npd => 1,
+    }
 }
 
 /// Runs one side's claim: Monday jobs in batches of `batch_max` (one request each), NPD jobs one
@@ -314,12 +322,13 @@ fn spawn_claim(
 ) {
     let lookup: Arc<OnceCell<Found>> = Arc::default();
     let claim = Arc::new(jobs.clone());
-    let per_task = if on_side(&jobs, Side::Monday) {
-        batch_max.max(1)
-    } else {
-        1
+    let Some(side) = jobs.first().map(|j| j.target) else {
+        return;
     };
-    for group in jobs.chunks(per_task).map(<[JobRow]>::to_vec) {
+    for group in jobs
+        .chunks(per_task(side, batch_max))
+        .map(<[JobRow]>::to_vec)
+    {
         let d = dispatcher.clone();
         let ids: Vec<i64> = group.iter().map(|j| j.id).collect();
         let jobs = group.clone();

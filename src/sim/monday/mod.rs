@@ -1090,17 +1090,10 @@ impl MondaySim {
         within: Duration,
         matches: impl Fn(&MondayCall) -> bool,
     ) -> Option<MondayCall> {
-        // Subscribed before looking, so a call recorded in between still wakes the loop.
-        let mut seen = self.inner.calls_seen.subscribe();
-        let found = async {
-            loop {
-                if let Some(call) = self.inner.lock().calls.iter().find(|c| matches(c)) {
-                    return Some(call.clone());
-                }
-                seen.changed().await.ok()?;
-            }
-        };
-        tokio::time::timeout(within, found).await.ok().flatten()
+        super::wait_for_logged(&self.inner.calls_seen, within, || {
+            self.inner.lock().calls.iter().find(|c| matches(c)).cloned()
+        })
+        .await
     }
 
     /// The webhooks queued so far and how many of them are not delivered (or given up on) yet.
