@@ -255,6 +255,10 @@ pub struct MondaySettings {
     pub calls_per_day: u64,
     /// Most mutations for different items sent in one GraphQL request (as aliases).
     pub batch_max: usize,
+    /// How long a partial batch waits for the batches in flight to answer before it goes anyway
+    /// (Nagle's rule: a trickle of work fills the next batch instead of costing a request per
+    /// few jobs; an idle gateway never waits). 0 sends whatever is ready at once.
+    pub batch_fill_wait_ms: u64,
     /// The Monday user id the API token acts as. Webhooks carrying it are the gateway's own
     /// writes coming back. Learned with `me { id }` at start when unset.
     pub integration_user_id: Option<i64>,
@@ -275,6 +279,7 @@ impl Default for MondaySettings {
             complexity_per_minute: 5_000_000,
             calls_per_day: 0,
             batch_max: 25,
+            batch_fill_wait_ms: 1_000,
             integration_user_id: None,
         }
     }

@@ -160,6 +160,9 @@ impl MondaySettings {
         if !(1..=100).contains(&self.batch_max) {
             problems.push("monday.batch_max must be between 1 and 100".into());
         }
+        if self.batch_fill_wait_ms > 60_000 {
+            problems.push("monday.batch_fill_wait_ms must be at most 60000".into());
+        }
         if !(0..=10).contains(&self.jwt_leeway_secs) {
             problems.push("monday.jwt_leeway_secs must be between 0 and 10".into());
         }

@@ -46,6 +46,27 @@ pub struct JobRow {
     pub accepted_at: Option<i64>,
 }
 
+/// The `from … where …` of the jobs a claim may take, with the placeholders of `now`, the Monday
+/// priority floor and the side (`''`: both). Runnable: pending, due, allowed by the floor, no
+/// older open job of the entity to the same side, no job of the entity leased, and no older job of
+/// the entity to the other side that is runnable itself (of an entity's two candidates the older
+/// goes first).
+fn runnable(now: &str, floor: &str, side: &str) -> String {
+    format!(
+        "from outbox_jobs j where j.state = 'pending' and j.next_attempt_at <= {now} \
+         and (j.target <> 'monday' or j.priority >= {floor}) and ({side} = '' or j.target = {side}) \
+         and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
+                         and o.target = j.target and o.state in ('pending', 'leased')) \
+         and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.state = 'leased') \
+         and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
+                         and o.target <> j.target and o.state = 'pending' and o.next_attempt_at <= {now} \
+                         and (o.target <> 'monday' or o.priority >= {floor}) \
+                         and not exists (select 1 from outbox_jobs p where p.entity_id = o.entity_id \
+                                         and p.id < o.id and p.target = o.target \
+                                         and p.state in ('pending', 'leased')))"
+    )
+}
+
 const JOB_COLUMNS: &str = "id, entity_id, target, operation, payload, idempotency_key, priority, state, \
      attempts, max_attempts, next_attempt_at, lease_until, lease_token, last_error, request_id, \
      done_at, created_at, updated_at, accepted_at";
@@ -320,21 +341,10 @@ impl Store {
         let now = now_ms();
         let side = side.map_or("", Side::as_str);
         let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
-        // Runnable: pending, due, allowed by the floor, no older open job of the entity to the
-        // same side, no job of the entity leased, and no older job of the entity to the other
-        // side that is runnable itself (of an entity's two candidates the older goes first).
-        let pick = "select j.id from outbox_jobs j where j.state = 'pending' and j.next_attempt_at <= $1 \
-             and (j.target <> 'monday' or j.priority >= $5) and ($6 = '' or j.target = $6) \
-             and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
-                             and o.target = j.target and o.state in ('pending', 'leased')) \
-             and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.state = 'leased') \
-             and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
-                             and o.target <> j.target and o.state = 'pending' and o.next_attempt_at <= $1 \
-                             and (o.target <> 'monday' or o.priority >= $5) \
-                             and not exists (select 1 from outbox_jobs p where p.entity_id = o.entity_id \
-                                             and p.id < o.id and p.target = o.target \
-                                             and p.state in ('pending', 'leased'))) \
-             order by j.priority desc, j.id limit $2";
+        let pick = format!(
+            "select j.id {} order by j.priority desc, j.id limit $2",
+            runnable("$1", "$5", "$6")
+        );
         let update = |pick: &str| {
             format!(
                 "update outbox_jobs set state = 'leased', lease_until = $3, lease_token = coalesce(lease_token, 0) + 1, \
@@ -346,7 +356,7 @@ impl Store {
             // SQLite: the write lock of BEGIN IMMEDIATE makes the claim exclusive.
             Store::Sqlite(_) => {
                 let mut tx = self.begin().await?;
-                let sql = update(pick);
+                let sql = update(&pick);
                 let rows = on_tx!(&mut tx, all JobRow, &sql, now, limit, lease_until, worker, monday_min_priority, side)?;
                 tx.commit().await?;
                 rows
@@ -359,6 +369,33 @@ impl Store {
         };
         rows.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
         Ok(rows)
+    }
+
+    /// What `claim_jobs_to` would claim now, without claiming it: how many jobs (at most `limit`)
+    /// and the highest priority among them. The dispatcher asks before it sends a partial Monday
+    /// batch while another is in flight (it waits for a full one unless an admin's job is ready).
+    pub async fn ready_jobs_to(
+        &self,
+        side: Side,
+        limit: i64,
+        monday_floor: Option<Priority>,
+    ) -> LedgerResult<(i64, Option<Priority>)> {
+        let sql = format!(
+            "select count(*), max(r.priority) from (select j.priority {} \
+             order by j.priority desc, j.id limit $4) r",
+            runnable("$1", "$2", "$3")
+        );
+        let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
+        let (ready, top): (i64, Option<i64>) = on_pool!(
+            self,
+            one(i64, Option<i64>),
+            &sql,
+            now_ms(),
+            monday_min_priority,
+            side.as_str(),
+            limit
+        )?;
+        Ok((ready, top.map(Priority::from_i64)))
     }
 
     /// Returns jobs whose lease expired (a worker died or stalled) to `pending`. Their token stays,

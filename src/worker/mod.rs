@@ -4,7 +4,9 @@
 //! reaper, the retention pruner (every `[retention] prune_interval`, off at `0s`), and the scan
 //! loop (scheduled drift scans by `[drift] interval`, and runs whose process died resumed).
 //!
-//! Owns: `Workers` (spawning, waking, graceful stop) and `WorkerSettings`. On stop the dispatcher
+//! Owns: `Workers` (spawning, waking, graceful stop), `WorkerSettings`, and when the dispatcher
+//! claims (`claim_limit`: while a Monday batch is in flight, partial batches wait to fill for up
+//! to `[monday] batch_fill_wait_ms`, admin pushes excepted). On stop the dispatcher
 //! claims nothing new, lets in-flight jobs finish within the grace period, and releases the leases
 //! of any it had to abandon so another worker (or this one after a restart) picks them up at once.
 //! May import: std, tokio, tokio-util, tracing, crate::{config, domain, ledger, sync}.
@@ -20,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseBackend, RetentionSettings};
 use crate::domain::entity::Side;
+use crate::domain::job::Priority;
 use crate::domain::scan::ScanKind;
-use crate::ledger::Store;
 use crate::ledger::jobs::JobRow;
+use crate::ledger::{LedgerResult, Store};
 use crate::sync::dispatch::{Dispatcher, Found};
 use crate::sync::process::Processor;
 use crate::sync::scan::Scans;
@@ -193,6 +196,21 @@ async fn process_loop(
     }
 }
 
+/// A dispatch task's jobs (all to one side) and when it started.
+struct Task {
+    jobs: Vec<JobRow>,
+    since: tokio::time::Instant,
+}
+
+impl Task {
+    fn side(&self) -> Option<Side> {
+        self.jobs.first().map(|j| j.target)
+    }
+}
+
+/// The dispatcher's tasks in flight, by task id.
+type InFlight = HashMap<tokio::task::Id, Task>;
+
 async fn dispatch_loop(
     dispatcher: Dispatcher,
     wake: Wake,
@@ -202,8 +220,9 @@ async fn dispatch_loop(
     shutdown: CancellationToken,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, Vec<JobRow>> = HashMap::new();
+    let mut in_flight = InFlight::new();
     let batch_max = dispatcher.batch_max();
+    let fill_wait = dispatcher.batch_fill_wait();
     loop {
         while let Some(done) = running.try_join_next_with_id() {
             forget(&mut in_flight, done);
@@ -218,11 +237,19 @@ async fn dispatch_loop(
         let mut claimed = 0;
         if !wake.dispatch_paused.load(Ordering::SeqCst) {
             for side in Side::ALL {
+                let sending = filling(&in_flight, side, fill_wait);
                 let free = concurrency.saturating_sub(busy(&in_flight, side));
                 if free == 0 {
                     continue;
                 }
-                let limit = i64::try_from(free * per_task(side, batch_max)).unwrap_or(i64::MAX);
+                let limit = match claim_limit(&dispatcher, side, free, batch_max, sending).await {
+                    Ok(0) => continue,
+                    Ok(limit) => limit,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "counting ready jobs failed; will retry");
+                        continue;
+                    }
+                };
                 match dispatcher.claim_to(Some(side), limit).await {
                     Ok(jobs) => {
                         claimed += jobs.len();
@@ -245,7 +272,7 @@ async fn dispatch_loop(
                 forget(&mut in_flight, done);
                 wake.dispatch.notify_one();
             },
-            () = tokio::time::sleep(poll) => {},
+            () = tokio::time::sleep(next_look(&in_flight, fill_wait, poll)) => {},
         }
     }
     // Graceful stop: in-flight calls get the grace period, then their leases are released.
@@ -262,7 +289,7 @@ async fn dispatch_loop(
     }
     running.abort_all();
     let store = dispatcher.store().clone();
-    for job in in_flight.into_values().flatten() {
+    for job in in_flight.into_values().flat_map(|task| task.jobs) {
         if let Some(token) = job.lease_token
             && let Err(e) = store.release_lease(job.id, token).await
         {
@@ -294,11 +321,54 @@ async fn claim_lookups<'a>(
 }
 
 /// The tasks in flight to `side` (a task's jobs all go to one side).
-fn busy(in_flight: &HashMap<tokio::task::Id, Vec<JobRow>>, side: Side) -> usize {
+fn busy(in_flight: &InFlight, side: Side) -> usize {
     in_flight
         .values()
-        .filter(|g| g.first().is_some_and(|j| j.target == side))
+        .filter(|t| t.side() == Some(side))
         .count()
+}
+
+/// The tasks in flight to `side` that the next partial batch waits for: those sent within
+/// `wait` (`[monday] batch_fill_wait_ms`: a request that hangs holds no one back for long).
+fn filling(in_flight: &InFlight, side: Side, wait: Duration) -> usize {
+    in_flight
+        .values()
+        .filter(|t| t.side() == Some(side) && t.since.elapsed() < wait)
+        .count()
+}
+
+/// When the dispatcher looks for work again if nothing wakes it: after `poll`, or as soon as a
+/// task in flight stops holding partial batches back (`filling`), whichever comes first.
+fn next_look(in_flight: &InFlight, wait: Duration, poll: Duration) -> Duration {
+    in_flight
+        .values()
+        .map(|t| wait.saturating_sub(t.since.elapsed()))
+        .filter(|left| !left.is_zero())
+        .fold(poll, Duration::min)
+}
+
+/// How many jobs to claim to `side` into `free` slots while `sending` of its tasks are in flight.
+/// Monday follows Nagle's rule: while one of its batches is in flight only full batches are
+/// claimed (unless an admin's job is ready: it goes at once), so work that trickles in fills the
+/// next batch instead of costing a request per few jobs; with nothing in flight whatever is ready
+/// goes at once, so an idle gateway never waits to fill a batch.
+async fn claim_limit(
+    dispatcher: &Dispatcher,
+    side: Side,
+    free: usize,
+    batch_max: usize,
+    sending: usize,
+) -> LedgerResult<i64> {
+    let limit = i64::try_from(free * per_task(side, batch_max)).unwrap_or(i64::MAX);
+    if side == Side::Npd || sending == 0 || batch_max == 1 {
+        return Ok(limit);
+    }
+    let (ready, top) = dispatcher.ready_to(side, limit).await?;
+    if top == Some(Priority::Admin) {
+        return Ok(limit);
+    }
+    let full = i64::try_from(batch_max).unwrap_or(i64::MAX);
+    Ok(ready / full * full)
 }
 
 /// The jobs one task to `side` runs: a Monday task sends a batch, an NPD task one job (a task of
@@ -318,7 +388,7 @@ fn spawn_claim(
     jobs: Vec<JobRow>,
     batch_max: usize,
     running: &mut JoinSet<()>,
-    in_flight: &mut HashMap<tokio::task::Id, Vec<JobRow>>,
+    in_flight: &mut InFlight,
 ) {
     let lookup: Arc<OnceCell<Found>> = Arc::default();
     let claim = Arc::new(jobs.clone());
@@ -339,14 +409,12 @@ fn spawn_claim(
                 tracing::warn!(job.ids = ?ids, error = %e, "recording job outcomes failed; their leases will expire");
             }
         });
-        in_flight.insert(handle.id(), group);
+        let since = tokio::time::Instant::now();
+        in_flight.insert(handle.id(), Task { jobs: group, since });
     }
 }
 
-fn forget(
-    in_flight: &mut HashMap<tokio::task::Id, Vec<JobRow>>,
-    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) {
+fn forget(in_flight: &mut InFlight, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
     let id = match done {
         Ok((id, ())) => id,
         Err(e) => e.id(),

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
-use npd_monday_gateway::domain::entity::{EntityKind, NpdId};
+use npd_monday_gateway::domain::entity::{EntityKind, NpdId, Side};
 use npd_monday_gateway::domain::state::{EntityStatus, JobState};
+use npd_monday_gateway::sim::monday::MondayCall;
 use npd_monday_gateway::startup::Application;
 
-use crate::helpers::{Backend, TestDatabase, eventually, executed_count, settle_world};
+use crate::helpers::{
+    Backend, TestDatabase, created_contact, eventually, executed_count, settle_world,
+};
 use crate::store_tests;
 
 store_tests!(
@@ -18,6 +21,9 @@ store_tests!(
     a_claim_of_several_batches_looks_its_creates_up_in_one_request,
     one_refused_alias_dead_letters_only_its_own_contact,
     a_lost_batch_answer_creates_no_item_twice,
+    creates_that_arrive_while_a_partial_batch_is_in_flight_wait_and_go_as_one,
+    an_admin_push_does_not_wait_for_the_batch_in_flight,
+    a_partial_batch_stops_waiting_for_a_request_that_hangs,
 );
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -251,6 +257,180 @@ async fn a_lost_batch_answer_creates_no_item_twice(backend: Backend) {
         3,
         "created once each"
     );
+}
+
+/// Whether a Monday request's document or variables carry `text`.
+fn carries(call: &MondayCall, text: &str) -> bool {
+    call.query.contains(text) || call.variables.to_string().contains(text)
+}
+
+/// Whether the Monday job of contact `id` is still leased (its answer not yet recorded).
+async fn create_still_leased(world: &World, id: NpdId) -> bool {
+    let entity = world.store.entity_by_npd(EntityKind::Contact, id).await;
+    let entity = entity.expect("read").expect("entity");
+    let jobs = world.store.entity_jobs(entity.id, 10).await.expect("jobs");
+    jobs.iter()
+        .any(|j| j.target == Side::Monday && j.state == JobState::Leased)
+}
+
+/// Creates one contact in NPD and waits until its job is in the outbox (claimed or not).
+async fn create_one_and_queue_it(world: &World, email: &str) -> NpdId {
+    let id = NpdId(uuid::Uuid::new_v4());
+    let mut contact = sample_contact(id);
+    contact.email = Some(email.to_owned());
+    world.npd.create_contact(contact).await;
+    eventually(SETTLE, async || {
+        let entity = world.store.entity_by_npd(EntityKind::Contact, id).await;
+        let Some(entity) = entity.expect("read") else {
+            return Err(format!("{id} not processed yet"));
+        };
+        let jobs = world.store.entity_jobs(entity.id, 10).await.expect("jobs");
+        if jobs.is_empty() {
+            Err(format!("{id} has no job yet"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    id
+}
+
+async fn creates_that_arrive_while_a_partial_batch_is_in_flight_wait_and_go_as_one(
+    backend: Backend,
+) {
+    // Arrange: one create is in flight, and Monday holds its answer; partial batches wait for it
+    // (up to a minute, longer than the test takes).
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| {
+        one_processor(s);
+        s.monday.batch_fill_wait_ms = 60_000;
+    })
+    .await
+    .expect("world");
+    let hold = world.monday.faults().hold_next_mutation_answer();
+    create_one_and_queue_it(&world, "first@example.com").await;
+    world
+        .monday
+        .wait_for_call(SETTLE, |c| c.has("create_item"))
+        .await
+        .expect("the first create reached Monday");
+
+    // Act: six more contacts trickle in, one job at a time, while it is in flight.
+    for i in 0..6 {
+        create_one_and_queue_it(&world, &format!("trickle{i}@example.com")).await;
+    }
+    let pending = world.store.jobs_in_state(JobState::Pending, 100).await;
+    let pending: Vec<_> = pending
+        .expect("jobs")
+        .into_iter()
+        .filter(|j| j.target == Side::Monday)
+        .map(|j| j.operation)
+        .collect();
+    hold.release();
+    settle_world(&world, SETTLE).await;
+
+    // Assert: they waited for the batch in flight and then went as one request.
+    assert_eq!(
+        pending.len(),
+        6,
+        "waiting while a partial batch is in flight: {pending:?}"
+    );
+    let creates: Vec<usize> = world
+        .monday
+        .calls()
+        .iter()
+        .filter(|c| c.has("create_item"))
+        .map(|c| c.count("create_item"))
+        .collect();
+    assert_eq!(creates, vec![1, 6], "create_item mutations per request");
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 7);
+    assert_eq!(executed_count(&world, "create_item"), 7);
+}
+
+async fn an_admin_push_does_not_wait_for_the_batch_in_flight(backend: Backend) {
+    // Arrange: a synced contact, and a new one whose create is in flight (its answer held; the
+    // default 30 s Monday timeout outlasts the test's wait), which partial batches wait for.
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| {
+        one_processor(s);
+        s.monday.batch_fill_wait_ms = 60_000;
+    })
+    .await
+    .expect("world");
+    let (synced, item) = created_contact(&world).await;
+    let hold = world.monday.faults().hold_next_mutation_answer();
+    world.monday.clear_calls();
+    let in_flight = create_one_and_queue_it(&world, "inflight@example.com").await;
+    world
+        .monday
+        .wait_for_call(SETTLE, |c| c.has("create_item"))
+        .await
+        .expect("the create reached Monday");
+
+    // Act: an admin pushes the synced contact.
+    let response = world
+        .admin_post(&format!("/api/v1/contacts/{synced}/sync-to-monday"))
+        .await
+        .expect("post");
+    assert!(response.status().is_success(), "{}", response.status());
+
+    // Assert: the push reaches Monday while the create's answer is still held.
+    let pushed = world
+        .monday
+        .wait_for_call(Duration::from_secs(20), |c| {
+            c.has("change_multiple_column_values") && carries(c, &item.to_string())
+        })
+        .await;
+    let held = create_still_leased(&world, in_flight).await;
+    hold.release();
+    assert!(
+        pushed.is_some(),
+        "the admin push waited for the batch in flight"
+    );
+    assert!(
+        held,
+        "the held create is still in flight when the push lands"
+    );
+    settle_world(&world, SETTLE).await;
+}
+
+async fn a_partial_batch_stops_waiting_for_a_request_that_hangs(backend: Backend) {
+    // Arrange: a create whose answer Monday holds (the 30 s timeout outlasts the test's wait),
+    // and partial batches that wait at most 200 ms for it.
+    let db = TestDatabase::create(&backend).await;
+    let world = World::start(&db.url, |s| {
+        one_processor(s);
+        s.monday.batch_fill_wait_ms = 200;
+    })
+    .await
+    .expect("world");
+    let hold = world.monday.faults().hold_next_mutation_answer();
+    let hung = create_one_and_queue_it(&world, "hangs@example.com").await;
+    world
+        .monday
+        .wait_for_call(SETTLE, |c| c.has("create_item"))
+        .await
+        .expect("the first create reached Monday");
+
+    // Act
+    create_one_and_queue_it(&world, "next@example.com").await;
+
+    // Assert: the next create goes while the first still hangs.
+    let second = world
+        .monday
+        .wait_for_call(Duration::from_secs(20), |c| {
+            c.has("create_item") && carries(c, "next@example.com")
+        })
+        .await;
+    let held = create_still_leased(&world, hung).await;
+    hold.release();
+    assert!(
+        second.is_some(),
+        "the second create waited for the hung one"
+    );
+    assert!(held, "the first create is still in flight");
+    settle_world(&world, SETTLE).await;
+    assert_eq!(world.monday.items(CONTACTS_BOARD).len(), 2);
 }
 
 crate::postgres_test! {

@@ -283,6 +283,47 @@ async fn a_job_waiting_for_its_retry_holds_back_only_its_own_side(backend: Backe
     );
 }
 
+async fn ready_jobs_are_what_a_claim_would_take_and_counting_them_leases_nothing(backend: Backend) {
+    let (store, _db) = migrated_store(&backend).await;
+    let a = new_entity(&store, 1).await;
+    let b = new_entity(&store, 2).await;
+    let c = new_entity(&store, 3).await;
+    let live = enqueue(&store, a.id, Operation::PushItem, Priority::Live).await;
+    let _behind = enqueue(&store, a.id, Operation::ArchiveItem, Priority::Admin).await;
+    let admin = enqueue(&store, b.id, Operation::ArchiveItem, Priority::Admin).await;
+    let npd = enqueue(&store, c.id, Operation::PatchNpd, Priority::Live).await;
+    let ready = async |side, limit, floor| {
+        store
+            .ready_jobs_to(side, limit, floor)
+            .await
+            .expect("ready")
+    };
+
+    let monday = ready(Side::Monday, 10, Some(Priority::Backfill)).await;
+    let one = ready(Side::Monday, 1, Some(Priority::Backfill)).await;
+    let above_live = ready(Side::Monday, 10, Some(Priority::Admin)).await;
+    let spent = ready(Side::Monday, 10, None).await;
+    let to_npd = ready(Side::Npd, 10, None).await;
+    let claimed = claim(&store, Some(Priority::Backfill)).await;
+
+    assert_eq!(
+        monday,
+        (2, Some(Priority::Admin)),
+        "the entity's later job waits"
+    );
+    assert_eq!(
+        one,
+        (1, Some(Priority::Admin)),
+        "the highest priority first"
+    );
+    assert_eq!(above_live, (1, Some(Priority::Admin)));
+    assert_eq!(spent, (0, None), "no Monday job while the budget is spent");
+    assert_eq!(to_npd, (1, Some(Priority::Live)));
+    let mut ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![live, admin, npd], "counting leased nothing");
+}
+
 async fn the_monday_floor_holds_back_monday_jobs_below_it(backend: Backend) {
     let (store, _db) = migrated_store(&backend).await;
     let a = new_entity(&store, 1).await;
@@ -531,6 +572,7 @@ store_tests!(
     claims_keep_per_entity_order_and_one_lease_per_entity,
     a_job_waiting_for_its_retry_holds_back_only_its_own_side,
     the_monday_floor_holds_back_monday_jobs_below_it,
+    ready_jobs_are_what_a_claim_would_take_and_counting_them_leases_nothing,
     an_outcome_lands_only_under_the_current_lease,
     frozen_payloads_dead_letters_replays_and_reaped_leases,
     conflicts_open_once_per_field_and_close_once,

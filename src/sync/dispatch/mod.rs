@@ -43,7 +43,7 @@ use crate::config::Settings;
 use crate::connectors::{ConnectorError, FailureClass, MondayApi, NpdApi};
 use crate::domain::budget::Cost;
 use crate::domain::entity::Side;
-use crate::domain::job::Work;
+use crate::domain::job::{Priority, Work};
 use crate::domain::mapping::OrgLinks;
 use crate::ledger::entities::EntityRow;
 use crate::ledger::jobs::JobRow;
@@ -145,6 +145,12 @@ impl Dispatcher {
         self.settings.monday.batch_max.max(1)
     }
 
+    /// How long a partial Monday batch waits for the batches in flight (`[monday]
+    /// batch_fill_wait_ms`).
+    pub fn batch_fill_wait(&self) -> Duration {
+        Duration::from_millis(self.settings.monday.batch_fill_wait_ms)
+    }
+
     /// Claims up to `limit` jobs for this worker. Monday jobs are claimed only at priorities the
     /// Monday budget has room for (none at all while it is spent), so a job never sits on its
     /// lease waiting for the budget.
@@ -155,13 +161,27 @@ impl Dispatcher {
     /// `claim` for the jobs to one side only (`None`: both).
     pub async fn claim_to(&self, side: Option<Side>, limit: i64) -> LedgerResult<Vec<JobRow>> {
         let lease_ms = i64::try_from(self.settings.sync.lease_ms).unwrap_or(i64::MAX);
-        let monday_floor = match side {
-            Some(Side::Npd) => None,
-            _ => self.budget.room(Cost::request(CREATE_POINTS)).await?,
-        };
+        let monday_floor = self.floor(side).await?;
         self.store
             .claim_jobs_to(side, &self.worker, lease_ms, limit, monday_floor)
             .await
+    }
+
+    /// What `claim_to(Some(side), limit)` would claim now: how many jobs, and their highest
+    /// priority (nothing is leased).
+    pub async fn ready_to(&self, side: Side, limit: i64) -> LedgerResult<(i64, Option<Priority>)> {
+        self.store
+            .ready_jobs_to(side, limit, self.floor(Some(side)).await?)
+            .await
+    }
+
+    /// The lowest priority of Monday jobs the budget has room for (`None`: none at all); jobs to
+    /// NPD have no floor.
+    async fn floor(&self, side: Option<Side>) -> LedgerResult<Option<Priority>> {
+        Ok(match side {
+            Some(Side::Npd) => None,
+            _ => self.budget.room(Cost::request(CREATE_POINTS)).await?,
+        })
     }
 
     /// The lease reaper: jobs whose lease expired go back to the queue; a job whose expired lease
