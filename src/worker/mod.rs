@@ -422,19 +422,27 @@ fn forget(in_flight: &mut InFlight, done: Result<(tokio::task::Id, ()), tokio::t
     in_flight.remove(&id);
 }
 
-/// Runs every job of the outbox, `concurrency` at a time, until none is open (jobs waiting for a
-/// retry are waited for): what the `backfill` command does after queuing its writes, so it works
-/// without a running `serve`.
+/// Runs every job of the outbox until none is open (jobs waiting for a retry are waited for),
+/// `concurrency` tasks a side at a time, Monday jobs in batches of `[monday] batch_max`: what the
+/// `backfill` command does after queuing its writes, so it works without a running `serve`.
 pub async fn drain_outbox(
     dispatcher: &Dispatcher,
     concurrency: usize,
     poll: Duration,
 ) -> crate::ledger::LedgerResult<()> {
+    let batch_max = dispatcher.batch_max();
     loop {
-        let jobs = dispatcher
-            .claim(i64::try_from(concurrency.max(1)).unwrap_or(1))
-            .await?;
-        if jobs.is_empty() {
+        // Like the dispatch loop: each side claims into its own slots, Monday jobs in batches.
+        let mut running = JoinSet::new();
+        let mut in_flight = InFlight::new();
+        for side in Side::ALL {
+            let slots = concurrency.max(1) * per_task(side, batch_max);
+            let jobs = dispatcher
+                .claim_to(Some(side), i64::try_from(slots).unwrap_or(1))
+                .await?;
+            spawn_claim(dispatcher, jobs, batch_max, &mut running, &mut in_flight);
+        }
+        if running.is_empty() {
             if dispatcher.store().open_job_count().await? == 0 {
                 return Ok(());
             }
@@ -442,15 +450,6 @@ pub async fn drain_outbox(
             dispatcher.reap().await?;
             tokio::time::sleep(poll).await;
             continue;
-        }
-        let mut running = JoinSet::new();
-        for job in jobs {
-            let d = dispatcher.clone();
-            running.spawn(async move {
-                if let Err(e) = d.run(job).await {
-                    tracing::warn!(error = %e, "recording a job outcome failed; its lease will expire");
-                }
-            });
         }
         while running.join_next().await.is_some() {}
     }

@@ -412,6 +412,13 @@ async fn a_backfill_killed_mid_run_and_run_again_leaves_no_duplicate_and_no_lost
     );
     assert_each_once_and_linked(&sims, &store, &seeded).await;
     assert_eq!(store.open_job_count().await.expect("count"), 0);
+    let creates = sims.monday.calls();
+    let creates = creates.iter().filter(|c| c.has("create_item")).count();
+    assert!(
+        creates * 5 <= seeded.npd_only.len(),
+        "the command batches its creates: {creates} requests for {}",
+        seeded.npd_only.len()
+    );
     store.close().await;
 }
 
