@@ -47,14 +47,21 @@ pub struct JobRow {
 }
 
 /// The `from … where …` of the jobs a claim may take, with the placeholders of `now`, the Monday
-/// priority floor and the side (`''`: both). Runnable: pending, due, allowed by the floor, no
-/// older open job of the entity to the same side, no job of the entity leased, and no older job of
-/// the entity to the other side that is runnable itself (of an entity's two candidates the older
-/// goes first).
-fn runnable(now: &str, floor: &str, side: &str) -> String {
+/// priority floor and the side (`''`: both; `one_side` says one is bound). Runnable: pending,
+/// due, allowed by the floor, no older open job of the entity to the same side, no job of the
+/// entity leased, and no older job of the entity to the other side that is runnable itself (of an
+/// entity's two candidates the older goes first). A claim to one side walks
+/// `outbox_jobs_claim_idx` in its order and stops at its limit; `+j.next_attempt_at` keeps SQLite
+/// from choosing `outbox_jobs_ready_idx` instead (a range over every due job, then a sort).
+fn runnable(now: &str, floor: &str, side: &str, one_side: bool) -> String {
+    let side = if one_side {
+        format!("j.target = {side}")
+    } else {
+        format!("{side} = ''")
+    };
     format!(
-        "from outbox_jobs j where j.state = 'pending' and j.next_attempt_at <= {now} \
-         and (j.target <> 'monday' or j.priority >= {floor}) and ({side} = '' or j.target = {side}) \
+        "from outbox_jobs j where j.state = 'pending' and +j.next_attempt_at <= {now} \
+         and (j.target <> 'monday' or j.priority >= {floor}) and {side} \
          and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.id < j.id \
                          and o.target = j.target and o.state in ('pending', 'leased')) \
          and not exists (select 1 from outbox_jobs o where o.entity_id = j.entity_id and o.state = 'leased') \
@@ -339,12 +346,12 @@ impl Store {
         monday_floor: Option<Priority>,
     ) -> LedgerResult<Vec<JobRow>> {
         let now = now_ms();
-        let side = side.map_or("", Side::as_str);
-        let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
         let pick = format!(
             "select j.id {} order by j.priority desc, j.id limit $2",
-            runnable("$1", "$5", "$6")
+            runnable("$1", "$5", "$6", side.is_some())
         );
+        let side = side.map_or("", Side::as_str);
+        let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
         let update = |pick: &str| {
             format!(
                 "update outbox_jobs set state = 'leased', lease_until = $3, lease_token = coalesce(lease_token, 0) + 1, \
@@ -383,7 +390,7 @@ impl Store {
         let sql = format!(
             "select count(*), max(r.priority) from (select j.priority {} \
              order by j.priority desc, j.id limit $4) r",
-            runnable("$1", "$2", "$3")
+            runnable("$1", "$2", "$3", true)
         );
         let monday_min_priority = monday_floor.map_or(i64::MAX, Priority::as_i64);
         let (ready, top): (i64, Option<i64>) = on_pool!(
