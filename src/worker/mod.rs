@@ -338,10 +338,11 @@ fn filling(in_flight: &InFlight, side: Side, wait: Duration) -> usize {
 }
 
 /// When the dispatcher looks for work again if nothing wakes it: after `poll`, or as soon as a
-/// task in flight stops holding partial batches back (`filling`), whichever comes first.
+/// Monday task in flight stops holding partial batches back (`filling`), whichever comes first.
 fn next_look(in_flight: &InFlight, wait: Duration, poll: Duration) -> Duration {
     in_flight
         .values()
+        .filter(|t| t.side() == Some(Side::Monday))
         .map(|t| wait.saturating_sub(t.since.elapsed()))
         .filter(|left| !left.is_zero())
         .fold(poll, Duration::min)

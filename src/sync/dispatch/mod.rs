@@ -175,8 +175,8 @@ impl Dispatcher {
             .await
     }
 
-    /// The lowest priority of Monday jobs the budget has room for (`None`: none at all); jobs to
-    /// NPD have no floor.
+    /// The lowest priority of Monday jobs the budget has room for (`None`: none at all). A claim
+    /// to NPD alone takes no Monday job, so it does not ask the budget.
     async fn floor(&self, side: Option<Side>) -> LedgerResult<Option<Priority>> {
         Ok(match side {
             Some(Side::Npd) => None,
