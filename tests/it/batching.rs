@@ -8,7 +8,7 @@ use std::time::Duration;
 use npd_monday_gateway::demo::{CONTACTS_BOARD, Sims, World, sample_contact};
 use npd_monday_gateway::domain::entity::{EntityKind, NpdId, Side};
 use npd_monday_gateway::domain::state::{EntityStatus, JobState};
-use npd_monday_gateway::sim::monday::MondayCall;
+use npd_monday_gateway::sim::monday::{AnswerHold, MondayCall};
 use npd_monday_gateway::startup::Application;
 
 use crate::helpers::{
@@ -264,6 +264,30 @@ fn carries(call: &MondayCall, text: &str) -> bool {
     call.query.contains(text) || call.variables.to_string().contains(text)
 }
 
+/// A world with one processing task whose partial Monday batches wait up to `wait_ms` for the
+/// batches in flight.
+async fn start_filling_for(db: &TestDatabase, wait_ms: u64) -> World {
+    World::start(&db.url, |s| {
+        one_processor(s);
+        s.monday.batch_fill_wait_ms = wait_ms;
+    })
+    .await
+    .expect("world")
+}
+
+/// Creates a contact in NPD whose create reaches Monday and whose answer Monday holds until the
+/// returned hold is released (or dropped).
+async fn a_create_in_flight(world: &World, email: &str) -> (AnswerHold, NpdId) {
+    let hold = world.monday.faults().hold_next_mutation_answer();
+    let id = create_one_and_queue_it(world, email).await;
+    world
+        .monday
+        .wait_for_call(SETTLE, |c| c.has("create_item") && carries(c, email))
+        .await
+        .expect("the create reached Monday");
+    (hold, id)
+}
+
 /// Whether the Monday job of contact `id` is still leased (its answer not yet recorded).
 async fn create_still_leased(world: &World, id: NpdId) -> bool {
     let entity = world.store.entity_by_npd(EntityKind::Contact, id).await;
@@ -301,19 +325,8 @@ async fn creates_that_arrive_while_a_partial_batch_is_in_flight_wait_and_go_as_o
     // Arrange: one create is in flight, and Monday holds its answer; partial batches wait for it
     // (up to a minute, longer than the test takes).
     let db = TestDatabase::create(&backend).await;
-    let world = World::start(&db.url, |s| {
-        one_processor(s);
-        s.monday.batch_fill_wait_ms = 60_000;
-    })
-    .await
-    .expect("world");
-    let hold = world.monday.faults().hold_next_mutation_answer();
-    create_one_and_queue_it(&world, "first@example.com").await;
-    world
-        .monday
-        .wait_for_call(SETTLE, |c| c.has("create_item"))
-        .await
-        .expect("the first create reached Monday");
+    let world = start_filling_for(&db, 60_000).await;
+    let (hold, _first) = a_create_in_flight(&world, "first@example.com").await;
 
     // Act: six more contacts trickle in, one job at a time, while it is in flight.
     for i in 0..6 {
@@ -351,21 +364,10 @@ async fn an_admin_push_does_not_wait_for_the_batch_in_flight(backend: Backend) {
     // Arrange: a synced contact, and a new one whose create is in flight (its answer held; the
     // default 30 s Monday timeout outlasts the test's wait), which partial batches wait for.
     let db = TestDatabase::create(&backend).await;
-    let world = World::start(&db.url, |s| {
-        one_processor(s);
-        s.monday.batch_fill_wait_ms = 60_000;
-    })
-    .await
-    .expect("world");
+    let world = start_filling_for(&db, 60_000).await;
     let (synced, item) = created_contact(&world).await;
-    let hold = world.monday.faults().hold_next_mutation_answer();
     world.monday.clear_calls();
-    let in_flight = create_one_and_queue_it(&world, "inflight@example.com").await;
-    world
-        .monday
-        .wait_for_call(SETTLE, |c| c.has("create_item"))
-        .await
-        .expect("the create reached Monday");
+    let (hold, in_flight) = a_create_in_flight(&world, "inflight@example.com").await;
 
     // Act: an admin pushes the synced contact.
     let response = world
@@ -398,19 +400,8 @@ async fn a_partial_batch_stops_waiting_for_a_request_that_hangs(backend: Backend
     // Arrange: a create whose answer Monday holds (the 30 s timeout outlasts the test's wait),
     // and partial batches that wait at most 200 ms for it.
     let db = TestDatabase::create(&backend).await;
-    let world = World::start(&db.url, |s| {
-        one_processor(s);
-        s.monday.batch_fill_wait_ms = 200;
-    })
-    .await
-    .expect("world");
-    let hold = world.monday.faults().hold_next_mutation_answer();
-    let hung = create_one_and_queue_it(&world, "hangs@example.com").await;
-    world
-        .monday
-        .wait_for_call(SETTLE, |c| c.has("create_item"))
-        .await
-        .expect("the first create reached Monday");
+    let world = start_filling_for(&db, 200).await;
+    let (hold, hung) = a_create_in_flight(&world, "hangs@example.com").await;
 
     // Act
     create_one_and_queue_it(&world, "next@example.com").await;
